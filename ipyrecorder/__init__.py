@@ -1,0 +1,38 @@
+"""ipyrecorder: record what an ipyparallel cluster does, replay it anywhere.
+
+The data flows one way: tap -> events -> log -> reader -> state -> sink/viewer.
+
+    with ipyrecorder.recording(view, "run.mpk") as rec:
+        view.map_async(f, items).get()
+    state = ipyrecorder.replay("run.mpk")
+"""
+__version__ = "0.1.0"
+
+from .log import (  # noqa: E402
+    Damage,
+    LogError,
+    LogLocked,
+    LogReader,
+    LogWriter,
+    NotALog,
+    UnsupportedVersion,
+    open_log,
+    read_events,
+)
+from .state import Engine, Mark, State, Task, replay  # noqa: E402
+
+
+def __getattr__(name):
+    # The recorder imports ipyparallel; keep `import ipyrecorder` light for readers.
+    if name in ("recording", "Recording", "RecorderWarning"):
+        from . import recorder
+
+        return getattr(recorder, name)
+    raise AttributeError(f"module 'ipyrecorder' has no attribute {name!r}")
+
+
+__all__ = [
+    "Damage", "Engine", "LogError", "LogLocked", "LogReader", "LogWriter", "Mark",
+    "NotALog", "Recording", "RecorderWarning", "State", "Task", "UnsupportedVersion",
+    "open_log", "read_events", "recording", "replay",
+]  # fmt: skip

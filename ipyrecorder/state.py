@@ -1,0 +1,393 @@
+"""Folding a log into state: tasks, engines, marks and a summary.
+
+``replay(path)`` is the way in. The fold works on raw wire arrays (see
+``events.py`` for their layout) because it is the hot path of every sink and
+viewer; times are kept as integer microseconds and turned into UTC datetimes
+only when an attribute is read.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable
+
+from . import events as ev
+from .log import Damage, LogReader, check_header
+
+from_us = ev.from_us
+QUEUES = ev.QUEUES
+STATUSES = ev.STATUSES
+
+
+class Task:
+    """One task, with attributes named like the Hub's TaskRecord.
+
+    ``submitted``/``received`` are the client's clock, ``started``/``completed``
+    the engine's. ``started`` is the engine's own stamp from the reply when the
+    task completed, else the latest start (iopub ``busy``) seen.
+    """
+
+    __slots__ = (
+        "msg_id", "name", "label", "function", "queue", "target", "chunk",
+        "submitted_us", "start_us", "started_us", "completed_us", "received_us",
+        "engine_id", "status", "ename", "evalue", "_stdout", "_stderr",
+        "attempts", "attempt_errors", "resubmitted", "resubmit_of",
+    )  # fmt: skip
+
+    def __init__(self, msg_id: str):
+        self.msg_id = msg_id
+        self.name = self.label = self.function = self.queue = self.target = None
+        self.chunk = None
+        self.submitted_us = self.start_us = self.started_us = None
+        self.completed_us = self.received_us = None
+        self.engine_id = self.status = self.ename = self.evalue = None
+        self._stdout = self._stderr = None
+        self.attempts = None  # [(engine_id, start_us), ...] once a task starts twice
+        self.attempt_errors = None  # [(engine_id, t_us, ename, evalue), ...]
+        self.resubmitted = self.resubmit_of = None
+
+    submitted = property(lambda self: from_us(self.submitted_us))
+    started = property(
+        lambda self: from_us(self.started_us if self.started_us is not None else self.start_us)
+    )
+    completed = property(lambda self: from_us(self.completed_us))
+    received = property(lambda self: from_us(self.received_us))
+    stdout = property(lambda self: "".join(self._stdout) if self._stdout else "")
+    stderr = property(lambda self: "".join(self._stderr) if self._stderr else "")
+
+    @property
+    def error(self) -> str | None:
+        """``"ename: evalue"`` for a task that failed, else None."""
+        if self.ename is None:
+            return None
+        return f"{self.ename}: {self.evalue}" if self.evalue else self.ename
+
+    @property
+    def state(self) -> str:
+        """pending (submitted), running, or the final status."""
+        if self.status is not None:
+            return self.status
+        return "running" if self.start_us is not None else "pending"
+
+    @property
+    def run_seconds(self) -> float | None:
+        """Execution time, completed - started, both on the engine's clock."""
+        start = self.started_us if self.started_us is not None else self.start_us
+        if start is None or self.completed_us is None:
+            return None
+        return (self.completed_us - start) / 1e6
+
+    @property
+    def wall_seconds(self) -> float | None:
+        """Round trip, received - submitted, both on the client's clock."""
+        if self.submitted_us is None or self.received_us is None:
+            return None
+        return (self.received_us - self.submitted_us) / 1e6
+
+    @property
+    def queue_seconds(self) -> float | None:
+        """Waiting time, started - submitted: mixes engine and client clocks."""
+        start = self.started_us if self.started_us is not None else self.start_us
+        if start is None or self.submitted_us is None:
+            return None
+        return (start - self.submitted_us) / 1e6
+
+    def to_dict(self) -> dict:
+        """A JSON-ready record (times as ISO 8601 UTC strings)."""
+        iso = lambda us: None if us is None else from_us(us).isoformat()  # noqa: E731
+        started = self.started_us if self.started_us is not None else self.start_us
+        return {
+            "msg_id": self.msg_id,
+            "name": self.name,
+            "label": self.label,
+            "function": self.function,
+            "queue": self.queue,
+            "target": self.target,
+            "chunk": self.chunk,
+            "engine_id": self.engine_id,
+            "status": self.state,
+            "submitted": iso(self.submitted_us),
+            "started": iso(started),
+            "completed": iso(self.completed_us),
+            "received": iso(self.received_us),
+            "run_seconds": self.run_seconds,
+            "queue_seconds": self.queue_seconds,
+            "wall_seconds": self.wall_seconds,
+            "error": self.error,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "attempts": [[e, iso(t)] for e, t in self.attempts] if self.attempts else None,
+            "resubmitted": self.resubmitted,
+            "resubmit_of": self.resubmit_of,
+        }
+
+    def __repr__(self):
+        return f"<Task {self.msg_id} {self.function or ''} {self.state} engine={self.engine_id}>"
+
+
+class Engine:
+    """One engine: identity, lifetime and what it did."""
+
+    __slots__ = (
+        "id", "uuid", "registered_us", "unregistered_us", "present_at_start",
+        "tasks_done", "errors", "busy_us", "current",
+    )  # fmt: skip
+
+    def __init__(self, engine_id: int):
+        self.id = engine_id
+        self.uuid = None
+        self.registered_us = self.unregistered_us = None
+        self.present_at_start = False
+        self.tasks_done = self.errors = self.busy_us = 0
+        self.current = None  # the task it is running, as far as the log knows
+
+    registered = property(lambda self: from_us(self.registered_us))
+    unregistered = property(lambda self: from_us(self.unregistered_us))
+    busy_seconds = property(lambda self: self.busy_us / 1e6)
+
+    def to_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "uuid": self.uuid,
+            "registered": None if self.registered_us is None else self.registered.isoformat(),
+            "unregistered": None if self.unregistered_us is None else self.unregistered.isoformat(),
+            "present_at_start": self.present_at_start,
+            "tasks_done": self.tasks_done,
+            "errors": self.errors,
+            "busy_seconds": self.busy_seconds,
+        }
+
+    def __repr__(self):
+        return f"<Engine {self.id} done={self.tasks_done} busy={self.busy_seconds:.3f}s>"
+
+
+class Mark:
+    """A user annotation: ``rec.mark(text, **data)``."""
+
+    __slots__ = ("t_us", "text", "data")
+
+    def __init__(self, t_us, text, data):
+        self.t_us, self.text, self.data = t_us, text, data
+
+    t = property(lambda self: from_us(self.t_us))
+
+    def to_dict(self):
+        return {"t": self.t.isoformat(), "text": self.text, "data": self.data}
+
+    def __repr__(self):
+        return f"<Mark {self.text!r} at {self.t}>"
+
+
+class State:
+    """Everything a log says, folded: ``tasks``, ``engines``, ``marks``, ``headers``."""
+
+    def __init__(self):
+        self.tasks: dict[str, Task] = {}
+        self.engines: dict[int, Engine] = {}
+        self.marks: list[Mark] = []
+        self.headers: list[dict] = []  # one per recording segment
+        self.closes: list[dict] = []  # stats of each segment that closed cleanly
+        self.damage: list = []
+        self.events = 0
+        # per-segment decoding context
+        self._base = 0
+        self._symbols: list = []
+        self._tids: list[Task] = []
+
+    # -- folding -----------------------------------------------------------
+    def _engine(self, engine_id) -> Engine:
+        engine = self.engines.get(engine_id)
+        if engine is None:
+            engine = self.engines[engine_id] = Engine(engine_id)
+        return engine
+
+    def fold(self, arrays: Iterable) -> "State":
+        """Fold wire arrays (in log order) into this state. Returns self."""
+        tasks = self.tasks
+        tids = self._tids
+        symbols = self._symbols
+        engines = self.engines
+        engine_of = self._engine
+        base = self._base
+        n = 0
+        try:
+            base, n = self._fold(arrays, tasks, tids, symbols, engines, engine_of, base, n)
+        finally:
+            self._base = base
+            self.events += n
+        return self
+
+    def _fold(self, arrays, tasks, tids, symbols, engines, engine_of, base, n):
+        for a in arrays:
+            n += 1
+            kind = a[0]
+            if kind == ev.TASK:
+                msg_id = symbols[a[2]] + str(a[3])
+                task = tasks.get(msg_id)
+                if task is None:
+                    task = tasks[msg_id] = Task(msg_id)
+                tids.append(task)
+            elif kind == ev.SUBMIT:
+                task = tids[a[1]]
+                task.submitted_us = base + a[2]
+                size = len(a)
+                if size > 3 and a[3] is not None:
+                    task.queue = QUEUES[a[3]]
+                if size > 4 and a[4] is not None:
+                    task.function = symbols[a[4]]
+                if size > 5:
+                    task.target = a[5]
+                    if size > 6 and a[6] is not None:
+                        task.label = symbols[a[6]]
+                        if task.name is None:
+                            task.name = task.label
+                    if size > 7:
+                        task.chunk = a[7]
+            elif kind == ev.START:
+                task = tids[a[1]]
+                t = base + a[2]
+                engine_id = a[3] if len(a) > 3 else None
+                if task.start_us is not None:
+                    if task.attempts is None:
+                        task.attempts = [(task.engine_id, task.start_us)]
+                    task.attempts.append((engine_id, t))
+                task.start_us = t
+                if task.status is None:
+                    task.engine_id = engine_id
+                    if engine_id is not None:
+                        engine_of(engine_id).current = task
+            elif kind == ev.COMPLETE:
+                task = tids[a[1]]
+                size = len(a)
+                task.status = STATUSES[a[2]]
+                if size > 3 and a[3] is not None:
+                    task.started_us = base + a[3]
+                if size > 4 and a[4] is not None:
+                    task.completed_us = base + a[4]
+                if size > 5 and a[5] is not None:
+                    task.received_us = base + a[5]
+                if size > 6 and a[6] is not None:
+                    task.engine_id = a[6]
+                if size > 7:
+                    task.ename = a[7]
+                    task.evalue = a[8] if size > 8 else None
+                engine_id = task.engine_id
+                if engine_id is not None:
+                    engine = engines.get(engine_id) or engine_of(engine_id)
+                    engine.tasks_done += 1
+                    if a[2] != 0:
+                        engine.errors += 1
+                    start = task.started_us if task.started_us is not None else task.start_us
+                    if start is not None and task.completed_us is not None:
+                        engine.busy_us += task.completed_us - start
+                    if engine.current is task:
+                        engine.current = None
+            elif kind == ev.STDOUT:
+                task = tids[a[1]]
+                if task._stdout is None:
+                    task._stdout = [a[3]]
+                else:
+                    task._stdout.append(a[3])
+            elif kind == ev.STDERR:
+                task = tids[a[1]]
+                if task._stderr is None:
+                    task._stderr = [a[3]]
+                else:
+                    task._stderr.append(a[3])
+            elif kind == ev.SYMBOL:
+                symbols.append(a[2])
+            elif kind == ev.TIMEBASE:
+                base = a[1]
+            elif kind == ev.ATTEMPT_ERROR:
+                task = tids[a[1]]
+                pad = list(a[2:]) + [None] * (6 - len(a))
+                t, engine_id, ename, evalue = pad
+                entry = (engine_id, None if t is None else base + t, ename, evalue)
+                if task.attempt_errors is None:
+                    task.attempt_errors = [entry]
+                else:
+                    task.attempt_errors.append(entry)
+            elif kind == ev.ENGINE_REGISTER:
+                engine = engine_of(a[2])
+                engine.registered_us = base + a[1]
+                engine.uuid = a[3] if len(a) > 3 else None
+                engine.present_at_start = len(a) > 4 and bool(a[4])
+                engine.unregistered_us = None
+            elif kind == ev.ENGINE_UNREGISTER:
+                engine = engine_of(a[2])
+                engine.unregistered_us = base + a[1]
+                engine.current = None
+            elif kind == ev.MARK:
+                self.marks.append(Mark(base + a[1], a[2], a[3] if len(a) > 3 else {}))
+            elif kind == ev.LABEL:
+                tids[a[1]].name = a[2]
+            elif kind == ev.RESUBMIT:
+                old, new = tids[a[2]], tids[a[3]]
+                old.resubmitted = new.msg_id
+                new.resubmit_of = old.msg_id
+            elif kind == ev.HEADER:
+                header = check_header(a, "log")
+                base = header["t0"]
+                self.headers.append({**header, "t0": from_us(header["t0"])})
+                symbols.clear()
+                tids.clear()
+            elif kind == ev.CLOSE:
+                stats = a[2] if len(a) > 2 else {}
+                self.closes.append({"t": from_us(base + a[1]), **(stats or {})})
+        return base, n
+
+    # -- reading the state ---------------------------------------------------
+    def span_us(self):
+        """(first, last) client-clock time of the run, or (None, None)."""
+        firsts = [t.submitted_us for t in self.tasks.values() if t.submitted_us is not None]
+        lasts = [
+            t.received_us if t.received_us is not None else t.completed_us
+            for t in self.tasks.values()
+        ]
+        lasts = [t for t in lasts if t is not None]
+        firsts += [m.t_us for m in self.marks]
+        if not firsts:
+            return None, None
+        return min(firsts), max(lasts + firsts)
+
+    def summary(self) -> dict:
+        """Tasks by state, the span, and per-engine utilisation."""
+        start, end = self.span_us()
+        span = (end - start) / 1e6 if start is not None else 0.0
+        by_state = Counter(task.state for task in self.tasks.values())
+        engines = {}
+        for engine_id in sorted(self.engines, key=lambda e: (e is None, e)):
+            engine = self.engines[engine_id]
+            engines[engine_id] = {
+                "tasks": engine.tasks_done,
+                "errors": engine.errors,
+                "busy_seconds": round(engine.busy_seconds, 6),
+                "utilisation": round(engine.busy_seconds / span, 4) if span > 0 else None,
+            }
+        return {
+            "tasks": len(self.tasks),
+            "by_status": dict(sorted(by_state.items())),
+            "start": None if start is None else from_us(start).isoformat(),
+            "end": None if end is None else from_us(end).isoformat(),
+            "span_seconds": round(span, 6),
+            "engines": engines,
+            "marks": len(self.marks),
+            "segments": len(self.headers),
+            "closed": len(self.closes) == len(self.headers),
+            "damage": [str(d) for d in self.damage],
+        }
+
+
+def replay(path) -> State:
+    """Fold the log at ``path`` into a ``State``; damage is listed in ``state.damage``."""
+    reader = LogReader(path)
+    state = State()
+    for offset, arrays in reader.frames():
+        try:
+            state.fold(arrays)
+        except (IndexError, KeyError, TypeError, ValueError) as exc:
+            # Definitions lost in a damaged frame make the rest of this one unreadable.
+            reader.undecodable.append(Damage(offset, 0, f"undecodable ({exc!r})"))
+    state.damage = reader.damage
+    return state
+
+

@@ -1,0 +1,289 @@
+"""Hooks on an ipyparallel Client that hand raw records to a queue.
+
+Everything here runs on the user's threads or on the client's IO thread, so it
+does nothing but append a tuple to a deque; the recorder's own thread turns
+those tuples into events (``recorder.py``). Where each hook sits, and why, is
+explained in docs/internals.md. Every hook swallows its own exceptions: a bug
+here must never become a failure in the user's computation.
+"""
+from __future__ import annotations
+
+import inspect
+import sys
+import threading
+import time
+from functools import partial
+
+# Record tags: the first element of every tuple this module queues.
+SUBMIT = "submit"  # (SUBMIT, future, queue, msg_type, ident, metadata, (function, chunk))
+IOPUB = "iopub"  # (IOPUB, message)
+REPLY = "reply"  # (REPLY, future)
+OUTPUT = "output"  # (OUTPUT, output future)
+ENGINE = "engine"  # (ENGINE, epoch seconds, registration event)
+HUB_REPLY = "hub_reply"  # (HUB_REPLY, msg_type, future) for resubmit/result requests
+ASYNC_RESULT = "async_result"  # (ASYNC_RESULT, AsyncResult)
+FLUSH = "flush"  # (FLUSH, threading.Event) set once everything before it is written
+
+TASK_REQUESTS = ("apply_request", "execute_request")
+HUB_REQUESTS = ("resubmit_request", "result_request")
+
+# _send(socket, msg_type, content, parent, ident, buffers, track, header, metadata, ...)
+_IDENT_POS, _METADATA_POS, _HOOK_POS = 2, 6, 8
+
+
+class TapError(RuntimeError):
+    """The client cannot be tapped (for example: it is already being recorded)."""
+
+
+def _warn_hook_failure(where: str) -> None:
+    """Report an exception inside a hook once per hook, without raising."""
+    exc = sys.exc_info()[1]
+    key = (where, type(exc))
+    if key in _reported:
+        return
+    _reported.add(key)
+    import warnings
+
+    from .recorder import RecorderWarning
+
+    warnings.warn(f"ipyrecorder: {where} hook failed ({exc!r}); recording may be incomplete",
+                  RecorderWarning, stacklevel=2)
+
+
+_reported: set = set()
+
+
+def describe_call(f, args) -> tuple:
+    """(function name, map chunk index) for an apply request about to be sent.
+
+    Views send the user's function pre-pickled (and ``map`` sends an internal
+    ``_map`` wrapper per chunk), so the original is only a local of the frames
+    that are sending it: ``View._really_apply``'s ``f``, or for map chunks
+    ``ParallelFunction.__call__``'s ``self.func`` and ``index``. Look there.
+    """
+    from ipyparallel.client import remotefunction
+    from ipyparallel.serialize import PrePickled
+
+    getname = remotefunction.getname
+    if not isinstance(f, PrePickled):
+        if getattr(f, "__name__", None) == "_broadcast_map" and args:
+            return getname(args[0]), None
+        return getname(f), None
+    map_call = inspect.unwrap(remotefunction.ParallelFunction.__call__).__code__
+    frame = sys._getframe(2)
+    for _ in range(12):
+        if frame is None:
+            break
+        code = frame.f_code
+        if code is map_call:
+            local = frame.f_locals
+            return getname(local["self"].func), local.get("index")
+        if code.co_name == "_really_apply":
+            original = frame.f_locals.get("f")
+            if original is not None and not isinstance(original, PrePickled):
+                return getname(original), None
+        frame = frame.f_back
+    return None, None
+
+
+class ClientTap:
+    """Installs and removes the hooks on one Client.
+
+    ``push`` receives every record; ``flush`` is called (on the user's thread)
+    after ``wait``/``spin`` so the log is written up to that point.
+    """
+
+    def __init__(self, client, push, flush, watch_async_results=False):
+        self.client = client
+        self.push = push
+        self.flush = flush
+        self.watch_async_results = watch_async_results
+        self._call = threading.local()
+        self._originals: dict = {}
+        self.attached = False
+
+    # -- installing -----------------------------------------------------------
+    def attach(self) -> None:
+        client = self.client
+        other = getattr(client, "_ipyrecorder_tap", None)
+        if other is not None:
+            raise TapError("this client is already being recorded; nest no recordings on one client")
+        for name in ("_send", "send_apply_request", "wait", "spin"):
+            self._originals[name] = client.__dict__.get(name)
+        client._send = partial(self._send, client._send)
+        client.send_apply_request = partial(self._send_apply_request, client.send_apply_request)
+        client.wait = partial(self._flush_after, client.wait)
+        client.spin = partial(self._flush_after, client.spin)
+        client._registration_callbacks.append(self._on_registration)
+        client._ipyrecorder_tap = self
+        if self.watch_async_results:
+            _async_result_watch.add(self)
+        self.attached = True
+
+    def detach(self) -> None:
+        """Remove every client-level hook. Per-task callbacks stay until their task ends."""
+        if not self.attached:
+            return
+        self.attached = False
+        client = self.client
+        for name, original in self._originals.items():
+            if original is None:
+                client.__dict__.pop(name, None)
+            else:
+                setattr(client, name, original)
+        try:
+            client._registration_callbacks.remove(self._on_registration)
+        except ValueError:
+            pass
+        client.__dict__.pop("_ipyrecorder_tap", None)
+        _async_result_watch.discard(self)
+
+    def engines(self) -> dict:
+        """A copy of the client's engine table: {engine id: uuid}."""
+        return {k: v for k, v in dict(self.client._engines).items() if isinstance(k, int)}
+
+    # -- wrappers (user's threads) -------------------------------------------------
+    def _send_apply_request(self, original, socket, f, *args, **kwargs):
+        try:
+            call_args = kwargs.get("args", args[0] if args else None)
+            self._call.info = describe_call(f, call_args)
+        except Exception:
+            self._call.info = (None, None)
+            _warn_hook_failure("send_apply_request")
+        try:
+            return original(socket, f, *args, **kwargs)
+        finally:
+            self._call.info = None
+
+    def _send(self, original, socket, msg_type, *args, **kwargs):
+        if msg_type in TASK_REQUESTS or msg_type in HUB_REQUESTS:
+            try:
+                chained = self._pop_hook(args, kwargs)
+                hook = partial(self._on_future, socket, msg_type, args, kwargs, chained)
+                kwargs["message_future_hook"] = hook
+            except Exception:
+                _warn_hook_failure("_send")
+        return original(socket, msg_type, *args, **kwargs)
+
+    @staticmethod
+    def _pop_hook(args, kwargs):
+        if len(args) > _HOOK_POS - 2:
+            raise TypeError("message_future_hook passed positionally")
+        return kwargs.get("message_future_hook")
+
+    def _on_future(self, socket, msg_type, args, kwargs, chained, future):
+        """Runs on the sending thread before the message reaches the IO thread."""
+        try:
+            if msg_type in HUB_REQUESTS:
+                future.add_done_callback(partial(self._on_hub_reply, msg_type))
+            else:
+                client = self.client
+                if socket is client._task_stream:
+                    queue = "task"
+                elif socket is client._mux_stream:
+                    queue = "mux"
+                elif socket is getattr(client, "_broadcast_stream", None):
+                    queue = "broadcast"
+                else:
+                    queue = None
+                ident = kwargs.get("ident", args[_IDENT_POS - 2] if len(args) > _IDENT_POS - 2 else None)
+                metadata = kwargs.get("metadata", args[_METADATA_POS - 2] if len(args) > _METADATA_POS - 2 else None)
+                if msg_type == "execute_request":
+                    call = ("execute", None)
+                else:
+                    call = getattr(self._call, "info", None) or (None, None)
+                self.push((SUBMIT, future, queue, msg_type, ident, metadata, call))
+                future.iopub_callbacks.append(self._on_iopub)
+                future.add_done_callback(self._on_reply)
+                output = getattr(future, "output", None)
+                if output is not None:
+                    output.add_done_callback(self._on_output)
+        except Exception:
+            _warn_hook_failure("message future")
+        if chained is not None:
+            chained(future)
+
+    def _flush_after(self, original, *args, **kwargs):
+        try:
+            return original(*args, **kwargs)
+        finally:
+            try:
+                self.flush()
+            except Exception:
+                _warn_hook_failure("flush")
+
+    # -- callbacks (IO thread) ------------------------------------------------------
+    def _on_iopub(self, msg):
+        try:
+            self.push((IOPUB, msg))
+        except Exception:
+            _warn_hook_failure("iopub")
+
+    def _on_reply(self, future):
+        try:
+            self.push((REPLY, future))
+        except Exception:
+            _warn_hook_failure("reply")
+
+    def _on_output(self, future):
+        try:
+            self.push((OUTPUT, future))
+        except Exception:
+            _warn_hook_failure("output")
+
+    def _on_hub_reply(self, msg_type, future):
+        try:
+            self.push((HUB_REPLY, msg_type, future))
+        except Exception:
+            _warn_hook_failure("hub reply")
+
+    def _on_registration(self, event):
+        try:
+            self.push((ENGINE, time.time(), event))
+        except Exception:
+            _warn_hook_failure("registration")
+
+
+class _AsyncResultWatch:
+    """Sees every AsyncResult created, for taps whose ``names`` is a callable.
+
+    AsyncResults are made by views after the messages are sent, so nothing on
+    the client sees them; the only place is their constructor. The class-level
+    wrapper is installed while at least one tap asks for it.
+    """
+
+    def __init__(self):
+        self.taps: set = set()
+        self._original = None
+
+    def add(self, tap):
+        from ipyparallel.client.asyncresult import AsyncResult
+
+        if not self.taps:
+            self._original = original = AsyncResult.__init__
+            watch = self
+
+            def __init__(ar, client, *args, **kwargs):
+                original(ar, client, *args, **kwargs)
+                try:
+                    for t in list(watch.taps):
+                        if t.client is client:
+                            t.push((ASYNC_RESULT, ar))
+                except Exception:
+                    _warn_hook_failure("AsyncResult")
+
+            AsyncResult.__init__ = __init__
+        self.taps.add(tap)
+
+    def discard(self, tap):
+        if tap not in self.taps:
+            return
+        self.taps.discard(tap)
+        if not self.taps:
+            from ipyparallel.client.asyncresult import AsyncResult
+
+            AsyncResult.__init__ = self._original
+            self._original = None
+
+
+_async_result_watch = _AsyncResultWatch()

@@ -1,0 +1,1 @@
+"""Built-in live viewers (registered under the ``ipyrecorder.viewers`` entry-point group)."""
