@@ -196,11 +196,11 @@ class LogWriter:
         self.repaired: Damage | None = None
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            self._lock()
+            _lock(self._fd, self.path)
             if mode == "w":
                 os.ftruncate(self._fd, 0)
             else:
-                self._check_existing()
+                self.repaired = _cut_torn_tail(self._fd, self.path)
             os.lseek(self._fd, 0, os.SEEK_END)
             self.header = header or new_header()
             self._encoder = ev.Encoder(_header_array(self.header)[1]["t0"])
@@ -214,28 +214,6 @@ class LogWriter:
             os.close(self._fd)
             raise
 
-    def _lock(self):
-        if fcntl is None:  # pragma: no cover
-            return
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LogLocked(f"{self.path} is locked by another writer") from None
-
-    def _check_existing(self):
-        size = os.fstat(self._fd).st_size
-        if size == 0:
-            return
-        with open(self.path, "rb") as fh:
-            data = fh.read()
-        _check_start(data, self.path)
-        scanner = FrameScanner()
-        scanner.feed(data)
-        scanner.finish()
-        tail = [d for d in scanner.damage if d.offset + d.length == size and d.reason == "torn tail"]
-        if tail:
-            os.ftruncate(self._fd, tail[0].offset)
-            self.repaired = tail[0]
 
     def append(self, event: dict) -> None:
         """Encode one event dict (see docs/format.md) into the current frame."""
@@ -281,6 +259,43 @@ class LogWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _lock(fd: int, path: str) -> None:
+    if fcntl is None:  # pragma: no cover
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise LogLocked(f"{path} is locked by another writer") from None
+
+
+def _cut_torn_tail(fd: int, path: str) -> Damage | None:
+    """Truncate a torn last frame (checking first that the file is a log)."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return None
+    with open(path, "rb") as fh:
+        data = fh.read()
+    _check_start(data, path)
+    scanner = FrameScanner()
+    scanner.feed(data)
+    scanner.finish()
+    tail = [d for d in scanner.damage if d.reason == "torn tail"]
+    if not tail:
+        return None
+    os.ftruncate(fd, tail[0].offset)
+    return tail[0]
+
+
+def repair(path) -> Damage | None:
+    """Cut off a log's torn tail, under the writer lock. Returns what was cut."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        _lock(fd, os.fspath(path))
+        return _cut_torn_tail(fd, os.fspath(path))
+    finally:
+        os.close(fd)
 
 
 def open_log(path, mode: str = "a", header: dict | None = None) -> LogWriter:

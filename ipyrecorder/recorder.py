@@ -368,11 +368,8 @@ class Recording:
         elif event.get("event") == "unregister":
             self._append({"kind": "engine_unregister", "t": t, "engine_id": engine_id})
 
-    def _on_hub_reply(self, msg_type, future):
+    def _on_hub_reply(self, msg_type, content):
         """Resubmissions happen in the Hub; follow them through its replies."""
-        if future.exception(timeout=0) is not None:
-            return
-        content = future.result()["content"]
         if content.get("status") != "ok":
             return
         now = datetime.now(timezone.utc)

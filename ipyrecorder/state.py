@@ -324,6 +324,8 @@ class State:
                 old, new = tids[a[2]], tids[a[3]]
                 old.resubmitted = new.msg_id
                 new.resubmit_of = old.msg_id
+                new.function = new.function or old.function  # the Hub re-sends the same request
+                new.queue = new.queue or old.queue
             elif kind == ev.HEADER:
                 header = check_header(a, "log")
                 base = header["t0"]

@@ -20,7 +20,7 @@ IOPUB = "iopub"  # (IOPUB, message)
 REPLY = "reply"  # (REPLY, future)
 OUTPUT = "output"  # (OUTPUT, output future)
 ENGINE = "engine"  # (ENGINE, epoch seconds, registration event)
-HUB_REPLY = "hub_reply"  # (HUB_REPLY, msg_type, future) for resubmit/result requests
+HUB_REPLY = "hub_reply"  # (HUB_REPLY, msg_type, reply content) for resubmit/result requests
 ASYNC_RESULT = "async_result"  # (ASYNC_RESULT, AsyncResult)
 FLUSH = "flush"  # (FLUSH, threading.Event) set once everything before it is written
 
@@ -232,8 +232,11 @@ class ClientTap:
             _warn_hook_failure("output")
 
     def _on_hub_reply(self, msg_type, future):
+        # The client rewrites this reply's content in place once it returns, so
+        # keep a shallow copy (these replies are rare: Hub queries only).
         try:
-            self.push((HUB_REPLY, msg_type, future))
+            if future.exception() is None:
+                self.push((HUB_REPLY, msg_type, dict(future.result()["content"])))
         except Exception:
             _warn_hook_failure("hub reply")
 

@@ -1,0 +1,108 @@
+"""Figure 3: how fast ``replay()`` folds a big log.
+
+Measured: wire events/s of ``ipyrecorder.replay(path)`` on a log of about
+1,000,000 wire events (``State.events``; each task is 4: its id definition,
+submit, start, complete), written beforehand by ``LogWriter`` from realistic
+events. Timed from the path to the finished State: reading the file, CRC
+checks, msgpack decoding and the fold.
+Baseline: events/s of a bare ``msgpack.Unpacker`` iterating over the same
+payload bytes (already in memory, frames stripped), with the same options the
+reader uses: the cost of msgpack decoding alone.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import statistics
+import time
+from datetime import timedelta
+
+import msgpack
+
+from ipyrecorder import replay
+from ipyrecorder.log import LogReader, LogWriter, new_header, read_frames
+
+from ._util import ENGINE_UUIDS, EPOCH, log, now_us, task_events
+
+
+def build_log(path, wire_events: int) -> dict:
+    tasks = max(1, wire_events // 4)
+    t0_us = now_us()
+    t0 = EPOCH + timedelta(microseconds=t0_us)
+    started = time.perf_counter()
+    with LogWriter(path, "w", new_header(t0=t0)) as writer:
+        for engine_id, uuid in enumerate(ENGINE_UUIDS):
+            writer.append({"kind": "engine_register", "t": t0, "engine_id": engine_id,
+                           "uuid": uuid, "present": True})  # fmt: skip
+        for event in task_events(tasks, t0_us):
+            writer.append(event)
+    return {"tasks": tasks, "build_seconds": time.perf_counter() - started}
+
+
+def _unpack_all(blob: bytes) -> int:
+    unpacker = msgpack.Unpacker(
+        raw=False, use_list=False, strict_map_key=False, max_buffer_size=len(blob) + 1
+    )
+    unpacker.feed(blob)
+    n = 0
+    for _ in unpacker:
+        n += 1
+    return n
+
+
+def _time(fn, *args):
+    gc.collect()
+    t0 = time.perf_counter()
+    result = fn(*args)
+    return time.perf_counter() - t0, result
+
+
+def run(tmpdir, wire_events: int, repeats: int) -> dict:
+    path = os.path.join(tmpdir, "replay.mpk")
+    log(f"[replay] writing a log of ~{wire_events:,} wire events ...")
+    built = build_log(path, wire_events)
+    size = os.path.getsize(path)
+    blob = b"".join(payload for _, payload in read_frames(path))
+    log(f"[replay] {size / 1e6:.1f} MB, {built['tasks']:,} tasks; {repeats} repeats each")
+
+    replay_s, unpack_s, read_s = [], [], []
+    events = None
+    for _ in range(repeats):  # interleaved
+        elapsed, state = _time(replay, path)
+        replay_s.append(elapsed)
+        if events is None:
+            events = state.events
+            ok = (
+                len(state.tasks) == built["tasks"]
+                and not state.damage
+                and all(t.status == "ok" for t in state.tasks.values())
+            )
+        del state
+        elapsed, n = _time(_unpack_all, blob)
+        unpack_s.append(elapsed)
+        assert n == events, (n, events)
+        # The reading part of replay alone: file read, frame scan and CRC checks.
+        read_s.append(_time(LogReader, path)[0])
+    os.remove(path)
+
+    rate = events / statistics.median(replay_s)
+    base = events / statistics.median(unpack_s)
+    read = statistics.median(read_s)
+    return {
+        "wire_events": events,
+        "tasks": built["tasks"],
+        "public_events": 3 * built["tasks"] + 4,  # + header, 2 engine_register, close
+        "log_bytes": size,
+        "verified": ok,
+        "repeats": repeats,
+        "build_seconds": built["build_seconds"],
+        "replay_seconds": replay_s,
+        "unpack_seconds": unpack_s,
+        "read_verify_seconds": read_s,
+        "replay_events_per_s": rate,
+        "unpack_events_per_s": base,
+        "ratio": rate / base,
+        "replay_tasks_per_s": built["tasks"] / statistics.median(replay_s),
+        "share_read_verify": read / statistics.median(replay_s),
+        "share_unpack": statistics.median(unpack_s) / statistics.median(replay_s),
+    }

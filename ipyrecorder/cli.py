@@ -1,0 +1,230 @@
+"""The ``ipyrecorder`` command line. Every failure is one line and an exit code."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import warnings
+from enum import IntEnum
+
+import click
+
+from .log import LogError, LogLocked, LogReader, NotALog, UnsupportedVersion
+from .log import repair as repair_tail
+
+
+class ExitStatus(IntEnum):
+    """Exit codes, documented in docs/cli.md."""
+
+    OK = 0
+    ERROR = 1  # unexpected internal error
+    USAGE = 2  # bad arguments, unknown sink, bad sink option
+    NO_FILE = 3  # a named file does not exist or cannot be read/written
+    NOT_A_LOG = 4  # not an ipyrecorder log, or a newer format version
+    DAMAGED = 5  # `check` found damage (and did not repair all of it)
+    LOCKED = 6  # another writer holds the log's lock
+
+
+class Failure(Exception):
+    """An expected failure: printed as one line, exits with ``status``."""
+
+    def __init__(self, message: str, status: ExitStatus):
+        super().__init__(message)
+        self.status = status
+
+
+def _open_reader(path) -> LogReader:
+    try:
+        return LogReader(path)
+    except FileNotFoundError:
+        raise Failure(f"{path}: no such file", ExitStatus.NO_FILE) from None
+    except IsADirectoryError:
+        raise Failure(f"{path}: is a directory", ExitStatus.NO_FILE) from None
+    except PermissionError:
+        raise Failure(f"{path}: permission denied", ExitStatus.NO_FILE) from None
+    except (NotALog, UnsupportedVersion) as exc:
+        raise Failure(str(exc), ExitStatus.NOT_A_LOG) from None
+
+
+def _parse_options(pairs) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise Failure(f"--option takes key=value, not {pair!r}", ExitStatus.USAGE)
+        options[key.strip()] = value
+    return options
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ipyrecorder")
+def cli():
+    """Record what an ipyparallel cluster does, and replay the log."""
+
+
+@cli.command()
+@click.argument("log")
+@click.option("--sink", "-s", "sink_name", default="json", show_default=True, help="Sink to replay into (see `ipyrecorder sinks`).")
+@click.option("-o", "--output", default=None, help="Output file ('-' for stdout; default: the sink's choice).")
+@click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A sink option; repeatable.")
+def replay(log, sink_name, output, options):
+    """Replay LOG into a sink: json, csv, or any installed plugin."""
+    from .sinks import Log, SinkError, get_sink
+
+    _open_reader(log)  # fail early, in one line, on a bad log
+    try:
+        sink = get_sink(sink_name).from_strings(_parse_options(options))
+    except SinkError as exc:
+        raise Failure(str(exc), ExitStatus.USAGE) from None
+    output = output or sink.default_output or "-"
+    with _output(output, sink.binary) as out:
+        sink.write(Log(log), out)
+    if output != "-":
+        click.echo(f"wrote {output}", err=True)
+
+
+@contextlib.contextmanager
+def _output(path, binary):
+    if path == "-":
+        yield sys.stdout.buffer if binary else sys.stdout
+        return
+    try:
+        fh = open(path, "wb" if binary else "w", newline=None if binary else "")
+    except OSError as exc:
+        raise Failure(f"{path}: cannot write ({exc.strerror})", ExitStatus.NO_FILE) from None
+    with fh:
+        yield fh
+
+
+@cli.command()
+@click.option("--verbose", "-v", is_flag=True, help="Also list each sink's options.")
+def sinks(verbose):
+    """List the installed sinks."""
+    from .sinks import discover
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        entries = discover()
+    for warning in caught:
+        click.echo(f"warning: {warning.message}", err=True)
+    for name, entry in entries.items():
+        if entry.sink is None:
+            click.echo(f"{name:14} (failed to load: {entry.error})")
+            continue
+        click.echo(f"{name:14} {entry.sink.description}")
+        if verbose:
+            for opt in entry.sink.options:
+                click.echo(f"{'':14}   {opt.name}={opt.type_name} (default {opt.default!r}): {opt.help}")
+
+
+@cli.command()
+@click.argument("log")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def info(log, as_json):
+    """Summarise LOG: tasks by status, span, engines, damage."""
+    from .state import replay as fold
+
+    _open_reader(log)
+    state = fold(log)
+    summary = state.summary()
+    if as_json:
+        click.echo(json.dumps({"log": log, "headers": [_header_json(h) for h in state.headers], **summary}, indent=2, default=str))
+        return
+    click.echo(_format_summary(log, state, summary))
+
+
+def _header_json(header):
+    return {**header, "t0": header["t0"].isoformat()}
+
+
+def _format_summary(path, state, summary) -> str:
+    lines = [f"{path}: {summary['tasks']} tasks in {summary['span_seconds']:.3f} s"]
+    if state.headers:
+        first = state.headers[0]
+        lines.append(
+            f"  recorded on {first.get('host')} (pid {first.get('pid')}) from {first['t0']:%Y-%m-%d %H:%M:%S} UTC, "
+            f"{summary['segments']} segment(s), {'closed' if summary['closed'] else 'not closed'}"
+        )
+    status = ", ".join(f"{n} {s}" for s, n in summary["by_status"].items()) or "none"
+    lines.append(f"  tasks: {status}")
+    if summary["engines"]:
+        lines.append("  engine  tasks  errors  busy s   utilisation")
+        for engine_id, e in summary["engines"].items():
+            util = "-" if e["utilisation"] is None else f"{e['utilisation']:.1%}"
+            lines.append(f"  {engine_id!s:>6}  {e['tasks']:>5}  {e['errors']:>6}  {e['busy_seconds']:>7.3f}  {util:>11}")
+    if state.marks:
+        lines.append("  marks: " + ", ".join(m.text for m in state.marks))
+    for damage in summary["damage"]:
+        lines.append(f"  damage: {damage}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("log")
+@click.option("--repair", is_flag=True, help="Cut off a torn tail so the log can be appended to.")
+def check(log, repair):
+    """Verify LOG's framing and checksums; exit 5 when damage remains."""
+    reader = _open_reader(log)
+    events = sum(1 for _ in reader.events())
+    damage = reader.damage
+    tail = [d for d in damage if d.reason == "torn tail"]
+    if repair and tail:
+        try:
+            cut = repair_tail(log)
+        except LogLocked as exc:
+            raise Failure(str(exc), ExitStatus.LOCKED) from None
+        if cut is not None:
+            click.echo(f"{log}: repaired: cut {cut}")
+            damage = [d for d in damage if d.reason != "torn tail"]
+    for d in damage:
+        click.echo(f"{log}: {d}")
+    click.echo(f"{log}: {events} events, {'ok' if not damage else f'{len(damage)} damaged region(s)'}")
+    if damage:
+        raise Failure(f"{log}: damaged", ExitStatus.DAMAGED)
+
+
+@cli.command()
+@click.option("--output-dir", "-d", default="ipyrecorder-demo", show_default=True, help="Where the log and outputs go.")
+@click.option("--engines", "-n", default=2, show_default=True, help="Engines in the local cluster.")
+def demo(output_dir, engines):
+    """Start a local cluster, record a varied workload, summarise it."""
+    from .demo import run_demo
+
+    run_demo(output_dir, engines, echo=click.echo)
+
+
+def main(argv=None) -> int:
+    """Entry point: run the CLI, turning every error into one line and an exit code."""
+    debug = bool(os.environ.get("IPYRECORDER_DEBUG"))
+    try:
+        cli.main(args=argv, prog_name="ipyrecorder", standalone_mode=False)
+    except Failure as exc:
+        click.echo(f"ipyrecorder: error: {exc}", err=True)
+        return exc.status
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        click.echo("ipyrecorder: aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        click.echo(f"ipyrecorder: error: {exc.format_message()}", err=True)
+        return ExitStatus.USAGE
+    except LogLocked as exc:
+        click.echo(f"ipyrecorder: error: {exc}", err=True)
+        return ExitStatus.LOCKED
+    except LogError as exc:
+        click.echo(f"ipyrecorder: error: {exc}", err=True)
+        return ExitStatus.NOT_A_LOG
+    except BrokenPipeError:
+        return ExitStatus.OK
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(
+            f"ipyrecorder: internal error: {type(exc).__name__}: {exc} (IPYRECORDER_DEBUG=1 shows a traceback)",
+            err=True,
+        )
+        return ExitStatus.ERROR
+    return ExitStatus.OK
+

@@ -1,0 +1,843 @@
+"""The log file: codec round trip, crash/damage tolerance, locking, errors, fold.
+
+No cluster needed: every log here is written directly with ``open_log``.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import struct
+import uuid
+import warnings
+from datetime import datetime, timedelta, timezone
+
+import msgpack
+import pytest
+
+from ipyrecorder import (
+    Damage,
+    LogLocked,
+    LogReader,
+    NotALog,
+    UnsupportedVersion,
+    open_log,
+    read_events,
+    replay,
+)
+from ipyrecorder.log import LogDamageWarning, frame, new_header
+
+UTC = timezone.utc
+T0 = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+T0_US = (T0 - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+SPAN = 2**31  # relative times beyond this need a TIMEBASE event
+PREFIX = "3f1c2a9e-5b7d-4e61-9a0b-7c2d1e4f5a6b_4242_"
+
+
+def at(us: int) -> datetime:
+    """T0 plus ``us`` microseconds."""
+    return T0 + timedelta(microseconds=us)
+
+
+def header(t0=T0, **fields):
+    return new_header(t0=t0, **fields)
+
+
+def frame_bounds(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of every frame of an undamaged file, parsed from the documented framing."""
+    bounds, pos = [], 0
+    while pos < len(data):
+        m0, m1, _crc, m2, length = struct.unpack_from(">BBIBI", data, pos)
+        assert (m0, m1, m2) == (0x92, 0xCE, 0xC6)
+        bounds.append((pos, pos + 11 + length))
+        pos += 11 + length
+    assert pos == len(data)
+    return bounds
+
+
+def read_all(path):
+    """(events, damage) via LogReader, never via warnings."""
+    reader = LogReader(path)
+    events = list(reader.events())
+    return events, reader.damage
+
+
+def write_batches(path, batches, *, hdr=None, mode="w", stats=None):
+    """Write a log segment: header frame, one frame per batch, then the close frame.
+
+    Returns [(start, end, n_events)] for every frame written, header and close included.
+    """
+    start = os.path.getsize(path) if mode == "a" and os.path.exists(path) else 0
+    writer = open_log(path, mode, header=hdr or header())
+    frames = [(start, start + writer.bytes_written, 1)]
+    for batch in batches:
+        before = writer.bytes_written
+        for event in batch:
+            writer.append(event)
+        writer.flush()
+        frames.append((start + before, start + writer.bytes_written, len(batch)))
+    before = writer.bytes_written
+    writer.close(stats)
+    frames.append((start + before, start + writer.bytes_written, 1))
+    return frames
+
+
+# --------------------------------------------------------------------------- 1
+def mid(n) -> str:
+    return f"{PREFIX}{n}"
+
+
+def all_kinds():
+    """One event of every public kind (plus variants), fields spelled out in full."""
+    A, B, C, D = mid(1), mid(2), mid(3), mid(4)
+    plus2 = timezone(timedelta(hours=2))
+    return [
+        {"kind": "engine_register", "t": at(0), "engine_id": 0, "uuid": "uuid-0", "present": True},
+        {"kind": "engine_register", "t": at(1), "engine_id": 1, "uuid": "uuid-1", "present": False},
+        {"kind": "submit", "msg_id": A, "t": at(10), "queue": "task", "function": "f",
+         "target": None, "label": None, "chunk": None},
+        {"kind": "submit", "msg_id": B, "t": at(11), "queue": "mux", "function": "g",
+         "target": 1, "label": "batch-1", "chunk": 3},
+        {"kind": "submit", "msg_id": C, "t": at(12), "queue": "broadcast", "function": None,
+         "target": None, "label": "batch-1", "chunk": 0},
+        # msg_ids that do not split into prefix + integer counter
+        {"kind": "submit", "msg_id": "abc_007", "t": at(13), "queue": None, "function": "f",
+         "target": None, "label": None, "chunk": None},
+        {"kind": "submit", "msg_id": "no-underscore", "t": at(14), "queue": "task", "function": "f",
+         "target": None, "label": None, "chunk": None},
+        {"kind": "submit", "msg_id": "x_0", "t": at(15), "queue": "task", "function": "f",
+         "target": None, "label": None, "chunk": None},
+        {"kind": "label", "msg_id": A, "name": "first task"},
+        # before t0, within the span: a negative relative time
+        {"kind": "start", "msg_id": A, "t": at(-1_500_000), "engine_id": 0},
+        {"kind": "stdout", "msg_id": A, "t": at(20), "text": "hello\n"},
+        {"kind": "complete", "msg_id": A, "status": "ok", "started": at(-1_500_000),
+         "completed": at(30), "received": at(40), "engine_id": 0, "ename": None, "evalue": None},
+        {"kind": "start", "msg_id": B, "t": at(50), "engine_id": 1},
+        {"kind": "attempt_error", "msg_id": B, "t": at(55), "engine_id": 1,
+         "ename": "EngineError", "evalue": "engine 1 died"},
+        {"kind": "engine_unregister", "t": at(56), "engine_id": 1},
+        {"kind": "stderr", "msg_id": B, "t": at(57), "text": "warn \u2713 \u00e9\n"},
+        {"kind": "complete", "msg_id": B, "status": "error", "started": at(60),
+         "completed": at(70), "received": at(80), "engine_id": 0,
+         "ename": "ZeroDivisionError", "evalue": "division by zero"},
+        # aborted before it ever started: None fields in the middle of the array
+        {"kind": "complete", "msg_id": C, "status": "aborted", "started": None,
+         "completed": None, "received": at(90), "engine_id": None,
+         "ename": "TaskAborted", "evalue": "Task aborted"},
+        {"kind": "resubmit", "t": at(100), "msg_id": B, "new_msg_id": D},
+        {"kind": "mark", "t": at(110), "text": "phase 1",
+         "data": {"n": 3, "ok": True, "name": "x", "ratio": 1.5, "nested": {"a": None}}},
+        {"kind": "mark", "t": at(111), "text": "no data", "data": {}},
+        # far after t0: needs a TIMEBASE; microsecond-exact
+        {"kind": "mark", "t": at(SPAN + 7), "text": "far", "data": {}},
+        {"kind": "stdout", "msg_id": D, "t": at(SPAN + 8), "text": "after the time base moved"},
+        # and back before t0 again (a second TIMEBASE), given in a non-UTC zone
+        {"kind": "mark", "t": at(-10).astimezone(plus2), "text": "before t0", "data": {}},
+        {"kind": "start", "msg_id": D, "t": at(-9), "engine_id": 0},
+    ]
+
+
+def datetimes(obj):
+    if isinstance(obj, datetime):
+        yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from datetimes(value)
+
+
+def test_round_trip_every_kind(tmp_path):
+    path = tmp_path / "run.mpk"
+    events = all_kinds()
+    writer = open_log(path, "w", header=header(note="round trip"))
+    written_header = dict(writer.header)
+    for event in events:
+        writer.append(event)
+    before = datetime.now(UTC)
+    writer.close({"tasks": 5, "dropped": 0})
+    after = datetime.now(UTC)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any damage warning fails the test
+        got = list(read_events(path))
+
+    assert got[0] == written_header
+    assert got[0]["t0"] == T0 and got[0]["format"] == "ipyrecorder" and got[0]["version"] == 1
+    assert got[0]["note"] == "round trip"
+    assert len(got) == len(events) + 2
+    for i, (want, have) in enumerate(zip(events, got[1:-1])):
+        assert have == want, f"event {i} ({want['kind']})"
+    close = got[-1]
+    assert close["kind"] == "close" and close["stats"] == {"tasks": 5, "dropped": 0}
+    assert before - timedelta(microseconds=1) <= close["t"] <= after
+
+    # every time is a tz-aware UTC datetime (the +02:00 input was normalised)
+    stamps = [t for event in got for t in datetimes(event)]
+    assert len(stamps) == 2 + sum(1 for event in events for _ in datetimes(event))
+    assert all(t.tzinfo is not None and t.utcoffset() == timedelta(0) for t in stamps)
+    assert [e["t"] for e in got if e["kind"] == "mark"][-2:] == [at(SPAN + 7), at(-10)]
+
+    # the far-off times really went through TIMEBASE events: one out, one back before t0
+    kinds = [array[0] for _, array in LogReader(path).arrays()]
+    assert kinds[: kinds.index(15)].count(3) == 2
+
+
+# --------------------------------------------------------------------------- 2
+def small_log(path):
+    """Header frame + 3 data frames + close frame; returns (frames, events per frame)."""
+    batches = [
+        [{"kind": "engine_register", "t": at(0), "engine_id": 0, "uuid": "u0", "present": True},
+         {"kind": "submit", "msg_id": mid(1), "t": at(5), "queue": "task", "function": "f"}],
+        [{"kind": "start", "msg_id": mid(1), "t": at(10), "engine_id": 0},
+         {"kind": "stdout", "msg_id": mid(1), "t": at(11), "text": "out"}],
+        [{"kind": "complete", "msg_id": mid(1), "status": "ok", "started": at(10),
+          "completed": at(20), "received": at(30), "engine_id": 0}],
+    ]
+    frames = write_batches(path, batches)
+    events, damage = read_all(path)
+    assert damage == []
+    per_frame, i = [], 0
+    for _, _, n in frames:
+        per_frame.append(events[i : i + n])
+        i += n
+    assert i == len(events) == 1 + 5 + 1
+    assert frame_bounds(path.read_bytes()) == [(s, e) for s, e, _ in frames]
+    return frames, per_frame
+
+
+def test_torn_tail_at_every_offset(tmp_path):
+    src = tmp_path / "full.mpk"
+    frames, per_frame = small_log(src)
+    data = src.read_bytes()
+    first_end = frames[0][1]
+    cut_path = tmp_path / "cut.mpk"
+    for cut in range(len(data) + 1):
+        cut_path.write_bytes(data[:cut])
+        if cut < first_end:
+            # the first frame holds the header: without it the file is not readable
+            with pytest.raises(NotALog):
+                LogReader(cut_path)
+            continue
+        events, damage = read_all(cut_path)
+        whole = [i for i, (_, end, _) in enumerate(frames) if end <= cut]
+        assert events == [e for i in whole for e in per_frame[i]], cut
+        boundary = frames[whole[-1]][1]
+        if cut == boundary:
+            assert damage == [], cut
+        else:
+            assert damage == [Damage(boundary, cut - boundary, "torn tail")], cut
+
+    # read_events reports the same damage as a warning, after yielding what it could
+    cut_path.write_bytes(data[:-3])
+    with pytest.warns(LogDamageWarning, match="torn tail"):
+        got = list(read_events(cut_path))
+    assert got == [e for f in per_frame[:-1] for e in f]
+
+
+# --------------------------------------------------------------------------- 3
+def _plain_log(path):
+    """A single segment without TIMEBASE events before its close.
+
+    Frames and what each one needs from earlier frames (task ids and symbols are
+    defined once per segment, in the frame where they are first used).
+    """
+    A, B, C = mid(1), mid(2), mid(3)
+    batches = [
+        # f1: defines the prefix symbol, tid 0 (A) and the symbol "f"
+        [{"kind": "submit", "msg_id": A, "t": at(10), "queue": "task", "function": "f"},
+         {"kind": "start", "msg_id": A, "t": at(20), "engine_id": 0}],
+        # f2: nothing task-related
+        [{"kind": "engine_register", "t": at(1), "engine_id": 0, "uuid": "u0", "present": True},
+         {"kind": "engine_register", "t": at(2), "engine_id": 1, "uuid": "u1"},
+         {"kind": "mark", "t": at(3), "text": "m1", "data": {"k": 1}}],
+        # f3: defines tid 1 (B) after tid 0
+        [{"kind": "submit", "msg_id": B, "t": at(30), "queue": "task", "function": "f"},
+         {"kind": "start", "msg_id": B, "t": at(40), "engine_id": 1}],
+        # f4: uses tid 0
+        [{"kind": "stdout", "msg_id": A, "t": at(50), "text": "hello A"},
+         {"kind": "complete", "msg_id": A, "status": "ok", "started": at(20),
+          "completed": at(60), "received": at(70), "engine_id": 0}],
+        # f5: defines tid 2 (C) after tid 1
+        [{"kind": "submit", "msg_id": C, "t": at(80), "queue": "task", "function": "f"}],
+        # f6: uses tid 1
+        [{"kind": "complete", "msg_id": B, "status": "error", "started": at(40),
+          "completed": at(90), "received": at(95), "engine_id": 1,
+          "ename": "ValueError", "evalue": "bad"},
+         {"kind": "stderr", "msg_id": B, "t": at(91), "text": "hello B"}],
+        # f7: nothing task-related
+        [{"kind": "engine_unregister", "t": at(100), "engine_id": 1},
+         {"kind": "mark", "t": at(101), "text": "m2", "data": {}}],
+    ]
+    frames = write_batches(path, batches)
+    # frame index -> frames it cannot be decoded without (transitively)
+    needs = {3: {1}, 4: {1}, 5: {1, 3}, 6: {1, 3}}
+    return frames, needs
+
+
+def _timebase_log(path):
+    """A TIMEBASE in one frame; the next frame's times are relative to it."""
+    batches = [
+        [{"kind": "mark", "t": at(SPAN + 1000), "text": "far 1", "data": {}}],
+        [{"kind": "mark", "t": at(SPAN + 2000), "text": "far 2", "data": {}},
+         {"kind": "engine_register", "t": at(SPAN + 2500), "engine_id": 3, "uuid": "u3"}],
+        [{"kind": "mark", "t": at(SPAN + 3000), "text": "far 3", "data": {}}],
+    ]
+    frames = write_batches(path, batches)
+    return frames, {}  # with self-contained frames nothing would depend on frame 1
+
+
+def _two_segment_log(path):
+    """Two recording segments: the second one's frames need its own header frame."""
+    A, B = mid(1), mid(2)
+    f1 = write_batches(path, [
+        [{"kind": "submit", "msg_id": A, "t": at(10), "queue": "task", "function": "f"},
+         {"kind": "start", "msg_id": A, "t": at(20), "engine_id": 0}],
+        [{"kind": "complete", "msg_id": A, "status": "ok", "started": at(20),
+          "completed": at(30), "received": at(40), "engine_id": 0}],
+    ])
+    t1 = T0 + timedelta(seconds=10)
+    f2 = write_batches(path, [
+        [{"kind": "engine_register", "t": t1 + timedelta(microseconds=1), "engine_id": 5, "uuid": "u5"},
+         {"kind": "submit", "msg_id": B, "t": t1 + timedelta(microseconds=2), "queue": "task", "function": "g"}],
+        [{"kind": "complete", "msg_id": B, "status": "error", "started": t1,
+          "completed": t1 + timedelta(microseconds=5), "engine_id": 5, "ename": "E", "evalue": "v"}],
+    ], hdr=header(t0=t1), mode="a")
+    h2 = len(f1)  # index of the second header frame
+    needs = {2: {1}, h2 + 1: {h2}, h2 + 2: {h2, h2 + 1}, h2 + 3: {h2}}
+    return f1 + f2, needs
+
+
+def _flip_every_offset(tmp_path, build):
+    """Yield (frame index, offset, reader-or-exception, originals by frame) for every byte."""
+    src = tmp_path / "src.mpk"
+    frames, needs = build(src)
+    data = src.read_bytes()
+    assert frame_bounds(data) == [(s, e) for s, e, _ in frames]
+    events, damage = read_all(src)
+    assert damage == []
+    per_frame, i = [], 0
+    for _, _, n in frames:
+        per_frame.append(events[i : i + n])
+        i += n
+    assert i == len(events)
+    bad = tmp_path / "bad.mpk"
+    for offset in range(len(data)):
+        damaged = bytearray(data)
+        damaged[offset] ^= 1 << (offset % 8)
+        bad.write_bytes(damaged)
+        k = next(i for i, (s, e, _) in enumerate(frames) if s <= offset < e)
+        yield k, offset, bad, frames, needs, per_frame
+
+
+def _is_subsequence(got, originals):
+    """Indices in ``originals`` matched by ``got`` in order, or None if ``got`` is not a subsequence."""
+    matched, j = [], 0
+    for event in got:
+        while j < len(originals) and originals[j] != event:
+            j += 1
+        if j == len(originals):
+            return None
+        matched.append(j)
+        j += 1
+    return matched
+
+
+_silent_misdecode = pytest.mark.xfail(
+    strict=True,
+    reason="BUG (not in docs/format.md section 12): decoding state lost with a dropped frame "
+    "silently mis-decodes later intact frames: a lost TIMEBASE shifts later times "
+    "(events.py Encoder.time puts it only in the frame where the base moved), and a lost "
+    "segment HEADER makes log.py LogReader.events resolve the next segment's task ids and "
+    "times against the previous segment (contrary to format.md 4.1 and 7)",
+)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(_plain_log, id="plain"),
+        pytest.param(_timebase_log, id="timebase-in-lost-frame", marks=_silent_misdecode),
+        pytest.param(_two_segment_log, id="lost-segment-header", marks=_silent_misdecode),
+    ],
+)
+def test_flipped_bit_at_every_offset(tmp_path, build):
+    checked = 0
+    for k, offset, bad, frames, needs, per_frame in _flip_every_offset(tmp_path, build):
+        if k == 0:
+            with pytest.raises(NotALog):
+                LogReader(bad)
+            continue
+        events, damage = read_all(bad)  # must not raise
+        where = f"bit flipped at offset {offset} (frame {k})"
+        originals = [e for f in per_frame for e in f]
+        matched = _is_subsequence(events, originals)
+        assert matched is not None, f"{where}: an event was mis-decoded: {events}"
+        # every frame that does not need the damaged one is read whole
+        lost = {k} | {f for f, deps in needs.items() if k in deps}
+        must = {id(e) for f, evs in enumerate(per_frame) if f not in lost for e in evs}
+        got_ids = {id(originals[j]) for j in matched}
+        assert must <= got_ids, f"{where}: events of undamaged frames are missing"
+        # the damaged frame is reported exactly; its own events are gone
+        start, end, _ = frames[k]
+        framing = [d for d in damage if not d.reason.startswith("undecodable")]
+        last = k == len(frames) - 1
+        assert framing == [Damage(start, end - start, "torn tail" if last else "corrupt")], where
+        assert not {id(e) for e in per_frame[k]} & got_ids, where
+        # anything else reported is a frame that needed the damaged one
+        others = {d.offset for d in damage if d.reason.startswith("undecodable")}
+        assert others <= {frames[f][0] for f in lost - {k}}, where
+        checked += 1
+    assert checked > 200
+
+
+TASK_FIELDS = (
+    "submitted_us", "start_us", "started_us", "completed_us", "received_us", "engine_id",
+    "status", "ename", "evalue", "function", "queue", "stdout", "stderr",
+)  # fmt: skip
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (listed in docs/format.md section 12): state.py State._fold appends "
+    "SYMBOL/TASK definitions without checking their index, so after a dropped frame later "
+    "task ids point at the wrong task",
+)
+def test_flipped_bits_replay_never_misattributes(tmp_path):
+    truth = None
+    for k, offset, bad, frames, needs, per_frame in _flip_every_offset(tmp_path, _plain_log):
+        if truth is None:
+            truth = replay(tmp_path / "src.mpk")
+            assert truth.damage == [] and len(truth.tasks) == 3
+        if k == 0:
+            with pytest.raises(NotALog):
+                replay(bad)
+            continue
+        state = replay(bad)  # must not raise
+        where = f"bit flipped at offset {offset} (frame {k})"
+        assert state.damage, where
+        for msg_id, task in state.tasks.items():
+            want = truth.tasks[msg_id]
+            for name in TASK_FIELDS:
+                value = getattr(task, name)
+                assert value in (None, "") or value == getattr(want, name), f"{where}: {msg_id}.{name}"
+        assert {(m.t_us, m.text) for m in state.marks} <= {(m.t_us, m.text) for m in truth.marks}
+
+
+# --------------------------------------------------------------------------- 4
+def test_append_after_torn_tail_repairs_it(tmp_path):
+    src = tmp_path / "full.mpk"
+    frames, per_frame = small_log(src)
+    data = src.read_bytes()
+    path = tmp_path / "torn.mpk"
+    new = [
+        {"kind": "mark", "t": at(1000), "text": "resumed", "data": {"n": 1}},
+        {"kind": "submit", "msg_id": mid(9), "t": at(1001), "queue": "task", "function": "f",
+         "target": None, "label": None, "chunk": None},
+    ]
+    last_start, last_end, _ = frames[-1]
+    second_last_start = frames[-2][0]
+    # cut in the last frame, in the one before it, and exactly on a boundary
+    for cut in [last_start + 1, last_start + 11, last_end - 1, second_last_start + 5, last_start]:
+        path.write_bytes(data[:cut])
+        torn_at = max(s for s, _, _ in frames if s <= cut)
+        writer = open_log(path, "a", header=header(note="second"))
+        if cut == torn_at:
+            assert writer.repaired is None
+        else:
+            assert writer.repaired == Damage(torn_at, cut - torn_at, "torn tail")
+        for event in new:
+            writer.append(event)
+        writer.close()
+        events, damage = read_all(path)
+        assert damage == [], cut
+        old = [e for i, (s, e_, _) in enumerate(frames) if e_ <= torn_at for e in per_frame[i]]
+        assert events[: len(old)] == old
+        rest = events[len(old) :]
+        assert rest[0]["kind"] == "header" and rest[0]["note"] == "second"
+        assert rest[1:-1] == new
+        assert rest[-1]["kind"] == "close"
+        assert len(replay(path).headers) == 2
+
+
+def test_append_to_log_torn_inside_its_header_frame_starts_afresh(tmp_path):
+    src = tmp_path / "full.mpk"
+    frames, _ = small_log(src)
+    data = src.read_bytes()
+    path = tmp_path / "torn.mpk"
+    for cut in (2, frames[0][1] - 1):
+        path.write_bytes(data[:cut])
+        writer = open_log(path, "a")
+        assert writer.repaired == Damage(0, cut, "torn tail")
+        writer.close()
+        events, damage = read_all(path)
+        assert damage == [] and [e["kind"] for e in events] == ["header", "close"]
+
+
+def test_append_to_intact_log_keeps_everything(tmp_path):
+    path = tmp_path / "run.mpk"
+    write_batches(path, [[{"kind": "mark", "t": at(1), "text": "one", "data": {}}]])
+    writer = open_log(path, "a")
+    assert writer.repaired is None
+    writer.append({"kind": "mark", "t": at(2), "text": "two", "data": {}})
+    writer.close()
+    events, damage = read_all(path)
+    assert damage == []
+    assert [e["kind"] for e in events] == ["header", "mark", "close", "header", "mark", "close"]
+    assert [e["text"] for e in events if e["kind"] == "mark"] == ["one", "two"]
+
+
+# --------------------------------------------------------------------------- 5
+def test_second_writer_is_locked_out(tmp_path):
+    path = tmp_path / "run.mpk"
+    first = open_log(path, "w")
+    first.append({"kind": "mark", "t": at(1), "text": "held", "data": {}})
+    first.flush()
+    snapshot = path.read_bytes()
+    for mode in ("a", "w"):
+        with pytest.raises(LogLocked, match=re.escape(str(path))):
+            open_log(path, mode)
+    # the refused "w" did not truncate the file under the lock holder
+    assert path.read_bytes() == snapshot
+    first.close()
+    second = open_log(path, "a")
+    second.close()
+    events, damage = read_all(path)
+    assert damage == []
+    assert [e["kind"] for e in events] == ["header", "mark", "close", "header", "close"]
+
+
+# --------------------------------------------------------------------------- 6
+def test_random_bytes_are_not_a_log(tmp_path):
+    path = tmp_path / "random.bin"
+    blob = b"\x00" + random.Random(1234).randbytes(4095)
+    path.write_bytes(blob)
+    with pytest.raises(NotALog):
+        LogReader(path)
+    with pytest.raises(NotALog):
+        list(read_events(path))
+    with pytest.raises(NotALog):
+        replay(path)
+    with pytest.raises(NotALog):
+        open_log(path, "a")
+    assert path.read_bytes() == blob  # the writer left it alone
+
+
+def test_empty_file_is_not_a_log(tmp_path):
+    path = tmp_path / "empty.mpk"
+    path.write_bytes(b"")
+    with pytest.raises(NotALog):
+        LogReader(path)
+    with pytest.raises(NotALog):
+        list(read_events(path))
+
+
+def _header_frame(**fields):
+    body = {"format": "ipyrecorder", "version": 1, "t0": T0_US, **fields}
+    return frame(msgpack.packb([0, body]))
+
+
+def test_newer_version_is_unsupported(tmp_path):
+    path = tmp_path / "v999.mpk"
+    path.write_bytes(_header_frame(version=999))
+    with pytest.raises(UnsupportedVersion, match="999"):
+        LogReader(path)
+    with pytest.raises(UnsupportedVersion):
+        replay(path)
+    # the same through the writer's own header
+    path2 = tmp_path / "v999b.mpk"
+    open_log(path2, "w", header=header(version=999)).close()
+    with pytest.raises(UnsupportedVersion):
+        list(read_events(path2))
+
+
+def _log_then_v999_segment(path):
+    write_batches(path, [[{"kind": "mark", "t": at(1), "text": "v1", "data": {}}]])
+    with open(path, "ab") as fh:
+        fh.write(_header_frame(version=999))
+        fh.write(frame(msgpack.packb([99, "whatever version 999 means"])))
+
+
+def test_later_segment_of_newer_version_refused_by_replay(tmp_path):
+    path = tmp_path / "mixed.mpk"
+    _log_then_v999_segment(path)
+    with pytest.raises(UnsupportedVersion):
+        replay(path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (listed in docs/format.md section 12): log.py LogReader checks format/version "
+    "of the first segment only; events.py Decoder decodes a later version-999 segment",
+)
+def test_later_segment_of_newer_version_refused_by_reader(tmp_path):
+    path = tmp_path / "mixed.mpk"
+    _log_then_v999_segment(path)
+    with pytest.raises(UnsupportedVersion):
+        list(LogReader(path).events())
+
+
+def test_other_format_is_not_a_log(tmp_path):
+    path = tmp_path / "other.mpk"
+    path.write_bytes(_header_frame(format="other"))
+    with pytest.raises(NotALog):
+        LogReader(path)
+    # a valid frame whose first event is not a header at all
+    path.write_bytes(frame(msgpack.packb([12, 0, "mark"])))
+    with pytest.raises(NotALog):
+        LogReader(path)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: log.py _cut_torn_tail (LogWriter, mode 'a') only checks the 2 magic bytes "
+    "(as docs/format.md 1.3 says), not the header: a foreign file starting 0x92 0xce is "
+    "truncated to 0 bytes as a 'torn tail', and newer-version / other-format logs get a "
+    "v1 segment appended",
+)
+@pytest.mark.parametrize(
+    "content, error",
+    [
+        pytest.param(msgpack.packb([0xDEADBEEF, b"not a log" * 4]), NotALog, id="foreign-msgpack"),
+        pytest.param(_header_frame(version=999), UnsupportedVersion, id="version-999"),
+        pytest.param(_header_frame(format="other"), NotALog, id="format-other"),
+    ],
+)
+def test_append_refuses_what_the_reader_refuses(tmp_path, content, error):
+    path = tmp_path / "x.mpk"
+    path.write_bytes(content)
+    try:
+        with pytest.raises(error):
+            open_log(path, "a").close()
+    finally:
+        assert path.read_bytes() == content
+
+
+# --------------------------------------------------------------------------- 7
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_unwritable_directory(tmp_path):
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError):
+            open_log(locked / "run.mpk")
+        assert list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+def test_missing_directory(tmp_path):
+    # runs as root too, where permissions cannot be tested
+    with pytest.raises(FileNotFoundError):
+        open_log(tmp_path / "no" / "such" / "dir" / "run.mpk")
+    assert not (tmp_path / "no").exists()
+
+
+# --------------------------------------------------------------------------- 8
+def test_compact_encoding(tmp_path):
+    path = tmp_path / "big.mpk"
+    prefix = f"{uuid.uuid4()}_{os.getpid()}_"
+    writer = open_log(path, "w", header=header())
+    n = 2000
+    for i in range(n):
+        msg_id, base = f"{prefix}{i}", 1000 * i
+        writer.append({"kind": "submit", "msg_id": msg_id, "t": at(base), "queue": "task", "function": "f"})
+        writer.append({"kind": "start", "msg_id": msg_id, "t": at(base + 200), "engine_id": i % 2})
+        writer.append({"kind": "complete", "msg_id": msg_id, "status": "ok", "started": at(base + 200),
+                       "completed": at(base + 700), "received": at(base + 900), "engine_id": i % 2})
+    writer.close()
+    size = path.stat().st_size
+    assert size / n < 60, f"{size / n:.1f} bytes per task"
+    state = replay(path)  # and it is all there
+    assert len(state.tasks) == n and state.damage == []
+    assert state.tasks[f"{prefix}{n - 1}"].run_seconds == pytest.approx(0.0005)
+
+
+# --------------------------------------------------------------------------- 9
+def test_fold_retry_late_output_and_busy_time(tmp_path):
+    path = tmp_path / "run.mpk"
+    R, S, Q = mid(1), mid(2), mid(3)
+    events = [
+        {"kind": "engine_register", "t": at(0), "engine_id": 0, "uuid": "u0", "present": True},
+        {"kind": "engine_register", "t": at(0), "engine_id": 1, "uuid": "u1", "present": True},
+        {"kind": "submit", "msg_id": R, "t": at(10), "queue": "task", "function": "f"},
+        {"kind": "submit", "msg_id": S, "t": at(20), "queue": "task", "function": "f"},
+        {"kind": "submit", "msg_id": Q, "t": at(30), "queue": "task", "function": "f"},
+        {"kind": "start", "msg_id": R, "t": at(100), "engine_id": 0},
+        {"kind": "attempt_error", "msg_id": R, "t": at(500), "engine_id": 0,
+         "ename": "EngineError", "evalue": "engine 0 died"},
+        {"kind": "start", "msg_id": R, "t": at(1000), "engine_id": 1},
+        {"kind": "complete", "msg_id": R, "status": "ok", "started": at(1000),
+         "completed": at(3500), "received": at(4000), "engine_id": 1},
+        {"kind": "start", "msg_id": S, "t": at(5000), "engine_id": 1},
+        {"kind": "complete", "msg_id": S, "status": "ok", "started": at(5000),
+         "completed": at(6000), "received": at(6100), "engine_id": 1},
+        {"kind": "stdout", "msg_id": S, "t": at(5500), "text": "late "},
+        {"kind": "stdout", "msg_id": S, "t": at(5600), "text": "output\n"},
+        {"kind": "start", "msg_id": Q, "t": at(7000), "engine_id": 0},
+        {"kind": "complete", "msg_id": Q, "status": "error", "started": at(7000),
+         "completed": at(9000), "received": at(9100), "engine_id": 0,
+         "ename": "KeyError", "evalue": "'x'"},
+    ]
+    write_batches(path, [events[:8], events[8:]])
+    state = replay(path)
+    assert state.damage == []
+
+    r = state.tasks[R]
+    assert r.attempts == [(0, T0_US + 100), (1, T0_US + 1000)]
+    assert r.attempt_errors == [(0, T0_US + 500, "EngineError", "engine 0 died")]
+    assert r.engine_id == 1 and r.status == "ok" and r.error is None
+    assert r.started == at(1000) and r.run_seconds == pytest.approx(0.0025)
+
+    s = state.tasks[S]
+    assert s.status == "ok" and s.stdout == "late output\n" and s.attempts is None
+
+    q = state.tasks[Q]
+    assert q.status == "error" and q.error == "KeyError: 'x'" and q.engine_id == 0
+
+    e0, e1 = state.engines[0], state.engines[1]
+    assert (e1.tasks_done, e1.errors, e1.busy_us) == (2, 0, (3500 - 1000) + (6000 - 5000))
+    assert (e0.tasks_done, e0.errors, e0.busy_us) == (1, 1, 9000 - 7000)
+    assert e1.busy_seconds == pytest.approx(0.0035)
+    assert state.summary()["engines"][0]["busy_seconds"] == pytest.approx(0.002)
+
+
+_straddle = pytest.mark.xfail(
+    strict=True,
+    reason="BUG (listed in docs/format.md section 12): events.py Encoder.time/encode: when "
+    "a later time field of one event "
+    "(complete: started, completed, received) moves the time base, the TIMEBASE is emitted "
+    "before the event, but the earlier fields were already made relative to the old base",
+)
+
+
+@pytest.mark.parametrize(
+    "max_run_us",
+    [
+        pytest.param(10**6, id="within-one-time-base"),
+        pytest.param(3 * 10**7, id="past-the-time-base-span", marks=_straddle),
+    ],
+)
+def test_fold_busy_seconds_is_sum_of_run_times(tmp_path, max_run_us):
+    path = tmp_path / "run.mpk"
+    rng = random.Random(7)
+    writer = open_log(path, "w", header=header())
+    expect = {0: 0, 1: 0}
+    t = 0
+    for i in range(200):
+        engine, run = i % 2, rng.randrange(1, max_run_us)
+        msg_id = mid(i)
+        writer.append({"kind": "submit", "msg_id": msg_id, "t": at(t), "queue": "task", "function": "f"})
+        writer.append({"kind": "start", "msg_id": msg_id, "t": at(t + 5), "engine_id": engine})
+        writer.append({"kind": "complete", "msg_id": msg_id, "status": "ok", "started": at(t + 5),
+                       "completed": at(t + 5 + run), "received": at(t + 10 + run), "engine_id": engine})
+        expect[engine] += run
+        t += run + 20
+        if i % 50 == 49:
+            writer.flush()
+    writer.close()
+    assert (t > SPAN) == (max_run_us > 10**6)  # the long run crosses the time base span
+    state = replay(path)
+    assert state.damage == []
+    for engine_id, total in expect.items():
+        engine = state.engines[engine_id]
+        assert engine.tasks_done == 100
+        done = [task for task in state.tasks.values() if task.engine_id == engine_id]
+        assert all(task.run_seconds > 0 for task in done)
+        assert engine.busy_us == total
+        assert engine.busy_seconds == pytest.approx(total / 1e6)
+        assert sum(task.completed_us - task.started_us for task in done) == total
+
+
+@_straddle
+def test_complete_straddling_the_time_base_round_trips(tmp_path):
+    path = tmp_path / "run.mpk"
+    complete = {"kind": "complete", "msg_id": mid(1), "status": "ok", "started": at(SPAN - 10),
+                "completed": at(SPAN + 10), "received": at(SPAN + 20), "engine_id": 0,
+                "ename": None, "evalue": None}
+    writer = open_log(path, "w", header=header())
+    writer.append(complete)
+    writer.close()
+    events, damage = read_all(path)
+    assert damage == []
+    assert events[1] == complete
+    assert replay(path).tasks[mid(1)].run_seconds == pytest.approx(20e-6)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: state.py State._fold: a retried task stays Engine.current of the engine of "
+    "its failed attempt after it completed elsewhere",
+)
+def test_fold_retry_clears_current_task_of_failed_engine(tmp_path):
+    path = tmp_path / "run.mpk"
+    R = mid(1)
+    write_batches(path, [[
+        {"kind": "submit", "msg_id": R, "t": at(10), "queue": "task", "function": "f"},
+        {"kind": "start", "msg_id": R, "t": at(100), "engine_id": 0},
+        {"kind": "attempt_error", "msg_id": R, "t": at(500), "engine_id": 0, "ename": "EngineError"},
+        {"kind": "start", "msg_id": R, "t": at(1000), "engine_id": 1},
+        {"kind": "complete", "msg_id": R, "status": "ok", "started": at(1000),
+         "completed": at(2000), "engine_id": 1},
+    ]])
+    state = replay(path)
+    assert state.engines[1].current is None
+    assert state.engines[0].current is None
+
+
+# ---------------------------------------------------------------- codec edges
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: events.py Encoder registers symbols/task ids before they are packed; an "
+    "event the encoder refuses (which the recorder swallows to 'keep recording the rest') "
+    "leaves definitions out of order and later events undecodable",
+)
+def test_refused_event_does_not_break_later_events(tmp_path):
+    path = tmp_path / "run.mpk"
+    writer = open_log(path, "w", header=header())
+    writer.append({"kind": "submit", "msg_id": mid(1), "t": at(1), "function": "f"})
+    with pytest.raises(Exception):
+        # a label msgpack cannot pack (the recorder takes labels from user metadata)
+        writer.append({"kind": "submit", "msg_id": mid(2), "t": at(2), "function": "f", "label": T0})
+    later = {"kind": "submit", "msg_id": mid(3), "t": at(3), "queue": "task", "function": "g",
+             "target": None, "label": "ok", "chunk": None}
+    writer.append(later)
+    writer.close()
+    events, damage = read_all(path)
+    assert damage == []
+    assert later in events
+
+
+def test_arrays_in_values_come_back_as_tuples(tmp_path):
+    # documented in docs/format.md section 9 (payloads are unpacked with use_list=False)
+    path = tmp_path / "run.mpk"
+    writer = open_log(path, "w", header=header())
+    submit = {"kind": "submit", "msg_id": mid(1), "t": at(1), "queue": "mux", "function": "f",
+              "target": [0, None], "label": None, "chunk": None}
+    writer.append(submit)
+    writer.append({"kind": "mark", "t": at(2), "text": "m", "data": {"sizes": [1, [2, 3]]}})
+    writer.close({"per_engine": [1, 2]})
+    events = list(read_events(path))
+    assert events[1] == {**submit, "target": (0, None)}
+    assert events[2]["data"] == {"sizes": (1, (2, 3))}
+    assert events[3]["stats"] == {"per_engine": (1, 2)}
+    assert replay(path).tasks[mid(1)].target == (0, None)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (minor, listed in docs/format.md section 12): events.py split_msg_id uses "
+    "str.isdigit(): a >20-digit counter overflows msgpack, '²' makes int() fail, and "
+    "Arabic-Indic digits come back as ASCII",
+)
+@pytest.mark.parametrize("msg_id", ["s_" + "9" * 25, "s_\u00b2", "s_\u0661\u0662\u0663"])
+def test_unusual_msg_id_suffixes_round_trip(tmp_path, msg_id):
+    path = tmp_path / "run.mpk"
+    writer = open_log(path, "w", header=header())
+    try:
+        writer.append({"kind": "label", "msg_id": msg_id, "name": "n"})
+    finally:
+        writer.close()
+    events, damage = read_all(path)
+    assert damage == []
+    assert events[1] == {"kind": "label", "msg_id": msg_id, "name": "n"}
