@@ -96,7 +96,7 @@ def split_msg_id(msg_id: str):
     """
     head, sep, tail = msg_id.rpartition("_")
     prefix = head + sep
-    if tail.isdigit() and (tail == "0" or not tail.startswith("0")):
+    if tail.isascii() and tail.isdigit() and len(tail) < 19 and (tail == "0" or tail[0] != "0"):
         return prefix, int(tail)
     return prefix, tail
 
@@ -109,13 +109,18 @@ def _trim(array: list) -> list:
 
 
 class Encoder:
-    """Turns public event dicts into wire arrays for one log segment."""
+    """Turns public event dicts into wire arrays for one log segment.
+
+    ``encode`` is all-or-nothing: if the caller cannot pack what it returned,
+    ``undo`` forgets the symbols and task ids that call defined.
+    """
 
     def __init__(self, t0_us: int):
         self.base = t0_us
         self.symbols: dict[str, int] = {}
         self.tids: dict[str, int] = {}
         self._out: list = []
+        self._undo: list = []
 
     # -- helpers that may emit definition events before the event itself
     def symbol(self, text):
@@ -123,32 +128,57 @@ class Encoder:
             return None
         sym = self.symbols.get(text)
         if sym is None:
+            if not isinstance(text, str):
+                raise FormatError(f"expected a string, not {text!r}")
             sym = self.symbols[text] = len(self.symbols)
             self._out.append([SYMBOL, sym, text])
+            self._undo.append((self.symbols, text))
         return sym
 
     def tid(self, msg_id: str) -> int:
         tid = self.tids.get(msg_id)
         if tid is None:
-            tid = self.tids[msg_id] = len(self.tids)
+            if not isinstance(msg_id, str):
+                raise FormatError(f"msg_id must be a string, not {msg_id!r}")
             prefix, suffix = split_msg_id(msg_id)
-            self._out.append([TASK, tid, self.symbol(prefix), suffix])
+            sym = self.symbol(prefix)
+            tid = self.tids[msg_id] = len(self.tids)
+            self._out.append([TASK, tid, sym, suffix])
+            self._undo.append((self.tids, msg_id))
         return tid
 
+    def times(self, *values, required=True) -> list:
+        """Relative times for the time fields of one event, moving the base first if needed.
+
+        All fields of an event share one base, so the TIMEBASE (if any) is
+        decided before any of them is encoded.
+        """
+        stamps = [to_us(v) for v in values]
+        if required and stamps[0] is None:
+            raise FormatError("this event needs a time")
+        present = [us for us in stamps if us is not None]
+        if any(not -TIMEBASE_SPAN <= us - self.base <= TIMEBASE_SPAN for us in present):
+            self._undo.append(("base", self.base))
+            self.base = present[0]
+            self._out.append([TIMEBASE, self.base])
+        return [None if us is None else us - self.base for us in stamps]
+
     def time(self, value):
-        us = to_us(value)
-        if us is None:
-            return None
-        rel = us - self.base
-        if not -TIMEBASE_SPAN <= rel <= TIMEBASE_SPAN:
-            self.base = us
-            self._out.append([TIMEBASE, us])
-            rel = 0
-        return rel
+        return self.times(value)[0]
+
+    def undo(self) -> None:
+        """Forget what the last ``encode`` defined (its output was not written)."""
+        for table, key in reversed(self._undo):
+            if table == "base":
+                self.base = key
+            else:
+                del table[key]
+        self._undo = []
 
     def encode(self, event: dict) -> list:
         """Wire arrays for one event dict: definitions it needs, then the event."""
         out = self._out = []
+        self._undo = []
         kind = event["kind"]
         get = event.get
         if kind == "submit":
@@ -166,13 +196,17 @@ class Encoder:
         elif kind == "start":
             array = [START, self.tid(event["msg_id"]), self.time(get("t")), get("engine_id")]
         elif kind == "complete":
+            status = STATUS_CODES[event["status"]]
+            started, completed, received = self.times(
+                get("started"), get("completed"), get("received"), required=False
+            )
             array = [
                 COMPLETE,
                 self.tid(event["msg_id"]),
-                STATUS_CODES[event["status"]],
-                self.time(get("started")),
-                self.time(get("completed")),
-                self.time(get("received")),
+                status,
+                started,
+                completed,
+                received,
                 get("engine_id"),
                 get("ename"),
                 get("evalue"),
@@ -265,7 +299,9 @@ class Decoder:
             self.base = a[1]
             return None
         if kind == HEADER:
-            header = dict(a[1])
+            from .log import check_header
+
+            header = dict(check_header(a, "log"))
             self.reset(header["t0"])
             header["t0"] = from_us(header["t0"])
             return {"kind": "header", **header}

@@ -217,9 +217,18 @@ class LogWriter:
 
     def append(self, event: dict) -> None:
         """Encode one event dict (see docs/format.md) into the current frame."""
-        pack = self._packer.pack
-        for array in self._encoder.encode(event):
-            self._buf += pack(array)
+        encoder = self._encoder
+        try:
+            data = b"".join(map(self._packer.pack, encoder.encode(event)))
+        except Exception:
+            encoder.undo()
+            raise
+        if len(data) > MAX_PAYLOAD:
+            encoder.undo()
+            raise ValueError(f"event of {len(data)} bytes is larger than a frame may be")
+        if len(self._buf) + len(data) > MAX_PAYLOAD:
+            self.flush()
+        self._buf += data
         self.events_written += 1
         if len(self._buf) >= FLUSH_BYTES:
             self.flush()
@@ -279,8 +288,11 @@ def _cut_torn_tail(fd: int, path: str) -> Damage | None:
         data = fh.read()
     _check_start(data, path)
     scanner = FrameScanner()
-    scanner.feed(data)
-    scanner.finish()
+    frames = scanner.feed(data) + scanner.finish()
+    if frames and frames[0][0] == 0:
+        first = unpacker()
+        first.feed(frames[0][1])
+        check_header(next(first, None), path)
     tail = [d for d in scanner.damage if d.reason == "torn tail"]
     if not tail:
         return None

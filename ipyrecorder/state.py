@@ -221,6 +221,8 @@ class State:
             n += 1
             kind = a[0]
             if kind == ev.TASK:
+                if a[1] != len(tids):
+                    raise ev.FormatError(f"task id {a[1]} defined out of order")
                 msg_id = symbols[a[2]] + str(a[3])
                 task = tasks.get(msg_id)
                 if task is None:
@@ -294,6 +296,8 @@ class State:
                 else:
                     task._stderr.append(a[3])
             elif kind == ev.SYMBOL:
+                if a[1] != len(symbols):
+                    raise ev.FormatError(f"symbol {a[1]} defined out of order")
                 symbols.append(a[2])
             elif kind == ev.TIMEBASE:
                 base = a[1]

@@ -479,8 +479,6 @@ def test_compactness_figure(tmp_path):
     assert not damage and len(events) == 1 + 3 * 2000 + 1
 
 
-@pytest.mark.xfail(reason="known writer bug (docs/format.md section 12): a TIMEBASE triggered by "
-                   "complete's 2nd/3rd time is applied to the earlier times of the same event")  # fmt: skip
 def test_complete_straddling_a_timebase_change(tmp_path):
     from ipyrecorder import open_log
 

@@ -1,0 +1,200 @@
+"""``python -m benchmarks [--quick] [--json FILE] [--only SECTION ...]``"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+SECTIONS = ("overhead", "writer", "replay", "size")
+
+# (full, quick) parameters; the full default run takes about 3 minutes on 2 cores.
+PARAMS = {
+    "overhead_tasks": (500, 200),  # tasks per timed run
+    "overhead_pairs": (10, 3),  # baseline/recorded pairs per workload
+    "writer_tasks": (100_000, 20_000),  # x3 events
+    "writer_repeats": (5, 3),
+    "replay_events": (1_000_000, 200_000),  # wire events in the log
+    "replay_repeats": (3, 2),
+    "size_tasks": (2000, 2000),
+}
+
+OVERHEAD_TARGET = 0.98  # recorded/baseline throughput: "within 2 %"
+REPLAY_TARGET = 1_000_000  # wire events/s folded
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="a smaller run (about a minute)")
+    p.add_argument("--json", metavar="FILE", help="also save every measurement to FILE")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
+                   help=f"run only these sections: {', '.join(SECTIONS)}")  # fmt: skip
+    p.add_argument("--pairs", type=int, help="override the number of overhead pairs")
+    p.add_argument("--tasks", type=int, help="override the tasks per overhead run")
+    p.add_argument("--replay-events", type=int, help="override the size of the replay log")
+    return p.parse_args(argv)
+
+
+# -- the table ---------------------------------------------------------------------------
+def _num(x, unit=""):
+    if x >= 100_000:
+        s = f"{x:,.0f}"
+    elif x >= 100:
+        s = f"{x:.0f}"
+    else:
+        s = f"{x:.1f}"
+    return f"{s} {unit}".rstrip()
+
+
+def _verdict(ok: bool, uncertain: bool = False) -> str:
+    text = "met" if ok else "MISSED"
+    return text + (" (CI straddles)" if uncertain else "")
+
+
+def rows(results: dict) -> list[tuple]:
+    out = []
+    ov = results.get("overhead")
+    if ov:
+        for key, label in (("map", "1a overhead map_async"), ("apply", "1b overhead apply_async")):
+            w = ov["workloads"][key]
+            lo, hi = w["ratio_ci95"]
+            pr = w["pair_ratio"]
+            out.append((
+                label,
+                _num(w["recorded_tasks_per_s"]["median"], "tasks/s"),
+                _num(w["baseline_tasks_per_s"]["median"], "tasks/s") + " unrecorded",
+                f"{w['ratio']:.3f}",
+                f"CI95 {lo:.3f}-{hi:.3f}; pairs {pr['min']:.3f}-{pr['max']:.3f}",
+                f">= {OVERHEAD_TARGET}: " + _verdict(w["ratio"] >= OVERHEAD_TARGET,
+                                                    lo < OVERHEAD_TARGET <= hi),
+            ))  # fmt: skip
+    wr = results.get("writer")
+    if wr:
+        out.append((
+            "2  LogWriter.append",
+            _num(wr["writer_events_per_s"], "events/s"),
+            _num(wr["packb_events_per_s"], "events/s") + " packb",
+            f"{wr['ratio']:.3f}",
+            f"{wr['writer_us_per_event']:.2f} vs {wr['packb_us_per_event']:.2f} us/event",
+            "",
+        ))  # fmt: skip
+    rp = results.get("replay")
+    if rp:
+        out.append((
+            f"3  replay() {rp['wire_events'] / 1e6:.2g}M events",
+            _num(rp["replay_events_per_s"], "events/s"),
+            _num(rp["unpack_events_per_s"], "events/s") + " Unpacker",
+            f"{rp['ratio']:.3f}",
+            f"read+CRC {100 * rp['share_read_verify']:.0f}% of replay time",
+            f">= 1M/s: " + _verdict(rp["replay_events_per_s"] >= REPLAY_TARGET),
+        ))  # fmt: skip
+    sz = results.get("size")
+    if sz:
+        out.append((
+            f"4  bytes/task ({sz['tasks']} synthetic)",
+            _num(sz["log_bytes_per_task"], "B"),
+            _num(sz["json_bytes_per_task"], "B") + " metadata JSON",
+            f"{sz['ratio']:.3f}",
+            f"indent=2 JSON: {sz['json_indent2_bytes_per_task']:.0f} B "
+            f"(ratio {sz['ratio_vs_indent2']:.3f})",
+            "",
+        ))  # fmt: skip
+    if ov:
+        for key, label in (("map", "5a bytes/task, real map run"), ("apply", "5b bytes/task, real apply run")):
+            w = ov["workloads"][key]
+            b, j = w["bytes_per_task"], w["json_bytes_per_task"]
+            out.append((
+                label,
+                _num(b["median"], "B"),
+                _num(j["median"], "B") + " its metadata JSON",
+                f"{b['median'] / j['median']:.3f}",
+                f"{b['min']:.1f}-{b['max']:.1f} B over {b['n']} logs",
+                "",
+            ))  # fmt: skip
+    return out
+
+
+HEAD = ("figure", "measured", "baseline (same run)", "ratio", "spread / detail", "target")
+
+
+def table(results: dict) -> str:
+    body = rows(results)
+    widths = [max(len(str(r[i])) for r in [HEAD, *body]) for i in range(len(HEAD))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(HEAD), rule, *map(line, body)])
+
+
+def header(results: dict) -> str:
+    m = results["machine"]
+    edits = " + local edits" if m.get("ipyrecorder_modified") else ""
+    mode = "quick" if results["quick"] else "full"
+    return (
+        f"ipyrecorder benchmarks ({mode} run, {results['seconds']:.0f} s): "
+        f"{m['cpus']} CPUs, Python {m['python']}, ipyparallel {m['ipyparallel']}, "
+        f"msgpack {m['msgpack']}, ipyrecorder {m['commit']}{edits} "
+        f"[src {m['ipyrecorder_sha256']}], load {m['loadavg_start']} -> {m['loadavg_end']}"
+    )
+
+
+# -- running ---------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    pick = 1 if args.quick else 0
+    P = {k: v[pick] for k, v in PARAMS.items()}
+    if args.pairs:
+        P["overhead_pairs"] = args.pairs
+    if args.tasks:
+        P["overhead_tasks"] = args.tasks
+    if args.replay_events:
+        P["replay_events"] = args.replay_events
+    sections = args.only or SECTIONS
+
+    tmpdir = tempfile.mkdtemp(prefix="ipyrecorder-bench-")
+    # Before anything imports ipyparallel: keep the cluster's profile out of ~/.ipython.
+    os.environ["IPYTHONDIR"] = os.path.join(tmpdir, "ipython")
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+    from . import _util
+
+    results = {"quick": args.quick, "params": P, "machine": _util.machine()}
+    started = time.perf_counter()
+    try:
+        # The cluster first, while the machine is quietest; then the in-process figures.
+        if "overhead" in sections:
+            from . import cluster
+
+            results["overhead"] = cluster.run(tmpdir, P["overhead_tasks"], P["overhead_pairs"])
+        if "writer" in sections:
+            from . import writer
+
+            results["writer"] = writer.run(tmpdir, P["writer_tasks"], P["writer_repeats"])
+        if "replay" in sections:
+            from . import replay
+
+            results["replay"] = replay.run(tmpdir, P["replay_events"], P["replay_repeats"])
+        if "size" in sections:
+            from . import size
+
+            results["size"] = size.run(tmpdir, P["size_tasks"])
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    results["seconds"] = time.perf_counter() - started
+    results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+
+    print()
+    print(header(results))
+    print()
+    print(table(results))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=1)
+        print(f"\nsaved to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Figures 1 and 5: recording overhead on a real cluster, and what it wrote.
+
+One local cluster of 2 engines is started for the whole section. For each
+workload, runs alternate baseline, recorded, baseline, recorded, ... so that
+slow drifts of the machine (other processes, thermal, the Hub's state) hit
+both sides alike; each recorded run is compared with the baseline run just
+before it (a pair).
+
+A run is timed from before the work is submitted (for a recorded run: before
+``recording()`` is entered) to the moment the results are in (the end of the
+``with`` block). ``rec.close()``, which waits for the recorder thread to write
+the last events and close the log, is timed separately and not counted: the
+user's code is running again by then. Between runs (untimed) the log is
+replayed and checked, then the client and Hub results are purged so every run
+starts from the same state.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import statistics
+import time
+
+from ._util import bootstrap_median_ci, log, spread
+
+
+def wl_map(lview, n):
+    """lview.map_async(lambda x: x, range(n), chunksize=1).get()"""
+    ar = lview.map_async(lambda x: x, range(n), chunksize=1)
+    result = ar.get()
+    return [ar], result == list(range(n))
+
+
+def wl_apply(lview, n):
+    """n x lview.apply_async(lambda x: x, i), then lview.wait(...)"""
+    f = lambda x: x  # noqa: E731
+    ars = [lview.apply_async(f, i) for i in range(n)]
+    lview.wait(ars)
+    return ars, None  # checked after the clock stops
+
+
+WORKLOADS = {"map": wl_map, "apply": wl_apply}
+
+
+def _metadata_json_bytes(ars) -> int:
+    """Size of ipyparallel's own metadata for these tasks, dumped as JSON."""
+    records = {}
+    for ar in ars:
+        mds = ar.metadata
+        if isinstance(mds, dict):  # an AsyncResult of one apply
+            mds = [mds]
+        for mid, md in zip(ar.msg_ids, mds):
+            records[mid] = dict(md)
+    return len(json.dumps(records, default=lambda o: o.isoformat()).encode())
+
+
+class Bench:
+    def __init__(self, tmpdir, tasks: int):
+        import ipyparallel as ipp
+
+        self.tmpdir = tmpdir
+        self.tasks = tasks
+        self.cluster = ipp.Cluster(n=2, controller_args=["--HeartMonitor.period=500"], log_level=40)
+        started = time.perf_counter()
+        self.client = self.cluster.start_and_connect_sync()
+        self.client.wait_for_engines(2, timeout=120)
+        self.lview = self.client.load_balanced_view()
+        self.startup_seconds = time.perf_counter() - started
+        self.counter = 0
+
+    def stop(self):
+        try:
+            self.client.close()
+        finally:
+            self.cluster.stop_cluster_sync()
+
+    def run(self, name: str, recorded: bool) -> dict:
+        import ipyrecorder
+
+        workload = WORKLOADS[name]
+        lview, n = self.lview, self.tasks
+        self.counter += 1
+        path = os.path.join(self.tmpdir, f"run{self.counter:03d}-{name}.mpk")
+        gc.collect()
+        t0 = time.perf_counter()
+        if recorded:
+            with ipyrecorder.recording(lview, path, mode="w") as rec:
+                ars, ok = workload(lview, n)
+        else:
+            ars, ok = workload(lview, n)
+        elapsed = time.perf_counter() - t0
+        out = {"seconds": elapsed, "tasks_per_s": n / elapsed}
+
+        if ok is None:
+            ok = [ar.get() for ar in ars] == list(range(n))
+        if not ok:
+            raise RuntimeError(f"{name} run returned wrong results")
+        if recorded:
+            t1 = time.perf_counter()
+            closed = rec.close(timeout=60)
+            out["close_seconds"] = time.perf_counter() - t1
+            state = ipyrecorder.replay(path)
+            summary = state.summary()
+            if not closed or summary["tasks"] != n or summary["by_status"] != {"ok": n} \
+                    or not summary["closed"] or state.damage:  # fmt: skip
+                raise RuntimeError(f"recording of {name} run is incomplete: {summary}")
+            size = os.path.getsize(path)
+            out.update(
+                log_bytes=size,
+                bytes_per_task=size / n,
+                wire_events=state.events,
+                json_bytes_per_task=_metadata_json_bytes(ars) / n,
+            )
+            os.remove(path)
+        del ars
+        self.client.purge_everything()
+        return out
+
+
+def _summarise(runs: list[dict]) -> dict:
+    base = [r["baseline"]["tasks_per_s"] for r in runs]
+    rec = [r["recorded"]["tasks_per_s"] for r in runs]
+    ratios = [r / b for r, b in zip(rec, base)]
+    lo, hi = bootstrap_median_ci(ratios)
+    return {
+        "baseline_tasks_per_s": spread(base),
+        "recorded_tasks_per_s": spread(rec),
+        "pair_ratio": spread(ratios),
+        "ratio": statistics.median(ratios),  # the headline: median of paired ratios
+        "ratio_ci95": [lo, hi],
+        "ratio_of_medians": statistics.median(rec) / statistics.median(base),
+        "overhead_pct": 100 * (1 - statistics.median(ratios)),
+        "close_seconds": spread(r["recorded"]["close_seconds"] for r in runs),
+        "bytes_per_task": spread(r["recorded"]["bytes_per_task"] for r in runs),
+        "json_bytes_per_task": spread(r["recorded"]["json_bytes_per_task"] for r in runs),
+    }
+
+
+def run(tmpdir, tasks: int, pairs: int) -> dict:
+    log("[overhead] starting a 2-engine cluster ...")
+    bench = Bench(tmpdir, tasks)
+    log(f"[overhead] cluster up in {bench.startup_seconds:.1f} s; {pairs} pairs x "
+        f"{len(WORKLOADS)} workloads x {tasks} tasks")  # fmt: skip
+    results = {name: [] for name in WORKLOADS}
+    try:
+        for name in WORKLOADS:  # warm up both paths (imports, caches, connections)
+            bench.run(name, False)
+            bench.run(name, True)
+        for i in range(pairs):
+            for name in WORKLOADS:
+                pair = {"baseline": bench.run(name, False), "recorded": bench.run(name, True)}
+                results[name].append(pair)
+                log(f"[overhead] pair {i + 1}/{pairs} {name:5s}: "
+                    f"baseline {pair['baseline']['tasks_per_s']:6.0f}/s  "
+                    f"recorded {pair['recorded']['tasks_per_s']:6.0f}/s  "
+                    f"ratio {pair['recorded']['tasks_per_s'] / pair['baseline']['tasks_per_s']:.3f}")  # fmt: skip
+    finally:
+        bench.stop()
+    return {
+        "tasks_per_run": tasks,
+        "pairs": pairs,
+        "cluster_startup_seconds": bench.startup_seconds,
+        "workloads": {
+            name: {"code": WORKLOADS[name].__doc__, "runs": runs, **_summarise(runs)}
+            for name, runs in results.items()
+        },
+    }

@@ -1,0 +1,42 @@
+"""The distribution: plugins/ and viewers/ install as ipyrecorder.plugins/.viewers."""
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_plain_install_ships_plugins_and_viewers(tmp_path):
+    """`pip install .` (not editable) maps plugins/ and viewers/ into the package."""
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    assert (target / "ipyrecorder" / "plugins" / "json_sink.py").exists()
+    assert (target / "ipyrecorder" / "viewers" / "__init__.py").exists()
+    probe = (
+        "import ipyrecorder.plugins.json_sink, ipyrecorder.plugins.csv_sink, ipyrecorder.viewers, sys;"
+        "print(ipyrecorder.plugins.json_sink.__file__)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                            env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(str(target))
+
+
+def test_editable_install_registers_builtin_sinks_as_entry_points():
+    sinks = {ep.name: ep.value for ep in entry_points(group="ipyrecorder.sinks")}
+    assert sinks["json"] == "ipyrecorder.plugins.json_sink:JsonSink"
+    assert sinks["csv"] == "ipyrecorder.plugins.csv_sink:CsvSink"
+    import ipyrecorder.plugins
+
+    assert Path(ipyrecorder.plugins.__file__).parent == ROOT / "plugins"
+
+
+def test_every_registered_sink_is_documented():
+    doc = (ROOT / "docs" / "sinks.md").read_text()
+    for ep in entry_points(group="ipyrecorder.sinks"):
+        if ep.value.startswith("ipyrecorder."):
+            assert f"### `{ep.name}`" in doc, f"sink {ep.name} is missing from docs/sinks.md"
