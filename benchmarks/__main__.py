@@ -14,7 +14,7 @@ SECTIONS = ("overhead", "writer", "replay", "size")
 # (full, quick) parameters; the full default run takes about 3 minutes on 2 cores.
 PARAMS = {
     "overhead_tasks": (500, 200),  # tasks per timed run
-    "overhead_pairs": (10, 3),  # baseline/recorded pairs per workload
+    "overhead_pairs": (16, 3),  # baseline/recorded pairs per workload
     "writer_tasks": (100_000, 20_000),  # x3 events
     "writer_repeats": (5, 3),
     "replay_events": (1_000_000, 200_000),  # wire events in the log
@@ -24,6 +24,7 @@ PARAMS = {
 
 OVERHEAD_TARGET = 0.98  # recorded/baseline throughput: "within 2 %"
 REPLAY_TARGET = 1_000_000  # wire events/s folded
+QUIET = 0.25  # keep in step with cluster.QUIET (not imported: it needs psutil)
 
 
 def parse_args(argv=None):
@@ -62,14 +63,29 @@ def rows(results: dict) -> list[tuple]:
             w = ov["workloads"][key]
             lo, hi = w["ratio_ci95"]
             pr = w["pair_ratio"]
+            quiet = (f"; quiet pairs ({w['quiet_pairs']}): {w['quiet_ratio']:.3f}"
+                     if w["quiet_pairs"] else "; no quiet pairs")  # fmt: skip
             out.append((
                 label,
                 _num(w["recorded_tasks_per_s"]["median"], "tasks/s"),
                 _num(w["baseline_tasks_per_s"]["median"], "tasks/s") + " unrecorded",
                 f"{w['ratio']:.3f}",
-                f"CI95 {lo:.3f}-{hi:.3f}; pairs {pr['min']:.3f}-{pr['max']:.3f}",
+                f"CI95 {lo:.3f}-{hi:.3f}; pairs {pr['min']:.3f}-{pr['max']:.3f}" + quiet,
                 f">= {OVERHEAD_TARGET}: " + _verdict(w["ratio"] >= OVERHEAD_TARGET,
                                                     lo < OVERHEAD_TARGET <= hi),
+            ))  # fmt: skip
+        for key, label in (("map", "1c client CPU/task, map"), ("apply", "1d client CPU/task, apply")):
+            w = ov["workloads"][key]
+            lo, hi = w["client_cpu_ratio_ci95"]
+            tlo, thi = w["total_cpu_ratio_ci95"]
+            out.append((
+                label,
+                _num(w["recorded_client_cpu_us_per_task"]["median"], "us"),
+                _num(w["baseline_client_cpu_us_per_task"]["median"], "us") + " unrecorded",
+                f"{w['client_cpu_ratio']:.3f}",
+                f"CI95 {lo:.3f}-{hi:.3f}; client+cluster CPU {w['total_cpu_ratio']:.3f} "
+                f"(CI95 {tlo:.3f}-{thi:.3f})",
+                "",
             ))  # fmt: skip
     wr = results.get("writer")
     if wr:
@@ -132,12 +148,24 @@ def header(results: dict) -> str:
     m = results["machine"]
     edits = " + local edits" if m.get("ipyrecorder_modified") else ""
     mode = "quick" if results["quick"] else "full"
-    return (
+    lines = [
         f"ipyrecorder benchmarks ({mode} run, {results['seconds']:.0f} s): "
         f"{m['cpus']} CPUs, Python {m['python']}, ipyparallel {m['ipyparallel']}, "
-        f"msgpack {m['msgpack']}, ipyrecorder {m['commit']}{edits} "
-        f"[src {m['ipyrecorder_sha256']}], load {m['loadavg_start']} -> {m['loadavg_end']}"
-    )
+        f"msgpack {m['msgpack']}, ipyrecorder {m['commit']}{edits} [src {m['ipyrecorder_sha256']}]",
+        f"load average {m['loadavg_start']} at start, {m['loadavg_end']} at end",
+    ]
+    ov = results.get("overhead")
+    if ov:
+        p = results["params"]
+        foreign = [f for w in ov["workloads"].values() for f in (w["foreign_cores"]["median"],
+                                                                  w["foreign_cores"]["max"])]  # fmt: skip
+        lines.append(
+            f"overhead: {ov['pairs']} interleaved pairs x {p['overhead_tasks']} tasks per run and "
+            f"workload; other processes used median {min(foreign[0::2]):.2f}-{max(foreign[0::2]):.2f}"
+            f", max {max(foreign[1::2]):.2f} of the {m['cpus']} cores meanwhile "
+            f"(pairs under {QUIET} are 'quiet')"
+        )
+    return "\n".join(lines)
 
 
 # -- running ---------------------------------------------------------------------------------

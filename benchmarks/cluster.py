@@ -13,6 +13,13 @@ the last events and close the log, is timed separately and not counted: the
 user's code is running again by then. Between runs (untimed) the log is
 replayed and checked, then the client and Hub results are purged so every run
 starts from the same state.
+
+On a small shared machine wall-clock throughput is at the mercy of whatever
+else runs, so each run also measures CPU time, which is much less sensitive
+to it: the client process's own (all threads: the user's, ipyparallel's IO
+thread, the recorder's), the cluster's (controller, schedulers, engines,
+nannies; via psutil), both counted until the log is closed, and the CPU used
+meanwhile by processes that are not ours ("other load", in cores).
 """
 from __future__ import annotations
 
@@ -21,6 +28,8 @@ import json
 import os
 import statistics
 import time
+
+import psutil
 
 from ._util import bootstrap_median_ci, log, spread
 
@@ -68,6 +77,22 @@ class Bench:
         self.lview = self.client.load_balanced_view()
         self.startup_seconds = time.perf_counter() - started
         self.counter = 0
+        # The controller (with its scheduler processes), the engines and their nannies.
+        self.procs = psutil.Process().children(recursive=True)
+
+    def cpu(self) -> tuple:
+        """(client CPU s, cluster CPU s, whole machine busy CPU s), cumulative."""
+        own = time.process_time()  # every thread of this process: user, IO, recorder
+        cluster = 0.0
+        for proc in self.procs:
+            try:
+                t = proc.cpu_times()
+            except psutil.Error:
+                continue
+            cluster += t.user + t.system
+        m = psutil.cpu_times()
+        busy = m.user + m.nice + m.system + getattr(m, "irq", 0) + getattr(m, "softirq", 0)
+        return own, cluster, busy
 
     def stop(self):
         try:
@@ -83,6 +108,7 @@ class Bench:
         self.counter += 1
         path = os.path.join(self.tmpdir, f"run{self.counter:03d}-{name}.mpk")
         gc.collect()
+        cpu0 = self.cpu()
         t0 = time.perf_counter()
         if recorded:
             with ipyrecorder.recording(lview, path, mode="w") as rec:
@@ -90,16 +116,27 @@ class Bench:
         else:
             ars, ok = workload(lview, n)
         elapsed = time.perf_counter() - t0
-        out = {"seconds": elapsed, "tasks_per_s": n / elapsed}
+        if recorded:  # CPU is counted until the recorder has closed the log
+            closed = rec.close(timeout=60)
+            out = {"close_seconds": time.perf_counter() - t0 - elapsed}
+        else:
+            out = {}
+        window = time.perf_counter() - t0
+        own, cluster, busy = (b - a for a, b in zip(cpu0, self.cpu()))
+        out.update(
+            seconds=elapsed,
+            tasks_per_s=n / elapsed,
+            client_cpu_us_per_task=1e6 * own / n,
+            total_cpu_us_per_task=1e6 * (own + cluster) / n,
+            # cores kept busy by processes not ours (other users, other clusters)
+            foreign_cores=max(0.0, busy - own - cluster) / window,
+        )
 
         if ok is None:
             ok = [ar.get() for ar in ars] == list(range(n))
         if not ok:
             raise RuntimeError(f"{name} run returned wrong results")
         if recorded:
-            t1 = time.perf_counter()
-            closed = rec.close(timeout=60)
-            out["close_seconds"] = time.perf_counter() - t1
             state = ipyrecorder.replay(path)
             summary = state.summary()
             if not closed or summary["tasks"] != n or summary["by_status"] != {"ok": n} \
@@ -118,11 +155,23 @@ class Bench:
         return out
 
 
-def _summarise(runs: list[dict]) -> dict:
-    base = [r["baseline"]["tasks_per_s"] for r in runs]
-    rec = [r["recorded"]["tasks_per_s"] for r in runs]
+QUIET = 0.25  # a pair is "quiet" if other processes used less than this many cores
+
+
+def _paired(runs, key):
+    base = [r["baseline"][key] for r in runs]
+    rec = [r["recorded"][key] for r in runs]
     ratios = [r / b for r, b in zip(rec, base)]
+    return base, rec, ratios
+
+
+def _summarise(runs: list[dict]) -> dict:
+    base, rec, ratios = _paired(runs, "tasks_per_s")
     lo, hi = bootstrap_median_ci(ratios)
+    foreign = [max(r["baseline"]["foreign_cores"], r["recorded"]["foreign_cores"]) for r in runs]
+    quiet = [x for x, f in zip(ratios, foreign) if f < QUIET]
+    cpu_base, cpu_rec, cpu_ratios = _paired(runs, "client_cpu_us_per_task")
+    tot_base, tot_rec, tot_ratios = _paired(runs, "total_cpu_us_per_task")
     return {
         "baseline_tasks_per_s": spread(base),
         "recorded_tasks_per_s": spread(rec),
@@ -131,6 +180,17 @@ def _summarise(runs: list[dict]) -> dict:
         "ratio_ci95": [lo, hi],
         "ratio_of_medians": statistics.median(rec) / statistics.median(base),
         "overhead_pct": 100 * (1 - statistics.median(ratios)),
+        "foreign_cores": spread(foreign),
+        "quiet_pairs": len(quiet),
+        "quiet_ratio": statistics.median(quiet) if quiet else None,
+        "baseline_client_cpu_us_per_task": spread(cpu_base),
+        "recorded_client_cpu_us_per_task": spread(cpu_rec),
+        "client_cpu_ratio": statistics.median(cpu_ratios),
+        "client_cpu_ratio_ci95": list(bootstrap_median_ci(cpu_ratios)),
+        "baseline_total_cpu_us_per_task": spread(tot_base),
+        "recorded_total_cpu_us_per_task": spread(tot_rec),
+        "total_cpu_ratio": statistics.median(tot_ratios),
+        "total_cpu_ratio_ci95": list(bootstrap_median_ci(tot_ratios)),
         "close_seconds": spread(r["recorded"]["close_seconds"] for r in runs),
         "bytes_per_task": spread(r["recorded"]["bytes_per_task"] for r in runs),
         "json_bytes_per_task": spread(r["recorded"]["json_bytes_per_task"] for r in runs),
@@ -154,7 +214,9 @@ def run(tmpdir, tasks: int, pairs: int) -> dict:
                 log(f"[overhead] pair {i + 1}/{pairs} {name:5s}: "
                     f"baseline {pair['baseline']['tasks_per_s']:6.0f}/s  "
                     f"recorded {pair['recorded']['tasks_per_s']:6.0f}/s  "
-                    f"ratio {pair['recorded']['tasks_per_s'] / pair['baseline']['tasks_per_s']:.3f}")  # fmt: skip
+                    f"ratio {pair['recorded']['tasks_per_s'] / pair['baseline']['tasks_per_s']:.3f}  "
+                    f"client CPU x{pair['recorded']['client_cpu_us_per_task'] / pair['baseline']['client_cpu_us_per_task']:.3f}  "
+                    f"other load {pair['baseline']['foreign_cores']:.2f}/{pair['recorded']['foreign_cores']:.2f} cores")  # fmt: skip
     finally:
         bench.stop()
     return {

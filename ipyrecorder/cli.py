@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 from enum import IntEnum
+from pathlib import Path
 
 import click
 
@@ -66,7 +67,7 @@ def cli():
 @cli.command()
 @click.argument("log")
 @click.option("--sink", "-s", "sink_name", default="json", show_default=True, help="Sink to replay into (see `ipyrecorder sinks`).")
-@click.option("-o", "--output", default=None, help="Output file ('-' for stdout; default: the sink's choice).")
+@click.option("-o", "--output", default=None, help="Output file ('-' for stdout; default: stdout, or LOG's name with the sink's suffix).")
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A sink option; repeatable.")
 def replay(log, sink_name, output, options):
     """Replay LOG into a sink: json, csv, or any installed plugin."""
@@ -77,9 +78,19 @@ def replay(log, sink_name, output, options):
         sink = get_sink(sink_name).from_strings(_parse_options(options))
     except SinkError as exc:
         raise Failure(str(exc), ExitStatus.USAGE) from None
-    output = output or sink.default_output or "-"
-    with _output(output, sink.binary) as out:
-        sink.write(Log(log), out)
+    if not sink.wants_output():
+        try:
+            sink.write(Log(log), None)
+        except SinkError as exc:
+            raise Failure(str(exc), ExitStatus.USAGE) from None
+        return
+    if output is None:
+        output = str(Path(log).with_suffix(sink.suffix)) if sink.suffix else "-"
+    try:
+        with _output(output, sink.binary) as out:
+            sink.write(Log(log), out)
+    except SinkError as exc:
+        raise Failure(str(exc), ExitStatus.USAGE) from None
     if output != "-":
         click.echo(f"wrote {output}", err=True)
 
@@ -93,8 +104,12 @@ def _output(path, binary):
         fh = open(path, "wb" if binary else "w", newline=None if binary else "")
     except OSError as exc:
         raise Failure(f"{path}: cannot write ({exc.strerror})", ExitStatus.NO_FILE) from None
-    with fh:
-        yield fh
+    try:
+        with fh:
+            yield fh
+    except BaseException:
+        os.unlink(path)  # a failed sink leaves no half-written file behind
+        raise
 
 
 @cli.command()

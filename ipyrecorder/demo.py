@@ -1,4 +1,4 @@
-"""``ipyrecorder demo``: a local cluster, a recorded workload, its summary.
+"""``ipyrecorder demo``: a local cluster, a recorded workload, its summary and timeline.
 
 The workload is small but varied, so that every part of a recording shows:
 named map tasks, labelled tasks, DirectView execute, stdout and stderr, one
@@ -74,9 +74,9 @@ def run_demo(output_dir, engines: int = 2, echo=print, scale: float = 1.0) -> Pa
 
     from .cli import _format_summary
     from .plugins.json_sink import JsonSink
+    from .plugins.matplotlib_sink import MatplotlibSink
     from .recorder import recording
     from .sinks import Log
-    from .state import replay
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -95,11 +95,13 @@ def run_demo(output_dir, engines: int = 2, echo=print, scale: float = 1.0) -> Pa
         rc.close()
         cluster.stop_cluster_sync()
 
-    state = replay(log_path)
+    log = Log(log_path)
     with open(out / "demo.json", "w") as fh:
-        JsonSink().write(Log(log_path), fh)
-    echo(_format_summary(log_path, state, state.summary()))
-    echo(f"wrote {out / 'demo.json'}")
+        JsonSink().write(log, fh)
+    with open(out / "demo.png", "wb") as fh:
+        MatplotlibSink().write(log, fh)
+    echo(_format_summary(log_path, log.state, log.state.summary()))
+    echo(f"wrote {out / 'demo.json'} and the timeline {out / 'demo.png'}")
     return log_path
 
 

@@ -30,6 +30,7 @@ MARK = 12  # [12, t, text, data]
 LABEL = 13  # [13, tid, name]
 RESUBMIT = 14  # [14, t, tid, new_tid]
 CLOSE = 15  # [15, t, stats]
+FRAME = 16  # [16, segment_t0_us, base_us]  opens every frame but a segment's first
 
 KIND_NAMES = {
     HEADER: "header",
@@ -260,10 +261,10 @@ class Decoder:
     """
 
     def __init__(self):
-        self.reset(0)
+        self.reset(None)
 
-    def reset(self, t0_us: int):
-        self.base = t0_us
+    def reset(self, t0_us):
+        self.t0 = self.base = t0_us
         self.symbols: list[str] = []
         self.msg_ids: list[str] = []
 
@@ -297,6 +298,11 @@ class Decoder:
             return None
         if kind == TIMEBASE:
             self.base = a[1]
+            return None
+        if kind == FRAME:
+            if a[1] != self.t0:
+                raise FormatError("frame of a segment whose header was lost")
+            self.base = a[2]
             return None
         if kind == HEADER:
             from .log import check_header

@@ -203,7 +203,8 @@ class LogWriter:
                 self.repaired = _cut_torn_tail(self._fd, self.path)
             os.lseek(self._fd, 0, os.SEEK_END)
             self.header = header or new_header()
-            self._encoder = ev.Encoder(_header_array(self.header)[1]["t0"])
+            self._t0 = _header_array(self.header)[1]["t0"]
+            self._encoder = ev.Encoder(self._t0)
             self._packer = msgpack.Packer(use_bin_type=True)
             self._buf = bytearray(self._packer.pack(_header_array(self.header)))
             self.events_written = 0
@@ -228,6 +229,10 @@ class LogWriter:
             raise ValueError(f"event of {len(data)} bytes is larger than a frame may be")
         if len(self._buf) + len(data) > MAX_PAYLOAD:
             self.flush()
+        if not self._buf:
+            # Each frame restates its segment and time base, so that losing an
+            # earlier frame can neither shift its times nor mix segments.
+            self._buf += self._packer.pack([ev.FRAME, self._t0, encoder.base])
         self._buf += data
         self.events_written += 1
         if len(self._buf) >= FLUSH_BYTES:
@@ -287,12 +292,18 @@ def _cut_torn_tail(fd: int, path: str) -> Damage | None:
     with open(path, "rb") as fh:
         data = fh.read()
     _check_start(data, path)
+    status, _ = _frame_at(data, 0)
+    if status == _SHORT and len(data) < HEAD_SIZE + MAX_PAYLOAD:
+        # Only a torn header frame: nothing was recorded yet.
+        os.ftruncate(fd, 0)
+        return Damage(0, size, "torn tail")
+    if status != _OK:
+        raise NotALog(f"{path} is not an ipyrecorder log (its first frame is damaged)")
     scanner = FrameScanner()
     frames = scanner.feed(data) + scanner.finish()
-    if frames and frames[0][0] == 0:
-        first = unpacker()
-        first.feed(frames[0][1])
-        check_header(next(first, None), path)
+    first = unpacker()
+    first.feed(frames[0][1])
+    check_header(next(first, None), path)
     tail = [d for d in scanner.damage if d.reason == "torn tail"]
     if not tail:
         return None
@@ -316,7 +327,7 @@ def open_log(path, mode: str = "a", header: dict | None = None) -> LogWriter:
 
 
 def _check_start(data: bytes, path) -> None:
-    if not data.startswith(b"\x92\xce"):
+    if not data or data[:2] != b"\x92\xce"[: len(data)]:
         raise NotALog(f"{path} is not an ipyrecorder log")
 
 

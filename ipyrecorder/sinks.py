@@ -77,7 +77,7 @@ class Sink:
     description: str = ""
     options: tuple = ()  # of Option
     binary: bool = False  # True: ``write`` gets a binary file
-    default_output: str | None = None  # file name when -o is not given; None: stdout
+    suffix: str | None = None  # without -o, write LOG's name with this suffix; None: stdout
 
     def __init__(self, **values):
         known = {opt.name: opt for opt in self.options}
@@ -97,6 +97,10 @@ class Sink:
                 raise SinkError(f"unknown option {key!r} for sink {cls.name!r} (options: {names})")
             values[key] = known[key].parse(text)
         return cls(**values)
+
+    def wants_output(self) -> bool:
+        """False when this configuration writes no file (an interactive window)."""
+        return True
 
     def write(self, log: Log, out) -> None:
         """Write ``log`` (``log.state`` or ``log.events()``) to the open file ``out``."""

@@ -190,6 +190,7 @@ class State:
         self.events = 0
         # per-segment decoding context
         self._base = 0
+        self._t0 = None
         self._symbols: list = []
         self._tids: list[Task] = []
 
@@ -252,6 +253,9 @@ class State:
                     if task.attempts is None:
                         task.attempts = [(task.engine_id, task.start_us)]
                     task.attempts.append((engine_id, t))
+                    previous = engines.get(task.engine_id)
+                    if previous is not None and previous.current is task:
+                        previous.current = None
                 task.start_us = t
                 if task.status is None:
                     task.engine_id = engine_id
@@ -301,6 +305,10 @@ class State:
                 symbols.append(a[2])
             elif kind == ev.TIMEBASE:
                 base = a[1]
+            elif kind == ev.FRAME:
+                if a[1] != self._t0:
+                    raise ev.FormatError("frame of a segment whose header was lost")
+                base = a[2]
             elif kind == ev.ATTEMPT_ERROR:
                 task = tids[a[1]]
                 pad = list(a[2:]) + [None] * (6 - len(a))
@@ -332,7 +340,7 @@ class State:
                 new.queue = new.queue or old.queue
             elif kind == ev.HEADER:
                 header = check_header(a, "log")
-                base = header["t0"]
+                base = self._t0 = header["t0"]
                 self.headers.append({**header, "t0": from_us(header["t0"])})
                 symbols.clear()
                 tids.clear()

@@ -12,6 +12,7 @@ import inspect
 import sys
 import threading
 import time
+import functools
 from functools import partial
 
 # Record tags: the first element of every tuple this module queues.
@@ -53,6 +54,13 @@ def _warn_hook_failure(where: str) -> None:
 _reported: set = set()
 
 
+@functools.lru_cache(maxsize=None)
+def _map_call_code():
+    from ipyparallel.client import remotefunction
+
+    return inspect.unwrap(remotefunction.ParallelFunction.__call__).__code__
+
+
 def describe_call(f, args) -> tuple:
     """(function name, map chunk index) for an apply request about to be sent.
 
@@ -69,7 +77,7 @@ def describe_call(f, args) -> tuple:
         if getattr(f, "__name__", None) == "_broadcast_map" and args:
             return getname(args[0]), None
         return getname(f), None
-    map_call = inspect.unwrap(remotefunction.ParallelFunction.__call__).__code__
+    map_call = _map_call_code()
     frame = sys._getframe(2)
     for _ in range(12):
         if frame is None:

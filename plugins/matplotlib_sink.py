@@ -1,0 +1,208 @@
+"""``matplotlib`` sink: the per-engine timeline, and busy engines over time.
+
+What ipy_client_usage drew, done right: queue time and reply latency are
+visible, failures stand out, marks and engine arrivals/departures are shown,
+and bars are drawn as collections so that 100,000 tasks render in seconds.
+"""
+from __future__ import annotations
+
+from ipyrecorder.sinks import Option, Sink, SinkError
+
+STATUS_COLOURS = {"error": "#d62728", "aborted": "#7f7f7f", "running": "#ffbf00"}
+FUNCTION_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#aec7e8")
+MAX_BAR_TEXTS = 400  # names on bars beyond this many would be unreadable anyway
+
+
+def _import_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+        import numpy  # noqa: F401
+    except ImportError:
+        raise SinkError("the matplotlib sink needs matplotlib: pip install 'ipyrecorder[plot]'") from None
+
+
+class TimelineData:
+    """The numbers a timeline is drawn from, in seconds since the run's start."""
+
+    def __init__(self, state):
+        import numpy as np
+
+        start, end = state.span_us()
+        self.t0 = start or 0
+        rows = sorted(e for e in state.engines if e is not None)
+        for task in state.tasks.values():
+            if task.engine_id is not None and task.engine_id not in state.engines:
+                rows.append(task.engine_id)
+        self.engine_ids = sorted(set(rows))
+        self.row_of = {e: i for i, e in enumerate(self.engine_ids)}
+        functions = sorted({t.function or "" for t in state.tasks.values()})
+        self.colour_of = {f: FUNCTION_COLOURS[i % len(FUNCTION_COLOURS)] for i, f in enumerate(functions)}
+
+        placed = [t for t in state.tasks.values() if t.engine_id in self.row_of and (t.started_us or t.start_us)]
+        sec = lambda us: (us - self.t0) / 1e6  # noqa: E731
+        self.tasks = placed
+        self.row = np.array([self.row_of[t.engine_id] for t in placed], dtype=float)
+        self.start = np.array([sec(t.started_us if t.started_us is not None else t.start_us) for t in placed])
+        last = sec(end) if end is not None else 0.0
+        self.end = np.array([sec(t.completed_us) if t.completed_us is not None else last for t in placed])
+        self.submitted = np.array([sec(t.submitted_us) if t.submitted_us is not None else np.nan for t in placed])
+        self.received = np.array([sec(t.received_us) if t.received_us is not None else np.nan for t in placed])
+        self.colours = [STATUS_COLOURS.get(t.state) or self.colour_of[t.function or ""] for t in placed]
+        self.span = max(last, float(self.end.max()) if len(self.end) else 0.0, 1e-3)
+        self.marks = [(sec(m.t_us), m.text) for m in state.marks]
+        self.joins = [(sec(e.registered_us), self.row_of[e.id]) for e in state.engines.values()
+                      if e.id in self.row_of and e.registered_us is not None and not e.present_at_start]  # fmt: skip
+        self.leaves = [(sec(e.unregistered_us), self.row_of[e.id]) for e in state.engines.values()
+                       if e.id in self.row_of and e.unregistered_us is not None]  # fmt: skip
+
+    def busy_curve(self):
+        """(times, busy engine count) as a step function, and its time-weighted mean."""
+        import numpy as np
+
+        if not len(self.start):
+            return np.array([0.0, self.span]), np.array([0, 0]), 0.0
+        times = np.concatenate([self.start, self.end])
+        steps = np.concatenate([np.ones(len(self.start)), -np.ones(len(self.end))])
+        order = np.argsort(times, kind="stable")
+        times, busy = times[order], np.cumsum(steps[order])
+        durations = np.diff(np.append(times, times[-1]))
+        total = times[-1] - times[0]
+        mean = float((busy * durations).sum() / total) if total > 0 else float(busy.max())
+        return np.concatenate([[0.0], times]), np.concatenate([[0], busy]), mean
+
+
+def _bars(row, left, right, low, high):
+    """Rectangle vertices for a PolyCollection: one bar per (row, left, right)."""
+    import numpy as np
+
+    y0, y1 = row + low, row + high
+    return np.stack([np.stack([left, y0], 1), np.stack([left, y1], 1),
+                     np.stack([right, y1], 1), np.stack([right, y0], 1)], 1)  # fmt: skip
+
+
+def draw_timeline(state, figure=None):
+    """Draw ``state`` onto a new (or the given) matplotlib Figure and return it."""
+    _import_matplotlib()
+    import numpy as np
+    from matplotlib.collections import PolyCollection
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    data = TimelineData(state)
+    n = max(len(data.engine_ids), 1)
+    height = min(3.0 + 0.32 * n, 60.0)
+    fig = figure or Figure(figsize=(12, height), layout="constrained")
+    fig.clear()
+    ax, busy_ax = fig.subplots(2, 1, sharex=True, height_ratios=[max(3, min(n, 30)), 2])
+
+    bar = 0.36
+    if len(data.tasks):
+        queued = ~np.isnan(data.submitted) & (data.submitted < data.start)
+        ax.add_collection(PolyCollection(
+            _bars(data.row[queued], data.submitted[queued], data.start[queued], -0.12, 0.12),
+            facecolors="#c6dbef", edgecolors="none", label="queued"))  # fmt: skip
+        late = ~np.isnan(data.received) & (data.received > data.end)
+        ax.add_collection(PolyCollection(
+            _bars(data.row[late], data.end[late], data.received[late], -0.12, 0.12),
+            facecolors="#fdd0a2", edgecolors="none"))  # fmt: skip
+        ax.add_collection(PolyCollection(
+            _bars(data.row, data.start, np.maximum(data.end, data.start), -bar, bar),
+            facecolors=data.colours, edgecolors="white", linewidths=0.3))  # fmt: skip
+        _label_bars(ax, fig, data)
+
+    for t, text in data.marks:
+        for axis in (ax, busy_ax):
+            axis.axvline(t, color="#444444", linewidth=0.8, linestyle="--")
+        ax.annotate(text, (t, 0.98), xycoords=("data", "axes fraction"), xytext=(2, 0),
+                    textcoords="offset points", fontsize=7, rotation=90, va="top", ha="left",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})  # fmt: skip
+    if data.joins:
+        ax.scatter([t for t, _ in data.joins], [r for _, r in data.joins], marker=">", color="green", zorder=3, s=30)
+    if data.leaves:
+        ax.scatter([t for t, _ in data.leaves], [r for _, r in data.leaves], marker="x", color="black", zorder=3, s=30)
+
+    ax.set_yticks(range(len(data.engine_ids)), [f"engine {e}" for e in data.engine_ids],
+                  fontsize=max(4, min(9, 300 / n)))  # fmt: skip
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.set_xlim(0, data.span * 1.01)
+    ax.grid(axis="x", alpha=0.3)
+    started = state.headers[0]["t0"] if state.headers else None
+    summary = state.summary()
+    status = ", ".join(f"{c} {s}" for s, c in summary["by_status"].items())
+    ax.set_title(
+        f"{len(state.tasks)} tasks on {len(data.engine_ids)} engines ({status})"
+        + (f", from {started:%Y-%m-%d %H:%M:%S} UTC" if started else ""),
+        fontsize=10, loc="left",
+    )  # fmt: skip
+    legend = [Patch(color=c, label=f or "(unknown)") for f, c in list(data.colour_of.items())[:8]]
+    legend += [Patch(color=STATUS_COLOURS["error"], label="error"), Patch(color="#c6dbef", label="queued"),
+               Patch(color="#fdd0a2", label="reply latency")]  # fmt: skip
+    if data.joins or data.leaves:
+        legend += [Line2D([], [], marker=">", color="green", ls="", label="engine joined"),
+                   Line2D([], [], marker="x", color="black", ls="", label="engine left")]  # fmt: skip
+    ax.legend(handles=legend, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+
+    times, busy, mean = data.busy_curve()
+    busy_ax.fill_between(times, busy, step="post", color="#1f77b4", alpha=0.35, linewidth=0)
+    busy_ax.step(times, busy, where="post", color="#1f77b4", linewidth=0.8)
+    busy_ax.axhline(mean, color="#d62728", linewidth=0.8, label=f"mean {mean:.2f}")
+    busy_ax.set_ylim(0, max(len(data.engine_ids), 1) * 1.05)
+    busy_ax.set_ylabel("busy engines", fontsize=8)
+    busy_ax.set_xlabel("seconds since the first submission (client clock; bars use engine clocks)", fontsize=8)
+    busy_ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    busy_ax.grid(alpha=0.3)
+    return fig
+
+
+def _label_bars(ax, fig, data):
+    """Write name and duration on the bars wide enough to hold them."""
+    width_px = fig.get_figwidth() * fig.dpi * 0.8
+    px_per_s = width_px / (data.span * 1.01)
+    widths = (data.end - data.start) * px_per_s
+    rows = max(len(data.engine_ids), 1)
+    if rows > 40:
+        return
+    wide = [i for i in widths.argsort()[::-1][:MAX_BAR_TEXTS] if widths[i] > 40]
+    for i in wide:
+        task = data.tasks[i]
+        text = f"{task.name or task.function or ''}\n{task.run_seconds or 0:.2f}s"
+        if len(text.split("\n")[0]) * 5.5 > widths[i]:
+            text = f"{task.run_seconds or 0:.2f}s"
+        ax.text((data.start[i] + data.end[i]) / 2, data.row[i], text, ha="center", va="center",
+                fontsize=6.5, color="white", clip_on=True)  # fmt: skip
+
+
+class MatplotlibSink(Sink):
+    name = "matplotlib"
+    description = "Per-engine timeline with queue time, errors, marks, and busy engines (png, svg, pdf)."
+    options = (
+        Option("format", str, None, "png, svg or pdf (default: from the output file's extension)"),
+        Option("dpi", int, 120, "resolution of raster output"),
+        Option("show", bool, False, "open an interactive window instead of writing a file"),
+    )
+    binary = True
+    suffix = ".png"
+
+    def wants_output(self):
+        return not self.config["show"]
+
+    def write(self, log, out):
+        _import_matplotlib()
+        state = log.state
+        if self.config["show"]:
+            import matplotlib.pyplot as plt
+
+            draw_timeline(state, plt.figure(figsize=(12, 6), layout="constrained"))
+            plt.show()
+            return
+        fig = draw_timeline(state)
+        fmt = self.config["format"] or _extension(getattr(out, "name", "")) or "png"
+        if fmt not in ("png", "svg", "pdf"):
+            raise SinkError(f"cannot write a timeline as {fmt!r}; use png, svg or pdf")
+        fig.savefig(out, format=fmt, dpi=self.config["dpi"])
+
+
+def _extension(name) -> str | None:
+    name = str(name)
+    return name.rsplit(".", 1)[-1].lower() if "." in name else None

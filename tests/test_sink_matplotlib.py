@@ -1,0 +1,76 @@
+"""The matplotlib timeline sink: real files, drawn with collections."""
+from datetime import timedelta
+
+import pytest
+
+import ipyrecorder
+from ipyrecorder.cli import ExitStatus, main
+from ipyrecorder.sinks import Log
+
+from .test_cli import T0, write_sample
+
+matplotlib_sink = pytest.importorskip("ipyrecorder.plugins.matplotlib_sink")
+
+MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF", "svg": b"<?xml"}
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg", "pdf"])
+def test_writes_each_format_from_the_extension(tmp_path, capsys, fmt):
+    write_sample(tmp_path / "a.mpk")
+    out = tmp_path / f"timeline.{fmt}"
+    assert main(["replay", str(tmp_path / "a.mpk"), "--sink", "matplotlib", "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(MAGIC[fmt])
+
+
+def test_default_output_is_the_log_name_with_png(tmp_path, capsys):
+    write_sample(tmp_path / "run.mpk")
+    assert main(["replay", str(tmp_path / "run.mpk"), "--sink", "matplotlib"]) == 0
+    assert (tmp_path / "run.png").read_bytes().startswith(MAGIC["png"])
+
+
+def test_unknown_format_is_a_one_line_error(tmp_path, capsys):
+    write_sample(tmp_path / "a.mpk")
+    status = main(["replay", str(tmp_path / "a.mpk"), "--sink", "matplotlib", "-o", str(tmp_path / "x.gif")])
+    err = capsys.readouterr().err
+    assert status == ExitStatus.USAGE and "png, svg or pdf" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x.gif").exists()
+
+
+def many_tasks(path, n, engines=8):
+    with ipyrecorder.open_log(path, "w") as log:
+        for e in range(engines):
+            log.append({"kind": "engine_register", "t": T0, "engine_id": e, "uuid": f"u{e}", "present": True})
+        for i in range(n):
+            msg_id, t = f"s_1_{i}", T0 + timedelta(milliseconds=10 * (i // engines))
+            log.append({"kind": "submit", "msg_id": msg_id, "t": t, "function": "f" if i % 3 else "g"})
+            log.append({
+                "kind": "complete", "msg_id": msg_id, "status": "error" if i == 7 else "ok",
+                "started": t + timedelta(milliseconds=1), "completed": t + timedelta(milliseconds=9),
+                "received": t + timedelta(milliseconds=10), "engine_id": i % engines,
+            })  # fmt: skip
+        log.append({"kind": "mark", "t": T0 + timedelta(seconds=1), "text": "halfway"})
+
+
+def test_draws_bars_as_collections_whatever_the_task_count(tmp_path):
+    many_tasks(tmp_path / "big.mpk", 5000)
+    state = Log(tmp_path / "big.mpk").state
+    fig = matplotlib_sink.draw_timeline(state)
+    timeline, busy = fig.axes[:2]
+    assert len(timeline.patches) == 0  # no patch per task
+    bars = max(timeline.collections, key=lambda c: len(c.get_paths()))
+    assert len(bars.get_paths()) == 5000
+    assert [t.get_text() for t in timeline.get_yticklabels()] == [f"engine {e}" for e in range(8)]
+    assert any(t.get_text() == "halfway" for t in timeline.texts)
+    # busy engines: all 8 engines busy at the peak, and the mean is drawn
+    curve = max(busy.lines, key=lambda line: len(line.get_ydata()))
+    assert max(curve.get_ydata()) == 8
+    assert any("mean" in (line.get_label() or "") for line in busy.lines)
+
+
+def test_timeline_data_places_each_task_on_its_engine(tmp_path):
+    write_sample(tmp_path / "a.mpk")
+    data = matplotlib_sink.TimelineData(Log(tmp_path / "a.mpk").state)
+    assert data.engine_ids == [0, 1]
+    assert list(data.row) == [0, 1, 0]
+    assert data.end[0] - data.start[0] == pytest.approx(0.5)
+    assert data.colours[2] == matplotlib_sink.STATUS_COLOURS["error"]
