@@ -28,7 +28,7 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "format.md"
 
 HEAD = struct.Struct(">BBIBI")  # 0x92, 0xce, crc (u32be), 0xc6, length (u32be)
 MAX_PAYLOAD = 2**28
-HEADER, SYMBOL, TASK, TIMEBASE = 0, 1, 2, 3
+HEADER, SYMBOL, TASK, TIMEBASE, FRAME = 0, 1, 2, 3, 16
 NAMES = {
     4: "submit", 5: "start", 6: "complete", 7: "stdout", 8: "stderr",
     9: "attempt_error", 10: "engine_register", 11: "engine_unregister",
@@ -87,9 +87,10 @@ def scan_frames(data: bytes):
 
 
 class Segment:
-    """The decoding state of section 4: time base, symbols, task ids."""
+    """The decoding state of section 4: segment t0, time base, symbols, task ids."""
 
     def __init__(self, t0):
+        self.t0 = t0
         self.base = t0
         self.symbols = []
         self.tids = []
@@ -122,8 +123,12 @@ def code(table, value, optional=True):
     return table[value]
 
 
-def decode(a, seg: Segment | None):
-    """(event dict or None, segment) for one wire array."""
+def decode(a, seg: Segment | None, frame_aware=True):
+    """(event dict or None, segment) for one wire array.
+
+    ``frame_aware=False`` plays a reader that predates FRAME: it skips code 16
+    as an unknown kind (section 8).
+    """
     if not isinstance(a, (list, tuple)) or not a:
         raise Malformed("not an array")
     kind = a[0]
@@ -143,6 +148,8 @@ def decode(a, seg: Segment | None):
         version = fields.get("version")
         if not isinstance(version, int) or version > SUPPORTED_VERSION:
             raise NotALog(f"unsupported version {version!r}")
+        if not isinstance(fields.get("t0"), int):
+            raise NotALog("header without t0")
         seg = Segment(fields["t0"])
         return {"kind": "header", **fields, "t0": seg.time(0)}, seg
     if seg is None:
@@ -160,6 +167,13 @@ def decode(a, seg: Segment | None):
         return None, seg
     if kind == TIMEBASE:
         seg.base = req(1)
+        return None, seg
+    if kind == FRAME and frame_aware:
+        # Section 4.6: a frame of another segment (its header was lost) is
+        # undecodable as a whole; otherwise FRAME restates the time base.
+        if req(1) != seg.t0:
+            raise Malformed("frame of a segment whose header was lost")
+        seg.base = req(2)
         return None, seg
     if kind not in NAMES:
         return None, seg  # unknown kinds are skipped (section 8)
@@ -194,7 +208,7 @@ def decode(a, seg: Segment | None):
     return e, seg
 
 
-def read_log(path):
+def read_log(path, frame_aware=True):
     """(events, damage, raw arrays) of a log, per docs/format.md."""
     data = Path(path).read_bytes()
     if not data.startswith(b"\x92\xce"):
@@ -211,10 +225,10 @@ def read_log(path):
             for a in unpacker:
                 arrays.append(a)
                 try:
-                    event, seg = decode(a, seg)
+                    event, seg = decode(a, seg, frame_aware)
                 except Malformed:
                     damage.append((offset, 0, "undecodable"))
-                    break  # skip the rest of this frame (section 7)
+                    break  # skip the rest of this frame; the state stays as it is (sections 4.6, 7)
                 if event is not None:
                     events.append(event)
         except (ValueError, msgpack.UnpackException):
@@ -239,9 +253,15 @@ def header(t0, **extra):
             "ipyparallel": None, "python": "3", "host": "h", "pid": 1, **extra}  # fmt: skip
 
 
-def write_every_kind(path):
-    """A log with every event kind, three segments, TIMEBASE jumps both ways,
-    an unknown kind and an extra trailing field."""
+def us(t: datetime) -> int:
+    """Microseconds since the epoch, computed here (not with ipyrecorder)."""
+    return (t - EPOCH) // US
+
+
+def write_every_kind(path, future_frames=True):
+    """A log with every event kind, two segments, TIMEBASE jumps both ways, and
+    (``future_frames``) an unknown kind, an extra trailing field and a frame
+    without FRAME."""
     from ipyrecorder import open_log
 
     s = "sess-abc_99_"
@@ -289,11 +309,18 @@ def write_every_kind(path):
     # A second segment, as a labelling after the recording writes it.
     with open_log(path, "a", header=header(T0 + timedelta(hours=1), note="labels added after the recording")) as log:
         log.append({"kind": "label", "msg_id": s + "0", "name": "renamed"})
-    # A frame from a future writer: an unknown kind, and a start (task id 0 of
-    # the second segment) with an extra trailing field.
-    payload = msgpack.packb([99, "future", {"x": 1}]) + msgpack.packb([5, 0, 10, 1, "extra", 7])
+    if not future_frames:
+        return
+    # A frame from a future writer: a FRAME of the second segment that moves the
+    # time base, an unknown kind, and a start (task id 0 of the second segment)
+    # with an extra trailing field.
+    frame_event = [FRAME, us(T0 + timedelta(hours=1)), us(T0 + timedelta(hours=2))]
+    payload = b"".join(map(msgpack.packb, [frame_event, [99, "future", {"x": 1}], [5, 0, 10, 1, "extra", 7]]))
+    # Then a frame without FRAME, as written before FRAME existed: it is decoded
+    # with the state as it stands (section 4.6).
     with open(path, "ab") as fh:
         fh.write(make_frame(payload))
+        fh.write(make_frame(msgpack.packb([12, 20, "no FRAME"])))
 
 
 def reference(path):
@@ -328,7 +355,7 @@ def test_independent_reader_matches_read_events(every_kind):
     assert events == ref_events
 
     kinds = {a[0] for a in arrays}
-    assert set(range(16)) | {99} == kinds  # every kind on the wire, and the unknown one
+    assert set(range(17)) | {99} == kinds  # every kind on the wire, and the unknown one
     assert sum(1 for a in arrays if a[0] == TIMEBASE) >= 3  # two jumps + the close
     assert sum(1 for a in arrays if a[0] == HEADER) == 2
     assert {e["kind"] for e in events} == {"header"} | set(NAMES.values())
@@ -341,11 +368,13 @@ def test_independent_reader_matches_read_events(every_kind):
     assert by_text["phase"]["data"]["b"] == b"\x00\x92\xce"
     starts = [e for e in events if e["kind"] == "start"]
     assert starts[0]["t"] == T0 - 3000 * US
-    # The injected start is relative to the base the second segment's close set
-    # (a TIMEBASE to "now", then close at +0).
-    last_close = [e for e in events if e["kind"] == "close"][-1]
-    assert arrays[-3:-2] == [(15, 0)]
-    assert starts[-1] == {"kind": "start", "msg_id": "sess-abc_99_0", "t": last_close["t"] + 10 * US, "engine_id": 1}
+    # The injected start is relative to the base its frame's FRAME set (not to
+    # the base of the second segment's close, a TIMEBASE to "now"); the frame
+    # without FRAME keeps that base.
+    assert arrays[-5] == (15, 0) and arrays[-4][0] == FRAME
+    assert starts[-1] == {"kind": "start", "msg_id": "sess-abc_99_0", "t": T0 + timedelta(hours=2, microseconds=10),
+                          "engine_id": 1}  # fmt: skip
+    assert by_text["no FRAME"]["t"] == T0 + timedelta(hours=2, microseconds=20)
     msg_ids = {e["msg_id"] for e in events if e["kind"] == "submit"}
     assert {"nounderscore", "sess-abc_99_007", "sess-abc_99_3"} <= msg_ids
     assert [e["name"] for e in events if e["kind"] == "label"] == ["first", "renamed"]
@@ -365,11 +394,27 @@ def test_frames_are_as_documented(every_kind):
         assert int.from_bytes(data[pos + 7 : pos + 11], "big") == len(payload)
         pos += 11 + len(payload)
     assert pos == len(data)
-    # Each segment's first frame holds the header alone.
-    for offset, payload in frames:
+    # Each segment's first frame holds the header alone; every other frame the
+    # writer wrote begins with a FRAME naming that segment's t0 and the time
+    # base its first event is encoded against.
+    t0 = base = None
+    written_by_ipyrecorder = frames[:-2]  # the last two were injected by the test
+    for offset, payload in written_by_ipyrecorder:
         values = list(msgpack.Unpacker(io.BytesIO(payload), strict_map_key=False))
         if values[0][0] == HEADER:
             assert len(values) == 1
+            t0 = base = values[0][1]["t0"]
+            continue
+        kind, segment_t0, frame_base = values[0]
+        assert (kind, segment_t0) == (FRAME, t0) and not any(v[0] == FRAME for v in values[1:])
+        first_use = next(v for v in values[1:] if v[0] not in (SYMBOL, TASK))
+        # In an intact log FRAME changes nothing: it equals the base in effect,
+        # or the TIMEBASE that comes before the frame's first event.
+        assert frame_base == base or first_use == [TIMEBASE, frame_base]
+        for v in values:
+            if v[0] == TIMEBASE:
+                base = v[1]
+    assert t0 == us(T0 + timedelta(hours=1))
 
 
 def test_damage_is_handled_like_ipyrecorder(every_kind):
@@ -446,35 +491,51 @@ def test_worked_example_hexdump(tmp_path, monkeypatch):
     exec(script, {})
     data = (tmp_path / "tiny.mpk").read_bytes()
     assert data[: len(expected)] == expected
-    assert len(expected) == 204
+    assert len(expected) == 224
+    frames, _ = scan_frames(data)
+    assert [offset for offset, _ in frames] == [0, 130, 224]
     events, damage, arrays = read_log(tmp_path / "tiny.mpk")
     assert not damage
     assert events == reference(tmp_path / "tiny.mpk")[0]
-    assert [tuple(a) for a in arrays[1:8]] == [
-        (1, 0, "s1_4242_"), (2, 0, 0, 7), (1, 1, "square"), (4, 0, 1000000, 0, 1),
+    t0 = 1704067200000000
+    assert [tuple(a) for a in arrays[1:9]] == [
+        (16, t0, t0), (1, 0, "s1_4242_"), (2, 0, 0, 7), (1, 1, "square"), (4, 0, 1000000, 0, 1),
         (5, 0, 1000500, 3), (3, 1704070800000000), (12, 0, "hi"),
     ]  # fmt: skip
+    # Frame 3: FRAME and TIMEBASE both to the time of the close, then close at +0.
+    assert arrays[9][:2] == (16, t0) and arrays[10] == (3, arrays[9][2]) and arrays[11] == (15, 0)
+    assert len(frames[2][1]) == 34
     assert [e["kind"] for e in events] == ["header", "submit", "start", "mark", "close"]
 
 
-def test_compactness_figure(tmp_path):
-    """docs/format.md section 11 quotes 52.8 bytes per task; keep it honest."""
+@pytest.mark.parametrize(("flush_every", "size", "per_task"), [(None, 105_541, 52.8), (25, 107_990, 54.0)])
+def test_compactness_figure(tmp_path, flush_every, size, per_task):
+    """docs/format.md section 11 quotes these figures; keep them honest."""
     from ipyrecorder import open_log
+
+    text = DOC.read_text(encoding="utf-8")
+    assert f"{size:,} bytes".replace(",", " ") in text
+    assert f"{per_task} bytes per task" in text and "148 bytes for the test's header" in text
 
     path = tmp_path / "size.mpk"
     session = "12345678-90ab-cdef-1234-567890abcdef"
     log = open_log(path, "w", header=header(T0, session=session))
     before = os.path.getsize(path)
+    assert before == 148
     for i in range(2000):
         msg_id, t = f"{session}_4242_{i}", T0 + (1000 * i + 137) * US
         log.append({"kind": "submit", "msg_id": msg_id, "t": t, "queue": "task", "function": "square"})
         log.append({"kind": "start", "msg_id": msg_id, "t": t + 2311 * US, "engine_id": i % 4})
         log.append({"kind": "complete", "msg_id": msg_id, "status": "ok", "started": t + 2411 * US,
                     "completed": t + 5123 * US, "received": t + 6789 * US, "engine_id": i % 4})  # fmt: skip
+        if flush_every and (i + 1) % flush_every == 0:
+            log.flush()
     log.flush()
-    per_task = (os.path.getsize(path) - before) / 2000
+    written = os.path.getsize(path) - before
     log.close()
-    assert abs(per_task - 52.8) < 1.0, per_task
+    assert written == size and round(written / 2000, 1) == per_task, written
+    frames, _ = scan_frames(path.read_bytes())
+    assert len(frames) == 1 + (2000 // flush_every if flush_every else 1) + 1  # header, tasks, close
     events, damage, _ = read_log(path)
     assert not damage and len(events) == 1 + 3 * 2000 + 1
 
@@ -488,3 +549,149 @@ def test_complete_straddling_a_timebase_change(tmp_path):
                     "started": T0 + timedelta(minutes=35), "completed": T0 + timedelta(minutes=37)})  # fmt: skip
     events, _, _ = read_log(path)
     assert events[1]["started"] == T0 + timedelta(minutes=35)
+
+
+# ---------------------------------------------------------------------------
+# FRAME (section 4.6): what losing a frame may and may not do
+# ---------------------------------------------------------------------------
+
+
+def corrupt_frame(path, index):
+    """Flip a payload byte of frame ``index``; return (frames before the damage, data)."""
+    data = bytearray(Path(path).read_bytes())
+    frames, damage = scan_frames(bytes(data))
+    assert not damage
+    offset, payload = frames[index]
+    data[offset + 11 + len(payload) // 2] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+    return frames
+
+
+def test_lost_segment_header_is_not_decoded_against_the_previous_segment(tmp_path):
+    import ipyrecorder
+    from ipyrecorder import open_log
+
+    path = tmp_path / "two.mpk"
+    a = "aaaa_1_"
+    with open_log(path, "w", header=header(T0)) as log:
+        log.append({"kind": "engine_register", "t": T0, "engine_id": 0, "uuid": "u0"})
+        log.append({"kind": "submit", "msg_id": a + "0", "t": T0 + 1000 * US, "queue": "task", "function": "f"})
+        log.append({"kind": "submit", "msg_id": a + "1", "t": T0 + 1100 * US, "queue": "task", "function": "f"})
+        log.flush()
+        log.append({"kind": "start", "msg_id": a + "0", "t": T0 + 2000 * US, "engine_id": 0})
+        log.flush()
+        log.append({"kind": "complete", "msg_id": a + "0", "status": "ok", "started": T0 + 2000 * US,
+                    "completed": T0 + 3000 * US, "received": T0 + 4000 * US, "engine_id": 0})  # fmt: skip
+    t1 = T0 + timedelta(hours=3)
+    b = "bbbb_2_"
+    with open_log(path, "a", header=header(t1)) as log:
+        # task ids 0 and 1 of this segment, like a+"0" and a+"1" in the first
+        log.append({"kind": "submit", "msg_id": b + "0", "t": t1 + 10 * US, "queue": "mux", "function": "g"})
+        log.append({"kind": "submit", "msg_id": b + "1", "t": t1 + 20 * US, "queue": "mux", "function": "g"})
+        log.flush()
+        # frames that use only task ids defined earlier in this segment
+        log.append({"kind": "start", "msg_id": b + "1", "t": t1 + 30 * US, "engine_id": 0})
+        log.append({"kind": "label", "msg_id": b + "0", "name": "second segment"})
+        log.flush()
+        log.append({"kind": "mark", "t": t1 + 40 * US, "text": "in the second segment"})
+        log.append({"kind": "complete", "msg_id": b + "1", "status": "error", "completed": t1 + 50 * US,
+                    "engine_id": 0, "ename": "E", "evalue": "v"})  # fmt: skip
+    # ... and a third segment, which decodes again
+    t2 = T0 + timedelta(hours=4)
+    with open_log(path, "a", header=header(t2)) as log:
+        log.append({"kind": "mark", "t": t2 + 5 * US, "text": "third"})
+
+    intact, _, _ = read_log(path)
+    i2, i3 = [i for i, e in enumerate(intact) if e["kind"] == "header"][1:]
+    assert [e["kind"] for e in intact[i2:i3]] == ["header", "submit", "submit", "start", "label", "mark", "complete", "close"]
+    frames, _ = scan_frames(path.read_bytes())
+    headers = [i for i, (_, payload) in enumerate(frames) if payload[1] == HEADER]
+    assert len(headers) == 3
+    second, third = headers[1], headers[2]
+    corrupt_frame(path, second)
+    lost = [offset for offset, _ in frames[second + 1 : third]]
+    assert len(lost) == 3
+
+    for name, (events, damage) in {"independent": read_log(path)[:2], "ipyrecorder": reference(path)}.items():
+        # The header frame is a corrupt region; each later frame of its segment
+        # is reported as undecodable, and none of their events is delivered.
+        assert (frames[second][0], lost[0] - frames[second][0], "corrupt") in damage, name
+        assert sorted(d[0] for d in damage if d[2] == "undecodable") == lost, name
+        assert len(damage) == 1 + len(lost), name
+        assert events == intact[:i2] + intact[i3:], name  # the second segment is gone, the third is not
+        assert [e.get("text") for e in events if e["kind"] == "mark"] == ["third"], name
+        # Nothing after the first segment's close is attributed to its tasks.
+        after = events[[e["kind"] for e in events].index("close") + 1 :]
+        assert not [e for e in after if e.get("msg_id", "").startswith(a)], name
+        assert [e["kind"] for e in after] == ["header", "mark", "close"], name
+
+    reader = ipyrecorder.LogReader(path)
+    list(reader.events())
+    reasons = [d.reason for d in reader.damage if d.offset in lost]
+    assert len(reasons) == 3 and all("frame of a segment whose header was lost" in r for r in reasons)
+
+    # The fold agrees: the first segment's tasks are untouched by the second.
+    state = ipyrecorder.replay(path)
+    assert sorted(state.tasks) == [a + "0", a + "1"]
+    assert state.tasks[a + "1"].start_us is None and state.tasks[a + "1"].status is None
+    assert state.tasks[a + "0"].name is None and state.tasks[a + "0"].status == "ok"
+    assert sorted(d.offset for d in state.damage if d.reason.startswith("undecodable")) == lost
+
+    # Without FRAME (a reader that skips it) the same damage silently attaches
+    # the second segment's events to the first segment's tasks.
+    old_events, _, _ = read_log(path, frame_aware=False)
+    assert [e for e in old_events if e.get("name") == "second segment"][0]["msg_id"] == a + "0"
+
+
+def test_lost_timebase_does_not_shift_later_frames(tmp_path):
+    import ipyrecorder
+    from ipyrecorder import open_log
+
+    path = tmp_path / "jump.mpk"
+    x = "xx_7_"
+    jump = T0 + (2**31 + 5) * US  # more than 2**31 us after t0: forces a TIMEBASE
+    with open_log(path, "w", header=header(T0)) as log:
+        log.append({"kind": "submit", "msg_id": x + "0", "t": T0 + 1000 * US, "function": "f"})
+        log.flush()
+        log.append({"kind": "mark", "t": jump, "text": "jump"})  # this frame will be lost
+        log.flush()
+        log.append({"kind": "start", "msg_id": x + "0", "t": jump + 10 * US, "engine_id": 2})
+        log.append({"kind": "mark", "t": jump + 20 * US, "text": "after"})
+        log.flush()
+        log.append({"kind": "complete", "msg_id": x + "0", "status": "ok", "started": jump + 10 * US,
+                    "completed": jump + 30 * US, "received": jump + 40 * US, "engine_id": 2})  # fmt: skip
+
+    frames, _ = scan_frames(path.read_bytes())
+    lost = list(msgpack.Unpacker(io.BytesIO(frames[2][1])))
+    assert [v[0] for v in lost] == [FRAME, TIMEBASE, 12] and lost[1][1] == us(jump)
+    corrupt_frame(path, 2)
+
+    for name, (events, damage) in {"independent": read_log(path)[:2], "ipyrecorder": reference(path)}.items():
+        assert damage == [(frames[2][0], frames[3][0] - frames[2][0], "corrupt")], name
+        by_kind = {e["kind"]: e for e in events}
+        assert by_kind["start"]["t"] == jump + 10 * US, name
+        assert by_kind["mark"] == {"kind": "mark", "t": jump + 20 * US, "text": "after", "data": {}}, name
+        complete = by_kind["complete"]
+        assert (complete["started"], complete["completed"], complete["received"]) == (
+            jump + 10 * US, jump + 30 * US, jump + 40 * US), name  # fmt: skip
+        assert by_kind["submit"]["t"] == T0 + 1000 * US, name
+        assert "jump" not in [e.get("text") for e in events], name
+
+    state = ipyrecorder.replay(path)
+    task = state.tasks[x + "0"]
+    assert (task.start_us, task.started_us, task.completed_us, task.received_us) == tuple(
+        us(jump + n * US) for n in (10, 10, 30, 40))  # fmt: skip
+    assert [(m.t_us, m.text) for m in state.marks] == [(us(jump + 20 * US), "after")]
+
+    # Without FRAME the lost TIMEBASE would shift every later time by the jump.
+    old_events, _, _ = read_log(path, frame_aware=False)
+    assert [e for e in old_events if e["kind"] == "start"][0]["t"] == T0 + 10 * US
+
+
+def test_a_reader_that_skips_frame_decodes_intact_logs_alike(tmp_path):
+    """Section 4.6/8: FRAME never changes what an intact log says."""
+    path = tmp_path / "every.mpk"
+    write_every_kind(path, future_frames=False)
+    events, damage, arrays = read_log(path)
+    assert not damage and sum(1 for a in arrays if a[0] == FRAME) >= 4
+    assert read_log(path, frame_aware=False)[:2] == (events, [])

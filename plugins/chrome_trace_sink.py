@@ -1,0 +1,119 @@
+"""``chrome-trace`` sink: Trace Event Format JSON for Perfetto UI and chrome://tracing.
+
+Process 0 is the client (submissions, the busy-engines counter, marks); process
+``engine id + 1`` is each engine, whose thread 0 holds the tasks it ran. Tasks
+that overlap on one engine (clock jitter, retries) go to further threads, so
+that slices on one track always nest. Timestamps are microseconds since the
+first event of the run.
+"""
+from __future__ import annotations
+
+import json
+
+from ipyrecorder.sinks import Option, Sink
+
+CLIENT_PID = 0
+
+
+def _lanes(intervals):
+    """Assign each (start, end) a lane so that intervals in one lane do not overlap."""
+    lane_ends: list = []
+    lanes = []
+    for start, end in intervals:
+        for lane, lane_end in enumerate(lane_ends):
+            if lane_end <= start:
+                lane_ends[lane] = end
+                lanes.append(lane)
+                break
+        else:
+            lane_ends.append(end)
+            lanes.append(len(lane_ends) - 1)
+    return lanes
+
+
+def trace_events(state) -> list:
+    """The list of trace events for a folded ``State``."""
+    start_us, _ = state.span_us()
+    origin = start_us or 0
+    host = state.headers[0].get("host", "") if state.headers else ""
+    events = [
+        {"ph": "M", "name": "process_name", "pid": CLIENT_PID, "tid": 0, "args": {"name": f"client {host}".strip()}},
+        {"ph": "M", "name": "process_sort_index", "pid": CLIENT_PID, "tid": 0, "args": {"sort_index": -1}},
+        {"ph": "M", "name": "thread_name", "pid": CLIENT_PID, "tid": 0, "args": {"name": "submissions"}},
+    ]
+    engine_ids = sorted({e for e in state.engines if e is not None} |
+                        {t.engine_id for t in state.tasks.values() if t.engine_id is not None})  # fmt: skip
+    for engine_id in engine_ids:
+        pid = engine_id + 1
+        events.append({"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": f"engine {engine_id}"}})
+        events.append({"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": engine_id}})
+    named_threads = set()
+
+    def ts(us):
+        return us - origin
+
+    runs = {}  # engine id -> [(start, end, task)]
+    for task in state.tasks.values():
+        started = task.started_us if task.started_us is not None else task.start_us
+        if task.engine_id is None or started is None:
+            continue
+        end = task.completed_us if task.completed_us is not None else started
+        runs.setdefault(task.engine_id, []).append((started, max(end, started), task))
+
+    busy_changes = []
+    flow_id = 0
+    for engine_id, intervals in runs.items():
+        intervals.sort(key=lambda r: (r[0], r[1]))
+        pid = engine_id + 1
+        for (started, end, task), lane in zip(intervals, _lanes([(s, e) for s, e, _ in intervals])):
+            if (pid, lane) not in named_threads:
+                named_threads.add((pid, lane))
+                events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": lane,
+                               "args": {"name": "tasks" if lane == 0 else f"overlapping tasks {lane}"}})  # fmt: skip
+            name = task.name or task.function or task.msg_id
+            args = {"msg_id": task.msg_id, "function": task.function, "status": task.state}
+            if task.name:
+                args["name"] = task.name
+            if task.error:
+                args["error"] = task.error
+            events.append({"ph": "X", "name": name, "cat": task.state, "pid": pid, "tid": lane,
+                           "ts": ts(started), "dur": end - started, "args": args})  # fmt: skip
+            busy_changes += [(started, 1), (end, -1)]
+            if task.submitted_us is not None and task.submitted_us <= started:
+                flow_id += 1
+                submit = {"pid": CLIENT_PID, "tid": 0, "ts": ts(task.submitted_us)}
+                events.append({"ph": "X", "name": f"submit {name}", "cat": "submit", "dur": 1, **submit,
+                               "args": {"msg_id": task.msg_id}})  # fmt: skip
+                events.append({"ph": "b", "name": "queued", "cat": "queue", "id": flow_id, **submit,
+                               "args": {"msg_id": task.msg_id}})  # fmt: skip
+                events.append({"ph": "e", "name": "queued", "cat": "queue", "id": flow_id,
+                               "pid": CLIENT_PID, "tid": 0, "ts": ts(started)})  # fmt: skip
+                events.append({"ph": "s", "name": "run", "cat": "flow", "id": flow_id, **submit})
+                events.append({"ph": "f", "bp": "e", "name": "run", "cat": "flow", "id": flow_id,
+                               "pid": pid, "tid": lane, "ts": ts(started)})  # fmt: skip
+
+    busy = 0
+    for t, change in sorted(busy_changes):
+        busy += change
+        events.append({"ph": "C", "name": "busy engines", "pid": CLIENT_PID, "tid": 0, "ts": ts(t), "args": {"busy": busy}})
+    for mark in state.marks:
+        events.append({"ph": "i", "s": "g", "name": mark.text, "cat": "mark", "pid": CLIENT_PID, "tid": 0,
+                       "ts": ts(mark.t_us), "args": dict(mark.data or {})})  # fmt: skip
+    for engine in state.engines.values():
+        for what, us in (("registered", engine.registered_us), ("unregistered", engine.unregistered_us)):
+            if us is not None and not (what == "registered" and engine.present_at_start):
+                events.append({"ph": "i", "s": "p", "name": f"engine {what}", "cat": "engine",
+                               "pid": engine.id + 1, "tid": 0, "ts": ts(us)})  # fmt: skip
+    return events
+
+
+class ChromeTraceSink(Sink):
+    name = "chrome-trace"
+    description = "Trace Event Format JSON: open the run in Perfetto UI or chrome://tracing."
+    options = (Option("indent", int, 0, "spaces of indentation; 0 for compact output"),)
+    suffix = ".trace.json"
+
+    def write(self, log, out):
+        doc = {"traceEvents": trace_events(log.state), "displayTimeUnit": "ms"}
+        json.dump(doc, out, indent=self.config["indent"] or None, default=str)
+        out.write("\n")
