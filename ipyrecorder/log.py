@@ -33,6 +33,7 @@ except ImportError:  # pragma: no cover
 FRAME_HEAD = struct.Struct(">BBIBI")
 HEAD_SIZE = FRAME_HEAD.size  # 11
 MAX_PAYLOAD = 1 << 28  # larger length fields are damage, not a frame to wait for
+FRAME_PREFIX_MAX = 32  # room for the FRAME event that opens every frame
 FLUSH_BYTES = 1 << 20  # the writer starts a new frame past this many buffered bytes
 
 
@@ -224,10 +225,10 @@ class LogWriter:
         except Exception:
             encoder.undo()
             raise
-        if len(data) > MAX_PAYLOAD:
+        if len(data) > MAX_PAYLOAD - FRAME_PREFIX_MAX:
             encoder.undo()
             raise ValueError(f"event of {len(data)} bytes is larger than a frame may be")
-        if len(self._buf) + len(data) > MAX_PAYLOAD:
+        if len(self._buf) + len(data) > MAX_PAYLOAD - FRAME_PREFIX_MAX:
             self.flush()
         if not self._buf:
             # Each frame restates its segment and time base, so that losing an
@@ -293,7 +294,7 @@ def _cut_torn_tail(fd: int, path: str) -> Damage | None:
         data = fh.read()
     _check_start(data, path)
     status, _ = _frame_at(data, 0)
-    if status == _SHORT and len(data) < HEAD_SIZE + MAX_PAYLOAD:
+    if status == _SHORT and _resync(data, 1) is None:
         # Only a torn header frame: nothing was recorded yet.
         os.ftruncate(fd, 0)
         return Damage(0, size, "torn tail")

@@ -827,3 +827,20 @@ def test_encoder_refuses_bad_events_without_corrupting_the_segment(tmp_path):
     assert [e["msg_id"] for e in events] == ["s_2", "s_\u0663"]
     assert events[1]["t"] == t0 + timedelta(hours=2)
     assert not reader.damage
+
+
+def test_append_never_wipes_a_log_whose_header_length_is_damaged(tmp_path):
+    """A flipped bit in the first frame's length must not pass for a torn header."""
+    from datetime import datetime, timezone
+
+    import ipyrecorder
+
+    path = tmp_path / "run.mpk"
+    with ipyrecorder.open_log(path, "w") as log:
+        log.append({"kind": "mark", "t": datetime.now(timezone.utc), "text": "keep me"})
+    data = bytearray(path.read_bytes())
+    data[8] ^= 0x40  # length field of the header frame: now runs past the end of the file
+    path.write_bytes(bytes(data))
+    with pytest.raises(ipyrecorder.NotALog):
+        ipyrecorder.open_log(path, "a")
+    assert path.read_bytes() == bytes(data)
