@@ -350,6 +350,18 @@ class State:
         return base, n
 
     # -- reading the state ---------------------------------------------------
+    def to_dataframe(self):
+        """The tasks as a pandas DataFrame (one row per task, UTC timestamps)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("State.to_dataframe needs pandas: pip install 'ipyrecorder[pandas]'") from None
+        rows = [task.to_dict() for task in self.tasks.values()]
+        frame = pd.DataFrame(rows, columns=list(Task("").to_dict()))
+        for column in ("submitted", "started", "completed", "received"):
+            frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+        return frame.set_index("msg_id")
+
     def span_us(self):
         """(first, last) client-clock time of the run, or (None, None)."""
         firsts = [t.submitted_us for t in self.tasks.values() if t.submitted_us is not None]

@@ -1,0 +1,72 @@
+"""Sinks from outside: a third-party distribution, parquet, and pandas."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ipyrecorder
+
+from .test_cli import write_sample
+
+HERE = Path(__file__).resolve().parent
+
+
+def test_third_party_sink_is_listed_and_usable(tmp_path):
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(HERE / "plugin_example")],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    cli = [sys.executable, "-m", "ipyrecorder"]
+    listed = subprocess.run([*cli, "sinks", "--verbose"], capture_output=True, text=True, env=env, timeout=60)
+    assert listed.returncode == 0
+    assert "count" in listed.stdout and "How many tasks ended in each status." in listed.stdout
+    assert "sep=str" in listed.stdout
+    write_sample(tmp_path / "a.mpk")
+    replayed = subprocess.run([*cli, "replay", str(tmp_path / "a.mpk"), "--sink", "count", "-O", "sep==", "-o", "-"],
+                              capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout.splitlines() == ["error=1", "ok=2"]
+
+
+def test_parquet_tasks_table_matches_the_state(tmp_path, capsys):
+    pq = pytest.importorskip("pyarrow.parquet")
+    write_sample(tmp_path / "a.mpk")
+    out = tmp_path / "a.parquet"
+    assert ipyrecorder.cli.main(["replay", str(tmp_path / "a.mpk"), "--sink", "parquet", "-o", str(out), "-O", "events=true"]) == 0
+    table = pq.read_table(out)
+    state = ipyrecorder.replay(tmp_path / "a.mpk")
+    assert table.num_rows == len(state.tasks)
+    assert str(table.schema.field("started").type) == "timestamp[us, tz=UTC]"
+    rows = {row["msg_id"]: row for row in table.to_pylist()}
+    for msg_id, task in state.tasks.items():
+        row = rows[msg_id]
+        assert (row["started"], row["completed"], row["received"]) == (task.started, task.completed, task.received)
+        assert (row["engine_id"], row["status"], row["name"], row["stdout"]) == (task.engine_id, task.status, task.name, task.stdout)
+    events = pq.read_table(tmp_path / "a.events.parquet")
+    assert events.num_rows == sum(1 for e in ipyrecorder.read_events(tmp_path / "a.mpk") if e["kind"] != "header")
+    assert set(events.column("kind").to_pylist()) >= {"submit", "start", "complete", "stdout", "mark", "close"}
+
+
+def test_parquet_without_pyarrow_names_the_extra(tmp_path):
+    write_sample(tmp_path / "a.mpk")
+    code = (
+        "import sys; sys.modules['pyarrow'] = None; from ipyrecorder.cli import main;"
+        f"sys.exit(main(['replay', {str(tmp_path / 'a.mpk')!r}, '--sink', 'parquet']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "pip install 'ipyrecorder[parquet]'" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "a.parquet").exists()
+
+
+def test_state_to_dataframe(tmp_path):
+    pytest.importorskip("pandas")
+    write_sample(tmp_path / "a.mpk")
+    state = ipyrecorder.replay(tmp_path / "a.mpk")
+    frame = state.to_dataframe()
+    assert list(frame.index) == list(state.tasks)
+    assert str(frame["started"].dtype) == "datetime64[us, UTC]" or str(frame["started"].dtype).endswith("UTC]")
+    assert frame.loc["sess_1_0", "started"].to_pydatetime() == state.tasks["sess_1_0"].started
+    assert frame["status"].tolist() == ["ok", "ok", "error"]
