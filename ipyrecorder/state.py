@@ -287,18 +287,14 @@ class State:
                         engine.busy_us += task.completed_us - start
                     if engine.current is task:
                         engine.current = None
-            elif kind == ev.STDOUT:
+            elif kind == ev.STDOUT or kind == ev.STDERR:
                 task = tids[a[1]]
-                if task._stdout is None:
-                    task._stdout = [a[3]]
+                name = "_stdout" if kind == ev.STDOUT else "_stderr"
+                chunks = getattr(task, name)
+                if chunks is None:
+                    setattr(task, name, [a[3]])
                 else:
-                    task._stdout.append(a[3])
-            elif kind == ev.STDERR:
-                task = tids[a[1]]
-                if task._stderr is None:
-                    task._stderr = [a[3]]
-                else:
-                    task._stderr.append(a[3])
+                    chunks.append(a[3])
             elif kind == ev.SYMBOL:
                 if a[1] != len(symbols):
                     raise ev.FormatError(f"symbol {a[1]} defined out of order")

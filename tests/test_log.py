@@ -344,7 +344,7 @@ def _is_subsequence(got, originals):
 
 
 
-@pytest.mark.parametrize(
+DAMAGE_CASES = pytest.mark.parametrize(
     "build",
     [
         pytest.param(_plain_log, id="plain"),
@@ -352,6 +352,9 @@ def _is_subsequence(got, originals):
         pytest.param(_two_segment_log, id="lost-segment-header"),
     ],
 )
+
+
+@DAMAGE_CASES
 def test_flipped_bit_at_every_offset(tmp_path, build):
     checked = 0
     for k, offset, bad, frames, needs, per_frame in _flip_every_offset(tmp_path, build):
@@ -388,14 +391,7 @@ TASK_FIELDS = (
 )  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "build",
-    [
-        pytest.param(_plain_log, id="plain"),
-        pytest.param(_timebase_log, id="timebase-in-lost-frame"),
-        pytest.param(_two_segment_log, id="lost-segment-header"),
-    ],
-)
+@DAMAGE_CASES
 def test_flipped_bits_replay_never_misattributes(tmp_path, build):
     truth = None
     for k, offset, bad, frames, needs, per_frame in _flip_every_offset(tmp_path, build):
