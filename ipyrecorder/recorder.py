@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 from . import tap as T
 from .events import STATUS_CODES
-from .log import LogError, LogWriter, new_header
+from .log import LogWriter, new_header
 
 FLUSH_INTERVAL = 0.025  # seconds between writes while events flow (brief: <= 50 ms)
 MAX_TEXT = 1 << 20  # longer stdout/stderr chunks are split into several events
@@ -88,10 +88,8 @@ class Recording:
         self._tap = T.ClientTap(
             self.client, self._queue.append, self.flush, watch_async_results=callable(names)
         )
-        try:
+        try:  # LogError (not a log, newer version, locked) is the caller's to see
             self._log = LogWriter(self.path, mode, new_header(session=self.client.session.session))
-        except LogError:
-            raise
         except OSError as exc:
             self._log = None
             self._fail(exc)
@@ -160,30 +158,36 @@ class Recording:
 
     # -- the writer thread ---------------------------------------------------------------
     def _run(self):
-        stop = False
         while True:
             self._wake.wait(FLUSH_INTERVAL)
             self._wake.clear()
-            flushed = []
-            queue = self._queue
-            while queue:
-                record = queue.popleft()
-                if record[0] == T.FLUSH:
-                    flushed.append(record[1])
-                elif record[0] == "stop":
-                    stop = True
-                else:
-                    try:
-                        self._process(record)
-                    except Exception:
-                        T._warn_hook_failure("event conversion")
-            self._write()
-            for done in flushed:
-                done.set()
+            stop = self._drain()
             client_gone = getattr(self.client, "_closed", False)
             if stop or (self._exited and (not self._pending or client_gone)) or _shutting_down:
                 break
+        self._drain()  # whatever arrived while deciding to stop
         self._finish()
+
+    def _drain(self) -> bool:
+        """Process every queued record, write them, then release flush waiters."""
+        flushed = []
+        stop = False
+        queue = self._queue
+        while queue:
+            record = queue.popleft()
+            if record[0] == T.FLUSH:
+                flushed.append(record[1])
+            elif record[0] == "stop":
+                stop = True
+            else:
+                try:
+                    self._process(record)
+                except Exception:
+                    T._warn_hook_failure("event conversion")
+        self._write()
+        for done in flushed:
+            done.set()
+        return stop
 
     def _append(self, event):
         if self._log is None:
@@ -191,10 +195,9 @@ class Recording:
             return
         try:
             self._log.append(event)
-        except Exception as exc:  # the encoder refused a value: keep recording the rest
+        except Exception:  # the encoder refused a value: keep recording the rest
             self.dropped += 1
             T._warn_hook_failure(f"encoding {event.get('kind')}")
-            del exc
 
     def _write(self):
         if self._log is None:

@@ -1,0 +1,278 @@
+"""``html`` sink: one self-contained, offline HTML report of a run.
+
+Summary, per-engine table, an interactive canvas timeline (zoom, pan, hover),
+a searchable task table and the errors, in one file with its JS and CSS inline:
+no network, no CDN, no framework. It is built for large runs: the tasks are
+embedded as columns (typed arrays, base64, deflate-compressed by default) and
+the page draws only what is visible, so a million tasks stay usable.
+
+Layout of the embedded data (read by ``html_report/report.js``):
+
+* ``<script type="application/json" id="ipyr-meta">``: small JSON (title,
+  summary, engines, marks, recording header) with ``<``, ``>`` and ``&``
+  escaped, so no text in it can close the script element;
+* ``<script type="application/octet-stream" id="ipyr-blob">``: base64 of one
+  buffer (deflated with ``compress=true``) holding the task columns, each
+  8-byte aligned and little-endian, then UTF-8 JSON with the string table and
+  the sparse per-task texts (output excerpts, errors). ``meta.columns`` maps
+  each column name to ``[dtype, byte offset, count]``.
+
+Times are microseconds since the run's origin (the first submission): int32
+when the whole run fits in +-35 minutes, else float64; missing is
+``-2**31`` (int32) or NaN (float64).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import os
+import re
+import sys
+import zlib
+from array import array
+from importlib import resources
+
+from ipyrecorder import __version__
+from ipyrecorder.events import from_us, split_msg_id
+from ipyrecorder.sinks import Option, Sink, SinkError
+
+STATUSES = ("ok", "error", "aborted", "running", "pending")
+STATUS_CODE = {name: code for code, name in enumerate(STATUSES)}
+INT32_MISSING = -(2**31)
+NO_ENGINE = 2**32 - 1  # engine row of a task that never reached an engine
+NO_SUFFIX = 2**32 - 1  # msg_id stored whole in the string table
+TEMPLATE_FILES = ("report.html", "report.css", "report.js")
+
+
+def _template_text(name: str) -> str:
+    return resources.files(__package__).joinpath("html_report", name).read_text(encoding="utf-8")
+
+
+def _json_for_script(value) -> str:
+    """JSON that is safe inside <script>: no '<', '>' or '&', ASCII only."""
+    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False, default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _data_text(data) -> str:
+    """A mark's data as one line of JSON text (shown as text, never parsed by the page)."""
+    return json.dumps(data, ensure_ascii=False, default=str) if data else ""
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
+
+
+def _int_column(values):
+    """The narrowest unsigned typed-array dtype for non-negative ints."""
+    top = max(values, default=0)
+    if top < 2**8:
+        return "u1", array("B", values)
+    if top < 2**16:
+        return "u2", array("H", values)
+    return "u4", array("I", values)
+
+
+def _time_column(values):
+    """int32 offsets when they fit (missing: -2**31), else float64 (missing: NaN)."""
+    present = [v for v in values if v is not None]
+    if not present or (min(present) > INT32_MISSING and max(present) < 2**31):
+        return "i4", array("i", [INT32_MISSING if v is None else v for v in values])
+    nan = float("nan")
+    return "f8", array("d", [nan if v is None else float(v) for v in values])
+
+
+class _Strings:
+    """A de-duplicated string table; index 0 is the empty string (no value)."""
+
+    def __init__(self):
+        self.items = [""]
+        self.index = {"": 0}
+
+    def __call__(self, text) -> int:
+        if text is None:
+            return 0
+        i = self.index.get(text)
+        if i is None:
+            i = self.index[text] = len(self.items)
+            self.items.append(str(text))
+        return i
+
+
+def build_report_data(state, output_chars: int = 200, log_name: str = "", title: str | None = None):
+    """(meta dict, raw blob bytes) for ``state``: the page's whole data."""
+    start_us, end_us = state.span_us()
+    tasks = state.tasks
+    header = state.headers[0] if state.headers else {}
+    origin = start_us
+    if origin is None:
+        firsts = [t.started_us if t.started_us is not None else t.start_us for t in tasks.values()]
+        firsts = [t for t in firsts if t is not None]
+        if firsts:
+            origin = min(firsts)
+        elif header.get("t0") is not None:
+            origin = int((header["t0"] - from_us(0)).total_seconds() * 1e6)
+        else:
+            origin = 0
+
+    engine_ids = {e for e in state.engines if e is not None}
+    engine_ids |= {t.engine_id for t in tasks.values() if t.engine_id is not None}
+    engine_ids = sorted(engine_ids, key=lambda e: (not isinstance(e, int), e))
+    row_of = {e: i for i, e in enumerate(engine_ids)}
+
+    strings = _Strings()
+    n = len(tasks)
+    sub, start, end, recv = [None] * n, [None] * n, [None] * n, [None] * n
+    row, status, fn, name = [0] * n, [0] * n, [0] * n, [0] * n
+    mp, ms = [0] * n, [0] * n
+    stdout, stderr, errors = [], [], []
+    status_code = STATUS_CODE
+    get_row = row_of.get
+    for i, task in enumerate(tasks.values()):
+        t = task.submitted_us
+        if t is not None:
+            sub[i] = t - origin
+        t = task.started_us
+        if t is None:
+            t = task.start_us
+        if t is not None:
+            start[i] = t - origin
+        t = task.completed_us
+        if t is not None:
+            end[i] = t - origin
+        t = task.received_us
+        if t is not None:
+            recv[i] = t - origin
+        row[i] = get_row(task.engine_id, NO_ENGINE)
+        status[i] = status_code.get(task.state, 4)
+        fn[i] = strings(task.function)
+        name[i] = strings(task.name)
+        prefix, suffix = split_msg_id(task.msg_id)
+        if type(suffix) is int and suffix < NO_SUFFIX:
+            mp[i] = strings(prefix)
+            ms[i] = suffix
+        else:
+            mp[i] = strings(task.msg_id)
+            ms[i] = NO_SUFFIX
+        if output_chars:
+            output = task.stdout
+            if output:
+                stdout.append((i, output[:output_chars]))
+            output = task.stderr
+            if output:
+                stderr.append((i, output[:output_chars]))
+        if task.ename is not None:
+            errors.append((i, strings(task.error)))
+
+    columns = {}
+    chunks = []
+    offset = 0
+
+    def add(col, dtype, values):
+        nonlocal offset
+        if sys.byteorder == "big":
+            values.byteswap()
+        data = values.tobytes()
+        columns[col] = [dtype, offset, len(values)]
+        pad = -len(data) % 8
+        chunks.append(data + b"\0" * pad)
+        offset += len(data) + pad
+
+    for col, values in (("sub", sub), ("start", start), ("end", end), ("recv", recv)):
+        add(col, *_time_column(values))
+    add("row", "u4", array("I", row))
+    add("status", "u1", array("B", status))
+    for col, values in (("fn", fn), ("name", name), ("mp", mp)):
+        add(col, *_int_column(values))
+    add("ms", "u4", array("I", ms))
+    text = json.dumps(
+        {"strings": strings.items, "stdout": stdout, "stderr": stderr, "errors": errors},
+        ensure_ascii=False, separators=(",", ":"), default=str,
+    ).encode("utf-8", "surrogatepass")  # fmt: skip
+    chunks.append(text)
+    blob = b"".join(chunks)
+
+    summary = state.summary()
+    engines = []
+    for engine_id in engine_ids:
+        engine = state.engines.get(engine_id)
+        stats = summary["engines"].get(engine_id, {})
+        rel = lambda us: None if us is None else us - origin  # noqa: E731
+        engines.append({
+            "id": engine_id,
+            "tasks": stats.get("tasks", 0),
+            "errors": stats.get("errors", 0),
+            "busy_seconds": stats.get("busy_seconds", 0.0),
+            "utilisation": stats.get("utilisation"),
+            "registered": rel(engine.registered_us) if engine else None,
+            "unregistered": rel(engine.unregistered_us) if engine else None,
+            "present_at_start": engine.present_at_start if engine else True,
+        })  # fmt: skip
+    recording = {key: header.get(key) for key in ("host", "pid", "python", "ipyparallel", "recorder")}
+    recording["t0"] = header["t0"].isoformat() if header.get("t0") else None
+    meta = {
+        "title": title or (f"ipyrecorder report: {log_name}" if log_name else "ipyrecorder report"),
+        "log": log_name,
+        "generator": f"ipyrecorder {__version__}",
+        "origin": from_us(origin).isoformat(),
+        "tasks": n,
+        "span_us": None if start_us is None else end_us - start_us,
+        "summary": {key: summary[key] for key in ("tasks", "by_status", "start", "end", "span_seconds",
+                                                 "marks", "segments", "closed", "damage")},  # fmt: skip
+        "engines": engines,
+        "marks": [{"t": m.t_us - origin, "text": str(m.text), "data": _data_text(m.data)} for m in state.marks],
+        "recording": recording,
+        "output_chars": output_chars,
+        "statuses": list(STATUSES),
+        "no_engine": NO_ENGINE,
+        "no_suffix": NO_SUFFIX,
+        "int32_missing": INT32_MISSING,
+        "columns": columns,
+        "text": [offset, len(text)],
+    }
+    return meta, blob
+
+
+def render_html(meta: dict, blob: bytes, compress: bool = True) -> str:
+    """The whole page: template with CSS, JS and data inlined. ASCII only."""
+    template, css, js = (_template_text(name) for name in TEMPLATE_FILES)
+    for text, tag in ((css, "</style"), (js, "</script")):
+        if tag in text.lower():  # the bundled assets must not end their own element
+            raise SinkError(f"html_report asset contains {tag!r}")
+    meta = dict(meta, compression="deflate" if compress else None)
+    payload = zlib.compress(blob, 6) if compress else blob
+    parts = {
+        "TITLE": html.escape(meta["title"]).encode("ascii", "xmlcharrefreplace").decode("ascii"),
+        "CSP": (f"default-src 'none'; script-src {_csp_hash(js)}; style-src {_csp_hash(css)}; "
+                "base-uri 'none'; form-action 'none'"),
+        "CSS": css,
+        "META": _json_for_script(meta),
+        "BLOB": base64.b64encode(payload).decode("ascii"),
+        "JS": js,
+    }
+    pieces = re.split(r"@@([A-Z]+)@@", template)  # the template alone is scanned, never the data
+    if sorted(pieces[1::2]) != sorted(parts):
+        raise SinkError("html_report/report.html must hold each of @@" + "@@, @@".join(parts) + "@@ once")
+    out = [parts[p] if k % 2 else p for k, p in enumerate(pieces)]
+    return "".join(out)
+
+
+class HtmlSink(Sink):
+    name = "html"
+    description = "One self-contained offline HTML report: summary, engines, zoomable timeline, task search, errors."
+    options = (
+        Option("title", str, None, "page title (default: 'ipyrecorder report: LOG')"),
+        Option("output_chars", int, 200, "characters of stdout/stderr kept per task (0: none)"),
+        Option("compress", bool, True, "deflate the embedded data (needs a browser with DecompressionStream)"),
+    )
+    binary = False
+    suffix = ".html"
+
+    def write(self, log, out):
+        chars = self.config["output_chars"]
+        if chars is None or chars < 0:
+            raise SinkError("output_chars must be 0 or more")
+        meta, blob = build_report_data(log.state, chars, os.path.basename(str(log.path)), self.config["title"])
+        out.write(render_html(meta, blob, self.config["compress"]))
