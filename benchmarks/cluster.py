@@ -223,6 +223,7 @@ def run(tmpdir, tasks: int, pairs: int) -> dict:
         "tasks_per_run": tasks,
         "pairs": pairs,
         "cluster_startup_seconds": bench.startup_seconds,
+        "quiet_threshold": QUIET,
         "workloads": {
             name: {"code": WORKLOADS[name].__doc__, "runs": runs, **_summarise(runs)}
             for name, runs in results.items()

@@ -217,6 +217,14 @@ class State:
             self.events += n
         return self
 
+    def fold_frame(self, offset: int, arrays: Iterable) -> None:
+        """Fold one frame's arrays; a frame that does not decode is listed in ``damage``."""
+        try:
+            self.fold(arrays)
+        except (IndexError, KeyError, TypeError, ValueError) as exc:
+            # Definitions lost in a damaged frame make the rest of this one unreadable.
+            self.damage.append(Damage(offset, 0, f"undecodable ({exc!r})"))
+
     def _fold(self, arrays, tasks, tids, symbols, engines, engine_of, base, n):
         for a in arrays:
             n += 1
@@ -404,12 +412,6 @@ def replay(path) -> State:
     reader = LogReader(path)
     state = State()
     for offset, arrays in reader.frames():
-        try:
-            state.fold(arrays)
-        except (IndexError, KeyError, TypeError, ValueError) as exc:
-            # Definitions lost in a damaged frame make the rest of this one unreadable.
-            reader.undecodable.append(Damage(offset, 0, f"undecodable ({exc!r})"))
-    state.damage = reader.damage
+        state.fold_frame(offset, arrays)
+    state.damage = sorted(reader.damage + state.damage, key=lambda d: d.offset)
     return state
-
-

@@ -13,13 +13,16 @@ Layout of the embedded data (read by ``html_report/report.js``):
   escaped, so no text in it can close the script element;
 * ``<script type="application/octet-stream" id="ipyr-blob">``: base64 of one
   buffer (deflated with ``compress=true``) holding the task columns, each
-  8-byte aligned and little-endian, then UTF-8 JSON with the string table and
-  the sparse per-task texts (output excerpts, errors). ``meta.columns`` maps
-  each column name to ``[dtype, byte offset, count]``.
+  8-byte aligned, little-endian and split into byte planes, then UTF-8 JSON
+  with the string table and the sparse per-task texts (output excerpts,
+  errors). ``meta.columns`` maps each column name to ``[dtype, byte offset,
+  count, transform]``.
 
-Times are microseconds since the run's origin (the first submission): int32
-when the whole run fits in +-35 minutes, else float64; missing is
-``-2**31`` (int32) or NaN (float64).
+Times are microseconds since the run's origin (the first submission). To
+compress well they are stored transformed: ``start`` as ``delta`` (change from
+the previous task's start), ``end`` and ``sub`` as ``rel:start`` (minus the
+task's start, when it has one), ``recv`` as ``rel:end``; each as int32 when the
+stored values fit (missing: ``-2**31``), else float64 (missing: NaN).
 """
 from __future__ import annotations
 
@@ -84,6 +87,25 @@ def _time_column(values):
     return "f8", array("d", [nan if v is None else float(v) for v in values])
 
 
+def _deltas(values):
+    """Each present value minus the previous present one (the first minus 0); None stays None."""
+    out = []
+    append = out.append
+    previous = 0
+    for value in values:
+        if value is None:
+            append(None)
+        else:
+            append(value - previous)
+            previous = value
+    return out
+
+
+def _relative(values, refs):
+    """value - ref where both are present; the value itself where ref is missing."""
+    return [v if v is None or r is None else v - r for v, r in zip(values, refs)]
+
+
 class _Strings:
     """A de-duplicated string table; index 0 is the empty string (no value)."""
 
@@ -130,6 +152,7 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
     stdout, stderr, errors = [], [], []
     status_code = STATUS_CODE
     get_row = row_of.get
+    lookup = strings.index.get
     for i, task in enumerate(tasks.values()):
         t = task.submitted_us
         if t is not None:
@@ -147,14 +170,20 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
             recv[i] = t - origin
         row[i] = get_row(task.engine_id, NO_ENGINE)
         status[i] = status_code.get(task.state, 4)
-        fn[i] = strings(task.function)
-        name[i] = strings(task.name)
-        prefix, suffix = split_msg_id(task.msg_id)
+        text = task.function
+        k = lookup(text, None) if text is not None else 0
+        fn[i] = strings(text) if k is None else k
+        text = task.name
+        k = lookup(text, None) if text is not None else 0
+        name[i] = strings(text) if k is None else k
+        msg_id = task.msg_id
+        prefix, suffix = split_msg_id(msg_id)
         if type(suffix) is int and suffix < NO_SUFFIX:
-            mp[i] = strings(prefix)
+            k = lookup(prefix)
+            mp[i] = strings(prefix) if k is None else k
             ms[i] = suffix
         else:
-            mp[i] = strings(task.msg_id)
+            mp[i] = strings(msg_id)
             ms[i] = NO_SUFFIX
         if output_chars:
             output = task.stdout
@@ -170,23 +199,35 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
     chunks = []
     offset = 0
 
-    def add(col, dtype, values):
+    def add(col, dtype, values, transform=None):
+        """Append one column: little-endian, bytes split into planes (byte 0 of every value, then byte 1...)."""
         nonlocal offset
         if sys.byteorder == "big":
             values.byteswap()
         data = values.tobytes()
-        columns[col] = [dtype, offset, len(values)]
+        width = values.itemsize
+        if width > 1:  # byte planes deflate far better than interleaved numbers
+            data = b"".join(data[k::width] for k in range(width))
+        columns[col] = [dtype, offset, len(values), transform]
         pad = -len(data) % 8
         chunks.append(data + b"\0" * pad)
         offset += len(data) + pad
 
-    for col, values in (("sub", sub), ("start", start), ("end", end), ("recv", recv)):
-        add(col, *_time_column(values))
+    # Times, stored so that they compress: start as the change from the previous task's start,
+    # the others relative to the task's own start or end (or absolute when that is missing).
+    add("start", *_time_column(_deltas(start)), "delta")
+    add("end", *_time_column(_relative(end, start)), "rel:start")
+    add("sub", *_time_column(_relative(sub, start)), "rel:start")
+    add("recv", *_time_column(_relative(recv, end)), "rel:end")
     add("row", "u4", array("I", row))
     add("status", "u1", array("B", status))
     for col, values in (("fn", fn), ("name", name), ("mp", mp)):
         add(col, *_int_column(values))
-    add("ms", "u4", array("I", ms))
+    steps = _deltas(ms)
+    if min(steps, default=0) > INT32_MISSING and max(steps, default=0) < 2**31:
+        add("ms", "i4", array("i", steps), "delta")
+    else:
+        add("ms", "u4", array("I", ms))
     text = json.dumps(
         {"strings": strings.items, "stdout": stdout, "stderr": stderr, "errors": errors},
         ensure_ascii=False, separators=(",", ":"), default=str,
@@ -270,9 +311,13 @@ class HtmlSink(Sink):
     binary = False
     suffix = ".html"
 
-    def write(self, log, out):
+    def __init__(self, **values):
+        super().__init__(**values)
         chars = self.config["output_chars"]
-        if chars is None or chars < 0:
-            raise SinkError("output_chars must be 0 or more")
-        meta, blob = build_report_data(log.state, chars, os.path.basename(str(log.path)), self.config["title"])
+        if not isinstance(chars, int) or chars < 0:
+            raise SinkError(f"bad value for option 'output_chars': {chars!r} (0 or more)")
+
+    def write(self, log, out):
+        name = os.path.basename(str(log.path))
+        meta, blob = build_report_data(log.state, self.config["output_chars"], name, self.config["title"])
         out.write(render_html(meta, blob, self.config["compress"]))

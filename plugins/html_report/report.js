@@ -18,6 +18,8 @@
   var FONT = "12px system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif";
   var MU = "\u00b5", DASH = "\u2013", TIMES = "\u00d7";
   var EMPTY = 255;
+  var ALPHAS = [0.25, 0.45, 0.65, 0.85, 1];  // merged columns: opacity by the busy fraction of the column
+  function LEVEL(busy) { return busy >= 0.9 ? 4 : Math.floor(busy * 4.5); }
 
   // ---------------------------------------------------------------- helpers
   function $(id) { return document.getElementById(id); }
@@ -40,21 +42,33 @@
     if (s < 3600) return sign + Math.floor(s / 60) + " min " + (s % 60) + " s";
     return sign + Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
   }
+  var atUnit = 1e6;  // offsets are shown in seconds, or in ms for runs shorter than a second
   function fmtAt(us) {  // an offset from the run's start
     if (us === null || us === undefined || us !== us) return DASH;
-    if (us === 0) return "+0.000 s";
-    var a = Math.abs(us), s = us < 0 ? "-" : "+";
-    if (a < 1e3) return s + Math.round(a) + " " + MU + "s";
-    if (a < 1e6) return s + (a / 1e3).toFixed(2) + " ms";
-    return s + (a / 1e6).toFixed(3) + " s";
+    var s = us < 0 ? "-" : "+", a = Math.abs(us);
+    return atUnit === 1e6 ? s + (a / 1e6).toFixed(3) + " s" : s + (a / 1e3).toFixed(3) + " ms";
   }
   function fmtTime(iso) {  // "2026-01-02T03:04:05.678901+00:00" -> "2026-01-02 03:04:05.678901 UTC"
     return iso ? String(iso).replace("T", " ").replace(/\+00:00$/, " UTC") : null;
   }
-  function fmtPct(x) { return x === null || x === undefined ? DASH : (100 * x).toFixed(1) + "%"; }
+  function fmtPct(x) {
+    if (x === null || x === undefined || x !== x) return DASH;
+    if (x > 0 && x < 0.001) return "<0.1%";
+    if (x < 1 && x > 0.999) return ">99.9%";
+    return (100 * x).toFixed(1) + "%";
+  }
   function firstLine(text, max) {
     var line = String(text).split("\n").filter(function (l) { return l.trim(); })[0] || "";
     return line.length > max ? line.slice(0, max - 1) + "\u2026" : line;
+  }
+  function fitText(ctx, text, room) {  // the longest prefix (with an ellipsis) that fits in room pixels
+    if (ctx.measureText(text).width <= room) return text;
+    var lo = 0, hi = text.length - 1;
+    while (lo < hi) {
+      var mid = (lo + hi + 1) >> 1;
+      if (ctx.measureText(text.slice(0, mid) + "\u2026").width <= room) lo = mid; else hi = mid - 1;
+    }
+    return lo ? text.slice(0, lo) + "\u2026" : "";
   }
   function lowerBound(a, x, lo, hi) {  // first k in [lo, hi) with a[k] >= x
     while (lo < hi) { var m = (lo + hi) >>> 1; if (a[m] < x) lo = m + 1; else hi = m; }
@@ -87,26 +101,45 @@
   var TYPES = { u1: Uint8Array, u2: Uint16Array, u4: Uint32Array, i4: Int32Array, f8: Float64Array };
 
   function decode(meta, bytes) {
-    var buf = bytes.buffer, base = bytes.byteOffset;
-    function col(name) {
-      var spec = meta.columns[name], T = TYPES[spec[0]];
-      var off = base + spec[1];
-      if (off % T.BYTES_PER_ELEMENT) return new T(buf.slice(off, off + spec[2] * T.BYTES_PER_ELEMENT));
-      return new T(buf, off, spec[2]);
+    function raw(name) {  // the column's typed array, its byte planes put back together
+      var spec = meta.columns[name], T = TYPES[spec[0]], n = spec[2], w = T.BYTES_PER_ELEMENT;
+      var src = bytes.subarray(spec[1], spec[1] + n * w);
+      if (w === 1) return new T(src.slice().buffer);
+      var out = new Uint8Array(n * w);
+      for (var k = 0; k < w; k++) {
+        var plane = k * n;
+        for (var i = 0; i < n; i++) out[i * w + k] = src[plane + i];
+      }
+      return new T(out.buffer);
     }
-    function times(name) {
-      var raw = col(name), n = raw.length, out = new Float64Array(n);
-      if (meta.columns[name][0] === "i4") {
-        var missing = meta.int32_missing;
-        for (var i = 0; i < n; i++) { var v = raw[i]; out[i] = v === missing ? NaN : v; }
-      } else {
-        out.set(raw);
+    function col(name) {
+      var spec = meta.columns[name], a = raw(name);
+      if (spec[3] !== "delta") return a;
+      var out = new Uint32Array(a.length), acc = 0;  // integer columns stored as deltas
+      for (var i = 0; i < a.length; i++) { acc += a[i]; out[i] = acc; }
+      return out;
+    }
+    function times(name, refs) {  // Float64Array of microseconds, NaN where missing
+      var spec = meta.columns[name], a = raw(name), n = a.length, out = new Float64Array(n), i, v;
+      var missing = spec[0] === "i4" ? meta.int32_missing : NaN;
+      for (i = 0; i < n; i++) { v = a[i]; out[i] = v === missing ? NaN : v; }
+      if (spec[3] === "delta") {
+        var acc = 0;
+        for (i = 0; i < n; i++) { v = out[i]; if (v === v) { acc += v; out[i] = acc; } }
+      } else if (spec[3]) {
+        var ref = refs[spec[3].slice(4)];
+        for (i = 0; i < n; i++) { var r = ref[i]; if (r === r) out[i] += r; }
       }
       return out;
     }
+    var t = {};
+    t.start = times("start", t);
+    t.end = times("end", t);
+    t.sub = times("sub", t);
+    t.recv = times("recv", t);
     var text = JSON.parse(new TextDecoder("utf-8").decode(bytes.subarray(meta.text[0], meta.text[0] + meta.text[1])));
     var D = {
-      n: meta.tasks, sub: times("sub"), start: times("start"), end: times("end"), recv: times("recv"),
+      n: meta.tasks, sub: t.sub, start: t.start, end: t.end, recv: t.recv,
       row: col("row"), status: col("status"), fn: col("fn"), name: col("name"), mp: col("mp"), ms: col("ms"),
       strings: text.strings, stdout: new Map(text.stdout), stderr: new Map(text.stderr), errors: new Map(text.errors),
       statuses: meta.statuses, noEngine: meta.no_engine, noSuffix: meta.no_suffix, engines: meta.engines,
@@ -141,6 +174,7 @@
       fatal("The report's data is unreadable: " + exc);
       return;
     }
+    if (meta.span_us !== null && meta.span_us < 1e6) atUnit = 1e3;
     $("title").textContent = meta.title;
     document.title = meta.title;
     loadBytes(meta).then(function (bytes) {
@@ -660,6 +694,7 @@
         });
         this.col = new Uint8Array(L.plotW + 2);
         this.col.fill(EMPTY);
+        this.cov = new Float32Array(L.plotW + 2);
         this.diff = new Int32Array(L.plotW + 3);
         this.busy = new Float64Array(L.plotW + 1);
       }
@@ -715,7 +750,7 @@
 
       var bh = rowH >= 8 ? Math.round(rowH * 0.72) : rowH >= 4 ? rowH - 1 : rowH;
       var qh = Math.max(1, Math.round(bh * 0.34));
-      var col = this.col, diff = this.diff, busy = this.busy, cidx = this.cidx, colours = this.colours, prio = this.priority;
+      var col = this.col, cov = this.cov, diff = this.diff, busy = this.busy, cidx = this.cidx, colours = this.colours, prio = this.priority;
       busy.fill(0);
       ctx.save();
       ctx.beginPath();
@@ -772,22 +807,26 @@
             var cur = col[c];
             if (cur === EMPTY || prio[ci] > prio[cur]) col[c] = ci;
             busy[c] += w;
+            cov[c] += w;
             if (c < nmin) nmin = c;
             if (c > nmax) nmax = c;
           }
         }
-        // merged sub-pixel bars: one rect per run of columns of one colour
+        // merged sub-pixel bars: one rect per run of columns of one colour and one busy level,
+        // paler where the engine was busy for less of the column's time
         for (c = nmin; c <= nmax; c++) {
           var v = col[c];
           if (v === EMPTY) continue;
-          var c2 = c + 1;
-          while (c2 <= nmax && col[c2] === v) { col[c2] = EMPTY; c2++; }
-          col[c] = EMPTY;
+          var level = LEVEL(cov[c]), c2 = c + 1;
+          while (c2 <= nmax && col[c2] === v && LEVEL(cov[c2]) === level) { col[c2] = EMPTY; cov[c2] = 0; c2++; }
+          col[c] = EMPTY; cov[c] = 0;
           if (v !== lastColour) { ctx.fillStyle = colours[v]; lastColour = v; }
+          ctx.globalAlpha = ALPHAS[level];
           ctx.fillRect(left + c, y, c2 - c, bh);
           rects++;
           c = c2 - 1;
         }
+        ctx.globalAlpha = 1;
       }
 
       // engines joining (triangle) and leaving (cross)
@@ -840,9 +879,8 @@
         ctx.beginPath(); ctx.moveTo(x, top - 4); ctx.lineTo(x, bt + bH); ctx.stroke();
         if (x >= lastLabel) {
           var next = j + 1 < marks.length ? left + (marks[j + 1].t - v0) * scale : left + W;
-          var room = Math.max(0, Math.min(next, left + W) - x - 6), text = String(mk.text);
-          while (text.length > 1 && ctx.measureText(text).width > room) text = text.slice(0, Math.max(1, Math.floor(text.length * 0.8) - 1)) + "\u2026";
-          if (room > 14) { ctx.fillText(text, x + 3, 14); lastLabel = x + ctx.measureText(text).width + 8; }
+          var room = Math.max(0, Math.min(next, left + W) - x - 6), text = fitText(ctx, String(mk.text).slice(0, 200), room);
+          if (text) { ctx.fillText(text, x + 3, 14); lastLabel = x + ctx.measureText(text).width + 8; }
         }
       });
       ctx.restore();

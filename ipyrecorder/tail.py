@@ -1,0 +1,198 @@
+"""Following a log as it grows: new bytes -> frames -> state, for live viewers.
+
+``LogTail`` reads only what was appended since its last read and folds the
+complete frames into its ``State``; a partial last frame waits for the rest.
+``Follower`` wakes a tail when the file changes: on watchdog's file events
+where the file system delivers them, else (``poll=True``, or a mount that turns
+out to give no events, as NFS, GPFS, SSHFS and CIFS do) by polling.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Callable
+
+from .log import FrameScanner, _check_start, check_header, unpacker
+from .state import State
+
+READ_CHUNK = 16 << 20  # a long backlog is read and folded in pieces of this size
+POLL_INTERVAL = 0.05  # seconds between polls when polling
+CHECK_INTERVAL = 1.0  # seconds between safety stats while relying on file events
+
+
+class LogTail:
+    """Incremental reader of one log file. Not thread-safe: one thread polls it.
+
+    ``notices`` collects what a viewer should tell its user (waiting for the
+    file, the file was truncated or replaced and reading started over, the
+    file was deleted); ``poll`` returns whether the state changed.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.notices: list[str] = []
+        self._identity = None
+        self._waiting_noted = False
+        self._reset()
+
+    def _reset(self):
+        self.state = State()
+        self.offset = 0
+        self._scanner = FrameScanner()
+        self._checked_header = False
+
+    def _notice(self, text: str) -> None:
+        self.notices.append(text)
+
+    @property
+    def exists(self) -> bool:
+        return self._identity is not None
+
+    def poll(self) -> bool:
+        """Read what was appended since the last poll; True if the state changed."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            if self._identity is not None:
+                self._notice(f"{self.path} was deleted; waiting for it to reappear")
+                self._identity = None
+            elif not self._waiting_noted:
+                self._notice(f"waiting for {self.path} to be created")
+            self._waiting_noted = True
+            return False
+        identity = (st.st_dev, st.st_ino)
+        changed = False
+        if self._identity is not None and identity != self._identity:
+            self._notice(f"{self.path} was replaced; reading it from the start")
+            self._reset()
+            changed = True
+        elif st.st_size < self.offset:
+            self._notice(f"{self.path} was truncated; reading it from the start")
+            self._reset()
+            changed = True
+        self._identity = identity
+        if st.st_size == self.offset:
+            return changed
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            while True:
+                data = fh.read(READ_CHUNK)
+                if not data:
+                    break
+                if self.offset == 0:
+                    _check_start(data, self.path)
+                self.offset += len(data)
+                changed |= self._feed(data)
+        return changed
+
+    @property
+    def damage(self) -> list:
+        """Damaged regions met so far (framing and undecodable frames)."""
+        return sorted(self._scanner.damage + self.state.damage, key=lambda d: d.offset)
+
+    def _feed(self, data: bytes) -> bool:
+        frames = self._scanner.feed(data)
+        state = self.state
+        for offset, payload in frames:
+            unpack = unpacker()
+            unpack.feed(payload)
+            if not self._checked_header:
+                arrays = list(unpack)
+                check_header(arrays[0] if arrays else None, self.path)
+                self._checked_header = True
+                state.fold_frame(offset, arrays)
+            else:
+                state.fold_frame(offset, unpack)
+        return bool(frames)
+
+
+class _Wake:
+    """A watchdog handler that wakes the follower on any event for its file."""
+
+    def __init__(self, path: Path, wake: threading.Event):
+        from watchdog.events import FileSystemEventHandler
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(handler, event):  # noqa: N805
+                paths = {getattr(event, "src_path", ""), getattr(event, "dest_path", "")}
+                if str(path) in {os.fsdecode(p) for p in paths if p}:
+                    self.events += 1
+                    wake.set()
+
+        self.events = 0
+        self.handler = Handler()
+
+
+class Follower:
+    """Keeps a ``LogTail`` up to date and calls ``on_change(tail)`` after each change.
+
+    ``run`` blocks until ``stop`` is set (use it in a thread, or as a viewer's
+    main loop). ``mode`` says how changes are noticed: "events" or "polling".
+    """
+
+    def __init__(self, tail: LogTail, on_change: Callable, *, poll: bool = False, interval: float = POLL_INTERVAL,
+                 observer_class=None):  # fmt: skip
+        self.observer_class = observer_class  # default: watchdog's Observer (inotify on Linux)
+        self.tail = tail
+        self.on_change = on_change
+        self.interval = interval
+        self.mode = "polling" if poll else "events"
+        self.stop = threading.Event()
+        self._wake = threading.Event()
+        self._observer = None
+        self._watch = None
+
+    def _start_observer(self):
+        from watchdog.observers import Observer
+
+        Observer = self.observer_class or Observer  # noqa: N806
+        directory = self.tail.path.resolve().parent
+        self._watch = _Wake(self.tail.path.resolve(), self._wake)
+        observer = Observer()
+        observer.schedule(self._watch.handler, str(directory), recursive=False)
+        observer.start()
+        self._observer = observer
+
+    def _switch_to_polling(self, why: str):
+        self.mode = "polling"
+        self.tail._notice(f"{why}; polling every {self.interval:g} s")
+        self._stop_observer()
+
+    def _stop_observer(self):
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+
+    def run(self) -> None:
+        if self.mode == "events":
+            try:
+                self._start_observer()
+            except Exception as exc:  # no inotify (limits, platform): poll instead
+                self._switch_to_polling(f"file events are unavailable ({exc})")
+        missed = 0
+        try:
+            self._step()
+            while not self.stop.is_set():
+                timeout = self.interval if self.mode == "polling" else CHECK_INTERVAL
+                woken = self._wake.wait(timeout)
+                self._wake.clear()
+                if self.stop.is_set():
+                    break
+                before = self.tail.offset
+                self._step()
+                if self.mode == "events" and not woken and self.tail.offset != before:
+                    # The file grew and no event said so, twice running: this mount gives none.
+                    missed += 1
+                    if missed >= 2:
+                        self._switch_to_polling(f"no file events arrive for {self.tail.path}")
+                elif woken:
+                    missed = 0
+        finally:
+            self._stop_observer()
+
+    def _step(self):
+        notices = len(self.tail.notices)
+        if self.tail.poll() or len(self.tail.notices) != notices:
+            self.on_change(self.tail)
