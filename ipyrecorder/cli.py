@@ -112,25 +112,64 @@ def _output(path, binary):
         raise
 
 
-@cli.command()
-@click.option("--verbose", "-v", is_flag=True, help="Also list each sink's options.")
-def sinks(verbose):
-    """List the installed sinks."""
-    from .sinks import discover
-
+def _list_plugins(discover, verbose):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         entries = discover()
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
     for name, entry in entries.items():
-        if entry.sink is None:
+        if entry.cls is None:
             click.echo(f"{name:14} (failed to load: {entry.error})")
             continue
-        click.echo(f"{name:14} {entry.sink.description}")
+        click.echo(f"{name:14} {entry.cls.description}")
         if verbose:
-            for opt in entry.sink.options:
+            for opt in entry.cls.options:
                 click.echo(f"{'':14}   {opt.name}={opt.type_name} (default {opt.default!r}): {opt.help}")
+
+
+@cli.command()
+@click.option("--verbose", "-v", is_flag=True, help="Also list each sink's options.")
+def sinks(verbose):
+    """List the installed sinks."""
+    from .sinks import discover
+
+    _list_plugins(discover, verbose)
+
+
+@cli.command()
+@click.option("--verbose", "-v", is_flag=True, help="Also list each viewer's options.")
+def viewers(verbose):
+    """List the installed live viewers."""
+    from .viewer import discover
+
+    _list_plugins(discover, verbose)
+
+
+@cli.command()
+@click.argument("log")
+@click.option("--viewer", "-w", "viewer_name", default="terminal", show_default=True, help="Viewer (see `ipyrecorder viewers`).")
+@click.option("--poll", is_flag=True, help="Poll the file instead of waiting for file events (network file systems).")
+@click.option("--once", is_flag=True, help="Show the current state once and exit.")
+@click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A viewer option; repeatable.")
+def watch(log, viewer_name, poll, once, options):
+    """Follow LOG as it grows and show the cluster's state live."""
+    from .plugin import PluginError
+    from .tail import LogTail
+    from .viewer import get_viewer
+
+    try:
+        viewer = get_viewer(viewer_name).from_strings(_parse_options(options))
+    except PluginError as exc:
+        raise Failure(str(exc), ExitStatus.USAGE) from None
+    if once:
+        _open_reader(log)  # one line, and the right status, for a missing or bad file
+    try:
+        viewer.run(LogTail(log), poll=poll, once=once)
+    except (NotALog, UnsupportedVersion) as exc:
+        raise Failure(str(exc), ExitStatus.NOT_A_LOG) from None
+    except PluginError as exc:
+        raise Failure(str(exc), ExitStatus.USAGE) from None
 
 
 @cli.command()

@@ -7,7 +7,7 @@ only when an attribute is read.
 """
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from typing import Iterable
 
 from . import events as ev
@@ -188,6 +188,11 @@ class State:
         self.closes: list[dict] = []  # stats of each segment that closed cleanly
         self.damage: list = []
         self.events = 0
+        # running totals and recent history, so live viewers never scan every task
+        self.n_submitted = self.n_completed = self.n_failed = 0
+        self.recent_completions: deque = deque(maxlen=2000)  # received (or completed) times, µs
+        self.recent_errors: deque = deque(maxlen=20)  # tasks
+        self.recent_output: deque = deque(maxlen=50)  # (task, "stdout" | "stderr", text)
         # per-segment decoding context
         self._base = 0
         self._t0 = None
@@ -239,6 +244,8 @@ class State:
                 tids.append(task)
             elif kind == ev.SUBMIT:
                 task = tids[a[1]]
+                if task.submitted_us is None:
+                    self.n_submitted += 1
                 task.submitted_us = base + a[2]
                 size = len(a)
                 if size > 3 and a[3] is not None:
@@ -272,6 +279,11 @@ class State:
             elif kind == ev.COMPLETE:
                 task = tids[a[1]]
                 size = len(a)
+                if task.status is None:
+                    self.n_completed += 1
+                    if a[2] != 0:
+                        self.n_failed += 1
+                        self.recent_errors.append(task)
                 task.status = STATUSES[a[2]]
                 if size > 3 and a[3] is not None:
                     task.started_us = base + a[3]
@@ -295,6 +307,9 @@ class State:
                         engine.busy_us += task.completed_us - start
                     if engine.current is task:
                         engine.current = None
+                done = task.received_us if task.received_us is not None else task.completed_us
+                if done is not None:
+                    self.recent_completions.append(done)
             elif kind == ev.STDOUT or kind == ev.STDERR:
                 task = tids[a[1]]
                 name = "_stdout" if kind == ev.STDOUT else "_stderr"
@@ -303,6 +318,7 @@ class State:
                     setattr(task, name, [a[3]])
                 else:
                     chunks.append(a[3])
+                self.recent_output.append((task, name[1:], a[3]))
             elif kind == ev.SYMBOL:
                 if a[1] != len(symbols):
                     raise ev.FormatError(f"symbol {a[1]} defined out of order")

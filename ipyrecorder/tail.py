@@ -132,8 +132,9 @@ class Follower:
     """
 
     def __init__(self, tail: LogTail, on_change: Callable, *, poll: bool = False, interval: float = POLL_INTERVAL,
-                 observer_class=None):  # fmt: skip
+                 observer_class=None, lock=None):  # fmt: skip
         self.observer_class = observer_class  # default: watchdog's Observer (inotify on Linux)
+        self.lock = lock or threading.Lock()  # held while the tail reads and on_change runs
         self.tail = tail
         self.on_change = on_change
         self.interval = interval
@@ -193,6 +194,7 @@ class Follower:
             self._stop_observer()
 
     def _step(self):
-        notices = len(self.tail.notices)
-        if self.tail.poll() or len(self.tail.notices) != notices:
-            self.on_change(self.tail)
+        with self.lock:
+            notices = len(self.tail.notices)
+            if self.tail.poll() or len(self.tail.notices) != notices:
+                self.on_change(self.tail)

@@ -4,6 +4,8 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,8 +37,10 @@ def test_editable_install_registers_builtin_sinks_as_entry_points():
     assert Path(ipyrecorder.plugins.__file__).parent == ROOT / "plugins"
 
 
-def test_every_registered_sink_is_documented():
-    doc = (ROOT / "docs" / "sinks.md").read_text()
-    for ep in entry_points(group="ipyrecorder.sinks"):
-        if ep.value.startswith("ipyrecorder."):
-            assert f"### `{ep.name}`" in doc, f"sink {ep.name} is missing from docs/sinks.md"
+@pytest.mark.parametrize("group, doc", [("ipyrecorder.sinks", "sinks.md"), ("ipyrecorder.viewers", "viewers.md")])
+def test_every_builtin_plugin_is_documented(group, doc):
+    text = (ROOT / "docs" / doc).read_text()
+    builtin = [ep.name for ep in entry_points(group=group) if ep.value.startswith("ipyrecorder.")]
+    assert builtin
+    for name in builtin:
+        assert f"### `{name}`" in text, f"{name} is missing from docs/{doc}"

@@ -1,0 +1,136 @@
+"""The terminal viewer, driven for real against logs that a real recording is appending to."""
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from rich.console import Console
+
+import ipyrecorder
+from ipyrecorder.cli import ExitStatus, main
+from ipyrecorder.tail import Follower, LogTail
+from ipyrecorder.viewers.terminal import render, status_line
+
+from .conftest import wait_until
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def text_of(renderable, width=120):
+    console = Console(record=True, force_terminal=True, width=width, file=open(os.devnull, "w"))
+    console.print(renderable)
+    return console.export_text()
+
+
+def named_sleep(seconds, name):
+    import time
+
+    time.sleep(seconds)
+    print(f"{name} woke up")
+    return name
+
+
+@pytest.mark.cluster
+def test_render_follows_a_live_recording(rc, engines, log_path):
+    lview = rc.load_balanced_view()
+    tail = LogTail(log_path)
+    screens = []
+    lock = threading.Lock()
+    follower = Follower(tail, lambda t: screens.append(text_of(render(t))), lock=lock)
+    thread = threading.Thread(target=follower.run, daemon=True)
+    thread.start()
+    try:
+        with ipyrecorder.recording(lview, log_path, mode="w") as rec:
+            ar = lview.map_async(named_sleep, [0.4] * 4, [f"nap-{i}" for i in range(4)])
+            rec.label(ar, [f"nap-{i}" for i in range(4)])
+            ar.get(timeout=60)
+            rec.mark("all woke")
+        rec.close(timeout=60)
+        wait_until(lambda: screens and "4/4 done" in screens[-1], timeout=30, message="the final screen")
+    finally:
+        follower.stop.set()
+        thread.join(timeout=10)
+    busy = [s for s in screens if re.search(r"busy\s+nap-\d", s)]
+    assert busy, "a screen showed an engine busy with a named task"
+    final = screens[-1]
+    assert "0 failed" in final and "marks: all woke" in final and "woke up" in final
+    for engine_id in engines:
+        assert re.search(rf"^\s*{engine_id}\s+idle", final, re.M)
+
+
+def spawn_in_pty(args):
+    """Run the CLI in a real pseudo-terminal; returns (process, master fd)."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "110", "LINES": "40", "TERM": "xterm-256color"}
+    proc = subprocess.Popen([sys.executable, "-m", "ipyrecorder", *args], stdin=slave, stdout=slave, stderr=slave,
+                            env=env, close_fds=True, start_new_session=True)  # fmt: skip
+    os.close(slave)
+    return proc, master
+
+
+def read_until(master, pattern, timeout=60):
+    """Read the pty until the (ANSI-stripped) output matches ``pattern``."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                seen += ANSI.sub("", os.read(master, 65536).decode(errors="replace"))
+            except OSError:
+                break
+            if re.search(pattern, seen):
+                return seen
+    raise AssertionError(f"pattern {pattern!r} not seen; last output:\n{seen[-2000:]}")
+
+
+@pytest.mark.cluster
+def test_watch_in_a_real_terminal_until_ctrl_c(rc, engines, log_path):
+    proc, master = spawn_in_pty(["watch", str(log_path), "-O", "refresh=0.1"])
+    try:
+        read_until(master, r"waiting for .*run\.mpk")
+        lview = rc.load_balanced_view()
+        with ipyrecorder.recording(lview, log_path, mode="w") as rec:
+            lview.map_async(named_sleep, [0.2] * 6, [f"t{i}" for i in range(6)]).get(timeout=60)
+        rec.close(timeout=60)
+        screen = read_until(master, r"6/6 done")
+        assert "engine" in screen and "busy s" in screen
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+
+
+def test_plain_lines_when_not_a_terminal(tmp_path):
+    from .test_cli import write_sample
+
+    write_sample(tmp_path / "a.mpk")
+    proc = subprocess.Popen([sys.executable, "-m", "ipyrecorder", "watch", str(tmp_path / "a.mpk")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("3/3 done, 1 failed, 0 running")
+        assert "\x1b" not in line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    assert proc.returncode == 0
+
+
+def test_once_prints_and_exits(tmp_path, capsys):
+    from .test_cli import write_sample
+
+    write_sample(tmp_path / "a.mpk")
+    assert main(["watch", str(tmp_path / "a.mpk"), "--once"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == status_line(ipyrecorder.replay(tmp_path / "a.mpk"))
+    assert main(["watch", str(tmp_path / "missing.mpk"), "--once"]) == ExitStatus.NO_FILE
+    assert main(["watch", str(tmp_path / "a.mpk"), "--viewer", "nope"]) == ExitStatus.USAGE
