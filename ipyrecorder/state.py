@@ -190,6 +190,7 @@ class State:
         self.events = 0
         # running totals and recent history, so live viewers never scan every task
         self.n_submitted = self.n_completed = self.n_failed = 0
+        self.completed: list = []  # tasks in the order their completion was folded
         self.recent_completions: deque = deque(maxlen=2000)  # received (or completed) times, µs
         self.recent_errors: deque = deque(maxlen=20)  # tasks
         self.recent_output: deque = deque(maxlen=50)  # (task, "stdout" | "stderr", text)
@@ -281,6 +282,7 @@ class State:
                 size = len(a)
                 if task.status is None:
                     self.n_completed += 1
+                    self.completed.append(task)
                     if a[2] != 0:
                         self.n_failed += 1
                         self.recent_errors.append(task)

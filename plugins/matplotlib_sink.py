@@ -10,6 +10,7 @@ from ipyrecorder.sinks import Option, Sink, SinkError
 
 STATUS_COLOURS = {"error": "#d62728", "aborted": "#7f7f7f", "running": "#ffbf00"}
 FUNCTION_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#aec7e8")
+DPI = 120
 MAX_BAR_TEXTS = 400  # names on bars beyond this many would be unreadable anyway
 
 
@@ -24,7 +25,8 @@ def _import_matplotlib():
 class TimelineData:
     """The numbers a timeline is drawn from, in seconds since the run's start."""
 
-    def __init__(self, state):
+    def __init__(self, state, tasks=None):
+        """Place ``tasks`` (default: all of ``state``'s) on rows for ``state``'s engines."""
         import numpy as np
 
         start, end = state.span_us()
@@ -38,7 +40,8 @@ class TimelineData:
         functions = sorted({t.function or "" for t in state.tasks.values()})
         self.colour_of = {f: FUNCTION_COLOURS[i % len(FUNCTION_COLOURS)] for i, f in enumerate(functions)}
 
-        placed = [t for t in state.tasks.values() if t.engine_id in self.row_of and (t.started_us or t.start_us)]
+        tasks = state.tasks.values() if tasks is None else tasks
+        placed = [t for t in tasks if t.engine_id in self.row_of and (t.started_us or t.start_us)]
         sec = lambda us: (us - self.t0) / 1e6  # noqa: E731
         self.tasks = placed
         self.row = np.array([self.row_of[t.engine_id] for t in placed], dtype=float)
@@ -80,43 +83,70 @@ def _bars(row, left, right, low, high):
                      np.stack([right, y1], 1), np.stack([right, y0], 1)], 1)  # fmt: skip
 
 
+def task_collections(data: TimelineData) -> list:
+    """The bars of ``data``'s tasks: queued time, reply latency, execution."""
+    import numpy as np
+    from matplotlib.collections import PolyCollection
+
+    if not len(data.tasks):
+        return []
+    queued = ~np.isnan(data.submitted) & (data.submitted < data.start)
+    late = ~np.isnan(data.received) & (data.received > data.end)
+    return [
+        PolyCollection(_bars(data.row[queued], data.submitted[queued], data.start[queued], -0.12, 0.12),
+                       facecolors="#c6dbef", edgecolors="none"),
+        PolyCollection(_bars(data.row[late], data.end[late], data.received[late], -0.12, 0.12),
+                       facecolors="#fdd0a2", edgecolors="none"),
+        PolyCollection(_bars(data.row, data.start, np.maximum(data.end, data.start), -0.36, 0.36),
+                       facecolors=data.colours, edgecolors="white", linewidths=0.3),
+    ]  # fmt: skip
+
+
+def draw_busy(busy_ax, times, busy, mean, engines: int) -> None:
+    """The busy-engines panel: a step curve and its mean."""
+    busy_ax.fill_between(times, busy, step="post", color="#1f77b4", alpha=0.35, linewidth=0)
+    busy_ax.step(times, busy, where="post", color="#1f77b4", linewidth=0.8)
+    busy_ax.axhline(mean, color="#d62728", linewidth=0.8, label=f"mean {mean:.2f}")
+    busy_ax.set_ylim(0, max(engines, 1) * 1.05)
+    busy_ax.set_ylabel("busy engines", fontsize=8)
+    busy_ax.set_xlabel("seconds since the first submission (client clock; bars use engine clocks)", fontsize=8)
+    busy_ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    busy_ax.grid(alpha=0.3)
+
+
+def draw_mark(ax, busy_ax, t, text) -> None:
+    for axis in (ax, busy_ax):
+        axis.axvline(t, color="#444444", linewidth=0.8, linestyle="--")
+    ax.annotate(text, (t, 0.98), xycoords=("data", "axes fraction"), xytext=(2, 0),
+                textcoords="offset points", fontsize=7, rotation=90, va="top", ha="left",
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})  # fmt: skip
+
+
+def figure_size(engines: int) -> tuple:
+    """Inches for a timeline of this many engine rows: readable for 2 or 200."""
+    return 12.0, min(3.0 + 0.32 * max(engines, 1), 60.0)
+
+
 def draw_timeline(state, figure=None):
     """Draw ``state`` onto a new (or the given) matplotlib Figure and return it."""
     _import_matplotlib()
-    import numpy as np
-    from matplotlib.collections import PolyCollection
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     data = TimelineData(state)
     n = max(len(data.engine_ids), 1)
-    height = min(3.0 + 0.32 * n, 60.0)
-    fig = figure or Figure(figsize=(12, height), layout="constrained")
+    fig = figure or Figure(figsize=figure_size(n), layout="constrained")
     fig.clear()
     ax, busy_ax = fig.subplots(2, 1, sharex=True, height_ratios=[max(3, min(n, 30)), 2])
 
-    bar = 0.36
     if len(data.tasks):
-        queued = ~np.isnan(data.submitted) & (data.submitted < data.start)
-        ax.add_collection(PolyCollection(
-            _bars(data.row[queued], data.submitted[queued], data.start[queued], -0.12, 0.12),
-            facecolors="#c6dbef", edgecolors="none", label="queued"))  # fmt: skip
-        late = ~np.isnan(data.received) & (data.received > data.end)
-        ax.add_collection(PolyCollection(
-            _bars(data.row[late], data.end[late], data.received[late], -0.12, 0.12),
-            facecolors="#fdd0a2", edgecolors="none"))  # fmt: skip
-        ax.add_collection(PolyCollection(
-            _bars(data.row, data.start, np.maximum(data.end, data.start), -bar, bar),
-            facecolors=data.colours, edgecolors="white", linewidths=0.3))  # fmt: skip
+        for collection in task_collections(data):
+            ax.add_collection(collection)
         _label_bars(ax, fig, data)
 
     for t, text in data.marks:
-        for axis in (ax, busy_ax):
-            axis.axvline(t, color="#444444", linewidth=0.8, linestyle="--")
-        ax.annotate(text, (t, 0.98), xycoords=("data", "axes fraction"), xytext=(2, 0),
-                    textcoords="offset points", fontsize=7, rotation=90, va="top", ha="left",
-                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})  # fmt: skip
+        draw_mark(ax, busy_ax, t, text)
     if data.joins:
         ax.scatter([t for t, _ in data.joins], [r for _, r in data.joins], marker=">", color="green", zorder=3, s=30)
     if data.leaves:
@@ -143,15 +173,7 @@ def draw_timeline(state, figure=None):
                    Line2D([], [], marker="x", color="black", ls="", label="engine left")]  # fmt: skip
     ax.legend(handles=legend, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 
-    times, busy, mean = data.busy_curve()
-    busy_ax.fill_between(times, busy, step="post", color="#1f77b4", alpha=0.35, linewidth=0)
-    busy_ax.step(times, busy, where="post", color="#1f77b4", linewidth=0.8)
-    busy_ax.axhline(mean, color="#d62728", linewidth=0.8, label=f"mean {mean:.2f}")
-    busy_ax.set_ylim(0, max(len(data.engine_ids), 1) * 1.05)
-    busy_ax.set_ylabel("busy engines", fontsize=8)
-    busy_ax.set_xlabel("seconds since the first submission (client clock; bars use engine clocks)", fontsize=8)
-    busy_ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    busy_ax.grid(alpha=0.3)
+    draw_busy(busy_ax, *data.busy_curve(), len(data.engine_ids))
     return fig
 
 
@@ -178,7 +200,7 @@ class MatplotlibSink(Sink):
     description = "Per-engine timeline with queue time, errors, marks, and busy engines (png, svg, pdf)."
     options = (
         Option("format", str, None, "png, svg or pdf (default: from the output file's extension)"),
-        Option("dpi", int, 120, "resolution of raster output"),
+        Option("dpi", int, DPI, "resolution of raster output"),
         Option("show", bool, False, "open an interactive window instead of writing a file"),
     )
     binary = True

@@ -1,0 +1,167 @@
+"""``matplotlib`` viewer: the matplotlib sink's timeline, growing as the log grows.
+
+Each frame adds the bars of the tasks completed since the last one and
+replaces only the running tasks' bars and the busy-engines panel; the whole
+figure is drawn again only when the rows or the time origin change, and once
+more when the recording closes, so that the last frame is exactly the sink's
+picture. Closing the window ends the viewer.
+"""
+from __future__ import annotations
+
+import threading
+
+from ipyrecorder.plugin import Option, PluginError
+from ipyrecorder.tail import Follower
+from ipyrecorder.viewer import Viewer
+
+
+class LiveTimeline:
+    """A figure kept in step with a growing ``State``."""
+
+    def __init__(self, figure):
+        self.figure = figure
+        self.full_draws = 0
+        self.frames = 0
+        self._key = None
+
+    def update(self, state, final: bool = False) -> str:
+        """Bring the figure up to date: "full", "incremental" or "none"."""
+        from ipyrecorder.plugins.matplotlib_sink import TimelineData, draw_timeline
+
+        key = (state.span_us()[0], tuple(sorted(e for e in state.engines if e is not None)))
+        if final or key != self._key:
+            draw_timeline(state, self.figure)
+            self._key = key
+            self._drawn = len(state.completed)
+            self._marks = len(state.marks)
+            self._running = []
+            self.full_draws += 1
+            self.frames += 1
+            return "full"
+        new = state.completed[self._drawn :]
+        running = [e.current for e in state.engines.values() if e.current is not None]
+        if not new and not running and len(state.marks) == self._marks and not self._running:
+            return "none"
+        self._draw_increment(state, new, running, TimelineData)
+        self.frames += 1
+        return "incremental"
+
+    def _draw_increment(self, state, new, running, TimelineData):  # noqa: N803
+        from ipyrecorder.plugins.matplotlib_sink import draw_busy, draw_mark, task_collections
+
+        ax, busy_ax = self.figure.axes[:2]
+        for artist in self._running:
+            artist.remove()
+        self._running = []
+        if new:
+            for collection in task_collections(TimelineData(state, new)):
+                ax.add_collection(collection)
+            self._drawn += len(new)
+        if running:
+            for collection in task_collections(TimelineData(state, running)):
+                ax.add_collection(collection)
+                self._running.append(collection)
+        whole = TimelineData(state)
+        for t, text in whole.marks[self._marks :]:
+            draw_mark(ax, busy_ax, t, text)
+        self._marks = len(whole.marks)
+        ax.set_xlim(0, whole.span * 1.01)
+        for artist in list(busy_ax.lines) + list(busy_ax.collections):
+            if artist.get_linestyle() != "--":  # keep the marks' lines
+                artist.remove()
+        draw_busy(busy_ax, *whole.busy_curve(), len(whole.engine_ids))
+
+
+def _closed(state) -> bool:
+    """Every segment of the log has its close event, and nothing is running."""
+    return bool(state.headers) and len(state.closes) == len(state.headers)
+
+
+class MatplotlibViewer(Viewer):
+    name = "matplotlib"
+    description = "The matplotlib timeline in a window, growing as the log grows."
+    options = (
+        Option("interval", float, 0.2, "seconds between frames"),
+        Option("save", str, None, "headless: write the last frame to this file and exit when the log closes"),
+    )
+
+    def run(self, tail, *, poll=False, once=False):
+        from ipyrecorder.plugins.matplotlib_sink import _import_matplotlib
+
+        _import_matplotlib()
+        import matplotlib
+
+        tail.poll()
+        headless = bool(self.config["save"]) or once or matplotlib.get_backend().lower() == "agg"
+        if headless and not self.config["save"]:
+            raise PluginError("no display for a window: pass -O save=FILE.png for a headless run")
+        if headless:
+            self._run_headless(tail, poll, once)
+        else:
+            self._run_window(tail, poll)
+
+    def _follow(self, tail, poll):
+        lock = threading.Lock()
+        changed = threading.Event()
+        follower = Follower(tail, lambda t: changed.set(), poll=poll, lock=lock)
+        thread = threading.Thread(target=follower.run, name="ipyrecorder-follow", daemon=True)
+        thread.start()
+        return follower, thread, lock, changed
+
+    def _run_headless(self, tail, poll, once):
+        from matplotlib.figure import Figure
+
+        from ipyrecorder.plugins.matplotlib_sink import DPI, TimelineData, figure_size
+
+        live = LiveTimeline(Figure(figsize=(12, 6), layout="constrained"))
+        if not once:
+            follower, thread, lock, changed = self._follow(tail, poll)
+            try:
+                while not _closed(tail.state):
+                    changed.wait(self.config["interval"])
+                    changed.clear()
+                    with lock:
+                        live.update(tail.state)
+            except KeyboardInterrupt:
+                pass
+            finally:
+                follower.stop.set()
+                thread.join(timeout=5)
+        live.update(tail.state, final=True)
+        self.last = live
+        engines = len(TimelineData(tail.state).engine_ids)
+        live.figure.set_size_inches(figure_size(engines))  # the sink's size, so the picture is the sink's
+        live.figure.savefig(self.config["save"], dpi=DPI)
+
+    def _run_window(self, tail, poll):
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(12, 6), layout="constrained")
+        fig.canvas.manager.set_window_title(f"ipyrecorder: {tail.path}")
+        live = LiveTimeline(fig)
+        follower, thread, lock, changed = self._follow(tail, poll)
+        finished = False
+
+        def tick():
+            nonlocal finished
+            if finished:
+                return
+            with lock:
+                done = _closed(tail.state)
+                live.update(tail.state, final=done)
+            finished = done
+            fig.canvas.draw_idle()
+
+        live.update(tail.state)
+        timer = fig.canvas.new_timer(interval=int(self.config["interval"] * 1000))
+        timer.add_callback(tick)
+        timer.start()
+        try:
+            plt.show()  # returns when the window is closed
+        except KeyboardInterrupt:
+            pass
+        finally:
+            timer.stop()
+            follower.stop.set()
+            thread.join(timeout=5)
+            plt.close(fig)
