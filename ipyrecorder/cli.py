@@ -64,31 +64,54 @@ def cli():
     """Record what an ipyparallel cluster does, and replay the log."""
 
 
+UNTIL_HELP = "Rebuild the state as it was at this time: ISO 8601, or relative to the start (+90s, 5m, 1h30m)."
+
+
+def _open_all(logs):
+    for log in logs:
+        _open_reader(log)  # fail early, in one line, on a bad log
+
+
+def _fold_all(logs, until):
+    from .query import QueryError
+    from .state import replay as fold
+
+    _open_all(logs)
+    try:
+        return fold(*logs, until=until)
+    except QueryError as exc:
+        raise Failure(str(exc), ExitStatus.USAGE) from None
+
+
 @cli.command()
-@click.argument("log")
+@click.argument("logs", nargs=-1, required=True, metavar="LOG...")
 @click.option("--sink", "-s", "sink_name", default="json", show_default=True, help="Sink to replay into (see `ipyrecorder sinks`).")
 @click.option("-o", "--output", default=None, help="Output file ('-' for stdout; default: stdout, or LOG's name with the sink's suffix).")
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A sink option; repeatable.")
-def replay(log, sink_name, output, options):
-    """Replay LOG into a sink: json, csv, or any installed plugin."""
+@click.option("--until", default=None, help=UNTIL_HELP)
+def replay(logs, sink_name, output, options, until):
+    """Replay LOG (several are merged) into a sink: json, csv, matplotlib, ..."""
     from .sinks import Log, SinkError, get_sink
 
-    _open_reader(log)  # fail early, in one line, on a bad log
+    _open_all(logs)
     try:
         sink = get_sink(sink_name).from_strings(_parse_options(options))
     except SinkError as exc:
         raise Failure(str(exc), ExitStatus.USAGE) from None
+    log = Log(*logs, until=until)
+    if until is not None:
+        log.state = _fold_all(logs, until)
     if not sink.wants_output():
         try:
-            sink.write(Log(log), None)
+            sink.write(log, None)
         except SinkError as exc:
             raise Failure(str(exc), ExitStatus.USAGE) from None
         return
     if output is None:
-        output = str(Path(log).with_suffix(sink.suffix)) if sink.suffix else "-"
+        output = str(Path(logs[0]).with_suffix(sink.suffix)) if sink.suffix else "-"
     try:
         with _output(output, sink.binary) as out:
-            sink.write(Log(log), out)
+            sink.write(log, out)
     except SinkError as exc:
         raise Failure(str(exc), ExitStatus.USAGE) from None
     if output != "-":
@@ -173,19 +196,77 @@ def watch(log, viewer_name, poll, once, options):
 
 
 @cli.command()
-@click.argument("log")
+@click.argument("logs", nargs=-1, required=True, metavar="LOG...")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def info(log, as_json):
-    """Summarise LOG: tasks by status, span, engines, damage."""
-    from .state import replay as fold
-
-    _open_reader(log)
-    state = fold(log)
+@click.option("--until", default=None, help=UNTIL_HELP)
+def info(logs, as_json, until):
+    """Summarise LOG (several are merged): tasks by status, span, engines, damage."""
+    state = _fold_all(logs, until)
     summary = state.summary()
     if as_json:
-        click.echo(json.dumps({"log": log, "headers": [_header_json(h) for h in state.headers], **summary}, indent=2, default=str))
+        headers = [_header_json(h) for h in state.headers]
+        click.echo(json.dumps({"logs": list(logs), "headers": headers, **summary}, indent=2, default=str))
         return
-    click.echo(_format_summary(log, state, summary))
+    click.echo(_format_summary(", ".join(logs), state, summary))
+
+
+@cli.command()
+@click.argument("logs", nargs=-1, required=True, metavar="LOG...")
+@click.option("--where", "-q", default="{}", show_default=True, help='A Mongo-style query, as JSON: \'{"status": "error"}\'.')
+@click.option("--keys", "-k", default=None, help="Comma-separated keys to show (msg_id is always included).")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--until", default=None, help=UNTIL_HELP)
+def query(logs, where, keys, fmt, until):
+    """Find tasks with Hub-style queries: $in $nin $eq $ne $gt $gte $lt $lte $glob."""
+    from .query import QueryError
+    from .query import query as run_query
+
+    try:
+        condition = json.loads(where)
+    except json.JSONDecodeError as exc:
+        raise Failure(f"--where is not valid JSON: {exc}", ExitStatus.USAGE) from None
+    state = _fold_all(logs, until)
+    default_keys = ["name", "function", "engine_id", "status", "started", "run_seconds", "error"]
+    wanted = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
+    try:
+        records = run_query(state, condition, wanted if wanted is not None else default_keys if fmt == "table" else None)
+    except QueryError as exc:
+        raise Failure(str(exc), ExitStatus.USAGE) from None
+    _print_records(records, fmt)
+
+
+def _print_records(records, fmt):
+    def text(value):
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return f"{value:.6f}"
+        return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=2, default=text))
+    elif fmt == "csv":
+        import csv
+
+        columns = list(records[0]) if records else ["msg_id"]
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        for record in records:
+            writer.writerow([text(record[c]) for c in columns])
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        columns = list(records[0]) if records else ["msg_id"]
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for record in records:
+            table.add_row(*(text(record[c]).replace("\n", " ")[:80] for c in columns))
+        import shutil
+
+        Console(width=shutil.get_terminal_size((200, 24)).columns).print(table)
+        click.echo(f"{len(records)} task(s)", err=True)
 
 
 def _header_json(header):

@@ -60,9 +60,11 @@ class Damage:
     offset: int
     length: int
     reason: str  # "torn tail" | "corrupt" | "undecodable"
+    path: str | None = None  # set when several logs are read together
 
     def __str__(self):
-        return f"{self.reason}: {self.length} bytes at offset {self.offset}"
+        where = f" of {self.path}" if self.path else ""
+        return f"{self.reason}: {self.length} bytes at offset {self.offset}{where}"
 
 
 def frame(payload: bytes) -> bytes:

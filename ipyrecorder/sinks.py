@@ -18,17 +18,22 @@ ENTRY_POINT_GROUP = "ipyrecorder.sinks"
 
 
 class Log:
-    """What a sink is given: one log, readable as raw events or as folded state."""
+    """What a sink is given: one or more logs, readable as raw events or as folded state."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, *paths, until=None):
+        self.paths = paths
+        self.path = paths[0]
+        self.until = until
 
     @cached_property
     def state(self) -> State:
-        return replay(self.path)
+        """All the logs folded into one state (as of ``until``, if given)."""
+        return replay(*self.paths, until=self.until)
 
     def events(self) -> Iterator[dict]:
-        return LogReader(self.path).events()
+        """The decoded events of each log in turn (``until`` applies to ``state`` only)."""
+        for path in self.paths:
+            yield from LogReader(path).events()
 
 
 class Sink(plugin.Plugin):

@@ -187,6 +187,7 @@ class State:
         self.headers: list[dict] = []  # one per recording segment
         self.closes: list[dict] = []  # stats of each segment that closed cleanly
         self.damage: list = []
+        self.until = None  # the moment the state was rebuilt for (replay's until), if any
         self.events = 0
         # running totals and recent history, so live viewers never scan every task
         self.n_submitted = self.n_completed = self.n_failed = 0
@@ -372,6 +373,12 @@ class State:
         return base, n
 
     # -- reading the state ---------------------------------------------------
+    def query(self, where: dict, keys=None) -> list:
+        """Tasks matching a Mongo-style ``where`` (see ``ipyrecorder.query``), as dicts."""
+        from .query import query
+
+        return query(self, where, keys)
+
     def to_dataframe(self):
         """The tasks as a pandas DataFrame (one row per task, UTC timestamps)."""
         try:
@@ -425,11 +432,78 @@ class State:
         }
 
 
-def replay(path) -> State:
-    """Fold the log at ``path`` into a ``State``; damage is listed in ``state.damage``."""
-    reader = LogReader(path)
+def replay(*paths, until=None) -> State:
+    """Fold one or more logs into one ``State`` (tasks merged by msg_id).
+
+    ``until`` (a datetime, an ISO 8601 string, or a time relative to the
+    recording's start such as ``"+90s"``) rebuilds the state as it was at that
+    moment: what was queued, running, done. Damage is listed in ``state.damage``.
+    """
+    if not paths:
+        raise TypeError("replay() needs at least one log")
+    readers = [LogReader(path) for path in paths]
     state = State()
-    for offset, arrays in reader.frames():
-        state.fold_frame(offset, arrays)
-    state.damage = sorted(reader.damage + state.damage, key=lambda d: d.offset)
+    clip = None
+    if until is not None:
+        from .query import parse_until
+
+        origin = from_us(min(r.header["t0"] for r in readers))  # the raw header: µs since the epoch
+        clip = _Clip(ev.to_us(until if not isinstance(until, str) else parse_until(until, origin)))
+    damage = []
+    for reader in readers:
+        before = len(state.damage)
+        for offset, arrays in reader.frames():
+            state.fold_frame(offset, arrays if clip is None else clip(arrays))
+        found = reader.damage + state.damage[before:]
+        del state.damage[before:]
+        if len(readers) > 1:
+            found = [Damage(d.offset, d.length, d.reason, str(reader.path)) for d in found]
+        damage += sorted(found, key=lambda d: d.offset)
+    state.damage = damage
+    if clip is not None:
+        state.until = from_us(clip.until)
+        # tasks the log defines but that had not been submitted yet at that moment
+        for msg_id in [m for m, t in state.tasks.items() if t.submitted_us is None and t.start_us is None
+                       and t.status is None]:  # fmt: skip
+            del state.tasks[msg_id]
     return state
+
+
+class _Clip:
+    """Filters wire arrays to what had happened by ``until`` (µs since the epoch).
+
+    Events after it are dropped; a task that completed after it but had started
+    before is kept as started (running).
+    """
+
+    TIME_AT = {ev.SUBMIT: 2, ev.START: 2, ev.STDOUT: 2, ev.STDERR: 2, ev.ATTEMPT_ERROR: 2,
+               ev.ENGINE_REGISTER: 1, ev.ENGINE_UNREGISTER: 1, ev.MARK: 1, ev.RESUBMIT: 1, ev.CLOSE: 1}  # fmt: skip
+
+    def __init__(self, until_us: int):
+        self.until = until_us
+        self.base = 0
+
+    def __call__(self, arrays):
+        until = self.until
+        for a in arrays:
+            kind = a[0]
+            if kind == ev.HEADER:
+                self.base = a[1]["t0"]
+            elif kind == ev.TIMEBASE:
+                self.base = a[1]
+            elif kind == ev.FRAME:
+                self.base = a[2]
+            elif kind == ev.COMPLETE:
+                completed = a[4] if len(a) > 4 else None
+                if completed is not None and self.base + completed > until:
+                    started = a[3] if len(a) > 3 else None
+                    if started is not None and self.base + started <= until:
+                        yield (ev.START, a[1], started, a[6] if len(a) > 6 else None)
+                    continue
+                if len(a) > 5 and a[5] is not None and self.base + a[5] > until:
+                    a = a[:5] + (None,) + tuple(a[6:])  # not yet received by the client
+            elif kind in self.TIME_AT:
+                t = a[self.TIME_AT[kind]]
+                if t is not None and self.base + t > until:
+                    continue
+            yield a

@@ -38,7 +38,7 @@ from array import array
 from importlib import resources
 
 from ipyrecorder import __version__
-from ipyrecorder.events import from_us, split_msg_id
+from ipyrecorder.events import from_us, split_msg_id, to_us
 from ipyrecorder.sinks import Option, Sink, SinkError
 
 STATUSES = ("ok", "error", "aborted", "running", "pending")
@@ -57,6 +57,11 @@ def _json_for_script(value) -> str:
     """JSON that is safe inside <script>: no '<', '>' or '&', ASCII only."""
     text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False, default=str)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _plain(value):
+    """None, an int or a string: what a header field may be shown as."""
+    return value if value is None or type(value) in (int, str) else str(value)
 
 
 def _data_text(data) -> str:
@@ -116,6 +121,8 @@ class _Strings:
     def __call__(self, text) -> int:
         if text is None:
             return 0
+        if type(text) is not str:  # a log may hold any msgpack value where a name is expected
+            text = str(text)
         i = self.index.get(text)
         if i is None:
             i = self.index[text] = len(self.items)
@@ -135,13 +142,13 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
         if firsts:
             origin = min(firsts)
         elif header.get("t0") is not None:
-            origin = int((header["t0"] - from_us(0)).total_seconds() * 1e6)
+            origin = to_us(header["t0"])
         else:
             origin = 0
 
     engine_ids = {e for e in state.engines if e is not None}
     engine_ids |= {t.engine_id for t in tasks.values() if t.engine_id is not None}
-    engine_ids = sorted(engine_ids, key=lambda e: (not isinstance(e, int), e))
+    engine_ids = sorted(engine_ids, key=lambda e: (0, e, "") if isinstance(e, int) else (1, 0, str(e)))
     row_of = {e: i for i, e in enumerate(engine_ids)}
 
     strings = _Strings()
@@ -171,10 +178,10 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
         row[i] = get_row(task.engine_id, NO_ENGINE)
         status[i] = status_code.get(task.state, 4)
         text = task.function
-        k = lookup(text, None) if text is not None else 0
+        k = lookup(text) if type(text) is str else (0 if text is None else None)
         fn[i] = strings(text) if k is None else k
         text = task.name
-        k = lookup(text, None) if text is not None else 0
+        k = lookup(text) if type(text) is str else (0 if text is None else None)
         name[i] = strings(text) if k is None else k
         msg_id = task.msg_id
         prefix, suffix = split_msg_id(msg_id)
@@ -192,8 +199,8 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
             output = task.stderr
             if output:
                 stderr.append((i, output[:output_chars]))
-        if task.ename is not None:
-            errors.append((i, strings(task.error)))
+        if task.ename is not None or status[i] == 1:
+            errors.append((i, strings(task.error or "(no error message)")))
 
     columns = {}
     chunks = []
@@ -251,7 +258,7 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
             "unregistered": rel(engine.unregistered_us) if engine else None,
             "present_at_start": engine.present_at_start if engine else True,
         })  # fmt: skip
-    recording = {key: header.get(key) for key in ("host", "pid", "python", "ipyparallel", "recorder")}
+    recording = {key: _plain(header.get(key)) for key in ("host", "pid", "python", "ipyparallel", "recorder")}
     recording["t0"] = header["t0"].isoformat() if header.get("t0") else None
     meta = {
         "title": title or (f"ipyrecorder report: {log_name}" if log_name else "ipyrecorder report"),

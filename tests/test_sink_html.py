@@ -14,7 +14,7 @@ import shutil
 import time
 import zlib
 from array import array
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -275,7 +275,8 @@ class Page:
         """RGB of the timeline canvas at CSS pixel (x, y) relative to the canvas."""
         return tuple(self.js(
             """([x, y]) => { const c = document.getElementById("timeline"), d = window.devicePixelRatio || 1;
-                return Array.from(c.getContext("2d").getImageData(Math.floor(x * d), Math.floor(y * d), 1, 1).data).slice(0, 3); }""",
+                const px = c.getContext("2d").getImageData(Math.floor(x * d), Math.floor(y * d), 1, 1).data;
+                return Array.from(px).slice(0, 3); }""",
             [x, y],
         ))  # fmt: skip
 
@@ -419,7 +420,8 @@ def test_script_in_log_text_is_shown_not_run(page, tmp_path):
     view, layout = page.js("window.ipyrecorderReport.view()"), page.js("window.ipyrecorderReport.layout()")
     for i, payload in enumerate(XSS):
         page.hover(x_of(layout, view, i + 0.3), y_of(layout, 0))
-        page.page.wait_for_function("p => document.getElementById('tooltip').textContent.includes('out ' + p)", arg=payload)
+        page.page.wait_for_function("p => document.getElementById('tooltip').textContent.includes('out ' + p)",
+                                    arg=payload)  # fmt: skip
         tip = page.page.locator("#tooltip").inner_text()
         assert tip.splitlines()[0] == payload and f"err {payload}" in tip
     # Search for the payloads.
@@ -463,8 +465,12 @@ def odd_log(path):
         log.append({"kind": "submit", "msg_id": "gone_1", "t": T0, "function": "spin"})
         log.append({"kind": "complete", "msg_id": "gone_1", "status": "aborted"})
         log.append({"kind": "submit", "msg_id": "late_2", "t": T0 + timedelta(hours=3), "function": "spin"})
+        late = T0 + timedelta(hours=3)
         log.append({"kind": "complete", "msg_id": "late_2", "status": "ok", "engine_id": 10,
-                    "started": T0 + timedelta(hours=3, seconds=1), "completed": T0 + timedelta(hours=3, seconds=2)})  # fmt: skip
+                    "started": late + timedelta(seconds=1), "completed": late + timedelta(seconds=2)})  # fmt: skip
+        log.append({"kind": "submit", "msg_id": "fail_3", "t": T0, "function": "spin"})
+        log.append({"kind": "complete", "msg_id": "fail_3", "status": "error", "engine_id": 3,
+                    "started": T0 + timedelta(seconds=2), "completed": T0 + timedelta(seconds=2)})  # fmt: skip
         log.append({"kind": "engine_unregister", "t": T0 + timedelta(hours=4), "engine_id": 3})
 
 
@@ -482,9 +488,10 @@ def test_empty_and_odd_logs_render(page, tmp_path, kind):
         assert rows == ["No task matches."] and page.js("window.ipyrecorderReport.lastDraw.bars") == 0
     else:
         assert meta["columns"]["start"][0] == "f8"  # hours do not fit int32 microseconds
-        assert [r.split("\t")[0] for r in rows] == ["pending-only", "run_007", "gone_1", "late_2"]
-        assert [r.split("\t")[4] for r in rows] == ["pending", "running", "aborted", "ok"]
-        assert page.js("window.ipyrecorderReport.lastDraw.bars") == 2  # the running task and late_2
+        assert [r.split("\t")[0] for r in rows] == ["pending-only", "run_007", "gone_1", "late_2", "fail_3"]
+        assert [r.split("\t")[4] for r in rows] == ["pending", "running", "aborted", "ok", "error"]
+        assert page.js("window.ipyrecorderReport.lastDraw.bars") == 3  # run_007 (to the end), late_2, fail_3
+        assert "(no error message)" in page.page.locator("#error-groups").inner_text()
         assert [r.split("\t")[0] for r in page.search("spin engine:10")] == ["late_2"]
         assert len(page.search("id:run_00")) == 1
     page.assert_clean()

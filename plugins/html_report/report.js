@@ -983,7 +983,7 @@
       var dl = h("dl");
       function row(k, v) { if (v === null || v === undefined || v === "") return; dl.appendChild(h("dt", null, k)); dl.appendChild(h("dd", null, v)); }
       var name = D.strings[D.name[i]];
-      if (name) row("name", name);
+      if (name && name !== taskTitle(D, i)) row("name", name);
       row("function", D.strings[D.fn[i]] || DASH);
       row("msg_id", msgId(D, i));
       row("engine", engineOf(D, i));
