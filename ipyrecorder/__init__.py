@@ -22,17 +22,21 @@ from .log import (  # noqa: E402
 from .state import Engine, Mark, State, Task, replay  # noqa: E402
 
 
-def __getattr__(name):
-    # The recorder imports ipyparallel; keep `import ipyrecorder` light for readers.
-    if name in ("recording", "Recording", "RecorderWarning"):
-        from . import recorder
+_LAZY = {"recording": "recorder", "Recording": "recorder", "RecorderWarning": "recorder",
+         "snapshot": "snapshot", "dump": "snapshot"}  # fmt: skip
 
-        return getattr(recorder, name)
+
+def __getattr__(name):
+    # The recording side talks to ipyparallel; keep `import ipyrecorder` light for readers.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'ipyrecorder' has no attribute {name!r}")
 
 
 __all__ = [
     "Damage", "Engine", "LogError", "LogLocked", "LogReader", "LogWriter", "Mark",
     "NotALog", "Recording", "RecorderWarning", "State", "Task", "UnsupportedVersion",
-    "open_log", "read_events", "recording", "replay",
+    "dump", "open_log", "read_events", "recording", "replay", "snapshot",
 ]  # fmt: skip

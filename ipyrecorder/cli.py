@@ -124,7 +124,7 @@ def _output(path, binary):
         yield sys.stdout.buffer if binary else sys.stdout
         return
     try:
-        fh = open(path, "wb" if binary else "w", newline=None if binary else "")
+        fh = open(path, "wb") if binary else open(path, "w", newline="", encoding="utf-8")
     except OSError as exc:
         raise Failure(f"{path}: cannot write ({exc.strerror})", ExitStatus.NO_FILE) from None
     try:

@@ -155,9 +155,11 @@ class FrameScanner:
 
 def new_header(**fields) -> dict:
     """The header event for a new segment, describing who is writing it."""
-    try:
-        from ipyparallel import __version__ as ipp_version
-    except ImportError:  # pragma: no cover
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:  # the distribution's metadata: importing ipyparallel itself takes a second
+        ipp_version = version("ipyparallel")
+    except PackageNotFoundError:  # pragma: no cover
         ipp_version = None
     from . import __version__
 

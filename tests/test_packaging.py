@@ -18,6 +18,7 @@ def test_plain_install_ships_plugins_and_viewers(tmp_path):
     )  # fmt: skip
     assert (target / "ipyrecorder" / "plugins" / "json_sink.py").exists()
     assert (target / "ipyrecorder" / "viewers" / "__init__.py").exists()
+    assert (target / "ipyrecorder" / "plugins" / "html_report" / "report.js").exists()
     probe = (
         "import ipyrecorder.plugins.json_sink, ipyrecorder.plugins.csv_sink, ipyrecorder.viewers, sys;"
         "print(ipyrecorder.plugins.json_sink.__file__)"

@@ -25,8 +25,6 @@ from ipyrecorder.sinks import Log
 
 from .test_cli import T0, write_sample
 
-html_sink = pytest.importorskip("ipyrecorder.plugins.html_sink")
-
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
