@@ -16,7 +16,6 @@ interpreter (``replay()`` only, not the interpreter start or the import).
 """
 from __future__ import annotations
 
-import gc
 import json
 import os
 import statistics
@@ -30,7 +29,7 @@ import msgpack
 from ipyrecorder import replay
 from ipyrecorder.log import LogReader, LogWriter, new_header, read_frames
 
-from ._util import ENGINE_UUIDS, EPOCH, ROOT, log, now_us, task_events
+from ._util import ENGINE_UUIDS, EPOCH, ROOT, log, now_us, task_events, timed
 
 FRESH = """
 import json, sys, time
@@ -73,13 +72,6 @@ def _unpack_all(blob: bytes) -> int:
     return n
 
 
-def _time(fn, *args):
-    gc.collect()
-    t0 = time.perf_counter()
-    result = fn(*args)
-    return time.perf_counter() - t0, result
-
-
 def run(tmpdir, wire_events: int, repeats: int) -> dict:
     path = os.path.join(tmpdir, "replay.mpk")
     log(f"[replay] writing a log of ~{wire_events:,} wire events ...")
@@ -91,7 +83,7 @@ def run(tmpdir, wire_events: int, repeats: int) -> dict:
     replay_s, unpack_s, read_s, fresh_s = [], [], [], []
     events = None
     for _ in range(repeats):  # interleaved
-        elapsed, state = _time(replay, path)
+        elapsed, state = timed(replay, path)
         replay_s.append(elapsed)
         if events is None:
             events = state.events
@@ -101,11 +93,11 @@ def run(tmpdir, wire_events: int, repeats: int) -> dict:
                 and all(t.status == "ok" for t in state.tasks.values())
             )
         del state
-        elapsed, n = _time(_unpack_all, blob)
+        elapsed, n = timed(_unpack_all, blob)
         unpack_s.append(elapsed)
         assert n == events, (n, events)
         # The reading part of replay alone: file read, frame scan and CRC checks.
-        read_s.append(_time(LogReader, path)[0])
+        read_s.append(timed(LogReader, path)[0])
         fresh_s.append(_fresh_replay(path))
     os.remove(path)
 

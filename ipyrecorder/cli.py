@@ -25,6 +25,7 @@ class ExitStatus(IntEnum):
     NOT_A_LOG = 4  # not an ipyrecorder log, or a newer format version
     DAMAGED = 5  # `check` found damage (and did not repair all of it)
     LOCKED = 6  # another writer holds the log's lock
+    NO_CLUSTER = 7  # cannot connect to the cluster (import-hub, record)
 
 
 class Failure(Exception):
@@ -317,6 +318,68 @@ def check(log, repair):
     click.echo(f"{log}: {events} events, {'ok' if not damage else f'{len(damage)} damaged region(s)'}")
     if damage:
         raise Failure(f"{log}: damaged", ExitStatus.DAMAGED)
+
+
+def _cluster_options(f):
+    f = click.option("--url-file", "-f", default=None, help="The cluster's ipcontroller-client.json.")(f)
+    f = click.option("--profile", "-p", default=None, help="IPython profile of the cluster (default: default).")(f)
+    return f
+
+
+def _connect(profile, url_file):
+    from .hub import connect
+
+    if url_file and not os.path.exists(url_file):
+        raise Failure(f"{url_file}: no such file", ExitStatus.NO_FILE)
+    try:
+        return connect(profile=profile, url_file=url_file)
+    except Exception as exc:
+        raise Failure(f"cannot connect to the cluster: {type(exc).__name__}: {exc}", ExitStatus.NO_CLUSTER) from None
+
+
+@cli.command("import-hub")
+@_cluster_options
+@click.option("-o", "--output", required=True, help="The log to write.")
+@click.option("--where", "-q", default="{}", show_default=True, help="A db_query filter, as JSON.")
+def import_hub(profile, url_file, output, where):
+    """Turn the Hub's task records (every client's) into a log."""
+    from .hub import HUB_DB_NOTE
+    from .hub import import_hub as run_import
+
+    try:
+        condition = json.loads(where)
+    except json.JSONDecodeError as exc:
+        raise Failure(f"--where is not valid JSON: {exc}", ExitStatus.USAGE) from None
+    client = _connect(profile, url_file)
+    try:
+        count = run_import(client, output, condition)
+    finally:
+        client.close()
+    click.echo(f"wrote {count} task records to {output}", err=True)
+    click.echo(f"note: {HUB_DB_NOTE}; older tasks may be missing", err=True)
+
+
+@cli.command()
+@_cluster_options
+@click.option("-o", "--output", required=True, help="The log to append to.")
+@click.option("--interval", default=0.5, show_default=True, help="Seconds between polls of the Hub.")
+def record(profile, url_file, output, interval):
+    """Record every client's tasks on a running cluster until Ctrl-C or SIGTERM."""
+    import signal
+
+    from .hub import Observer
+
+    observer = Observer(lambda: _connect(profile, url_file), output, interval=interval,
+                        echo=lambda text: click.echo(text, err=True))  # fmt: skip
+    stop = lambda *_: observer.stop.set()  # noqa: E731
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        click.echo(f"recording the cluster to {output}; Ctrl-C to stop", err=True)
+        observer.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo(f"recorded {observer.tasks} tasks to {output}", err=True)
 
 
 @cli.command()

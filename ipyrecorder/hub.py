@@ -1,0 +1,283 @@
+"""The whole cluster, from the Hub's side: ``import-hub`` and the ``record`` observer.
+
+``import_hub`` turns the Hub's TaskRecords (``db_query``) into a log, for every
+client. ``Observer`` connects to a running cluster as one more client and
+records everybody's tasks as they happen: starts, output and errors from the
+engines' iopub traffic (which every client receives), engine registrations,
+and submissions and completions by polling ``db_query`` from its own thread.
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import threading
+import time
+from datetime import datetime, timezone
+
+from .log import LogWriter, new_header
+
+HUB_DB_NOTE = "the Hub's default in-memory database (DictDB) keeps only the newest 1,024 task records"
+RECORD_KEYS = ["msg_id", "header", "submitted", "started", "completed", "received", "engine_uuid",
+               "client_uuid", "queue", "result_content", "error", "label", "resubmitted", "stdout", "stderr"]  # fmt: skip
+IOPUB_TYPES = ("status", "stream", "error")
+DB_TIMEOUT = 10.0  # seconds the Hub may take to answer a query before it counts as gone
+STATUSES = ("ok", "error", "aborted")
+
+
+def connect(profile=None, url_file=None, timeout: float = 30):
+    """A Client for a running cluster, by profile or connection file."""
+    import ipyparallel as ipp
+
+    client = ipp.Client(url_file, timeout=timeout) if url_file else ipp.Client(profile=profile or "default", timeout=timeout)
+    return client
+
+
+def _engine_ids(client) -> dict:
+    return {uuid: eid for eid, uuid in dict(client._engines).items() if isinstance(eid, int)}
+
+
+def submission(record) -> dict:
+    """The submit event of a Hub TaskRecord."""
+    header = record.get("header") or {}
+    return {
+        "kind": "submit",
+        "msg_id": record["msg_id"],
+        "t": record.get("submitted") or header.get("date"),
+        "queue": record.get("queue") if record.get("queue") in ("task", "mux", "broadcast") else None,
+        "function": "execute" if header.get("msg_type") == "execute_request" else None,
+        "label": record.get("label"),
+    }
+
+
+def completion(record, engine_ids: dict) -> dict | None:
+    """The complete event of a finished Hub TaskRecord (None if it has not finished)."""
+    if record.get("completed") is None:
+        return None
+    content = record.get("result_content") or {}
+    error = record.get("error") or {}
+    status = content.get("status") if isinstance(content, dict) else None
+    if status not in STATUSES:
+        status = "error" if error else "ok"
+    return {
+        "kind": "complete",
+        "msg_id": record["msg_id"],
+        "status": status,
+        "started": record.get("started"),
+        "completed": record.get("completed"),
+        "received": record.get("received"),  # the Hub's clock here, not a client's
+        "engine_id": engine_ids.get(record.get("engine_uuid")),
+        "ename": error.get("ename") if status != "ok" else None,
+        "evalue": error.get("evalue") if status != "ok" else None,
+    }
+
+
+def import_hub(client, path, where=None, mode: str = "w") -> int:
+    """Write the Hub's TaskRecords matching ``where`` (all by default) as a log. Returns the count."""
+    records = client.db_query(where or {}, keys=RECORD_KEYS)
+    records.sort(key=lambda r: (r.get("submitted") is None, r.get("submitted") or 0))
+    engine_ids = _engine_ids(client)
+    header = new_header(reconstructed=True, note=f"imported from the Hub's task database; {HUB_DB_NOTE}")
+    with LogWriter(path, mode, header) as log:
+        for uuid, engine_id in sorted(engine_ids.items(), key=lambda item: item[1]):
+            log.append({"kind": "engine_register", "t": header["t0"], "engine_id": engine_id, "uuid": uuid, "present": True})
+        for record in records:
+            log.append(submission(record))
+            if record.get("started") is not None:
+                log.append({"kind": "start", "msg_id": record["msg_id"], "t": record["started"],
+                            "engine_id": engine_ids.get(record.get("engine_uuid"))})  # fmt: skip
+            for stream in ("stdout", "stderr"):
+                if record.get(stream):
+                    log.append({"kind": stream, "msg_id": record["msg_id"],
+                                "t": record.get("completed") or record.get("started") or record.get("submitted"),
+                                "text": record[stream]})  # fmt: skip
+            done = completion(record, engine_ids)
+            if done is not None:
+                log.append(done)
+            if record.get("resubmitted"):
+                log.append({"kind": "resubmit", "t": record.get("submitted"), "msg_id": record["msg_id"],
+                            "new_msg_id": record["resubmitted"]})  # fmt: skip
+    return len(records)
+
+
+class Observer:
+    """Records every client's tasks on a cluster until ``stop`` is set.
+
+    The client's IO thread only appends iopub messages and registrations to a
+    deque; ``run`` (the caller's thread) turns them into events, polls the Hub
+    every ``interval`` seconds for submissions and completions, and writes.
+    If the controller goes away, the observer reconnects and notes the gap.
+    """
+
+    def __init__(self, connect_client, path, *, interval: float = 0.5, mode: str = "a", capture_output=True,
+                 echo=print):  # fmt: skip
+        self.connect_client = connect_client
+        self.path = path
+        self.interval = interval
+        self.capture_output = capture_output
+        self.echo = echo
+        self.stop = threading.Event()
+        self.connected = threading.Event()
+        self._queue = collections.deque()
+        self._log = LogWriter(path, mode, new_header(observer=True, note="cluster-wide recording by ipyrecorder record"))
+        self._client = None
+        self._pool = None
+        self._pending: set = set()  # msg_ids submitted and not yet completed
+        self._seen: set = set()
+        self._since = None  # submitted time of the newest record seen
+        self.tasks = 0
+
+    # -- IO thread -------------------------------------------------------------------
+    def _tap(self, client):
+        session = client.session
+        original = session.deserialize
+        push = self._queue.append
+
+        def deserialize(*args, **kwargs):
+            msg = original(*args, **kwargs)
+            try:
+                if msg["header"]["msg_type"] in IOPUB_TYPES:
+                    push(("iopub", msg))
+            except Exception:
+                pass
+            return msg
+
+        session.deserialize = deserialize
+        client._registration_callbacks.append(lambda event: push(("engine", time.time(), event)))
+
+    # -- the observer's thread -----------------------------------------------------------
+    def _connect(self):
+        client = self.connect_client()
+        self._tap(client)
+        self._client = client
+        self._engine_ids = _engine_ids(client)
+        now = datetime.now(timezone.utc)
+        for uuid, engine_id in sorted(self._engine_ids.items(), key=lambda item: item[1]):
+            self._log.append({"kind": "engine_register", "t": now, "engine_id": engine_id, "uuid": uuid, "present": True})
+        self._log.flush()
+        self.connected.set()
+
+    def run(self) -> None:
+        try:
+            self._connect()
+            while not self.stop.wait(self.interval):
+                try:
+                    self._step()
+                except Exception as exc:  # the controller went away (or the query failed)
+                    if self.stop.is_set():
+                        break
+                    self._reconnect(exc)
+            self._step()
+        finally:
+            self.close()
+
+    def _step(self):
+        self._drain()
+        self._poll_hub()
+        self._drain()
+        self._log.flush()
+
+    def _reconnect(self, exc):
+        self._log.append({"kind": "mark", "t": datetime.now(timezone.utc), "text": "observer: connection lost",
+                          "data": {"error": f"{type(exc).__name__}: {exc}"}})  # fmt: skip
+        self._log.flush()
+        self.echo(f"ipyrecorder record: lost the controller ({exc}); reconnecting")
+        self._close_client()
+        while not self.stop.is_set():
+            try:
+                self._connect()
+                break
+            except Exception:
+                self.stop.wait(1.0)
+        else:
+            return
+        self._log.append({"kind": "mark", "t": datetime.now(timezone.utc), "text": "observer: reconnected"})
+        self.echo("ipyrecorder record: reconnected")
+
+    def _query(self, where):
+        """``db_query`` with a deadline: a controller that died must not hang the observer."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ipyrecorder-hub")
+        future = self._pool.submit(self._client.db_query, where, RECORD_KEYS)
+        try:
+            return future.result(timeout=DB_TIMEOUT)
+        except concurrent.futures.TimeoutError:
+            self._pool.shutdown(wait=False)  # its thread stays blocked on the dead controller
+            self._pool = None
+            raise TimeoutError(f"the Hub did not answer within {DB_TIMEOUT:g} s") from None
+
+    def _poll_hub(self):
+        query = {"submitted": {"$gte": self._since}} if self._since is not None else {}
+        records = self._query(query)
+        if self._pending:
+            records += self._query({"msg_id": {"$in": sorted(self._pending)}})
+        client = self._client
+        self._engine_ids.update(_engine_ids(client))
+        for record in sorted(records, key=lambda r: r.get("submitted") or datetime.min.replace(tzinfo=timezone.utc)):
+            msg_id = record["msg_id"]
+            if msg_id not in self._seen:
+                self._seen.add(msg_id)
+                self._pending.add(msg_id)
+                self._log.append(submission(record))
+                self.tasks += 1
+                if record.get("submitted") is not None:
+                    self._since = max(self._since or record["submitted"], record["submitted"])
+            if msg_id in self._pending:
+                done = completion(record, self._engine_ids)
+                if done is not None:
+                    self._log.append(done)
+                    self._pending.discard(msg_id)
+                if record.get("resubmitted"):
+                    self._log.append({"kind": "resubmit", "t": datetime.now(timezone.utc), "msg_id": msg_id,
+                                      "new_msg_id": record["resubmitted"]})  # fmt: skip
+
+    def _drain(self):
+        queue = self._queue
+        while queue:
+            item = queue.popleft()
+            if item[0] == "engine":
+                self._on_engine(*item[1:])
+            else:
+                self._on_iopub(item[1])
+
+    def _on_engine(self, t, event):
+        t = datetime.fromtimestamp(t, timezone.utc)
+        engine_id, uuid = event.get("id"), event.get("uuid")
+        if event.get("event") == "register":
+            self._engine_ids[uuid] = engine_id
+            self._log.append({"kind": "engine_register", "t": t, "engine_id": engine_id, "uuid": uuid})
+        elif event.get("event") == "unregister":
+            self._log.append({"kind": "engine_unregister", "t": t, "engine_id": engine_id})
+
+    def _on_iopub(self, msg):
+        parent = msg.get("parent_header") or {}
+        msg_id = parent.get("msg_id")
+        if not msg_id or parent.get("msg_type") not in ("apply_request", "execute_request"):
+            return
+        msg_type = msg["header"]["msg_type"]
+        content = msg["content"]
+        engine_id = self._engine_ids.get((msg.get("metadata") or {}).get("engine"))
+        if msg_type == "status" and content.get("execution_state") == "busy":
+            self._log.append({"kind": "start", "msg_id": msg_id, "t": msg["header"]["date"], "engine_id": engine_id})
+        elif msg_type == "stream" and self.capture_output:
+            kind = "stderr" if content.get("name") == "stderr" else "stdout"
+            self._log.append({"kind": kind, "msg_id": msg_id, "t": msg["header"]["date"], "text": content.get("text", "")})
+        elif msg_type == "error":
+            self._log.append({"kind": "attempt_error", "msg_id": msg_id, "t": msg["header"]["date"],
+                              "engine_id": engine_id, "ename": content.get("ename"), "evalue": content.get("evalue")})  # fmt: skip
+
+    def _close_client(self):
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                pass
+
+    def close(self):
+        """Close the log (with a close event and fsync) and the client."""
+        if not self._log.closed:
+            self._drain()
+            self._log.close({"tasks": self.tasks, "pending": len(self._pending)})
+        self._close_client()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)

@@ -1,0 +1,106 @@
+"""The whole cluster: import-hub and the record observer, with separate client processes."""
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import ipyrecorder
+from ipyrecorder.cli import ExitStatus, main
+
+from .conftest import wait_until
+from .test_recorder import echo, fail
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+def url_file(cluster):
+    (path,) = glob.glob(os.path.join(cluster.profile_dir, "security", "ipcontroller-*client.json"))
+    return path
+
+
+def same_task(a, b):
+    """The facts a client and an observer both know, equal to the microsecond."""
+    return (a.msg_id, a.engine_id, a.status, a.submitted, a.started, a.completed, a.stdout) == \
+        (b.msg_id, b.engine_id, b.status, b.submitted, b.started, b.completed, b.stdout)  # fmt: skip
+
+
+def test_import_hub_writes_every_clients_records(rc, engines, url_file, tmp_path, capsys):
+    lview = rc.load_balanced_view()
+    with ipyrecorder.recording(lview, tmp_path / "client.mpk", mode="w") as rec:
+        ok = lview.map_async(echo, range(3))
+        bad = lview.apply_async(fail, 9)
+        ok.get(timeout=30)
+        with pytest.raises(Exception):
+            bad.get(timeout=30)
+    rec.close(timeout=60)
+    ids = ok.msg_ids + bad.msg_ids
+    out = tmp_path / "hub.mpk"
+    assert main(["import-hub", "--url-file", url_file, "-o", str(out), "--where", json.dumps({"msg_id": {"$in": ids}})]) == 0
+    assert "1,024" in capsys.readouterr().err
+    hub, mine = ipyrecorder.replay(out), ipyrecorder.replay(tmp_path / "client.mpk")
+    assert sorted(hub.tasks) == sorted(ids)
+    assert hub.headers[0]["reconstructed"] is True
+    for msg_id in ids:
+        assert same_task(hub.tasks[msg_id], mine.tasks[msg_id])
+    assert hub.tasks[bad.msg_ids[0]].ename == "ValueError"
+
+
+def test_import_hub_errors(tmp_path, capsys):
+    assert main(["import-hub", "--url-file", str(tmp_path / "nope.json"), "-o", str(tmp_path / "x.mpk")]) == ExitStatus.NO_FILE
+    assert main(["import-hub", "--url-file", "x", "-o", "y", "--where", "{bad"]) == ExitStatus.USAGE
+
+
+CLIENT = r"""
+import sys, ipyparallel as ipp, ipyrecorder
+rc = ipp.Client(sys.argv[1]); rc.wait_for_engines(2, timeout=60)
+lview = rc.load_balanced_view()
+def shout(x, tag):
+    print("client", tag, "task", x)
+    return x
+with ipyrecorder.recording(lview, sys.argv[2], mode="w") as rec:
+    ar = lview.map_async(shout, range(5), [sys.argv[3]] * 5)
+    ar.get(timeout=60)
+rec.close(timeout=60)
+rc.close()
+"""
+
+
+def test_record_observes_two_client_processes(cluster, rc, engines, url_file, tmp_path):
+    observed = tmp_path / "observer.mpk"
+    observer = subprocess.Popen([sys.executable, "-m", "ipyrecorder", "record", "--url-file", url_file,
+                                 "-o", str(observed), "--interval", "0.2"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_until(lambda: observed.exists() and set(engines) <= set(ipyrecorder.replay(observed).engines),
+                   timeout=60, message="the observer to connect")  # fmt: skip
+        script = tmp_path / "client.py"
+        script.write_text(CLIENT)
+        clients = [subprocess.Popen([sys.executable, str(script), url_file, str(tmp_path / f"c{i}.mpk"), str(i)])
+                   for i in (1, 2)]  # fmt: skip
+        assert [c.wait(timeout=120) for c in clients] == [0, 0]
+        logs = [ipyrecorder.replay(tmp_path / f"c{i}.mpk") for i in (1, 2)]
+        wanted = {m for log in logs for m in log.tasks}
+        assert len(wanted) == 10
+
+        def observed_all():
+            state = ipyrecorder.replay(observed)
+            return all(m in state.tasks and state.tasks[m].status and state.tasks[m].stdout for m in wanted)
+
+        wait_until(observed_all, timeout=60, message="the observer to see both clients' tasks complete")
+        observer.send_signal(signal.SIGTERM)
+        _, err = observer.communicate(timeout=30)
+    finally:
+        if observer.poll() is None:
+            observer.kill()
+    assert observer.returncode == 0, err
+    state = ipyrecorder.replay(observed)
+    assert state.closes, "the observer closed its log on SIGTERM"
+    for log in logs:
+        for msg_id, task in log.tasks.items():
+            assert same_task(state.tasks[msg_id], task), msg_id
+    assert {t.engine_id for t in state.tasks.values() if t.msg_id in wanted} <= set(engines)
