@@ -225,7 +225,8 @@ class LogWriter:
         """Encode one event dict (see docs/format.md) into the current frame."""
         encoder = self._encoder
         try:
-            data = b"".join(map(self._packer.pack, encoder.encode(event)))
+            arrays = encoder.encode(event)
+            data = self._packer.pack(arrays[0]) if len(arrays) == 1 else b"".join(map(self._packer.pack, arrays))
         except Exception:
             encoder.undo()
             raise

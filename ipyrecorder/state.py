@@ -7,6 +7,7 @@ only when an attribute is read.
 """
 from __future__ import annotations
 
+import gc
 from collections import Counter, deque
 from typing import Iterable
 
@@ -450,15 +451,21 @@ def replay(*paths, until=None) -> State:
         origin = from_us(min(r.header["t0"] for r in readers))  # the raw header: µs since the epoch
         clip = _Clip(ev.to_us(until if not isinstance(until, str) else parse_until(until, origin)))
     damage = []
-    for reader in readers:
-        before = len(state.damage)
-        for offset, arrays in reader.frames():
-            state.fold_frame(offset, arrays if clip is None else clip(arrays))
-        found = reader.damage + state.damage[before:]
-        del state.damage[before:]
-        if len(readers) > 1:
-            found = [Damage(d.offset, d.length, d.reason, str(reader.path)) for d in found]
-        damage += sorted(found, key=lambda d: d.offset)
+    collecting = gc.isenabled()
+    gc.disable()  # the fold makes millions of objects and no cycles: the collector only costs time
+    try:
+        for reader in readers:
+            before = len(state.damage)
+            for offset, arrays in reader.frames():
+                state.fold_frame(offset, arrays if clip is None else clip(arrays))
+            found = reader.damage + state.damage[before:]
+            del state.damage[before:]
+            if len(readers) > 1:
+                found = [Damage(d.offset, d.length, d.reason, str(reader.path)) for d in found]
+            damage += sorted(found, key=lambda d: d.offset)
+    finally:
+        if collecting:
+            gc.enable()
     state.damage = damage
     if clip is not None:
         state.until = from_us(clip.until)
