@@ -193,6 +193,17 @@ class Follower:
         finally:
             self._stop_observer()
 
+    def __enter__(self) -> "Follower":
+        """Follow in a background thread until the block ends."""
+        self._thread = threading.Thread(target=self.run, name="ipyrecorder-follow", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop.set()
+        self._thread.join(timeout=5)
+        return False
+
     def _step(self):
         with self.lock:
             notices = len(self.tail.notices)

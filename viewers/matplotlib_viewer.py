@@ -100,13 +100,13 @@ class MatplotlibViewer(Viewer):
         else:
             self._run_window(tail, poll)
 
-    def _follow(self, tail, poll):
-        lock = threading.Lock()
+    @staticmethod
+    def _follower(tail, poll):
+        """A follower that sets ``follower.changed`` whenever the state changes."""
         changed = threading.Event()
-        follower = Follower(tail, lambda t: changed.set(), poll=poll, lock=lock)
-        thread = threading.Thread(target=follower.run, name="ipyrecorder-follow", daemon=True)
-        thread.start()
-        return follower, thread, lock, changed
+        follower = Follower(tail, lambda t: changed.set(), poll=poll, lock=threading.Lock())
+        follower.changed = changed
+        return follower
 
     def _run_headless(self, tail, poll, once):
         from matplotlib.figure import Figure
@@ -115,18 +115,15 @@ class MatplotlibViewer(Viewer):
 
         live = LiveTimeline(Figure(figsize=(12, 6), layout="constrained"))
         if not once:
-            follower, thread, lock, changed = self._follow(tail, poll)
-            try:
-                while not _closed(tail.state):
-                    changed.wait(self.config["interval"])
-                    changed.clear()
-                    with lock:
-                        live.update(tail.state)
-            except KeyboardInterrupt:
-                pass
-            finally:
-                follower.stop.set()
-                thread.join(timeout=5)
+            with self._follower(tail, poll) as follower:
+                try:
+                    while not _closed(tail.state):
+                        follower.changed.wait(self.config["interval"])
+                        follower.changed.clear()
+                        with follower.lock:
+                            live.update(tail.state)
+                except KeyboardInterrupt:
+                    pass
         live.update(tail.state, final=True)
         self.last = live
         engines = len(TimelineData(tail.state).engine_ids)
@@ -139,29 +136,27 @@ class MatplotlibViewer(Viewer):
         fig = plt.figure(figsize=(12, 6), layout="constrained")
         fig.canvas.manager.set_window_title(f"ipyrecorder: {tail.path}")
         live = LiveTimeline(fig)
-        follower, thread, lock, changed = self._follow(tail, poll)
         finished = False
+        with self._follower(tail, poll) as follower:
 
-        def tick():
-            nonlocal finished
-            if finished:
-                return
-            with lock:
-                done = _closed(tail.state)
-                live.update(tail.state, final=done)
-            finished = done
-            fig.canvas.draw_idle()
+            def tick():
+                nonlocal finished
+                if finished:
+                    return
+                with follower.lock:
+                    done = _closed(tail.state)
+                    live.update(tail.state, final=done)
+                finished = done
+                fig.canvas.draw_idle()
 
-        live.update(tail.state)
-        timer = fig.canvas.new_timer(interval=int(self.config["interval"] * 1000))
-        timer.add_callback(tick)
-        timer.start()
-        try:
-            plt.show()  # returns when the window is closed
-        except KeyboardInterrupt:
-            pass
-        finally:
-            timer.stop()
-            follower.stop.set()
-            thread.join(timeout=5)
-            plt.close(fig)
+            live.update(tail.state)
+            timer = fig.canvas.new_timer(interval=int(self.config["interval"] * 1000))
+            timer.add_callback(tick)
+            timer.start()
+            try:
+                plt.show()  # returns when the window is closed
+            except KeyboardInterrupt:
+                pass
+            finally:
+                timer.stop()
+                plt.close(fig)

@@ -140,18 +140,14 @@ class TerminalViewer(Viewer):
         follower = Follower(tail, lambda t: None, poll=poll, lock=lock)
         if stop is not None:
             follower.stop = stop
-        thread = threading.Thread(target=follower.run, name="ipyrecorder-follow", daemon=True)
-        thread.start()
-        try:
-            if console.is_terminal:
-                self._live(console, tail, lock, follower.stop)
-            else:
-                self._lines(tail, lock, follower.stop)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            follower.stop.set()
-            thread.join(timeout=5)
+        with follower:
+            try:
+                if console.is_terminal:
+                    self._live(console, tail, lock, follower.stop)
+                else:
+                    self._lines(tail, lock, follower.stop)
+            except KeyboardInterrupt:
+                pass
 
     def _live(self, console, tail, lock, stop):
         from rich.live import Live
