@@ -12,9 +12,9 @@ import sys
 import tempfile
 import time
 
-SECTIONS = ("overhead", "writer", "replay", "size")
+SECTIONS = ("overhead", "writer", "replay", "size", "tail", "sustained", "render")
 
-# (full, quick) parameters; the full default run takes about 3 minutes on 2 cores.
+# (full, quick) parameters; the full default run takes about 6 minutes on 2 cores.
 PARAMS = {
     "overhead_tasks": (500, 200),  # tasks per timed run
     "overhead_pairs": (16, 3),  # baseline/recorded pairs per workload
@@ -23,21 +23,32 @@ PARAMS = {
     "replay_events": (1_000_000, 200_000),  # wire events in the log
     "replay_repeats": (3, 2),
     "size_tasks": (2000, 2000),
+    "tail_batches": (400, 100),  # counted batches per tail run (4 runs)
+    "sustained_seconds": (60, 10),
+    "render_tasks": (100_000, 100_000),
+    "render_repeats": (3, 1),
+    "html_big_tasks": (1_000_000, 0),  # 0: skipped
 }
 
 OVERHEAD_TARGET = 0.98  # recorded/baseline throughput: "within 2 %"
 REPLAY_TARGET = 1_000_000  # wire events/s folded
+TAIL_TARGET_MS = 100  # p95 latency from flush() to folded, both ways of following
+SUSTAINED_RATE = 10_000  # events/s a follower keeps up with ...
+SUSTAINED_LAG_MS = 100  # ... staying within this latency
+SUSTAINED_MEMORY = 1.2  # follower RSS (end, and growth per task) at most this times replay()'s
+RENDER_TARGET_S = 3.0  # draw_timeline + savefig of 100,000 tasks
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="a smaller run (about 20 s)")
+    p.add_argument("--quick", action="store_true", help="a smaller run (about 1 minute)")
     p.add_argument("--json", metavar="FILE", help="also save every measurement to FILE")
     p.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
                    help=f"run only these sections: {', '.join(SECTIONS)}")  # fmt: skip
     p.add_argument("--pairs", type=int, help="override the number of overhead pairs")
     p.add_argument("--tasks", type=int, help="override the tasks per overhead run")
     p.add_argument("--replay-events", type=int, help="override the size of the replay log")
+    p.add_argument("--sustained-seconds", type=float, help="override the length of the sustained run")
     p.add_argument("--show", metavar="FILE", help="print the table of a saved --json FILE and exit")
     return p.parse_args(argv)
 
@@ -51,6 +62,10 @@ def _num(x, unit=""):
     else:
         s = f"{x:.1f}"
     return f"{s} {unit}".rstrip()
+
+
+def _mb(x) -> str:
+    return f"{x / 1e6:.0f} MB"
 
 
 def _verdict(ok: bool) -> str:
@@ -143,6 +158,73 @@ def rows(results: dict) -> list[tuple]:
                 f"{b['min']:.1f}-{b['max']:.1f} B over {b['n']} logs",
                 "",
             ))  # fmt: skip
+    tl = results.get("tail")
+    if tl:
+        for key, label in (("events", "6a tail latency, file events"), ("polling", "6b tail latency, polling")):
+            r, b = tl["runs"][f"tail_{key}"], tl["runs"][f"bare_{key}"]
+            how = ("" if r["follower_mode"] == key else f"; follower switched to {r['follower_mode']}!") + (
+                f"; poll every {1e3 * r['poll_interval']:.0f} ms" if key == "polling" else "")  # fmt: skip
+            missing = f"; {r['never_folded']} batches never folded!" if r["never_folded"] else ""
+            out.append((
+                label,
+                f"p95 {r['p95_ms']:.1f} ms",
+                f"p95 {b['p95_ms']:.1f} ms bare stat+read",
+                f"{tl[f'ratio_{key}']:.3f}",
+                f"p50 {r['p50_ms']:.1f}, p99 {r['p99_ms']:.1f}, max {r['max_ms']:.1f} ms (bare {b['p50_ms']:.1f}, "
+                f"{b['p99_ms']:.1f}, {b['max_ms']:.1f}); "
+                f"{r['batches']} batches of ~{r['mean_batch_events']:.0f} events" + how + missing,
+                f"p95 <= {TAIL_TARGET_MS} ms: " + _verdict(r["p95_ms"] <= TAIL_TARGET_MS and not r["never_folded"]),
+            ))  # fmt: skip
+    su = results.get("sustained")
+    if su:
+        keeps_up = (su["folded_events_per_s"] >= 0.99 * SUSTAINED_RATE and not su["never_folded"]
+                    and su["latency_max_ms"] <= SUSTAINED_LAG_MS)  # fmt: skip
+        out.append((
+            f"7a sustained {su['seconds']:.0f} s",
+            _num(su["folded_events_per_s"], "events/s") + " folded",
+            _num(su["written_events_per_s"], "events/s") + " written",
+            f"{su['ratio']:.3f}",
+            f"max lag {su['max_lag_events']} events, {su['latency_max_ms']:.1f} ms (p95 {su['latency_p95_ms']:.1f}); "
+            f"follower CPU {100 * su['follower_cpu_share']:.1f} % of a core, {su['follower_us_per_event']:.1f} us/event"
+            + ("" if su["follower_mode"] == "events" else f"; follower switched to {su['follower_mode']}!"),
+            f"{SUSTAINED_RATE:,}/s, lag <= {SUSTAINED_LAG_MS} ms: " + _verdict(keeps_up),
+        ))  # fmt: skip
+        bounded = (su["rss_ratio"] <= SUSTAINED_MEMORY
+                   and su["rss_slope_second_half"] <= SUSTAINED_MEMORY * su["replay_rss_per_task"])  # fmt: skip
+        out.append((
+            f"7b follower RSS, {su['tasks']:,} tasks",
+            _mb(su["rss_end"]),
+            _mb(su["replay_rss_after"]) + " replay() in new process",
+            f"{su['rss_ratio']:.3f}",
+            f"start {_mb(su['rss_start'])}, middle {_mb(su['rss_middle'])}, end {_mb(su['rss_end'])}; "
+            f"{su['rss_per_task']:.0f} B/task (slope 1st/2nd half {su['rss_slope_first_half']:.0f}/"
+            f"{su['rss_slope_second_half']:.0f}), replay {su['replay_rss_per_task']:.0f} B/task",
+            f"<= {SUSTAINED_MEMORY}x replay: " + _verdict(bounded),
+        ))  # fmt: skip
+    rd = results.get("render")
+    if rd:
+        out.append((
+            f"8a matplotlib timeline {rd['tasks'] // 1000}k",
+            f"{rd['timeline_seconds']:.2f} s",
+            f"{rd['bare_seconds']:.2f} s bare PolyCollection",
+            f"{rd['ratio']:.3f}",
+            f"draw_timeline {rd['timeline_draw_seconds']:.2f} + savefig {rd['timeline_savefig_seconds']:.2f} s; "
+            f"replay() {rd['replay_seconds']:.2f} s; CLI end to end {rd['cli_seconds']:.2f} s",
+            f"< {RENDER_TARGET_S:g} s: " + _verdict(rd["timeline_seconds"] < RENDER_TARGET_S),
+        ))  # fmt: skip
+        for key, tag in (("html", "8b"), ("html_big", "8c")):
+            h = rd.get(key)
+            if h:
+                n = h["tasks"]
+                out.append((
+                    f"{tag} html report {n // 1000:,}k" if n < 1_000_000 else f"{tag} html report {n / 1e6:g}M",
+                    f"{h['html_seconds']:.2f} s",
+                    f"{h['replay_seconds']:.2f} s replay()",
+                    f"{h['ratio']:.3f}",
+                    f"{h['html_bytes_per_task']:.1f} B/task ({h['html_bytes'] / 1e6:.1f} MB; "
+                    f"log {h['log_bytes_per_task']:.1f} B/task); {_num(h['tasks_per_s'], 'tasks/s')}",
+                    "",
+                ))  # fmt: skip
     return out
 
 
@@ -178,6 +260,10 @@ def header(results: dict) -> str:
             f", max {max(foreign[1::2]):.2f} of the {m['cpus']} cores meanwhile "
             f"(pairs under {ov['quiet_threshold']} are 'quiet')"
         )
+    loads = [f"{name} {results[name]['loadavg_start']}" for name in ("tail", "sustained", "render")
+             if name in results]  # fmt: skip
+    if loads:
+        lines.append("load average at the start of " + ", ".join(loads))
     return "\n".join(lines)
 
 
@@ -203,6 +289,8 @@ def main(argv=None) -> int:
         P["overhead_tasks"] = args.tasks
     if args.replay_events:
         P["replay_events"] = args.replay_events
+    if args.sustained_seconds:
+        P["sustained_seconds"] = args.sustained_seconds
     sections = args.only or SECTIONS
 
     tmpdir = tempfile.mkdtemp(prefix="ipyrecorder-bench-")
@@ -232,6 +320,19 @@ def main(argv=None) -> int:
             from . import size
 
             results["size"] = size.run(tmpdir, P["size_tasks"])
+        if "tail" in sections:
+            from . import tail
+
+            results["tail"] = tail.run(tmpdir, P["tail_batches"])
+        if "sustained" in sections:
+            from . import sustained
+
+            results["sustained"] = sustained.run(tmpdir, P["sustained_seconds"])
+        if "render" in sections:
+            from . import render
+
+            results["render"] = render.run(tmpdir, P["render_tasks"], P["render_repeats"],
+                                           P["html_big_tasks"] or None)  # fmt: skip
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     results["seconds"] = time.perf_counter() - started

@@ -26,6 +26,7 @@ class ExitStatus(IntEnum):
     DAMAGED = 5  # `check` found damage (and did not repair all of it)
     LOCKED = 6  # another writer holds the log's lock
     NO_CLUSTER = 7  # cannot connect to the cluster (import-hub, record)
+    PORT_IN_USE = 8  # serve: the port is taken, or the address cannot be bound
 
 
 class Failure(Exception):
@@ -380,6 +381,30 @@ def record(profile, url_file, output, interval):
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     click.echo(f"recorded {observer.tasks} tasks to {output}", err=True)
+
+
+@cli.command()
+@click.argument("log")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. Any but 127.0.0.1, ::1 and localhost needs a token.")
+@click.option("--port", default=8181, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free port).")
+@click.option("--certfile", default=None, help="TLS certificate (PEM): serve https.")
+@click.option("--keyfile", default=None, help="TLS private key (PEM), when not in the certificate file.")
+@click.option("--token", default=None, help="Access token (default: none on loopback, generated otherwise).")
+@click.option("--poll", is_flag=True, help="Poll the file instead of waiting for file events (network file systems).")
+def serve(log, host, port, certfile, keyfile, token, poll):
+    """Serve a live web dashboard of LOG: engines, timeline, engine pages, task search (read-only)."""
+    from .plugin import PluginError
+    from .tail import LogTail
+    from .viewers.web import WebViewer
+
+    viewer = WebViewer(host=host, port=port, certfile=certfile, keyfile=keyfile, token=token)
+    try:
+        viewer.run(LogTail(log), poll=poll)
+    except (NotALog, UnsupportedVersion) as exc:
+        raise Failure(str(exc), ExitStatus.NOT_A_LOG) from None
+    except PluginError as exc:
+        raise Failure(str(exc), ExitStatus.USAGE) from None
 
 
 @cli.command()

@@ -109,10 +109,11 @@ class Observer:
     """
 
     def __init__(self, connect_client, path, *, interval: float = 0.5, mode: str = "a", capture_output=True,
-                 echo=print):  # fmt: skip
+                 echo=print, query_timeout: float = DB_TIMEOUT):  # fmt: skip
         self.connect_client = connect_client
         self.path = path
         self.interval = interval
+        self.query_timeout = query_timeout
         self.capture_output = capture_output
         self.echo = echo
         self.stop = threading.Event()
@@ -199,11 +200,11 @@ class Observer:
             self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ipyrecorder-hub")
         future = self._pool.submit(self._client.db_query, where, RECORD_KEYS)
         try:
-            return future.result(timeout=DB_TIMEOUT)
+            return future.result(timeout=self.query_timeout)
         except concurrent.futures.TimeoutError:
             self._pool.shutdown(wait=False)  # its thread stays blocked on the dead controller
             self._pool = None
-            raise TimeoutError(f"the Hub did not answer within {DB_TIMEOUT:g} s") from None
+            raise TimeoutError(f"the Hub did not answer within {self.query_timeout:g} s") from None
 
     def _poll_hub(self):
         query = {"submitted": {"$gte": self._since}} if self._since is not None else {}

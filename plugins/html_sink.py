@@ -47,6 +47,7 @@ INT32_MISSING = -(2**31)
 NO_ENGINE = 2**32 - 1  # engine row of a task that never reached an engine
 NO_SUFFIX = 2**32 - 1  # msg_id stored whole in the string table
 TEMPLATE_FILES = ("report.html", "report.css", "report.js")
+SHARED_JS = "common.js"  # helpers, decoder, table, search and timeline drawing: inlined here, served by the web viewer
 
 
 def _template_text(name: str) -> str:
@@ -286,6 +287,7 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
 def render_html(meta: dict, blob: bytes, compress: bool = True) -> str:
     """The whole page: template with CSS, JS and data inlined. ASCII only."""
     template, css, js = (_template_text(name) for name in TEMPLATE_FILES)
+    js = _template_text(SHARED_JS) + "\n" + js
     for text, tag in ((css, "</style"), (js, "</script")):
         if tag in text.lower():  # the bundled assets must not end their own element
             raise SinkError(f"html_report asset contains {tag!r}")

@@ -104,3 +104,46 @@ def test_record_observes_two_client_processes(cluster, rc, engines, url_file, tm
         for msg_id, task in log.tasks.items():
             assert same_task(state.tasks[msg_id], task), msg_id
     assert {t.engine_id for t in state.tasks.values() if t.msg_id in wanted} <= set(engines)
+
+
+def test_record_survives_a_controller_restart(tmp_path, monkeypatch):
+    """A cluster of its own: restarting the session's controller would break the other tests."""
+    import threading
+
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    import ipyparallel as ipp
+
+    from ipyrecorder.hub import Observer
+
+    cluster = ipp.Cluster(n=1, controller_args=["--HeartMonitor.period=500"], log_level=40)
+    cluster.start_cluster_sync()
+    path = tmp_path / "observer.mpk"
+    try:
+        (url,) = glob.glob(os.path.join(cluster.profile_dir, "security", "ipcontroller-*client.json"))
+        observer = Observer(lambda: ipp.Client(url, timeout=30), path, interval=0.2, mode="w", query_timeout=2,
+                            echo=lambda text: None)  # fmt: skip
+        with_marks = lambda *texts: lambda: set(texts) <= {m.text for m in ipyrecorder.replay(path).marks}  # noqa: E731
+        thread = threading.Thread(target=observer.run, daemon=True)
+        thread.start()
+        assert observer.connected.wait(60)
+        cluster.stop_controller_sync()
+        wait_until(with_marks("observer: connection lost"), timeout=60, message="the lost connection to be noted")
+        observer.connected.clear()
+        cluster.start_controller_sync()
+        cluster.start_engines_sync(n=1)
+        assert observer.connected.wait(60)
+        client = ipp.Client(url, timeout=30)
+        client.wait_for_engines(1, timeout=60)
+        ar = client[:].apply_async(os.getpid)
+        ar.get(timeout=60)
+        wait_until(lambda: ar.msg_ids[0] in ipyrecorder.replay(path).tasks
+                   and ipyrecorder.replay(path).tasks[ar.msg_ids[0]].status == "ok",
+                   timeout=60, message="a task after the restart")  # fmt: skip
+        client.close()
+        observer.stop.set()
+        thread.join(timeout=30)
+    finally:
+        cluster.stop_cluster_sync()
+    state = ipyrecorder.replay(path)
+    assert [m.text for m in state.marks] == ["observer: connection lost", "observer: reconnected"]
+    assert state.closes

@@ -11,151 +11,30 @@
 
   var API = (window.ipyrecorderReport = { ready: false, error: null, draws: 0, lastDraw: null });
 
-  // Colours: functions as the matplotlib sink colours them (sorted names, same palette).
-  var PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#aec7e8"];
-  var C_ERROR = "#d62728", C_ABORTED = "#7f7f7f", C_RUNNING = "#ffbf00", C_QUEUED = "#c6dbef";
-  var C_GRID = "#eaeef2", C_ZEBRA = "#f6f8fa", C_TEXT = "#57606a", C_MARK = "#3d444d";
-  var FONT = "12px system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif";
-  var MU = "\u00b5", DASH = "\u2013", TIMES = "\u00d7";
-  var EMPTY = 255;
-  var ALPHAS = [0.25, 0.45, 0.65, 0.85, 1];  // merged columns: opacity by the busy fraction of the column
-  function LEVEL(busy) { return busy >= 0.9 ? 4 : Math.floor(busy * 4.5); }
+  // Shared with the live dashboard: common.js (inlined ahead of this file) defines window.ipyrecorderCommon.
+  var C = window.ipyrecorderCommon;
+  var PALETTE = C.PALETTE, C_ERROR = C.C_ERROR, C_ABORTED = C.C_ABORTED, C_RUNNING = C.C_RUNNING, C_QUEUED = C.C_QUEUED;
+  var C_GRID = C.C_GRID, C_ZEBRA = C.C_ZEBRA, C_TEXT = C.C_TEXT, FONT = C.FONT, DASH = C.DASH, TIMES = C.TIMES;
+  var h = C.h, clear = C.clear, fmtInt = C.fmtInt, fmtDur = C.fmtDur, fmtTime = C.fmtTime, fmtPct = C.fmtPct;
+  var lowerBound = C.lowerBound, upperBound = C.upperBound;
+  var msgId = C.msgId, engineOf = C.engineOf, taskTitle = C.taskTitle, runUs = C.runUs, queueUs = C.queueUs;
+  var errorText = C.errorText, PagedTable = C.PagedTable, cellText = C.cellText;
 
   // ---------------------------------------------------------------- helpers
   function $(id) { return document.getElementById(id); }
-  function h(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = String(text);
-    return e;
-  }
-  function clear(e) { while (e.firstChild) e.removeChild(e.firstChild); }
-  function fmtInt(n) { return Number(n).toLocaleString("en-US"); }
-  function sig(x) { return x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0); }
-  function fmtDur(us) {
-    if (us === null || us === undefined || us !== us) return DASH;
-    var a = Math.abs(us), sign = us < 0 ? "-" : "";
-    if (a < 1e3) return sign + Math.round(a) + " " + MU + "s";
-    if (a < 1e6) return sign + sig(a / 1e3) + " ms";
-    if (a < 60e6) return sign + sig(a / 1e6) + " s";
-    var s = Math.round(a / 1e6);
-    if (s < 3600) return sign + Math.floor(s / 60) + " min " + (s % 60) + " s";
-    return sign + Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
-  }
   var atUnit = 1e6;  // offsets are shown in seconds, or in ms for runs shorter than a second
   function fmtAt(us) {  // an offset from the run's start
     if (us === null || us === undefined || us !== us) return DASH;
     var s = us < 0 ? "-" : "+", a = Math.abs(us);
     return atUnit === 1e6 ? s + (a / 1e6).toFixed(3) + " s" : s + (a / 1e3).toFixed(3) + " ms";
   }
-  function fmtTime(iso) {  // "2026-01-02T03:04:05.678901+00:00" -> "2026-01-02 03:04:05.678901 UTC"
-    return iso ? String(iso).replace("T", " ").replace(/\+00:00$/, " UTC") : null;
-  }
-  function fmtPct(x) {
-    if (x === null || x === undefined || x !== x) return DASH;
-    if (x > 0 && x < 0.001) return "<0.1%";
-    if (x < 1 && x > 0.999) return ">99.9%";
-    return (100 * x).toFixed(1) + "%";
-  }
-  function firstLine(text, max) {
-    var line = String(text).split("\n").filter(function (l) { return l.trim(); })[0] || "";
-    return line.length > max ? line.slice(0, max - 1) + "\u2026" : line;
-  }
-  function fitText(ctx, text, room) {  // the longest prefix (with an ellipsis) that fits in room pixels
-    if (ctx.measureText(text).width <= room) return text;
-    var lo = 0, hi = text.length - 1;
-    while (lo < hi) {
-      var mid = (lo + hi + 1) >> 1;
-      if (ctx.measureText(text.slice(0, mid) + "\u2026").width <= room) lo = mid; else hi = mid - 1;
-    }
-    return lo ? text.slice(0, lo) + "\u2026" : "";
-  }
-  function lowerBound(a, x, lo, hi) {  // first k in [lo, hi) with a[k] >= x
-    while (lo < hi) { var m = (lo + hi) >>> 1; if (a[m] < x) lo = m + 1; else hi = m; }
-    return lo;
-  }
-  function upperBound(a, x, lo, hi) {  // first k in [lo, hi) with a[k] > x
-    while (lo < hi) { var m = (lo + hi) >>> 1; if (a[m] <= x) lo = m + 1; else hi = m; }
-    return lo;
-  }
 
   // ---------------------------------------------------------------- data
-  function b64ToBytes(text) {
-    if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(text);
-    var bin = atob(text), n = bin.length, out = new Uint8Array(n);
-    for (var i = 0; i < n; i++) out[i] = bin.charCodeAt(i);
-    return out;
-  }
-
   function loadBytes(meta) {
-    var bytes = b64ToBytes($("ipyr-blob").textContent.trim());
-    if (!meta.compression) return Promise.resolve(bytes);
-    if (typeof DecompressionStream === "undefined") {
-      return Promise.reject(new Error("This browser cannot decompress the report's data (no DecompressionStream). " +
-        "Regenerate the report with -O compress=false."));
-    }
-    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream(meta.compression));
-    return new Response(stream).arrayBuffer().then(function (buf) { return new Uint8Array(buf); });
+    var bytes = C.b64ToBytes($("ipyr-blob").textContent.trim());
+    return C.inflate(bytes, meta.compression, " Regenerate the report with -O compress=false.");
   }
-
-  var TYPES = { u1: Uint8Array, u2: Uint16Array, u4: Uint32Array, i4: Int32Array, f8: Float64Array };
-
-  function decode(meta, bytes) {
-    function raw(name) {  // the column's typed array, its byte planes put back together
-      var spec = meta.columns[name], T = TYPES[spec[0]], n = spec[2], w = T.BYTES_PER_ELEMENT;
-      var src = bytes.subarray(spec[1], spec[1] + n * w);
-      if (w === 1) return new T(src.slice().buffer);
-      var out = new Uint8Array(n * w);
-      for (var k = 0; k < w; k++) {
-        var plane = k * n;
-        for (var i = 0; i < n; i++) out[i * w + k] = src[plane + i];
-      }
-      return new T(out.buffer);
-    }
-    function col(name) {
-      var spec = meta.columns[name], a = raw(name);
-      if (spec[3] !== "delta") return a;
-      var out = new Uint32Array(a.length), acc = 0;  // integer columns stored as deltas
-      for (var i = 0; i < a.length; i++) { acc += a[i]; out[i] = acc; }
-      return out;
-    }
-    function times(name, refs) {  // Float64Array of microseconds, NaN where missing
-      var spec = meta.columns[name], a = raw(name), n = a.length, out = new Float64Array(n), i, v;
-      var missing = spec[0] === "i4" ? meta.int32_missing : NaN;
-      for (i = 0; i < n; i++) { v = a[i]; out[i] = v === missing ? NaN : v; }
-      if (spec[3] === "delta") {
-        var acc = 0;
-        for (i = 0; i < n; i++) { v = out[i]; if (v === v) { acc += v; out[i] = acc; } }
-      } else if (spec[3]) {
-        var ref = refs[spec[3].slice(4)];
-        for (i = 0; i < n; i++) { var r = ref[i]; if (r === r) out[i] += r; }
-      }
-      return out;
-    }
-    var t = {};
-    t.start = times("start", t);
-    t.end = times("end", t);
-    t.sub = times("sub", t);
-    t.recv = times("recv", t);
-    var text = JSON.parse(new TextDecoder("utf-8").decode(bytes.subarray(meta.text[0], meta.text[0] + meta.text[1])));
-    var D = {
-      n: meta.tasks, sub: t.sub, start: t.start, end: t.end, recv: t.recv,
-      row: col("row"), status: col("status"), fn: col("fn"), name: col("name"), mp: col("mp"), ms: col("ms"),
-      strings: text.strings, stdout: new Map(text.stdout), stderr: new Map(text.stderr), errors: new Map(text.errors),
-      statuses: meta.statuses, noEngine: meta.no_engine, noSuffix: meta.no_suffix, engines: meta.engines,
-    };
-    return D;
-  }
-
-  function msgId(D, i) {
-    var p = D.strings[D.mp[i]];
-    return D.ms[i] === D.noSuffix ? p : p + D.ms[i];
-  }
-  function engineOf(D, i) { var r = D.row[i]; return r === D.noEngine ? null : D.engines[r].id; }
-  function taskTitle(D, i) { return D.strings[D.name[i]] || D.strings[D.fn[i]] || msgId(D, i); }
-  function runUs(D, i) { return D.end[i] - D.start[i]; }
-  function queueUs(D, i) { return D.start[i] - D.sub[i]; }
-  function errorText(D, i) { var e = D.errors.get(i); return e === undefined ? null : D.strings[e]; }
+  var decode = C.decode;
 
   // ---------------------------------------------------------------- page
   var meta, D;
@@ -282,142 +161,7 @@
     });
   }
 
-  // ---------------------------------------------------------------- paged tables
-  function PagedTable(container, columns, opts) {
-    this.columns = columns;
-    this.opts = opts;
-    this.pageSize = opts.pageSize || 50;
-    this.rows = new Uint32Array(0);
-    this.page = 0;
-    this.sortCol = -1;
-    this.sortDir = 1;
-    this.selected = -1;
-    var box = h("div", "table-box");
-    this.table = h("table", "grid");
-    var thead = h("thead"), tr = h("tr"), self = this;
-    this.heads = columns.map(function (c, k) {
-      var th = h("th", (c.cls || "") + (c.key ? " sortable" : ""));
-      th.appendChild(document.createTextNode(c.label));
-      if (c.key) {
-        var arrow = h("span", "arrow");
-        th.appendChild(arrow);
-        th.title = "Sort by " + c.label;
-        th.addEventListener("click", function () { self.sortBy(k); });
-      }
-      tr.appendChild(th);
-      return th;
-    });
-    thead.appendChild(tr);
-    this.table.appendChild(thead);
-    this.tbody = h("tbody");
-    this.table.appendChild(this.tbody);
-    box.appendChild(this.table);
-    container.appendChild(box);
-    var pager = h("div", "pager");
-    this.info = h("span", "info");
-    pager.appendChild(this.info);
-    function btn(label, title, fn) {
-      var b = h("button", null, label); b.type = "button"; b.title = title;
-      b.addEventListener("click", fn); pager.appendChild(b); return b;
-    }
-    this.bFirst = btn("\u00ab", "First page", function () { self.go(0); });
-    this.bPrev = btn("\u2039 Prev", "Previous page", function () { self.go(self.page - 1); });
-    this.pageInfo = h("span", "muted");
-    pager.appendChild(this.pageInfo);
-    this.bNext = btn("Next \u203a", "Next page", function () { self.go(self.page + 1); });
-    this.bLast = btn("\u00bb", "Last page", function () { self.go(Infinity); });
-    container.appendChild(pager);
-  }
-  PagedTable.prototype.setRows = function (rows, note) {
-    this.base = rows;
-    this.note = note || "";
-    this.applySort();
-    this.page = 0;
-    this.render();
-  };
-  PagedTable.prototype.sortBy = function (k) {
-    if (this.sortCol === k) this.sortDir = -this.sortDir;
-    else { this.sortCol = k; this.sortDir = this.columns[k].desc ? -1 : 1; }
-    this.applySort();
-    this.page = 0;
-    this.render();
-  };
-  PagedTable.prototype.applySort = function () {
-    var base = this.base || new Uint32Array(0);
-    var self = this;
-    this.heads.forEach(function (th, k) {
-      var arrow = th.querySelector(".arrow");
-      if (arrow) arrow.textContent = k === self.sortCol ? (self.sortDir > 0 ? "\u2191" : "\u2193") : "";
-    });
-    if (this.sortCol < 0) { this.rows = base; return; }
-    var key = this.columns[this.sortCol].key(), dir = this.sortDir;
-    var rows = Uint32Array.from(base);
-    rows.sort(function (a, b) {
-      var x = key[a], y = key[b];
-      if (x !== x) return y !== y ? a - b : 1;
-      if (y !== y) return -1;
-      return dir * (x - y) || a - b;
-    });
-    this.rows = rows;
-  };
-  PagedTable.prototype.go = function (page) {
-    var pages = Math.max(1, Math.ceil(this.rows.length / this.pageSize));
-    this.page = Math.max(0, Math.min(pages - 1, page));
-    this.render();
-  };
-  PagedTable.prototype.render = function () {
-    var rows = this.rows, n = rows.length, size = this.pageSize, self = this;
-    var pages = Math.max(1, Math.ceil(n / size));
-    var from = this.page * size, to = Math.min(n, from + size);
-    var body = h("tbody");
-    for (var k = from; k < to; k++) {
-      var i = rows[k], tr = h("tr", this.opts.onClick ? "clickable" : null);
-      tr.dataset.index = String(i);
-      if (i === this.selected) tr.classList.add("selected");
-      for (var c = 0; c < this.columns.length; c++) {
-        var col = this.columns[c], td = h("td", col.cls || null);
-        col.cell(i, td);
-        tr.appendChild(td);
-      }
-      body.appendChild(tr);
-    }
-    if (!n) {
-      var tr0 = h("tr"), td0 = h("td", "empty", this.opts.empty || "Nothing to show.");
-      td0.colSpan = this.columns.length; tr0.appendChild(td0); body.appendChild(tr0);
-    }
-    if (this.opts.onClick) {
-      body.addEventListener("click", function (ev) {
-        var tr = ev.target.closest("tr");
-        if (tr && tr.dataset.index !== undefined) self.opts.onClick(Number(tr.dataset.index));
-      });
-    }
-    this.table.replaceChild(body, this.tbody);
-    this.tbody = body;
-    this.info.textContent = n ? "Rows " + fmtInt(from + 1) + DASH + fmtInt(to) + " of " + fmtInt(n) + this.note : "No rows" + this.note;
-    this.pageInfo.textContent = "page " + fmtInt(this.page + 1) + " of " + fmtInt(pages);
-    this.bFirst.disabled = this.bPrev.disabled = this.page === 0;
-    this.bNext.disabled = this.bLast.disabled = this.page >= pages - 1;
-  };
-  PagedTable.prototype.select = function (i) {
-    this.selected = i;
-    var k = this.rows.indexOf(i);
-    if (k >= 0) this.page = Math.floor(k / this.pageSize);
-    this.render();
-  };
-
-  // Cell renderers shared by the task and error tables.
-  function cellText(fn, max) {
-    return function (i, td) {
-      var t = fn(i);
-      if (t === null || t === undefined || t === "") { td.textContent = DASH; td.classList.add("muted"); return; }
-      td.textContent = max ? firstLine(t, max) : t;
-      if (max && String(t).length > 0) td.title = t;
-    };
-  }
-  function cellStatus(i, td) {
-    var st = D.statuses[D.status[i]];
-    td.appendChild(h("span", "badge " + st, st));
-  }
+  function cellStatus(i, td) { td.appendChild(C.statusBadge(D.statuses[D.status[i]])); }
 
   // ---------------------------------------------------------------- tasks + search
   var Tasks = {
@@ -466,52 +210,12 @@
       $("tasks-section").scrollIntoView({ block: "start" });
     },
 
-    lowered: null,
+    cache: {},
     search: function (query) {
-      var terms = String(query).toLowerCase().split(/\s+/).filter(Boolean);
       this.query = query;
-      if (!terms.length) { this.table.setRows(this.all); API.lastSearch = { query: query, count: D.n }; return; }
-      if (!this.lowered) this.lowered = D.strings.map(function (s) { return String(s).toLowerCase(); });
-      var low = this.lowered, nS = low.length, statuses = D.statuses, engines = D.engines;
-      var tests = terms.map(function (term) {
-        var field = null, m = /^(id|msg_id|name|fn|function|status|engine):(.*)$/.exec(term);
-        if (m) { field = m[1]; term = m[2]; }
-        if (field === "msg_id") field = "id";
-        if (field === "fn") field = "function";
-        var any = field === null, str = new Uint8Array(nS), st = new Uint8Array(statuses.length);
-        var eng = new Uint8Array(engines.length + 1);
-        if (any || field !== "engine" && field !== "status") {
-          for (var s = 0; s < nS; s++) str[s] = low[s].indexOf(term) >= 0 ? 1 : 0;
-        }
-        if (any || field === "status") {
-          for (var k = 0; k < statuses.length; k++) st[k] = (field ? statuses[k] === term : statuses[k].indexOf(term) >= 0) ? 1 : 0;
-        }
-        if (any || field === "engine") {
-          var t = term.replace(/^engine\s*/, "");
-          for (var r = 0; r < engines.length; r++) eng[r] = String(engines[r].id) === t && t !== "" ? 1 : 0;
-        }
-        return { field: field, term: term, str: str, st: st, eng: eng, digits: /[0-9]/.test(term) };
-      });
-      var n = D.n, out = new Uint32Array(n), count = 0;
-      var row = D.row, status = D.status, fn = D.fn, name = D.name, mp = D.mp, ms = D.ms, noS = D.noSuffix, noE = D.noEngine;
-      var nE = engines.length;
-      for (var i = 0; i < n; i++) {
-        var ok = true;
-        for (var q = 0; q < tests.length && ok; q++) {
-          var T = tests[q], f = T.field, hit = false;
-          if (f === null || f === "id") {
-            if (T.str[mp[i]]) hit = true;
-            else if (T.digits && ms[i] !== noS && (low[mp[i]] + ms[i]).indexOf(T.term) >= 0) hit = true;
-          }
-          if (!hit && (f === null || f === "name")) hit = T.str[name[i]] === 1 && name[i] !== 0;
-          if (!hit && (f === null || f === "function")) hit = T.str[fn[i]] === 1 && fn[i] !== 0;
-          if (!hit && (f === null || f === "status")) hit = T.st[status[i]] === 1;
-          if (!hit && (f === null || f === "engine")) hit = T.eng[row[i] === noE ? nE : row[i]] === 1;
-          ok = hit;
-        }
-        if (ok) out[count++] = i;
-      }
-      this.table.setRows(out.subarray(0, count), count === n ? "" : " (filtered from " + fmtInt(n) + ")");
+      if (!String(query).trim()) { this.table.setRows(this.all); API.lastSearch = { query: query, count: D.n }; return; }
+      var rows = C.search(D, query, this.cache), count = rows.length, n = D.n;
+      this.table.setRows(rows, count === n ? "" : " (filtered from " + fmtInt(n) + ")");
       API.lastSearch = { query: query, count: count };
     },
   };
@@ -692,11 +396,8 @@
           c.width = Math.round(L.width * dpr); c.height = Math.round(L.height * dpr);
           c.style.width = L.width + "px"; c.style.height = L.height + "px";
         });
-        this.col = new Uint8Array(L.plotW + 2);
-        this.col.fill(EMPTY);
-        this.cov = new Float32Array(L.plotW + 2);
+        this.sc = C.scratch(L.plotW);
         this.diff = new Int32Array(L.plotW + 3);
-        this.busy = new Float64Array(L.plotW + 1);
       }
       return changed;
     },
@@ -708,21 +409,9 @@
       requestAnimationFrame(function () { self.pending = false; self.drawNow(); });
     },
 
-    ticks: function () {
-      var L = this.L, range = this.v1 - this.v0, want = Math.max(2, L.plotW / 110), raw = range / want;
-      var p = Math.pow(10, Math.floor(Math.log10(raw))), step = p;
-      [1, 2, 5, 10].some(function (m) { step = m * p; return m * p >= raw; });
-      var out = [], t = Math.ceil(this.v0 / step) * step;
-      for (; t <= this.v1; t += step) out.push(t);
-      return { step: step, ts: out };
-    },
+    ticks: function () { return C.ticks(this.v0, this.v1, this.L.plotW); },
 
-    tickLabel: function (t, step) {  // the unit follows the size of the numbers shown, the decimals the step
-      if (Math.abs(t) < step / 2) return "0";
-      var big = Math.max(Math.abs(this.v0), Math.abs(this.v1)), unit = big >= 1e6 ? 1e6 : big >= 1e3 ? 1e3 : 1;
-      var digits = Math.max(0, Math.min(6, Math.ceil(-Math.log10(step / unit) - 1e-9)));
-      return (t / unit).toFixed(digits) + (unit === 1e6 ? " s" : unit === 1e3 ? " ms" : " " + MU + "s");
-    },
+    tickLabel: function (t, step) { return C.tickLabel(t, step, this.v0, this.v1); },
 
     drawNow: function () {
       var t0 = performance.now();
@@ -750,18 +439,19 @@
 
       var bh = rowH >= 8 ? Math.round(rowH * 0.72) : rowH >= 4 ? rowH - 1 : rowH;
       var qh = Math.max(1, Math.round(bh * 0.34));
-      var col = this.col, cov = this.cov, diff = this.diff, busy = this.busy, cidx = this.cidx, colours = this.colours, prio = this.priority;
+      var sc = this.sc, diff = this.diff, busy = sc.busy, cidx = this.cidx, colours = this.colours, prio = this.priority;
+      var V = { v0: v0, v1: v1, scale: scale, W: W, left: left };
       busy.fill(0);
       ctx.save();
       ctx.beginPath();
       ctx.rect(left, 0, W, L.height);
       ctx.clip();
-      var drawn = 0, rects = 0, lastColour = -1;
+      var drawn = 0, rects = 0;
       for (r = 0; r < R; r++) {
         var row = this.rows[r], m = row.ord.length;
         if (!m) continue;
         var y = top + r * rowH + (rowH - bh) / 2;
-        var s = row.s, e = row.e, mx = row.mx, ord = row.ord, k, x0, x1, c;
+        var s = row.s, k, x0, x1, c;
         // queued time: the union of [submitted, started), as pixel coverage
         if (this.hasQueued) {
           var qlo = lowerBound(s, v0, 0, m), qhi = upperBound(row.smin, v1, qlo, m), cmin = W + 1, cmax = -1;
@@ -776,7 +466,7 @@
             if (b > cmax) cmax = b;
           }
           if (cmax >= 0) {
-            ctx.fillStyle = C_QUEUED; lastColour = -1;
+            ctx.fillStyle = C_QUEUED;
             var acc = 0, runStart = -1, qy = y + (bh - qh) / 2;
             for (c = cmin; c <= cmax; c++) {
               acc += diff[c]; diff[c] = 0;
@@ -788,45 +478,8 @@
           }
         }
         // bars: tasks with start <= v1 and end >= v0
-        var lo = lowerBound(mx, v0, 0, m), hi = upperBound(s, v1, lo, m), nmin = W + 1, nmax = -1;
-        for (k = lo; k < hi; k++) {
-          if (e[k] < v0) continue;
-          x0 = (s[k] - v0) * scale; x1 = (e[k] - v0) * scale;
-          var ci = cidx[ord[k]], w = x1 - x0;
-          drawn++;
-          if (w >= 1.5) {
-            if (ci !== lastColour) { ctx.fillStyle = colours[ci]; lastColour = ci; }
-            var cx0 = x0 < -2 ? -2 : x0, cx1 = x1 > W + 2 ? W + 2 : x1;
-            ctx.fillRect(left + cx0, y, Math.max(1, cx1 - cx0 - (w >= 4 ? 1 : 0)), bh);
-            rects++;
-            var ca = cx0 < 0 ? 0 : Math.floor(cx0), cb = cx1 > W ? W : Math.ceil(cx1);
-            for (c = ca; c < cb; c++) busy[c] += Math.min(c + 1, x1) - Math.max(c, x0);
-          } else {
-            c = Math.floor(x0 + w / 2);
-            if (c < 0) c = 0; else if (c >= W) c = W - 1;
-            var cur = col[c];
-            if (cur === EMPTY || prio[ci] > prio[cur]) col[c] = ci;
-            busy[c] += w;
-            cov[c] += w;
-            if (c < nmin) nmin = c;
-            if (c > nmax) nmax = c;
-          }
-        }
-        // merged sub-pixel bars: one rect per run of columns of one colour and one busy level,
-        // paler where the engine was busy for less of the column's time
-        for (c = nmin; c <= nmax; c++) {
-          var v = col[c];
-          if (v === EMPTY) continue;
-          var level = LEVEL(cov[c]), c2 = c + 1;
-          while (c2 <= nmax && col[c2] === v && LEVEL(cov[c2]) === level) { col[c2] = EMPTY; cov[c2] = 0; c2++; }
-          col[c] = EMPTY; cov[c] = 0;
-          if (v !== lastColour) { ctx.fillStyle = colours[v]; lastColour = v; }
-          ctx.globalAlpha = ALPHAS[level];
-          ctx.fillRect(left + c, y, c2 - c, bh);
-          rects++;
-          c = c2 - 1;
-        }
-        ctx.globalAlpha = 1;
+        var done = C.drawRowBars(ctx, row, m, V, y, bh, cidx, colours, prio, sc);
+        drawn += done[0]; rects += done[1];
       }
 
       // engines joining (triangle) and leaving (cross)
@@ -847,43 +500,13 @@
       });
 
       // busy engines: time-weighted mean per pixel column
-      var bt = L.busyTop, bH = L.busyH, Rn = Math.max(R, 1), peak = 0, total = 0, cols = 0;
-      ctx.fillStyle = "rgba(31, 119, 180, 0.30)";
-      ctx.strokeStyle = "#1f77b4";
-      ctx.lineWidth = 1;
+      var bt = L.busyTop, bH = L.busyH, Rn = Math.max(R, 1);
       var x0b = Math.max(0, Math.floor((this.full0 - v0) * scale)), x1b = Math.min(W, Math.ceil((this.dataEnd - v0) * scale));
-      ctx.beginPath();
-      ctx.moveTo(left + x0b, bt + bH);
-      for (c = x0b; c < x1b; c++) {
-        var val = Math.min(busy[c], Rn);
-        if (val > peak) peak = val;
-        total += val; cols++;
-        var yy = bt + bH - (val / Rn) * (bH - 4);
-        ctx.lineTo(left + c, yy); ctx.lineTo(left + c + 1, yy);
-      }
-      ctx.lineTo(left + Math.max(x1b, x0b), bt + bH);
-      ctx.closePath();
-      ctx.fill();
+      var area = C.drawBusy(ctx, busy, x0b, x1b, left, bt, bH, Rn), peak = area.peak, total = area.total, cols = area.cols;
       ctx.restore();
 
       // marks
-      ctx.save();
-      ctx.strokeStyle = C_MARK;
-      ctx.fillStyle = C_MARK;
-      ctx.setLineDash([4, 3]);
-      ctx.lineWidth = 1;
-      var lastLabel = -Infinity;
-      var marks = meta.marks.filter(function (mk) { return mk.t >= v0 && mk.t <= v1; });
-      marks.forEach(function (mk, j) {
-        var x = Math.round(left + (mk.t - v0) * scale) + 0.5;
-        ctx.beginPath(); ctx.moveTo(x, top - 4); ctx.lineTo(x, bt + bH); ctx.stroke();
-        if (x >= lastLabel) {
-          var next = j + 1 < marks.length ? left + (marks[j + 1].t - v0) * scale : left + W;
-          var room = Math.max(0, Math.min(next, left + W) - x - 6), text = fitText(ctx, String(mk.text).slice(0, 200), room);
-          if (text) { ctx.fillText(text, x + 3, 14); lastLabel = x + ctx.measureText(text).width + 8; }
-        }
-      });
-      ctx.restore();
+      C.drawMarks(ctx, meta.marks, V, top - 4, bt + bH, 14);
 
       // axes, labels
       ctx.fillStyle = C_TEXT;
@@ -964,15 +587,7 @@
       var row = this.rows[r], m = row.ord.length;
       if (!m) return -1;
       var scale = L.plotW / (this.v1 - this.v0), t = this.v0 + (px - L.left) / scale, tol = 3 / scale;
-      var k = upperBound(row.s, t + tol, 0, m) - 1, best = -1, bestD = Infinity, bestW = Infinity, steps = 0;
-      for (; k >= 0 && row.mx[k] >= t - tol && steps < 50000; k--, steps++) {
-        var s = row.s[k], e = row.e[k];
-        var d = t < s ? s - t : t > e ? t - e : 0;
-        if (d > tol) continue;
-        var w = e - s;
-        if (d < bestD || (d === bestD && w < bestW)) { best = row.ord[k]; bestD = d; bestW = w; }
-      }
-      return best;
+      return C.hitRow(row, m, t, tol);
     },
 
     showTip: function (i, px, py) {

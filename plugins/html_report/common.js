@@ -1,0 +1,481 @@
+/* ipyrecorder: what the offline html report and the live web dashboard share. Vanilla JS.
+ *
+ * The html sink inlines this file ahead of report.js in the report's one script; the web
+ * viewer serves this same file to the dashboard. It defines window.ipyrecorderCommon:
+ * formatting helpers, the decoder of the columnar task encoding (docs/sinks.md, `html`),
+ * a paged sortable table, the task search, and the timeline's drawing primitives.
+ *
+ * Text from a log only ever reaches the page through textContent (h) or canvas fillText.
+ */
+(function (root) {
+  "use strict";
+
+  var C = (root.ipyrecorderCommon = {});
+
+  // Colours: functions as the matplotlib sink colours them (sorted names, same palette).
+  C.PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#aec7e8"];
+  C.C_ERROR = "#d62728"; C.C_ABORTED = "#7f7f7f"; C.C_RUNNING = "#ffbf00"; C.C_QUEUED = "#c6dbef";
+  C.C_GRID = "#eaeef2"; C.C_ZEBRA = "#f6f8fa"; C.C_TEXT = "#57606a"; C.C_MARK = "#3d444d";
+  C.FONT = "12px system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif";
+  var MU = (C.MU = "\u00b5"), DASH = (C.DASH = "\u2013");
+  C.TIMES = "\u00d7";
+  var EMPTY = (C.EMPTY = 255);
+  var ALPHAS = [0.25, 0.45, 0.65, 0.85, 1];  // merged columns: opacity by the busy fraction of the column
+  function LEVEL(busy) { return busy >= 0.9 ? 4 : Math.floor(busy * 4.5); }
+
+  // ---------------------------------------------------------------- helpers
+  function h(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function clear(e) { while (e.firstChild) e.removeChild(e.firstChild); }
+  function fmtInt(n) { return Number(n).toLocaleString("en-US"); }
+  function sig(x) { return x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0); }
+  function fmtDur(us) {
+    if (us === null || us === undefined || us !== us) return DASH;
+    var a = Math.abs(us), sign = us < 0 ? "-" : "";
+    if (a < 1e3) return sign + Math.round(a) + " " + MU + "s";
+    if (a < 1e6) return sign + sig(a / 1e3) + " ms";
+    if (a < 60e6) return sign + sig(a / 1e6) + " s";
+    var s = Math.round(a / 1e6);
+    if (s < 3600) return sign + Math.floor(s / 60) + " min " + (s % 60) + " s";
+    return sign + Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+  }
+  function fmtTime(iso) {  // "2026-01-02T03:04:05.678901+00:00" -> "2026-01-02 03:04:05.678901 UTC"
+    return iso ? String(iso).replace("T", " ").replace(/\+00:00$/, " UTC") : null;
+  }
+  function fmtPct(x) {
+    if (x === null || x === undefined || x !== x) return DASH;
+    if (x > 0 && x < 0.001) return "<0.1%";
+    if (x < 1 && x > 0.999) return ">99.9%";
+    return (100 * x).toFixed(1) + "%";
+  }
+  function firstLine(text, max) {
+    var line = String(text).split("\n").filter(function (l) { return l.trim(); })[0] || "";
+    return line.length > max ? line.slice(0, max - 1) + "\u2026" : line;
+  }
+  function fitText(ctx, text, room) {  // the longest prefix (with an ellipsis) that fits in room pixels
+    if (ctx.measureText(text).width <= room) return text;
+    var lo = 0, hi = text.length - 1;
+    while (lo < hi) {
+      var mid = (lo + hi + 1) >> 1;
+      if (ctx.measureText(text.slice(0, mid) + "\u2026").width <= room) lo = mid; else hi = mid - 1;
+    }
+    return lo ? text.slice(0, lo) + "\u2026" : "";
+  }
+  function lowerBound(a, x, lo, hi) {  // first k in [lo, hi) with a[k] >= x
+    while (lo < hi) { var m = (lo + hi) >>> 1; if (a[m] < x) lo = m + 1; else hi = m; }
+    return lo;
+  }
+  function upperBound(a, x, lo, hi) {  // first k in [lo, hi) with a[k] > x
+    while (lo < hi) { var m = (lo + hi) >>> 1; if (a[m] <= x) lo = m + 1; else hi = m; }
+    return lo;
+  }
+  C.h = h; C.clear = clear; C.fmtInt = fmtInt; C.sig = sig; C.fmtDur = fmtDur; C.fmtTime = fmtTime;
+  C.fmtPct = fmtPct; C.firstLine = firstLine; C.fitText = fitText; C.lowerBound = lowerBound; C.upperBound = upperBound;
+
+  // ---------------------------------------------------------------- data
+  C.b64ToBytes = function (text) {
+    if (typeof Uint8Array.fromBase64 === "function") return Uint8Array.fromBase64(text);
+    var bin = atob(text), n = bin.length, out = new Uint8Array(n);
+    for (var i = 0; i < n; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  };
+
+  // The bytes, inflated when compression names a DecompressionStream format ("deflate"): a Promise.
+  C.inflate = function (bytes, compression, hint) {
+    if (!compression) return Promise.resolve(bytes);
+    if (typeof DecompressionStream === "undefined") {
+      return Promise.reject(new Error("This browser cannot decompress the data (no DecompressionStream)." + (hint || "")));
+    }
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream(compression));
+    return new Response(stream).arrayBuffer().then(function (buf) { return new Uint8Array(buf); });
+  };
+
+  var TYPES = (C.TYPES = { u1: Uint8Array, u2: Uint16Array, u4: Uint32Array, i4: Int32Array, f8: Float64Array });
+
+  // The task columns of build_report_data's blob, as typed arrays (times: Float64Array of microseconds, NaN if missing).
+  C.decode = function (meta, bytes) {
+    function raw(name) {  // the column's typed array, its byte planes put back together
+      var spec = meta.columns[name], T = TYPES[spec[0]], n = spec[2], w = T.BYTES_PER_ELEMENT;
+      var src = bytes.subarray(spec[1], spec[1] + n * w);
+      if (w === 1) return new T(src.slice().buffer);
+      var out = new Uint8Array(n * w);
+      for (var k = 0; k < w; k++) {
+        var plane = k * n;
+        for (var i = 0; i < n; i++) out[i * w + k] = src[plane + i];
+      }
+      return new T(out.buffer);
+    }
+    function col(name) {
+      var spec = meta.columns[name], a = raw(name);
+      if (spec[3] !== "delta") return a;
+      var out = new Uint32Array(a.length), acc = 0;  // integer columns stored as deltas
+      for (var i = 0; i < a.length; i++) { acc += a[i]; out[i] = acc; }
+      return out;
+    }
+    function times(name, refs) {  // Float64Array of microseconds, NaN where missing
+      var spec = meta.columns[name], a = raw(name), n = a.length, out = new Float64Array(n), i, v;
+      var missing = spec[0] === "i4" ? meta.int32_missing : NaN;
+      for (i = 0; i < n; i++) { v = a[i]; out[i] = v === missing ? NaN : v; }
+      if (spec[3] === "delta") {
+        var acc = 0;
+        for (i = 0; i < n; i++) { v = out[i]; if (v === v) { acc += v; out[i] = acc; } }
+      } else if (spec[3]) {
+        var ref = refs[spec[3].slice(4)];
+        for (i = 0; i < n; i++) { var r = ref[i]; if (r === r) out[i] += r; }
+      }
+      return out;
+    }
+    var t = {};
+    t.start = times("start", t);
+    t.end = times("end", t);
+    t.sub = times("sub", t);
+    t.recv = times("recv", t);
+    var text = JSON.parse(new TextDecoder("utf-8").decode(bytes.subarray(meta.text[0], meta.text[0] + meta.text[1])));
+    return {
+      n: meta.tasks, sub: t.sub, start: t.start, end: t.end, recv: t.recv,
+      row: col("row"), status: col("status"), fn: col("fn"), name: col("name"), mp: col("mp"), ms: col("ms"),
+      strings: text.strings, stdout: new Map(text.stdout), stderr: new Map(text.stderr), errors: new Map(text.errors),
+      statuses: meta.statuses, noEngine: meta.no_engine, noSuffix: meta.no_suffix, engines: meta.engines,
+    };
+  };
+
+  C.msgId = function (D, i) {
+    var p = D.strings[D.mp[i]];
+    return D.ms[i] === D.noSuffix ? p : p + D.ms[i];
+  };
+  C.engineOf = function (D, i) { var r = D.row[i]; return r === D.noEngine ? null : D.engines[r].id; };
+  C.taskTitle = function (D, i) { return D.strings[D.name[i]] || D.strings[D.fn[i]] || C.msgId(D, i); };
+  C.runUs = function (D, i) { return D.end[i] - D.start[i]; };
+  C.queueUs = function (D, i) { return D.start[i] - D.sub[i]; };
+  C.errorText = function (D, i) { var e = D.errors.get(i); return e === undefined ? null : D.strings[e]; };
+
+  // ---------------------------------------------------------------- paged tables
+  // columns: [{label, cls, cell(i, td), key() -> array of sort keys by row id (optional), desc}]
+  function PagedTable(container, columns, opts) {
+    this.columns = columns;
+    this.opts = opts;
+    this.pageSize = opts.pageSize || 50;
+    this.rows = new Uint32Array(0);
+    this.page = 0;
+    this.sortCol = -1;
+    this.sortDir = 1;
+    this.selected = -1;
+    var box = h("div", "table-box");
+    this.table = h("table", "grid");
+    var thead = h("thead"), tr = h("tr"), self = this;
+    this.heads = columns.map(function (c, k) {
+      var th = h("th", (c.cls || "") + (c.key ? " sortable" : ""));
+      th.appendChild(document.createTextNode(c.label));
+      if (c.key) {
+        var arrow = h("span", "arrow");
+        th.appendChild(arrow);
+        th.title = "Sort by " + c.label;
+        th.addEventListener("click", function () { self.sortBy(k); });
+      }
+      tr.appendChild(th);
+      return th;
+    });
+    thead.appendChild(tr);
+    this.table.appendChild(thead);
+    this.tbody = h("tbody");
+    this.table.appendChild(this.tbody);
+    box.appendChild(this.table);
+    container.appendChild(box);
+    var pager = h("div", "pager");
+    this.info = h("span", "info");
+    pager.appendChild(this.info);
+    function btn(label, title, fn) {
+      var b = h("button", null, label); b.type = "button"; b.title = title;
+      b.addEventListener("click", fn); pager.appendChild(b); return b;
+    }
+    this.bFirst = btn("\u00ab", "First page", function () { self.go(0); });
+    this.bPrev = btn("\u2039 Prev", "Previous page", function () { self.go(self.page - 1); });
+    this.pageInfo = h("span", "muted");
+    pager.appendChild(this.pageInfo);
+    this.bNext = btn("Next \u203a", "Next page", function () { self.go(self.page + 1); });
+    this.bLast = btn("\u00bb", "Last page", function () { self.go(Infinity); });
+    container.appendChild(pager);
+  }
+  PagedTable.prototype.setRows = function (rows, note) {
+    this.base = rows;
+    this.note = note || "";
+    this.applySort();
+    this.page = 0;
+    this.render();
+  };
+  // New rows for the same view (live data): the sort and the page stay.
+  PagedTable.prototype.refresh = function (rows, note) {
+    this.base = rows;
+    this.note = note || "";
+    this.applySort();
+    this.render();
+  };
+  PagedTable.prototype.sortBy = function (k) {
+    if (this.sortCol === k) this.sortDir = -this.sortDir;
+    else { this.sortCol = k; this.sortDir = this.columns[k].desc ? -1 : 1; }
+    this.applySort();
+    this.page = 0;
+    this.render();
+  };
+  PagedTable.prototype.applySort = function () {
+    var base = this.base || new Uint32Array(0);
+    var self = this;
+    this.heads.forEach(function (th, k) {
+      var arrow = th.querySelector(".arrow");
+      if (arrow) arrow.textContent = k === self.sortCol ? (self.sortDir > 0 ? "\u2191" : "\u2193") : "";
+    });
+    if (this.sortCol < 0) { this.rows = base; return; }
+    var key = this.columns[this.sortCol].key(), dir = this.sortDir;
+    var rows = Uint32Array.from(base);
+    rows.sort(function (a, b) {
+      var x = key[a], y = key[b];
+      if (x !== x) return y !== y ? a - b : 1;
+      if (y !== y) return -1;
+      return dir * (x - y) || a - b;
+    });
+    this.rows = rows;
+  };
+  PagedTable.prototype.go = function (page) {
+    var pages = Math.max(1, Math.ceil(this.rows.length / this.pageSize));
+    this.page = Math.max(0, Math.min(pages - 1, page));
+    this.render();
+  };
+  PagedTable.prototype.render = function () {
+    var rows = this.rows, n = rows.length, size = this.pageSize, self = this;
+    var pages = Math.max(1, Math.ceil(n / size));
+    if (this.page > pages - 1) this.page = pages - 1;
+    var from = this.page * size, to = Math.min(n, from + size);
+    var body = h("tbody");
+    for (var k = from; k < to; k++) {
+      var i = rows[k], tr = h("tr", this.opts.onClick ? "clickable" : null);
+      tr.dataset.index = String(i);
+      if (i === this.selected) tr.classList.add("selected");
+      for (var c = 0; c < this.columns.length; c++) {
+        var col = this.columns[c], td = h("td", col.cls || null);
+        col.cell(i, td);
+        tr.appendChild(td);
+      }
+      body.appendChild(tr);
+    }
+    if (!n) {
+      var tr0 = h("tr"), td0 = h("td", "empty", this.opts.empty || "Nothing to show.");
+      td0.colSpan = this.columns.length; tr0.appendChild(td0); body.appendChild(tr0);
+    }
+    if (this.opts.onClick) {
+      body.addEventListener("click", function (ev) {
+        var tr = ev.target.closest("tr");
+        if (tr && tr.dataset.index !== undefined) self.opts.onClick(Number(tr.dataset.index));
+      });
+    }
+    this.table.replaceChild(body, this.tbody);
+    this.tbody = body;
+    this.info.textContent = n ? "Rows " + fmtInt(from + 1) + DASH + fmtInt(to) + " of " + fmtInt(n) + this.note : "No rows" + this.note;
+    this.pageInfo.textContent = "page " + fmtInt(this.page + 1) + " of " + fmtInt(pages);
+    this.bFirst.disabled = this.bPrev.disabled = this.page === 0;
+    this.bNext.disabled = this.bLast.disabled = this.page >= pages - 1;
+  };
+  PagedTable.prototype.select = function (i) {
+    this.selected = i;
+    var k = this.rows.indexOf(i);
+    if (k >= 0) this.page = Math.floor(k / this.pageSize);
+    this.render();
+  };
+  C.PagedTable = PagedTable;
+
+  // A cell renderer: fn(i) as text (its first line, cut to max characters, when max is given).
+  C.cellText = function (fn, max) {
+    return function (i, td) {
+      var t = fn(i);
+      if (t === null || t === undefined || t === "") { td.textContent = DASH; td.classList.add("muted"); return; }
+      td.textContent = max ? firstLine(t, max) : t;
+      if (max && String(t).length > 0) td.title = t;
+    };
+  };
+  C.statusBadge = function (status) { return h("span", "badge " + status, status); };
+
+  // ---------------------------------------------------------------- search
+  // Tasks matching every word of query (any of name, msg_id, function, status, engine; or field:word with
+  // id/msg_id, name, fn/function, status, engine). cache ({}) keeps the lowered string table between calls;
+  // it grows with D.strings. Returns a Uint32Array of task indices, in order.
+  C.search = function (D, query, cache) {
+    var terms = String(query).toLowerCase().split(/\s+/).filter(Boolean);
+    var n = D.n, k;
+    if (!terms.length) { var all = new Uint32Array(n); for (k = 0; k < n; k++) all[k] = k; return all; }
+    var low = cache.lowered || (cache.lowered = []);
+    for (k = low.length; k < D.strings.length; k++) low.push(String(D.strings[k]).toLowerCase());
+    var nS = low.length, statuses = D.statuses, engines = D.engines;
+    var tests = terms.map(function (term) {
+      var field = null, m = /^(id|msg_id|name|fn|function|status|engine):(.*)$/.exec(term);
+      if (m) { field = m[1]; term = m[2]; }
+      if (field === "msg_id") field = "id";
+      if (field === "fn") field = "function";
+      var any = field === null, str = new Uint8Array(nS), st = new Uint8Array(statuses.length);
+      var eng = new Uint8Array(engines.length + 1);
+      if (any || field !== "engine" && field !== "status") {
+        for (var s = 0; s < nS; s++) str[s] = low[s].indexOf(term) >= 0 ? 1 : 0;
+      }
+      if (any || field === "status") {
+        for (var j = 0; j < statuses.length; j++) st[j] = (field ? statuses[j] === term : statuses[j].indexOf(term) >= 0) ? 1 : 0;
+      }
+      if (any || field === "engine") {
+        var t = term.replace(/^engine\s*/, "");
+        for (var r = 0; r < engines.length; r++) eng[r] = String(engines[r].id) === t && t !== "" ? 1 : 0;
+      }
+      return { field: field, term: term, str: str, st: st, eng: eng, digits: /[0-9]/.test(term) };
+    });
+    var out = new Uint32Array(n), count = 0;
+    var row = D.row, status = D.status, fn = D.fn, name = D.name, mp = D.mp, ms = D.ms, noS = D.noSuffix, noE = D.noEngine;
+    var nE = engines.length;
+    for (var i = 0; i < n; i++) {
+      var ok = true;
+      for (var q = 0; q < tests.length && ok; q++) {
+        var T = tests[q], f = T.field, hit = false;
+        if (f === null || f === "id") {
+          if (T.str[mp[i]]) hit = true;
+          else if (T.digits && ms[i] !== noS && (low[mp[i]] + ms[i]).indexOf(T.term) >= 0) hit = true;
+        }
+        if (!hit && (f === null || f === "name")) hit = T.str[name[i]] === 1 && name[i] !== 0;
+        if (!hit && (f === null || f === "function")) hit = T.str[fn[i]] === 1 && fn[i] !== 0;
+        if (!hit && (f === null || f === "status")) hit = T.st[status[i]] === 1;
+        if (!hit && (f === null || f === "engine")) hit = T.eng[row[i] === noE ? nE : row[i]] === 1;
+        ok = hit;
+      }
+      if (ok) out[count++] = i;
+    }
+    return out.subarray(0, count);
+  };
+
+  // ---------------------------------------------------------------- timeline drawing
+  // Time ticks for [v0, v1] over plotW pixels: about one every 110 px, on 1-2-5 steps.
+  C.ticks = function (v0, v1, plotW) {
+    var range = v1 - v0, want = Math.max(2, plotW / 110), raw = range / want;
+    var p = Math.pow(10, Math.floor(Math.log10(raw))), step = p;
+    [1, 2, 5, 10].some(function (m) { step = m * p; return m * p >= raw; });
+    var out = [], t = Math.ceil(v0 / step) * step;
+    for (; t <= v1; t += step) out.push(t);
+    return { step: step, ts: out };
+  };
+  C.tickLabel = function (t, step, v0, v1) {  // the unit follows the size of the numbers shown, the decimals the step
+    if (Math.abs(t) < step / 2) return "0";
+    var big = Math.max(Math.abs(v0), Math.abs(v1)), unit = big >= 1e6 ? 1e6 : big >= 1e3 ? 1e3 : 1;
+    var digits = Math.max(0, Math.min(6, Math.ceil(-Math.log10(step / unit) - 1e-9)));
+    return (t / unit).toFixed(digits) + (unit === 1e6 ? " s" : unit === 1e3 ? " ms" : " " + MU + "s");
+  };
+
+  // Scratch buffers for a plot W pixels wide: col/cov (merged bars) and busy (busy engines per column).
+  C.scratch = function (W) {
+    var col = new Uint8Array(W + 2);
+    col.fill(EMPTY);
+    return { col: col, cov: new Float32Array(W + 2), busy: new Float64Array(W + 1) };
+  };
+
+  // One engine row's bars in view: row = {s, e, mx, ord} (starts sorted, ends, prefix max of ends, task ids),
+  // m bars. Bars of 1.5 px or more are drawn as they are; narrower ones are merged per pixel column, in the
+  // colour of the highest priority and paler where the engine was busy for less of the column. Each bar's
+  // busy time is added per column to sc.busy. V = {v0, v1, scale, W, left}. Returns [bars in view, rects].
+  C.drawRowBars = function (ctx, row, m, V, y, bh, cidx, colours, prio, sc) {
+    var s = row.s, e = row.e, mx = row.mx, ord = row.ord, col = sc.col, cov = sc.cov, busy = sc.busy;
+    var v0 = V.v0, v1 = V.v1, scale = V.scale, W = V.W, left = V.left, k, x0, x1, c;
+    var lo = lowerBound(mx, v0, 0, m), hi = upperBound(s, v1, lo, m), nmin = W + 1, nmax = -1;
+    var drawn = 0, rects = 0, lastColour = -1;
+    for (k = lo; k < hi; k++) {
+      if (e[k] < v0) continue;
+      x0 = (s[k] - v0) * scale; x1 = (e[k] - v0) * scale;
+      var ci = cidx[ord[k]], w = x1 - x0;
+      drawn++;
+      if (w >= 1.5) {
+        if (ci !== lastColour) { ctx.fillStyle = colours[ci]; lastColour = ci; }
+        var cx0 = x0 < -2 ? -2 : x0, cx1 = x1 > W + 2 ? W + 2 : x1;
+        ctx.fillRect(left + cx0, y, Math.max(1, cx1 - cx0 - (w >= 4 ? 1 : 0)), bh);
+        rects++;
+        var ca = cx0 < 0 ? 0 : Math.floor(cx0), cb = cx1 > W ? W : Math.ceil(cx1);
+        for (c = ca; c < cb; c++) busy[c] += Math.min(c + 1, x1) - Math.max(c, x0);
+      } else {
+        c = Math.floor(x0 + w / 2);
+        if (c < 0) c = 0; else if (c >= W) c = W - 1;
+        var cur = col[c];
+        if (cur === EMPTY || prio[ci] > prio[cur]) col[c] = ci;
+        busy[c] += w;
+        cov[c] += w;
+        if (c < nmin) nmin = c;
+        if (c > nmax) nmax = c;
+      }
+    }
+    // merged sub-pixel bars: one rect per run of columns of one colour and one busy level
+    for (c = nmin; c <= nmax; c++) {
+      var v = col[c];
+      if (v === EMPTY) continue;
+      var level = LEVEL(cov[c]), c2 = c + 1;
+      while (c2 <= nmax && col[c2] === v && LEVEL(cov[c2]) === level) { col[c2] = EMPTY; cov[c2] = 0; c2++; }
+      col[c] = EMPTY; cov[c] = 0;
+      if (v !== lastColour) { ctx.fillStyle = colours[v]; lastColour = v; }
+      ctx.globalAlpha = ALPHAS[level];
+      ctx.fillRect(left + c, y, c2 - c, bh);
+      rects++;
+      c = c2 - 1;
+    }
+    ctx.globalAlpha = 1;
+    return [drawn, rects];
+  };
+
+  // The busy-engines area over columns [x0, x1) (sc.busy: engines busy per column, capped at Rn), in a
+  // panel at top..top+height. Returns {peak, total, cols} of the values drawn.
+  C.drawBusy = function (ctx, busy, x0, x1, left, top, height, Rn) {
+    var peak = 0, total = 0, cols = 0;
+    ctx.fillStyle = "rgba(31, 119, 180, 0.30)";
+    ctx.strokeStyle = "#1f77b4";
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(left + x0, top + height);
+    for (var c = x0; c < x1; c++) {
+      var val = Math.min(busy[c], Rn);
+      if (val > peak) peak = val;
+      total += val; cols++;
+      var yy = top + height - (val / Rn) * (height - 4);
+      ctx.lineTo(left + c, yy); ctx.lineTo(left + c + 1, yy);
+    }
+    ctx.lineTo(left + Math.max(x1, x0), top + height);
+    ctx.closePath();
+    ctx.fill();
+    return { peak: peak, total: total, cols: cols };
+  };
+
+  // Marks ({t, text}) in view as dashed lines from y0 to y1, labelled at labelY where there is room.
+  C.drawMarks = function (ctx, marks, V, y0, y1, labelY) {
+    var v0 = V.v0, v1 = V.v1, left = V.left, W = V.W, scale = V.scale;
+    ctx.save();
+    ctx.strokeStyle = C.C_MARK;
+    ctx.fillStyle = C.C_MARK;
+    ctx.setLineDash([4, 3]);
+    ctx.lineWidth = 1;
+    var lastLabel = -Infinity;
+    var shown = marks.filter(function (mk) { return mk.t >= v0 && mk.t <= v1; });
+    shown.forEach(function (mk, j) {
+      var x = Math.round(left + (mk.t - v0) * scale) + 0.5;
+      ctx.beginPath(); ctx.moveTo(x, y0); ctx.lineTo(x, y1); ctx.stroke();
+      if (x >= lastLabel) {
+        var next = j + 1 < shown.length ? left + (shown[j + 1].t - v0) * scale : left + W;
+        var room = Math.max(0, Math.min(next, left + W) - x - 6), text = fitText(ctx, String(mk.text).slice(0, 200), room);
+        if (text) { ctx.fillText(text, x + 3, labelY); lastLabel = x + ctx.measureText(text).width + 8; }
+      }
+    });
+    ctx.restore();
+  };
+
+  // The task of a row nearest to time t within tol (the narrowest on a tie), or -1.
+  C.hitRow = function (row, m, t, tol) {
+    var k = upperBound(row.s, t + tol, 0, m) - 1, best = -1, bestD = Infinity, bestW = Infinity, steps = 0;
+    for (; k >= 0 && row.mx[k] >= t - tol && steps < 50000; k--, steps++) {
+      var s = row.s[k], e = row.e[k];
+      var d = t < s ? s - t : t > e ? t - e : 0;
+      if (d > tol) continue;
+      var w = e - s;
+      if (d < bestD || (d === bestD && w < bestW)) { best = row.ord[k]; bestD = d; bestW = w; }
+    }
+    return best;
+  };
+})(window);

@@ -1,0 +1,582 @@
+"""`ipyrecorder serve` / the `web` viewer: a live dashboard, driven for real.
+
+The pages run in Debian's headless chromium through Playwright (the browser
+fixture of test_sink_html: it skips without chromium, and fails under CI)
+against logs that a real recording on the session's cluster is appending to.
+Servers run in-process on a thread (port 0) unless the test is about the
+command line. All traffic stays on loopback (127.0.0.1 and 127.0.0.2).
+"""
+import builtins
+import contextlib
+import http.client
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import timedelta
+
+import pytest
+
+import ipyrecorder
+from ipyrecorder.cli import ExitStatus, main
+from ipyrecorder.tail import LogTail
+from ipyrecorder.viewers import web
+from ipyrecorder.viewers.web import WebServer
+
+from .conftest import wait_until
+from .test_cli import T0
+from .test_sink_html import ARTIFACTS, Page, browser  # noqa: F401  (browser: the shared fixture)
+
+XSS_NAME = '<img src=x onerror="window.__xss=1">'
+XSS_OUT = "<script>window.__xss=1</script>"
+XSS_ERROR = "</script><script>window.__xss=1</script>"
+READY = "() => window.ipyrecorderLive && (window.ipyrecorderLive.ready || window.ipyrecorderLive.error)"
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def serving(path, **options):
+    """A WebServer for ``path`` on a thread (port 0 unless given); yields it, with ``.base`` its URL."""
+    options.setdefault("port", 0)
+    server = WebServer(LogTail(path), **options)
+    server.listen()
+    thread = threading.Thread(target=server.run, name="test-serve", daemon=True)
+    thread.start()
+    scheme = "https" if server.ssl else "http"
+    host = server.host if server.host not in ("", "0.0.0.0") else "127.0.0.1"
+    server.base = f"{scheme}://{host}:{server.port}"
+    wait_until(lambda: server.loop is not None, timeout=10, message="the server's loop")
+    try:
+        yield server
+    finally:
+        server.stop()
+        thread.join(timeout=15)
+        assert not thread.is_alive(), "the server did not stop"
+
+
+class LivePage(Page):
+    """test_sink_html's Page (console errors, page errors, requests) on a served dashboard."""
+
+    def open(self, url, timeout=30):
+        self.url = url
+        self.origin = re.match(r"https?://[^/]+", url).group(0)
+        self.page.goto(url)
+        self.page.wait_for_function(READY, timeout=timeout * 1000)
+        assert self.js("window.ipyrecorderLive.error") is None
+        return self
+
+    def assert_clean(self):
+        assert self.errors == []
+        foreign = [u for u in self.requests if not u.startswith(self.origin + "/")]
+        assert foreign == [], "the dashboard fetched something elsewhere"
+
+    def wait(self, expression, arg=None, timeout=30):
+        return self.page.wait_for_function(expression, arg=arg, timeout=timeout * 1000)
+
+    def shot(self, name):
+        ARTIFACTS.mkdir(exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+@pytest.fixture
+def pages(browser):  # noqa: F811
+    opened = []
+
+    def new():
+        page = LivePage(browser)
+        opened.append(page)
+        return page
+
+    yield new
+    for page in opened:
+        page.context.close()
+
+
+def get(url, headers=None, method="GET", context=None):
+    """(status, headers, body) of one request, whatever the status."""
+    request = urllib.request.Request(url, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=context) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def raw_get(server, path, headers=None, method="GET"):
+    """A request with the path sent exactly as given (no normalisation by a client library)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for key, value in (headers or {}).items():
+            conn.putheader(key, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+class Stream:
+    """An SSE connection read line by line: events as (id, event, data)."""
+
+    def __init__(self, server, after=None, last_event_id=None, host="127.0.0.1", token=None):
+        self.conn = http.client.HTTPConnection(host, server.port, timeout=20)
+        query = {}
+        if after is not None:
+            query["after"] = after
+        if token:
+            query["token"] = token
+        path = "/api/stream" + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        self.conn.request("GET", path, headers=headers)
+        self.resp = self.conn.getresponse()
+
+    def next(self):
+        fields = {}
+        while True:
+            line = self.resp.readline()
+            if not line:
+                return None
+            line = line.decode("utf-8").rstrip("\n")
+            if not line:
+                if "event" in fields or "data" in fields:
+                    return fields.get("id"), fields.get("event", "message"), fields.get("data")
+                fields = {}
+                continue
+            if line.startswith(":"):
+                continue
+            key, _, value = line.partition(":")
+            fields[key] = value[1:] if value.startswith(" ") else value
+
+    def close(self):
+        self.conn.close()
+
+
+def named_work(seconds, name):
+    import time
+
+    time.sleep(seconds)
+    print(f"{name} says hello")
+    return name
+
+
+def xss_task(payload, output):
+    print(output)
+    raise RuntimeError(payload)
+
+
+# -- in the browser, following a live recording ------------------------------------------------------
+@pytest.mark.cluster
+def test_dashboard_follows_a_live_recording_in_two_pages(rc, engines, log_path, pages):
+    lview = rc.load_balanced_view()
+    with serving(log_path) as server:
+        first = pages().open(server.base + "/")
+        # The log does not exist yet: the page says it waits for it.
+        first.wait("() => document.getElementById('notices').textContent.includes('waiting for')")
+        assert "waiting" in first.page.locator("#conn").inner_text()
+        n = 8
+        with ipyrecorder.recording(lview, log_path, mode="w") as rec:
+            ar = lview.map_async(named_work, [0.5] * n, [f"job-{i}" for i in range(n)])
+            rec.label(ar, [f"job-{i}" for i in range(n)])
+            # The engine table and the timeline change without a reload: a busy engine with a named task.
+            first.wait("""() => Array.from(document.querySelectorAll('#engines-table tbody tr'))
+                .some(tr => /busy/.test(tr.cells[1].textContent) && /job-\\d/.test(tr.cells[2].textContent))""")
+            first.wait("() => window.ipyrecorderLive.lastDraw.running > 0")
+            second = pages().open(server.base + "/")  # a late browser: the snapshot so far, then updates
+            ar.get(timeout=60)
+            rec.mark("all done")
+        rec.close(timeout=60)
+        state = ipyrecorder.replay(log_path)
+        ids = sorted(state.tasks)
+        assert len(ids) == n
+        for page in (first, second):
+            page.wait("n => window.ipyrecorderLive.counts().ok === n", arg=n)
+            page.wait("() => document.getElementById('marks-table').textContent.includes('all done')")
+            assert sorted(page.js("window.ipyrecorderLive.msgIds()")) == ids
+            page.wait("n => window.ipyrecorderLive.lastDraw.bars === n && window.ipyrecorderLive.lastDraw.running === 0",
+                      arg=n)  # fmt: skip
+            done = page.page.locator("#engines-table tfoot").inner_text()
+            assert re.search(rf"\b{n}\b", done)
+            for engine_id in engines:
+                row = page.page.locator(f"#engines-table tbody tr[data-engine='{engine_id}']").inner_text()
+                assert "idle" in row
+            assert page.js("window.ipyrecorderLive.snapshots") == 1, "the page reloaded its state"
+        assert first.js("window.ipyrecorderLive.batches") > 2
+        task = state.tasks[ids[3]]
+        assert first.js(f"window.ipyrecorderLive.task({json.dumps(ids[3])})")["name"] == task.name == "job-3"
+        # The search finds tasks by name, status and engine.
+        first.page.fill("#search", "job-5")
+        first.wait("() => (window.ipyrecorderLive.lastSearch || {}).query === 'job-5'")
+        rows = first.page.locator("#task-list tbody tr").all_inner_texts()
+        assert len(rows) == 1 and "job-5" in rows[0]
+        engine_id = state.tasks[[t for t in ids if state.tasks[t].name == "job-5"][0]].engine_id
+        first.page.fill("#search", f"status:ok engine:{engine_id}")
+        first.wait("q => (window.ipyrecorderLive.lastSearch || {}).query === q", arg=f"status:ok engine:{engine_id}")
+        on_engine = sum(1 for t in state.tasks.values() if t.engine_id == engine_id)
+        assert first.page.locator("#task-list tbody tr").count() == on_engine
+        first.page.fill("#search", "")
+        first.wait("() => (window.ipyrecorderLive.lastSearch || {}).query === ''")
+        first.shot("serve-cluster.png")
+        for page in (first, second):
+            page.assert_clean()
+
+
+@pytest.mark.cluster
+def test_engine_page_shows_a_tasks_output(rc, engines, log_path, pages):
+    lview = rc.load_balanced_view()
+    with ipyrecorder.recording(lview, log_path, mode="w") as rec:
+        ar = lview.map_async(named_work, [0.05] * 4, [f"out-{i}" for i in range(4)])
+        rec.label(ar, [f"out-{i}" for i in range(4)])
+        ar.get(timeout=60)
+    rec.close(timeout=60)
+    state = ipyrecorder.replay(log_path)
+    task = next(t for t in state.tasks.values() if t.name == "out-2")
+    with serving(log_path) as server:
+        page = pages().open(f"{server.base}/engine/{task.engine_id}")
+        assert page.page.locator("#engine-h").inner_text() == f"Engine {task.engine_id}"
+        on_engine = [t for t in state.tasks.values() if t.engine_id == task.engine_id]
+        page.wait("n => document.querySelectorAll('#task-list tbody tr[data-index]').length === n", arg=len(on_engine))
+        page.page.locator("#task-list tbody tr", has_text="out-2").click()
+        page.wait("() => (document.querySelector('#details pre[data-stream=stdout]') || {}).textContent === 'out-2 says hello\\n'")
+        details = page.page.locator("#details").inner_text()
+        assert task.msg_id in details and "named_work" in details and "ok" in details
+        assert f"engine {task.engine_id}" not in page.page.locator("#details dd a").all_inner_texts()  # its own page
+        assert "#task=" in page.page.url
+        page.shot("serve-engine.png")
+        # A link straight to a task opens its details.
+        other = pages().open(f"{server.base}/engine/{task.engine_id}#task={task.msg_id}")
+        other.wait("() => (document.querySelector('#details pre[data-stream=stdout]') || {}).textContent === 'out-2 says hello\\n'")
+        # The read-only JSON endpoint has the full record.
+        status, _, body = get(f"{server.base}/api/task/{task.msg_id}")
+        record = json.loads(body)
+        assert status == 200 and record["stdout"] == "out-2 says hello\n" and record["name"] == "out-2"
+        assert get(f"{server.base}/api/task/no-such-task")[0] == 404
+        page.assert_clean()
+        other.assert_clean()
+
+
+@pytest.mark.cluster
+def test_log_text_is_shown_not_run(rc, engines, log_path, pages):
+    lview = rc.load_balanced_view()
+    with serving(log_path) as server:
+        live = pages().open(server.base + "/")  # gets the corpus through stream batches
+        with ipyrecorder.recording(lview, log_path, mode="w") as rec:
+            ar = lview.apply_async(xss_task, XSS_ERROR, XSS_OUT)
+            rec.label(ar, XSS_NAME)
+            with pytest.raises(Exception):
+                ar.get(timeout=60)
+            rec.mark(XSS_ERROR, html=XSS_NAME)
+        rec.close(timeout=60)
+        live.wait("() => window.ipyrecorderLive.counts().error === 1")
+        late = pages().open(server.base + "/")  # gets it through the snapshot
+        msg_id = next(iter(ipyrecorder.replay(log_path).tasks))
+        for page in (live, late):
+            page.wait("t => document.getElementById('marks-table').textContent.includes(t)", arg=XSS_ERROR)
+            page.wait("t => document.getElementById('task-list').textContent.includes(t)", arg=XSS_NAME)
+            assert page.js("typeof window.__xss") == "undefined"
+            assert page.js("document.querySelectorAll('img, iframe, object, embed').length") == 0
+            assert page.js("document.scripts.length") == 2
+            assert XSS_ERROR in page.page.locator("#recent-errors").inner_text()
+            assert XSS_NAME in page.page.locator("#recent-errors").inner_text()
+            assert XSS_NAME in page.page.locator("#task-list").inner_text()
+            marks = page.page.locator("#marks-table").inner_text()
+            assert XSS_ERROR in marks and json.dumps({"html": XSS_NAME}) in marks  # the mark's data, as JSON text
+            page.page.locator("#task-list tbody tr", has_text="window.__xss").first.click()
+            page.wait("t => (document.querySelector('#details pre[data-stream=stdout]') || {}).textContent === t + '\\n'",
+                      arg=XSS_OUT)  # fmt: skip
+            details = page.page.locator("#details").inner_text()
+            assert XSS_NAME in details and XSS_ERROR in details and msg_id in details
+            page.page.locator(".erritem").first.click()
+            assert page.js("typeof window.__xss") == "undefined"
+        live.shot("serve-xss.png")
+        live.assert_clean()
+        late.assert_clean()
+
+
+# -- latency ----------------------------------------------------------------------------------------
+def test_an_append_reaches_the_page_within_250_ms(tmp_path, pages):
+    path = tmp_path / "live.mpk"
+    header = {"kind": "header", "format": "ipyrecorder", "version": 1, "t0": T0}
+    with ipyrecorder.LogWriter(path, "w", header) as log, serving(path) as server:
+        log.append({"kind": "engine_register", "t": T0, "engine_id": 0, "uuid": "u0", "present": True})
+        log.flush()
+        page = pages().open(server.base + "/")
+        page.wait("() => window.ipyrecorderLive.engines().length === 1")
+        delays = []
+        for i in range(6):
+            log.append({"kind": "submit", "msg_id": f"lat_{i}", "t": T0 + timedelta(seconds=i), "function": "f"})
+            log.flush()
+            appended = time.time()
+            page.wait("id => window.ipyrecorderLive.task(id) !== null", arg=f"lat_{i}", timeout=5)
+            seen = page.js("window.ipyrecorderLive.lastBatch.at") / 1000  # when the page applied the batch
+            delays.append(seen - appended)
+            time.sleep(0.15)
+        print(f"\nappend -> page: {', '.join(f'{1000 * d:.0f}' for d in delays)} ms")
+        assert statistics.median(delays) < 0.25 and max(delays) < 1.0
+        page.assert_clean()
+
+
+# -- the stream protocol ----------------------------------------------------------------------------
+def test_stream_resumes_from_its_cursor(tmp_path):
+    path = tmp_path / "s.mpk"
+    header = {"kind": "header", "format": "ipyrecorder", "version": 1, "t0": T0}
+
+    def task(log, i):
+        log.append({"kind": "submit", "msg_id": f"r_{i}", "t": T0 + timedelta(seconds=i), "function": "g"})
+        log.flush()
+
+    with ipyrecorder.LogWriter(path, "w", header) as log, serving(path, ring_batches=5) as server:
+        task(log, 0)
+        wait_until(lambda: server.hub.loop_seq >= 1 or server.hub.ring, timeout=10, message="a first batch")
+        status, headers, _ = get(server.base + "/api/snapshot")
+        cursor = headers["X-Ipyrecorder-Cursor"]
+        epoch, seq = cursor.split(":")
+        stream = Stream(server, after=cursor)
+        assert stream.resp.status == 200 and stream.resp.getheader("Content-Type").startswith("text/event-stream")
+        seen = []
+        for i in range(1, 4):
+            task(log, i)
+            event_id, event, data = stream.next()
+            assert event == "batch" and event_id == f"{epoch}:{int(seq) + i}"
+            batch = json.loads(data)
+            assert batch["seq"] == int(seq) + i and [t[0] + str(t[1]) for t in batch["tasks"]] == [f"r_{i}"]
+            seen.append(event_id)
+        stream.close()
+        task(log, 4)  # while disconnected
+        wait_until(lambda: server.hub.loop_seq >= int(seq) + 4, timeout=10, message="the batch of r_4")
+        # An EventSource reconnects with Last-Event-ID: it gets exactly what came after.
+        stream = Stream(server, after=cursor, last_event_id=seen[0])
+        ids, tasks = [], []
+        for _ in range(3):
+            event_id, event, data = stream.next()
+            ids.append(event_id)
+            tasks += [t[0] + str(t[1]) for t in json.loads(data)["tasks"]]
+        assert ids == [f"{epoch}:{int(seq) + k}" for k in (2, 3, 4)] and tasks == ["r_2", "r_3", "r_4"]
+        stream.close()
+        # A cursor older than the ring (5 batches), of another epoch, or none: a reset (then a new snapshot).
+        for i in range(5, 12):  # one batch each: the ring keeps the last 5
+            task(log, i)
+            wait_until(lambda: server.hub.loop_seq >= int(seq) + i, timeout=10, message=f"the batch of r_{i}")
+        for cursor_text in (seen[0], f"0123456789ab:{seq}", None, "garbage"):
+            stream = Stream(server, last_event_id=cursor_text)
+            event_id, event, data = stream.next()
+            assert event == "reset" and json.loads(data)["cursor"].startswith(epoch + ":"), cursor_text
+            assert stream.next() is None  # the server ends that response
+            stream.close()
+        status, headers, body = get(server.base + "/api/snapshot", {"Accept-Encoding": "identity"})
+        size = int.from_bytes(body[:4], "little")
+        meta = json.loads(body[4:4 + size])
+        assert meta["tasks"] == 12 and meta["live"]["cursor"] == headers["X-Ipyrecorder-Cursor"]
+
+
+# -- safety -----------------------------------------------------------------------------------------
+def test_token_is_required_off_loopback(tmp_path, pages):
+    from .test_sink_html import rich_log
+
+    rich_log(tmp_path / "t.mpk", n=60)
+    with serving(tmp_path / "t.mpk", host="127.0.0.2") as server:
+        token = server.token
+        assert re.fullmatch(r"[0-9a-f]{48}", token)
+        base = server.base
+        assert base.startswith("http://127.0.0.2:")
+        paths = ["/", "/engine/0", "/api/snapshot", "/api/summary", "/api/task/x", "/static/dashboard.js", "/nope"]
+        for path in paths + ["/api/stream"]:
+            assert get(base + path)[0] == 403, path
+            assert get(base + path + "?token=" + token[:-1] + "0")[0] == 403, path
+            assert get(base + path, {"Authorization": "token wrong"})[0] == 403, path
+        for path in paths[:4] + ["/static/dashboard.js"]:
+            assert get(f"{base}{path}?token={token}")[0] == 200, path
+            assert get(base + path, {"Authorization": f"token {token}"})[0] == 200, path
+        stream = Stream(server, host="127.0.0.2", token=token, after="x:0")
+        assert stream.resp.status == 200 and stream.next()[1] == "reset"
+        stream.close()
+        stream = Stream(server, host="127.0.0.2", after="x:0")
+        assert stream.resp.status == 403
+        stream.close()
+        page = pages().open(f"{base}/?token={token}")
+        page.wait("() => document.querySelectorAll('#engines-table tbody tr').length === 6")
+        page.page.locator("#engines-table tbody tr[data-engine='2']").click()  # links keep the token
+        page.wait("() => document.body.dataset.page === 'engine' && window.ipyrecorderLive.ready")
+        assert page.page.locator("#engine-h").inner_text() == "Engine 2"
+        page.assert_clean()
+
+
+def test_serve_prints_a_token_url_like_jupyter(tmp_path):
+    from .test_cli import write_sample
+
+    write_sample(tmp_path / "a.mpk")
+    proc = subprocess.Popen([sys.executable, "-m", "ipyrecorder", "serve", str(tmp_path / "a.mpk"), "--host",
+                             "127.0.0.2", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]
+        url = lines[1].strip()
+        assert "access token" in lines[0]
+        assert re.fullmatch(r"http://127\.0\.0\.2:\d+/\?token=[0-9a-f]{48}", url), lines
+        status, _, body = get(url)
+        assert status == 200 and b"ipyrecorder" in body
+        assert get(url.split("?")[0])[0] == 403
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    given = subprocess.run([sys.executable, "-m", "ipyrecorder", "serve", str(tmp_path / "a.mpk"), "--host",
+                            "127.0.0.2", "--token", ""], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert given.returncode == ExitStatus.USAGE and "token" in given.stderr and len(given.stderr.splitlines()) == 1
+
+
+def test_loopback_refuses_foreign_host_names(tmp_path):
+    from .test_cli import write_sample
+
+    write_sample(tmp_path / "a.mpk")
+    with serving(tmp_path / "a.mpk") as server:
+        assert server.token is None
+        assert get(server.base + "/")[0] == 200
+        assert get(server.base + "/", {"Host": f"localhost:{server.port}"})[0] == 200
+        assert get(server.base + "/", {"Host": f"attacker.example:{server.port}"})[0] == 403  # DNS rebinding
+        assert get(server.base + "/api/snapshot", {"Host": "attacker.example"})[0] == 403
+
+
+def test_paths_never_leave_the_whitelist(tmp_path, monkeypatch):
+    from .test_cli import write_sample
+
+    write_sample(tmp_path / "a.mpk")
+    log = str(tmp_path / "a.mpk")
+    with serving(log) as server:
+        opened = []
+        real_open, real_os_open = builtins.open, os.open
+
+        def spy_open(file, *args, **kwargs):
+            opened.append(os.fspath(file) if not isinstance(file, int) else file)
+            return real_open(file, *args, **kwargs)
+
+        def spy_os_open(file, *args, **kwargs):
+            opened.append(os.fspath(file))
+            return real_os_open(file, *args, **kwargs)
+
+        def no_load(*args):
+            raise AssertionError("a request read a resource")
+
+        monkeypatch.setattr(builtins, "open", spy_open)
+        monkeypatch.setattr(io, "open", spy_open)
+        monkeypatch.setattr(os, "open", spy_os_open)
+        monkeypatch.setattr(web, "_load", no_load)
+        for path in ["/static/../../etc/passwd", "/static/%2e%2e/%2e%2e/etc/passwd", "/static/..%2f..%2fetc%2fpasswd",
+                     "/static/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/static//etc/passwd", "/static/%2fetc%2fpasswd",
+                     "/static/dashboard.js/../../../../etc/passwd", "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
+                     "/static/web.py", "/static/index.html", "/static/report.js", "/static/", "/static/.",
+                     "/static/dashboard.js%00.png", "/static/DASHBOARD.JS", "/engine/0/../../../etc/passwd",
+                     "/api/task/../../etc/passwd", "/etc/passwd"]:  # fmt: skip
+            status, body = raw_get(server, path)
+            assert status == 404 and b"root:" not in body, path
+        status, body = raw_get(server, "/static/dashboard.js")
+        assert status == 200 and b"ipyrecorderLive" in body
+        status, body = raw_get(server, "/static/common.js")
+        assert status == 200 and b"ipyrecorderCommon" in body
+        for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+            assert raw_get(server, "/", method=method)[0] == 405, method
+            assert raw_get(server, "/api/snapshot", method=method)[0] == 405, method
+        status, body = raw_get(server, "/", method="HEAD")
+        assert status == 200 and body == b""
+        monkeypatch.undo()
+        assert [p for p in opened if p != log] == []
+
+
+def test_tls_with_a_self_signed_certificate(tmp_path, pages):
+    from .test_cli import write_sample
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    if not _self_signed(cert, key):
+        pytest.skip("needs the cryptography package or the openssl command to make a certificate")
+    write_sample(tmp_path / "a.mpk")
+    with serving(tmp_path / "a.mpk", certfile=str(cert), keyfile=str(key)) as server:
+        assert server.base.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context(cafile=str(cert))
+        status, headers, body = get(server.base + "/api/summary", context=context)
+        assert status == 200 and json.loads(body)["progress"]["done"] == 3
+        with pytest.raises((ssl.SSLError, urllib.error.URLError)):
+            get(server.base + "/", context=ssl.create_default_context())  # not trusted: refused
+        with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
+            raw_get(server, "/")  # plain http to the TLS port
+        context = pages().page.context.browser.new_context(ignore_https_errors=True)
+        try:
+            page = context.new_page()
+            page.goto(server.base + "/")
+            page.wait_for_function(READY, timeout=30_000)
+            assert page.evaluate("window.ipyrecorderLive.tasks()") == 3
+        finally:
+            context.close()
+
+
+def _self_signed(cert, key) -> bool:
+    try:
+        import datetime
+
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        openssl = shutil.which("openssl")
+        if not openssl:
+            return False
+        subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                        "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                       check=True, capture_output=True, timeout=60)  # fmt: skip
+        return True
+    import ipaddress
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=2))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+                   .sign(private, hashes.SHA256()))  # fmt: skip
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))  # fmt: skip
+    return True
+
+
+# -- the command line -------------------------------------------------------------------------------
+def test_errors_are_one_line_with_their_status(tmp_path, capsys):
+    from .test_cli import write_sample
+
+    write_sample(tmp_path / "a.mpk")
+    log = str(tmp_path / "a.mpk")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        cases = [
+            (["serve", log, "--port", str(port)], ExitStatus.PORT_IN_USE, f"port {port} is in use"),
+            (["watch", log, "--viewer", "web", "-O", f"port={port}"], ExitStatus.PORT_IN_USE, "in use"),
+            (["watch", log, "--viewer", "web", "--once"], ExitStatus.USAGE, "no --once"),
+            (["serve", log, "--keyfile", log], ExitStatus.USAGE, "--keyfile needs --certfile"),
+            (["serve", log, "--certfile", str(tmp_path / "missing.pem")], ExitStatus.NO_FILE, "missing.pem"),
+            (["serve", log, "--certfile", log], ExitStatus.USAGE, "TLS certificate"),
+            (["serve", log, "--port", "70000"], ExitStatus.USAGE, "70000"),
+        ]
+        for args, status, text in cases:
+            capsys.readouterr()
+            assert main(args) == status, args
+            err = capsys.readouterr().err
+            assert text in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, (args, err)
+    finally:
+        taken.close()
+    (tmp_path / "bad.mpk").write_bytes(b"this is not a log at all")
+    result = subprocess.run([sys.executable, "-m", "ipyrecorder", "serve", str(tmp_path / "bad.mpk"), "--port", "0"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == ExitStatus.NOT_A_LOG and "not an ipyrecorder log" in result.stderr

@@ -1,0 +1,800 @@
+"""``web`` viewer and ``ipyrecorder serve``: a live dashboard of a log in the browser.
+
+One ``LogTail`` and one ``Follower`` (file events, or polling) fold the log on
+their own thread; a batcher thread turns what changed into numbered batches at
+most every 100 ms; tornado's IO loop only hands those batches out, so folding
+never blocks it. Every browser has its own cursor:
+
+* ``GET /api/snapshot``: the state folded so far, compact (the html sink's
+  columnar encoding, ``build_report_data``, plus the live part), gzip; the
+  header ``X-Ipyrecorder-Cursor`` says which batch it includes (``EPOCH:SEQ``).
+* ``GET /api/stream?after=EPOCH:SEQ``: Server-Sent Events, one ``batch`` event
+  (``id: EPOCH:SEQ``) per batch after the cursor: the changed tasks, engines,
+  new marks and notices, totals. A reconnecting EventSource sends
+  ``Last-Event-ID`` and resumes where it was. Batches are kept in a bounded
+  ring; a cursor older than the ring, or of another epoch (the log was
+  truncated or replaced, or the server restarted) gets a ``reset`` event: the
+  page fetches a new snapshot and follows from its cursor.
+* ``GET /api/task/MSG_ID``: one task in full (stdout and stderr included).
+* ``GET /api/summary``: ``State.summary()`` and the progress figures.
+
+Read-only: only GET and HEAD, and nothing changes the cluster or the log. The
+pages and their assets come from a fixed in-package whitelist loaded at start;
+request paths never reach the file system. Binding anything but a loopback
+address needs a token (generated, or ``--token``), checked on every request;
+TLS with ``--certfile``/``--keyfile``. Every text from the log reaches the
+page through ``textContent`` or canvas ``fillText``.
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import gzip
+import hmac
+import html
+import itertools
+import json
+import os
+import secrets
+import socket
+import ssl
+import struct
+import sys
+import threading
+import time
+from collections import deque
+from datetime import timedelta
+from importlib import resources
+from urllib.parse import quote
+
+import tornado.locks
+import tornado.netutil
+import tornado.web
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+from tornado.iostream import StreamClosedError
+
+from ipyrecorder import __version__
+from ipyrecorder import events as ev
+from ipyrecorder.plugin import Option, PluginError
+from ipyrecorder.plugins.html_sink import NO_SUFFIX, STATUS_CODE, build_report_data
+from ipyrecorder.state import State
+from ipyrecorder.tail import Follower, LogTail
+from ipyrecorder.viewer import Viewer
+from ipyrecorder.viewers.terminal import progress
+
+BATCH_INTERVAL = 0.1  # seconds: at most ten batches a second
+RING_BATCHES = 1200  # batches kept for resuming streams (two minutes at ten a second) ...
+RING_BYTES = 64 << 20  # ... and at most this many bytes of them
+BIG_BATCH = 20_000  # more changed tasks than this at once: a new snapshot is cheaper than a batch
+SNAPSHOT_REUSE = 50  # a cached snapshot serves new browsers while it is at most this many batches old
+OUTPUT_CHARS = 200  # characters of stdout/stderr per task in snapshots and batches
+TASK_TEXT_MAX = 4 << 20  # characters of stdout/stderr per task in /api/task
+KEEPALIVE = 15.0  # seconds between SSE comments on a quiet stream
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+LOCAL_HOST_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")  # fmt: skip
+
+# The only files the server sends: name -> (package, resource, content type). Loaded once, at start.
+ASSETS = {
+    "common.js": ("ipyrecorder.plugins", "html_report/common.js", "application/javascript; charset=utf-8"),
+    "report.css": ("ipyrecorder.plugins", "html_report/report.css", "text/css; charset=utf-8"),
+    "dashboard.js": ("ipyrecorder.viewers", "web_static/dashboard.js", "application/javascript; charset=utf-8"),
+    "dashboard.css": ("ipyrecorder.viewers", "web_static/dashboard.css", "text/css; charset=utf-8"),
+    "favicon.svg": ("ipyrecorder.viewers", "web_static/favicon.svg", "image/svg+xml"),
+}
+PAGES = {"cluster": "web_static/index.html", "engine": "web_static/engine.html"}
+
+_TASK_KINDS = frozenset({ev.TASK, ev.SUBMIT, ev.START, ev.COMPLETE, ev.STDOUT, ev.STDERR, ev.ATTEMPT_ERROR, ev.LABEL})
+
+
+class ServeError(Exception):
+    """The server cannot start: ``status`` names the ExitStatus (PORT_IN_USE, NO_FILE, USAGE)."""
+
+    def __init__(self, message: str, status: str):
+        super().__init__(message)
+        self.status = status
+
+
+# -- following the log ------------------------------------------------------------------------------
+class TrackedState(State):
+    """A ``State`` that, once ``tracking`` is on, notes in ``touched`` every task the fold changes."""
+
+    def __init__(self):
+        super().__init__()
+        self.tracking = False
+        self.touched: set = set()
+
+    def _fold(self, arrays, *args):
+        if self.tracking:
+            arrays = self._track(arrays)
+        return super()._fold(arrays, *args)
+
+    def _track(self, arrays):
+        add = self.touched.add
+        tids = self._tids
+        kinds = _TASK_KINDS
+        for a in arrays:
+            yield a  # resumed once the fold has applied it: tids[a[1]] is defined by then
+            kind = a[0]
+            if kind in kinds:
+                add(tids[a[1]])
+            elif kind == ev.RESUBMIT:
+                add(tids[a[2]])
+                add(tids[a[3]])
+
+
+class TrackedTail(LogTail):
+    """A ``LogTail`` whose state (also after a truncation or replacement) is a ``TrackedState``."""
+
+    def _reset(self):
+        super()._reset()
+        self.state = TrackedState()
+
+
+def _text(value):
+    return value if value is None or type(value) is str else str(value)
+
+
+def _head(chunks, chars: int):
+    """The first ``chars`` characters of output chunks, or None."""
+    if not chunks or chars <= 0:
+        return None
+    out, size = [], 0
+    for chunk in chunks:
+        out.append(chunk)
+        size += len(chunk)
+        if size >= chars:
+            break
+    return "".join(out)[:chars]
+
+
+def task_row(task, chars: int = OUTPUT_CHARS) -> list:
+    """A task as the stream sends it: [msg_id prefix, suffix or None, name, function, engine, status code,
+    submitted, started, completed, received (µs since the epoch or None), error, stdout head, stderr head]."""
+    prefix, suffix = ev.split_msg_id(task.msg_id)
+    if type(suffix) is not int or suffix >= NO_SUFFIX:
+        prefix, suffix = task.msg_id, None
+    status = STATUS_CODE.get(task.state, 4)
+    error = None
+    if task.ename is not None or status == 1:
+        error = _text(task.error) or "(no error message)"
+    started = task.started_us if task.started_us is not None else task.start_us
+    return [prefix, suffix, _text(task.name), _text(task.function), task.engine_id, status, task.submitted_us, started,
+            task.completed_us, task.received_us, error, _head(task._stdout, chars), _head(task._stderr, chars)]  # fmt: skip
+
+
+def engine_row(engine) -> list:
+    """[id, registered, unregistered, present at start, tasks done, errors, busy µs, current msg_id, its start]."""
+    task = engine.current
+    return [engine.id, engine.registered_us, engine.unregistered_us, engine.present_at_start, engine.tasks_done,
+            engine.errors, engine.busy_us, task.msg_id if task is not None else None,
+            task.start_us if task is not None else None]  # fmt: skip
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class Snapshot:
+    __slots__ = ("epoch", "seq", "body", "raw_size", "tasks", "seconds")
+
+    def __init__(self, epoch, seq, body, raw_size, tasks, seconds):
+        self.epoch, self.seq, self.body, self.raw_size, self.tasks, self.seconds = epoch, seq, body, raw_size, tasks, seconds
+
+    @property
+    def cursor(self) -> str:
+        return f"{self.epoch}:{self.seq}"
+
+
+class Hub:
+    """Follows one log and hands its changes to any number of browsers, each with its own cursor.
+
+    Folding runs on the follower's thread and batching on the batcher's, both
+    under ``lock``; the IO loop only sees finished batches (``add_callback``)
+    and reads the state only through executor threads.
+    """
+
+    def __init__(self, tail: LogTail, *, poll: bool = False, interval: float = BATCH_INTERVAL,
+                 ring_batches: int = RING_BATCHES, ring_bytes: int = RING_BYTES, output_chars: int = OUTPUT_CHARS):  # fmt: skip
+        self.tail = tail if isinstance(tail, TrackedTail) else TrackedTail(tail.path)
+        self.lock = threading.Lock()
+        self.follower = Follower(self.tail, self._on_change, poll=poll, lock=self.lock)
+        self.stop = self.follower.stop
+        self.interval = interval
+        self.output_chars = output_chars
+        self.failure: BaseException | None = None
+        self.on_failure = None  # called on the IO loop when the follower fails
+        self._dirty = threading.Event()
+        self._threads: list = []
+        # batcher side, under lock
+        self._state = None
+        self._need_reset = True
+        self.epoch = secrets.token_hex(6)
+        self.seq = 0
+        self._sent_marks = self._sent_notices = self._sent_damage = 0
+        self._engines: dict = {}
+        self._closed = None
+        self._exists = None
+        # IO loop side
+        self.loop: IOLoop | None = None
+        self.ring: deque = deque()
+        self.ring_bytes = 0
+        self.max_batches, self.max_bytes = ring_batches, ring_bytes
+        self.loop_epoch: str | None = None
+        self.loop_seq = 0
+        self.cond = None
+        self.closing = False
+        self.clients: set = set()
+        self._snapshot: Snapshot | None = None
+        self._snapshot_future = None
+        self.stats = {"batches": 0, "resets": 0, "snapshots_built": 0}
+
+    # -- threads ---------------------------------------------------------------------------------
+    def start(self, loop: IOLoop) -> None:
+        self.loop = loop
+        self.cond = tornado.locks.Condition()
+        for target, name in ((self._follow, "ipyrecorder-follow"), (self._batch_loop, "ipyrecorder-batch")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        self.stop.set()
+        self._dirty.set()
+        self.follower._wake.set()  # a follower waiting for file events notices the stop at once
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _follow(self):
+        try:
+            self.follower.run()
+        except BaseException as exc:  # a file that is not a log (or becomes one that is not): the server stops
+            self.failure = exc
+            self.stop.set()
+            self._dirty.set()
+            if self.loop is not None and self.on_failure is not None:
+                self.loop.add_callback(self.on_failure, exc)
+
+    def _on_change(self, tail):
+        """On the follower's thread, under the lock, after each change."""
+        state = tail.state
+        if state is not self._state:  # the start, or the log was truncated or replaced: a new epoch
+            self._state = state
+            state.tracking = True
+            state.touched.clear()
+            self._need_reset = True
+        self._dirty.set()
+
+    def _batch_loop(self):
+        last = 0.0
+        while True:
+            self._dirty.wait()
+            if self.stop.is_set():
+                return
+            delay = last + self.interval - time.monotonic()
+            if delay > 0 and self.stop.wait(delay):
+                return
+            self._dirty.clear()
+            last = time.monotonic()
+            with self.lock:
+                item = self._collect()
+            if item is None:
+                continue
+            kind, epoch, seq, body = item
+            if kind == "batch":
+                data = json.dumps(body, ensure_ascii=True, separators=(",", ":"), default=str)
+                body = f"id: {epoch}:{seq}\nevent: batch\ndata: {data}\n\n".encode("ascii")
+            self.loop.add_callback(self._publish, kind, epoch, seq, body)
+
+    # -- what changed (under the lock) ----------------------------------------------------------
+    def _live(self, state) -> dict:
+        tail = self.tail
+        p = progress(state)
+        return {
+            "now": _now_us(),
+            "progress": {**p, "tasks": len(state.tasks), "events": state.events},
+            "closed": bool(state.headers) and len(state.closes) >= len(state.headers),
+            "exists": tail.exists,
+            "t0": ev.to_us(state.headers[0]["t0"]) if state.headers else None,
+            "segments": len(state.headers),
+        }
+
+    def _damage_count(self, state) -> int:
+        return len(self.tail._scanner.damage) + len(state.damage)
+
+    def _mark_sent(self, state):
+        self._sent_marks = len(state.marks)
+        self._sent_notices = len(self.tail.notices)
+        self._sent_damage = self._damage_count(state)
+        self._engines = {e.id: engine_row(e) for e in state.engines.values() if e.id is not None}
+
+    def _collect(self):
+        state = self.tail.state
+        if self._state is not state:  # folded but not yet seen by _on_change: wait for it
+            return None
+        if self._need_reset or len(state.touched) > BIG_BATCH:
+            self._need_reset = False
+            state.touched.clear()
+            self.epoch = secrets.token_hex(6)
+            self.seq = 0
+            self._mark_sent(state)
+            return ("reset", self.epoch, 0, None)
+        chars = self.output_chars
+        tasks = [task_row(task, chars) for task in state.touched]
+        state.touched.clear()
+        engines = []
+        for engine in state.engines.values():
+            if engine.id is None:
+                continue
+            row = engine_row(engine)
+            if self._engines.get(engine.id) != row:
+                self._engines[engine.id] = row
+                engines.append(row)
+        marks = state.marks[self._sent_marks:]
+        notices = self.tail.notices[self._sent_notices:]
+        damage = self._damage_count(state)
+        live = self._live(state)
+        if not (tasks or engines or marks or notices or damage != self._sent_damage
+                or live["closed"] != self._closed or live["exists"] != self._exists):  # fmt: skip
+            return None
+        self.seq += 1
+        batch = {"seq": self.seq, **live, "tasks": tasks, "engines": engines}
+        if marks:
+            batch["marks"] = [self._sent_marks, [[m.t_us, _text(m.text), _data_text(m.data)] for m in marks]]
+            self._sent_marks = len(state.marks)
+        if notices:
+            batch["notices"] = [self._sent_notices, list(notices)]
+            self._sent_notices = len(self.tail.notices)
+        if damage != self._sent_damage:
+            batch["damage"] = [str(d) for d in self.tail.damage]
+            self._sent_damage = damage
+        self._closed, self._exists = live["closed"], live["exists"]
+        return ("batch", self.epoch, self.seq, batch)
+
+    # -- snapshots (executor threads) -------------------------------------------------------------
+    def build_snapshot(self) -> Snapshot:
+        started = time.perf_counter()
+        with self.lock:
+            state = self.tail.state
+            name = os.path.basename(str(self.tail.path))
+            meta, blob = build_report_data(state, self.output_chars, name, f"ipyrecorder: {name}")
+            live = self._live(state)
+            live.update(
+                cursor=f"{self.epoch}:{self.seq}",
+                origin_us=ev.to_us(meta["origin"]),
+                engines=[engine_row(e) for e in state.engines.values() if e.id is not None],
+                notices=list(self.tail.notices),
+                damage=[str(d) for d in self.tail.damage],
+                marks=[[m.t_us, _text(m.text), _data_text(m.data)] for m in state.marks],
+                log=str(self.tail.path),
+                output_chars=self.output_chars,
+                version=__version__,
+            )
+            epoch, seq, tasks = self.epoch, self.seq, len(state.tasks)
+        meta["live"] = live
+        meta["compression"] = None  # the whole response is gzip-encoded instead
+        head = json.dumps(meta, ensure_ascii=True, separators=(",", ":"), default=str).encode("ascii")
+        raw = struct.pack("<I", len(head)) + head + blob
+        body = gzip.compress(raw, compresslevel=6, mtime=0)
+        self.stats["snapshots_built"] += 1
+        return Snapshot(epoch, seq, body, len(raw), tasks, time.perf_counter() - started)
+
+    async def snapshot(self) -> Snapshot:
+        """A snapshot for a new browser: the cached one while it is recent, else a new one (one at a time)."""
+        cached = self._snapshot
+        if cached is not None and cached.epoch == self.loop_epoch and self._in_ring(cached.seq) \
+                and self.loop_seq - cached.seq <= SNAPSHOT_REUSE:  # fmt: skip
+            return cached
+        if self._snapshot_future is None:
+            future = asyncio.ensure_future(IOLoop.current().run_in_executor(None, self.build_snapshot))
+            self._snapshot_future = future
+
+            def done(f):
+                self._snapshot_future = None
+                if not f.cancelled() and f.exception() is None:
+                    self._snapshot = f.result()
+
+            future.add_done_callback(done)
+        return await asyncio.shield(self._snapshot_future)
+
+    def task_json(self, msg_id: str) -> bytes | None:
+        with self.lock:
+            task = self.tail.state.tasks.get(msg_id)
+            if task is None:
+                return None
+            record = task.to_dict()
+            record.update(engine_id=task.engine_id, submitted_us=task.submitted_us, completed_us=task.completed_us,
+                          started_us=task.started_us if task.started_us is not None else task.start_us,
+                          received_us=task.received_us, attempt_errors=task.attempt_errors)  # fmt: skip
+        for key in ("stdout", "stderr"):
+            text = record[key]
+            record[key + "_chars"] = len(text)
+            if len(text) > TASK_TEXT_MAX:
+                record[key] = text[:TASK_TEXT_MAX]
+        for key in ("name", "label", "function", "error"):
+            record[key] = _text(record[key])
+        return json.dumps(record, ensure_ascii=True, default=str).encode("ascii")
+
+    def summary_json(self) -> bytes:
+        with self.lock:
+            state = self.tail.state
+            summary = state.summary()
+            live = self._live(state)
+        summary["engines"] = {str(k): v for k, v in summary["engines"].items()}
+        return json.dumps({"log": str(self.tail.path), **live, "summary": summary}, default=str).encode("ascii")
+
+    # -- the IO loop's side ------------------------------------------------------------------------
+    def _publish(self, kind, epoch, seq, body):
+        if kind == "reset":
+            self.loop_epoch, self.loop_seq = epoch, 0
+            self.ring.clear()
+            self.ring_bytes = 0
+            self.stats["resets"] += 1
+        elif epoch == self.loop_epoch:
+            self.ring.append((seq, body))
+            self.ring_bytes += len(body)
+            self.loop_seq = seq
+            self.stats["batches"] += 1
+            while len(self.ring) > self.max_batches or (self.ring_bytes > self.max_bytes and len(self.ring) > 1):
+                self.ring_bytes -= len(self.ring.popleft()[1])
+        self.cond.notify_all()
+
+    def _in_ring(self, seq: int) -> bool:
+        first = self.ring[0][0] if self.ring else self.loop_seq + 1
+        return first - 1 <= seq <= self.loop_seq
+
+    def since(self, epoch: str, seq: int):
+        """("batches", [(seq, bytes), ...]) after the cursor; ("wait", []) or ("reset", [])."""
+        if epoch == self.loop_epoch:
+            if seq > self.loop_seq:
+                return ("wait", []) if epoch == self.epoch else ("reset", [])
+            if not self._in_ring(seq):
+                return "reset", []
+            if seq == self.loop_seq:
+                return "wait", []
+            first = self.ring[0][0]
+            return "batches", list(itertools.islice(self.ring, seq - first + 1, None))
+        if epoch == self.epoch and epoch:  # a reset the loop has not seen yet
+            return "wait", []
+        return "reset", []
+
+    def wake(self):
+        if self.cond is not None:
+            self.cond.notify_all()
+
+
+def _data_text(data) -> str:
+    return json.dumps(data, ensure_ascii=False, default=str) if data else ""
+
+
+# -- HTTP --------------------------------------------------------------------------------------------
+class BaseHandler(tornado.web.RequestHandler):
+    SUPPORTED_METHODS = ("GET", "HEAD")
+
+    def initialize(self, server):
+        self.server = server
+        self.hub = server.hub
+
+    def set_default_headers(self):
+        self.clear_header("Server")
+        self.set_header("X-Content-Type-Options", "nosniff")
+        self.set_header("Referrer-Policy", "no-referrer")
+        self.set_header("X-Frame-Options", "DENY")
+        self.set_header("Content-Security-Policy", CSP)
+        self.set_header("Cache-Control", "no-store")
+
+    def prepare(self):
+        if not self.server.allowed(self.request, self.get_query_argument("token", None)):
+            raise tornado.web.HTTPError(403)
+
+    def write_error(self, status_code, **kwargs):
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(f"{status_code} {self._reason}\n")
+
+    def head(self, *args):
+        return self.get(*args)
+
+
+class NotFound(BaseHandler):
+    def get(self, *args):
+        raise tornado.web.HTTPError(404)
+
+
+class PageHandler(BaseHandler):
+    def initialize(self, server, page):
+        super().initialize(server)
+        self.page = page
+
+    def get(self, *args):
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.write(self.server.pages[self.page])
+
+
+class StaticHandler(BaseHandler):
+    def get(self, name):
+        asset = self.server.assets.get(name)  # an exact name from the whitelist, or nothing
+        if asset is None:
+            raise tornado.web.HTTPError(404)
+        data, content_type = asset
+        self.set_header("Content-Type", content_type)
+        self.set_header("Cache-Control", "no-cache")
+        self.write(data)
+
+
+class SnapshotHandler(BaseHandler):
+    async def get(self):
+        snap = await self.hub.snapshot()
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("X-Ipyrecorder-Cursor", snap.cursor)
+        if "gzip" in self.request.headers.get("Accept-Encoding", ""):
+            self.set_header("Content-Encoding", "gzip")
+            self.write(snap.body)
+        else:
+            self.write(gzip.decompress(snap.body))
+
+
+class TaskHandler(BaseHandler):
+    async def get(self, msg_id):
+        body = await IOLoop.current().run_in_executor(None, self.hub.task_json, msg_id)
+        if body is None:
+            raise tornado.web.HTTPError(404)
+        self.set_header("Content-Type", "application/json")
+        self.write(body)
+
+
+class SummaryHandler(BaseHandler):
+    async def get(self):
+        body = await IOLoop.current().run_in_executor(None, self.hub.summary_json)
+        self.set_header("Content-Type", "application/json")
+        self.write(body)
+
+
+class StreamHandler(BaseHandler):
+    """Server-Sent Events: the batches after the client's cursor, then each new one as it comes."""
+
+    def _sse_headers(self):
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Accel-Buffering", "no")
+
+    def head(self):
+        self._sse_headers()
+
+    async def get(self):
+        hub = self.hub
+        cursor = self.request.headers.get("Last-Event-ID") or self.get_query_argument("after", "")
+        epoch, _, seq = cursor.strip().partition(":")
+        try:
+            seq = int(seq)
+        except ValueError:
+            epoch, seq = "", -1
+        self._sse_headers()
+        self._gone = False
+        hub.clients.add(self)
+        try:
+            self.write(b"retry: 1000\n\n")
+            await self.flush()
+            while not self._gone and not hub.closing:
+                status, items = hub.since(epoch, seq)
+                if status == "reset":
+                    note = json.dumps({"cursor": f"{hub.loop_epoch}:{hub.loop_seq}"})
+                    self.write(f"event: reset\ndata: {note}\n\n".encode("ascii"))
+                    break
+                if items:
+                    for _, payload in items:
+                        self.write(payload)
+                    seq = items[-1][0]
+                    await self.flush()
+                    continue
+                if not await hub.cond.wait(timeout=timedelta(seconds=KEEPALIVE)):
+                    self.write(b": keep-alive\n\n")
+                    await self.flush()
+            if not self._gone:
+                self.finish()
+        except StreamClosedError:
+            pass
+        finally:
+            hub.clients.discard(self)
+
+    def on_connection_close(self):
+        self._gone = True
+        self.hub.wake()
+
+
+# -- the server ----------------------------------------------------------------------------------------
+def _load(package: str, name: str) -> bytes:
+    return resources.files(package).joinpath(name).read_bytes()
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK
+
+
+class WebServer:
+    """Binds, serves and follows. ``listen()`` then ``run()`` (blocks until ``stop()`` or Ctrl-C)."""
+
+    def __init__(self, tail: LogTail, *, host: str = "127.0.0.1", port: int = 8181, token: str | None = None,
+                 certfile: str | None = None, keyfile: str | None = None, poll: bool = False, **hub_options):  # fmt: skip
+        self.host, self.port = host, port
+        self.certfile, self.keyfile = certfile, keyfile
+        self.hub = Hub(tail, poll=poll, **hub_options)
+        if token == "" and not is_loopback(host):
+            raise ServeError(f"binding {host} needs a token: give a non-empty --token, or none to get one",
+                             "USAGE")  # fmt: skip
+        if token is None and not is_loopback(host):
+            token = secrets.token_hex(24)
+        self.token = token or None
+        self.ssl = self._ssl_context()
+        self.sockets = []
+        self.loop: IOLoop | None = None
+        self._stopped = None
+        self.assets = {name: (_load(pkg, res), ctype) for name, (pkg, res, ctype) in ASSETS.items()}
+        self.pages = {page: self._render(_load("ipyrecorder.viewers", res).decode("utf-8"))
+                      for page, res in PAGES.items()}  # fmt: skip
+
+    def _ssl_context(self):
+        if self.certfile is None:
+            if self.keyfile is not None:
+                raise ServeError("--keyfile needs --certfile", "USAGE")
+            return None
+        for path in (self.certfile, self.keyfile):
+            if path is not None and not os.path.isfile(path):
+                raise ServeError(f"{path}: no such file", "NO_FILE")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.certfile, self.keyfile)
+        except (ssl.SSLError, OSError) as exc:
+            raise ServeError(f"cannot load the TLS certificate and key: {exc}", "USAGE") from None
+        return context
+
+    def _render(self, template: str) -> bytes:
+        query = "?token=" + quote(self.token, safe="") if self.token else ""
+        name = os.path.basename(str(self.hub.tail.path))
+        for key, value in (("@@QUERY@@", html.escape(query)), ("@@TOKEN@@", html.escape(self.token or "")),
+                           ("@@LOG@@", html.escape(name)), ("@@VERSION@@", html.escape(__version__))):  # fmt: skip
+            template = template.replace(key, value)
+        return template.encode("utf-8")
+
+    # -- access ---------------------------------------------------------------------------------
+    def allowed(self, request, query_token) -> bool:
+        if self.token is None:
+            # Loopback without a token: only for local host names, so that a web page cannot reach the
+            # dashboard through a name of its own that resolves to 127.0.0.1 (DNS rebinding).
+            return request.host_name in LOCAL_HOST_NAMES
+        given = query_token
+        if given is None:
+            scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() == "token":
+                given = value.strip()
+        if not given:
+            return False
+        return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), self.token.encode("utf-8"))
+
+    # -- running -----------------------------------------------------------------------------------
+    def listen(self) -> None:
+        """Bind the port (ServeError PORT_IN_USE when it is taken or cannot be bound)."""
+        try:
+            self.sockets = tornado.netutil.bind_sockets(self.port, address=self.host or None, reuse_port=False)
+        except OSError as exc:
+            where = f"{self.host}:{self.port}"
+            if exc.errno == errno.EADDRINUSE:
+                raise ServeError(f"port {self.port} is in use on {self.host} (choose another with --port)",
+                                 "PORT_IN_USE") from None  # fmt: skip
+            raise ServeError(f"cannot listen on {where}: {exc.strerror or exc}", "PORT_IN_USE") from None
+        except socket.gaierror as exc:
+            raise ServeError(f"cannot listen on {self.host}: {exc}", "PORT_IN_USE") from None
+        self.port = self.sockets[0].getsockname()[1]
+
+    def urls(self) -> list:
+        scheme = "https" if self.ssl else "http"
+        query = "?token=" + quote(self.token, safe="") if self.token else ""
+        hosts = [self.host]
+        if self.host in ("", "0.0.0.0", "::"):
+            hosts = [socket.gethostname(), "127.0.0.1"]
+        return [f"{scheme}://{f'[{h}]' if ':' in h else h}:{self.port}/{query}" for h in hosts]
+
+    def announce(self, out=None) -> None:
+        out = out or sys.stdout
+        name = self.hub.tail.path
+        if self.token:
+            print(f"ipyrecorder: serving {name}; open this URL (it holds the access token):", file=out)
+        else:
+            print(f"ipyrecorder: serving {name} at", file=out)
+        for url in self.urls():
+            print(f"    {url}", file=out)
+        print("Ctrl-C stops the server.", file=out, flush=True)
+
+    def application(self) -> tornado.web.Application:
+        s = {"server": self}
+        return tornado.web.Application(
+            [
+                (r"/", PageHandler, {**s, "page": "cluster"}),
+                (r"/engine/([^/]+)", PageHandler, {**s, "page": "engine"}),
+                (r"/static/(.*)", StaticHandler, s),
+                (r"/api/snapshot", SnapshotHandler, s),
+                (r"/api/stream", StreamHandler, s),
+                (r"/api/summary", SummaryHandler, s),
+                (r"/api/task/(.+)", TaskHandler, s),
+            ],
+            default_handler_class=NotFound,
+            default_handler_args=s,
+            compress_response=True,
+            log_function=lambda handler: None,
+            xsrf_cookies=False,
+        )
+
+    async def _serve(self):
+        self.loop = IOLoop.current()
+        self._stopped = asyncio.Event()
+        http = HTTPServer(self.application(), ssl_options=self.ssl, idle_connection_timeout=3600)
+        http.add_sockets(self.sockets)
+        self.hub.on_failure = lambda exc: self._stopped.set()
+        self.hub.start(self.loop)
+        try:
+            await self._stopped.wait()
+        finally:
+            http.stop()
+            self.hub.closing = True
+            self.hub.wake()
+            await asyncio.sleep(0)
+            try:
+                await asyncio.wait_for(http.close_all_connections(), 2)
+            except asyncio.TimeoutError:
+                pass
+            self.hub.close()
+
+    def run(self) -> None:
+        """Serve until ``stop()``, Ctrl-C, or a failure of the follower (re-raised here)."""
+        try:
+            asyncio.run(self._serve())
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.hub.close()
+            for sock in self.sockets:
+                sock.close()
+        if self.hub.failure is not None:
+            raise self.hub.failure
+
+    def stop(self) -> None:
+        """From any thread."""
+        loop = self.loop
+        if loop is not None:
+            loop.add_callback(lambda: self._stopped.set())
+
+
+class WebViewer(Viewer):
+    name = "web"
+    description = "A live dashboard in the browser: engines, timeline, engine pages, task search (read-only)."
+    options = (
+        Option("host", str, "127.0.0.1", "address to bind; any but 127.0.0.1, ::1 and localhost needs a token"),
+        Option("port", int, 8181, "port to listen on (0: any free port)"),
+        Option("certfile", str, None, "TLS certificate (PEM): serve https"),
+        Option("keyfile", str, None, "TLS private key (PEM), when not in the certificate file"),
+        Option("token", str, None, "access token (default: none on loopback, generated otherwise)"),
+    )
+
+    def server(self, tail, *, poll=False) -> WebServer:
+        """A bound server (ServeError when it cannot start)."""
+        config = self.config
+        server = WebServer(tail, host=config["host"], port=config["port"], token=config["token"],
+                           certfile=config["certfile"], keyfile=config["keyfile"], poll=poll)  # fmt: skip
+        server.listen()
+        return server
+
+    def run(self, tail, *, poll=False, once=False):
+        if once:
+            raise PluginError("the web viewer serves until interrupted; it has no --once (see `ipyrecorder info`)")
+        port = self.config["port"]
+        if port is None or not 0 <= port <= 65535:
+            raise PluginError(f"bad value for option 'port': {port!r} (0 to 65535)")
+        try:
+            server = self.server(tail, poll=poll)
+        except ServeError as exc:
+            from ipyrecorder.cli import ExitStatus, Failure
+
+            raise Failure(str(exc), ExitStatus[exc.status]) from None
+        server.announce()
+        server.run()
