@@ -104,6 +104,8 @@ def test_several_logs_merge_by_msg_id(tmp_path, capsys):
     state = ipyrecorder.replay(client, observer)
     first = state.tasks["c_1"]
     assert (first.name, first.function, first.engine_id, first.run_seconds) == ("first", "f", 4, 2.0)
+    reverse = ipyrecorder.replay(observer, client)  # starts and ends before submissions: same picture
+    assert reverse.tasks["c_1"].to_dict() == first.to_dict()
     assert state.tasks["c_2"].state == "pending" and len(state.headers) == 2
     assert main(["info", str(client), str(observer), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -80,11 +80,13 @@ def test_direct_view_apply_on_each_engine_and_execute(rc, engines, log_path):
     def body(rec):
         ars = [rc[e].apply_async(os.getpid) for e in engines]
         ex = rc[engines[0]].execute("x = 1")
-        for ar in ars + [ex]:
+        push = rc[engines[1]].push({"y": 2}, block=False)
+        pull = rc[engines[1]].pull("y", block=False)
+        for ar in ars + [ex, push, pull]:
             ar.get(timeout=30)
-        return ars, ex
+        return ars, ex, push, pull
 
-    _, (ars, ex) = record(rc, log_path, body)
+    _, (ars, ex, push, pull) = record(rc, log_path, body)
     state = ipyrecorder.replay(log_path)
     for engine_id, ar in zip(engines, ars):
         task = state.tasks[ar.msg_ids[0]]
@@ -92,6 +94,7 @@ def test_direct_view_apply_on_each_engine_and_execute(rc, engines, log_path):
         assert_matches_metadata(state, ar)
     task = state.tasks[ex.msg_ids[0]]
     assert (task.function, task.target, task.status) == ("execute", engines[0], "ok")
+    assert state.tasks[push.msg_ids[0]].function == "_push" and state.tasks[pull.msg_ids[0]].function == "_pull"
     assert set(engines) <= set(state.engines)
     assert all(state.engines[e].present_at_start for e in engines)
 
