@@ -14,7 +14,7 @@ import time
 
 SECTIONS = ("overhead", "writer", "replay", "size", "tail", "sustained", "render")
 
-# (full, quick) parameters; the full default run takes about 6 minutes on 2 cores.
+# (full, quick) parameters; the full default run takes about 5 minutes on 2 cores.
 PARAMS = {
     "overhead_tasks": (500, 200),  # tasks per timed run
     "overhead_pairs": (16, 3),  # baseline/recorded pairs per workload
@@ -34,7 +34,7 @@ OVERHEAD_TARGET = 0.98  # recorded/baseline throughput: "within 2 %"
 REPLAY_TARGET = 1_000_000  # wire events/s folded
 TAIL_TARGET_MS = 100  # p95 latency from flush() to folded, both ways of following
 SUSTAINED_RATE = 10_000  # events/s a follower keeps up with ...
-SUSTAINED_LAG_MS = 100  # ... staying within this latency
+SUSTAINED_MAX_LAG_MS = 1000  # ... within the tail target at p95, and never further behind than this
 SUSTAINED_MEMORY = 1.2  # follower RSS (end, and growth per task) at most this times replay()'s
 RENDER_TARGET_S = 3.0  # draw_timeline + savefig of 100,000 tasks
 
@@ -178,16 +178,19 @@ def rows(results: dict) -> list[tuple]:
     su = results.get("sustained")
     if su:
         keeps_up = (su["folded_events_per_s"] >= 0.99 * SUSTAINED_RATE and not su["never_folded"]
-                    and su["latency_max_ms"] <= SUSTAINED_LAG_MS)  # fmt: skip
+                    and su["latency_p95_ms"] <= TAIL_TARGET_MS and su["latency_max_ms"] < SUSTAINED_MAX_LAG_MS)  # fmt: skip
+        gc_note = (f"; follower's full GCs: {su['gc_full_collections']}, longest {su['gc_full_max_ms']:.0f} ms"
+                   if "gc_full_collections" in su else "")  # fmt: skip
         out.append((
             f"7a sustained {su['seconds']:.0f} s",
             _num(su["folded_events_per_s"], "events/s") + " folded",
             _num(su["written_events_per_s"], "events/s") + " written",
             f"{su['ratio']:.3f}",
-            f"max lag {su['max_lag_events']} events, {su['latency_max_ms']:.1f} ms (p95 {su['latency_p95_ms']:.1f}); "
+            f"lag p95 {su['latency_p95_ms']:.1f} ms, max {su['latency_max_ms']:.1f} ms / {su['max_lag_events']} events; "
             f"follower CPU {100 * su['follower_cpu_share']:.1f} % of a core, {su['follower_us_per_event']:.1f} us/event"
-            + ("" if su["follower_mode"] == "events" else f"; follower switched to {su['follower_mode']}!"),
-            f"{SUSTAINED_RATE:,}/s, lag <= {SUSTAINED_LAG_MS} ms: " + _verdict(keeps_up),
+            + gc_note + ("" if su["follower_mode"] == "events" else f"; follower switched to {su['follower_mode']}!"),
+            f"{SUSTAINED_RATE:,}/s, lag p95 <= {TAIL_TARGET_MS} ms, max < {SUSTAINED_MAX_LAG_MS / 1e3:g} s: "
+            + _verdict(keeps_up),
         ))  # fmt: skip
         bounded = (su["rss_ratio"] <= SUSTAINED_MEMORY
                    and su["rss_slope_second_half"] <= SUSTAINED_MEMORY * su["replay_rss_per_task"])  # fmt: skip

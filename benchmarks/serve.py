@@ -1,23 +1,26 @@
-"""Figures 6: the live web dashboard (`ipyrecorder serve`), in headless Chromium.
+"""Figures 9: the live web dashboard (`ipyrecorder serve`), in headless Chromium.
 
-6a Backlog to a new browser. A log of about 1,000,000 wire events (250,000
-   tasks, written beforehand by ``LogWriter`` from realistic events, as for
-   figure 3) is served by ``ipyrecorder serve`` in a fresh process; once the
-   server has folded it, a new page opens the dashboard. Measured: the time
+9a Backlog to a new browser. A log of about 1,000,000 wire events (about
+   220,000 tasks on 16 engines, written beforehand by ``LogWriter``: varied
+   run times, queueing, three functions, some names, output and failures, so
+   that it compresses like a real run and not like a repeated pattern) is
+   served by ``ipyrecorder serve`` in a fresh process; once the server has
+   folded it, a new page opens the dashboard. Measured: the time
    from navigation until the timeline has drawn every task (the page's
    ``lastDraw.bars``), and the bytes the page received (Resource Timing's
    ``transferSize`` of the page, its assets and the snapshot).
    Baselines, same run: ``replay()`` of the same log in this process (folding
    it, no browser); the log's size on disk.
 
-6b Sustained 10,000 events/s. A writer thread appends realistic task events
+9b Sustained 10,000 events/s. A writer thread appends realistic task events
    (submit, start, complete: 3 per task) at that rate to a log the server
    follows, flushing every 50 ms as the recorder does, for some seconds, while
    a page shows the live (scrolling) timeline. Measured in the page: the
    interval between animation frames (``requestAnimationFrame`` timing: its
-   95th percentile, and frames over 50 ms), the timeline's draw time, and how
-   old the newest submission of each batch is when the page has applied it
-   (append -> page); on the server: its resident memory (max over the run).
+   95th percentile, and frames over 50 ms) and the timeline's draw time; the
+   latency from append to page: for each batch, from the flush that wrote the
+   oldest task new in it to the moment the page had applied the batch (the
+   batch's worst case); on the server: its resident memory (max over the run).
    Baselines, same run: the same page's frame intervals while nothing is
    appended; the server's memory before the stream starts.
 
@@ -28,7 +31,10 @@ Standalone: ``python -m benchmarks.serve [--quick]``.
 from __future__ import annotations
 
 import argparse
+import bisect
+import math
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -96,14 +102,53 @@ def _page(browser):
     return context, page, errors
 
 
+def build_backlog(path, wire_events: int, engines: int = 16, seed: int = 3) -> dict:
+    """A finished run of about ``wire_events`` wire events: varied, as a real one (see the module's doc)."""
+    from ipyrecorder import LogWriter
+    from ipyrecorder.log import new_header
+
+    rng = random.Random(seed)
+    t0 = now_us() - 3_600_000_000
+    functions = ("simulate", "load_chunk", "reduce_partial")
+    started = time.perf_counter()
+    with LogWriter(path, "w", new_header(t0=EPOCH + timedelta(microseconds=t0))) as writer:
+        for event in engine_registrations(EPOCH + timedelta(microseconds=t0), engines):
+            writer.append(event)
+        free = [t0] * engines
+        wire, i = 0, 0
+        while wire < wire_events:
+            msg_id = f"5287fcdc-61bcbc355f01423e1adc1e3d_4987_{i + 1}"
+            function = functions[0 if i % 5 else (1 if i % 10 else 2)]
+            sub = t0 + i * 2_000 + rng.randint(0, 300)
+            e = min(range(engines), key=free.__getitem__)
+            start = max(free[e], sub) + rng.randint(200, 3_000)
+            end = start + int(rng.lognormvariate(math.log(25_000), 0.7) * (3 if function == "reduce_partial" else 1))
+            free[e] = end
+            writer.append({"kind": "submit", "msg_id": msg_id, "t": sub / 1e6, "queue": "task", "function": function})
+            writer.append({"kind": "start", "msg_id": msg_id, "t": start / 1e6, "engine_id": e})
+            wire += 4  # with the task's id definition
+            if i % 10 == 3:
+                writer.append({"kind": "stdout", "msg_id": msg_id, "t": start / 1e6, "text": f"chunk {i}: {rng.randint(1, 4096)} rows\n"})
+                wire += 1
+            failed = i % 997 == 17
+            writer.append({"kind": "complete", "msg_id": msg_id, "status": "error" if failed else "ok",
+                           "started": start / 1e6, "completed": end / 1e6, "received": (end + rng.randint(500, 4_000)) / 1e6,
+                           "engine_id": e, "ename": "ValueError" if failed else None,
+                           "evalue": f"bad chunk {i}" if failed else None})  # fmt: skip
+            if i % 4 == 0:
+                writer.append({"kind": "label", "msg_id": msg_id, "name": f"{function}[{i}]"})
+                wire += 1
+            i += 1
+        writer.append({"kind": "mark", "t": t0 / 1e6, "text": "start"})
+    return {"tasks": i, "build_seconds": time.perf_counter() - started}
+
+
 def backlog(tmpdir, browser, wire_events: int) -> dict:
     from ipyrecorder import replay
 
-    from .replay import build_log
-
     path = os.path.join(tmpdir, "serve-backlog.mpk")
     log(f"[serve] writing a log of ~{wire_events:,} wire events ...")
-    built = build_log(path, wire_events)
+    built = build_backlog(path, wire_events)
     size = os.path.getsize(path)
     fold_s, state = timed(replay, path)
     tasks, events = len(state.tasks), state.events
@@ -158,7 +203,10 @@ def backlog(tmpdir, browser, wire_events: int) -> dict:
 
 
 def _writer(path, rate: float, seconds: float, stop: threading.Event, out: dict):
-    """Append realistic task events at ``rate`` public events/s, a frame every 50 ms, for ``seconds``."""
+    """Append realistic task events at ``rate`` public events/s, a frame every 50 ms, for ``seconds``.
+
+    ``out["flushes"]``: (wall time after each flush, largest msg_id suffix submitted so far).
+    """
     from ipyrecorder import LogWriter
     from ipyrecorder.log import new_header
 
@@ -166,15 +214,19 @@ def _writer(path, rate: float, seconds: float, stop: threading.Event, out: dict)
     tasks = int(rate / 3 * seconds) + 1
     writer = LogWriter(path, "a", new_header(t0=EPOCH + timedelta(microseconds=t0)))
     events = task_events(tasks, t0, rate=rate / 3, in_flight=16, engines=8)
-    written = 0
+    flushes = out["flushes"] = []
+    written, newest = 0, 0
     start = time.perf_counter()
     try:
         for event in engine_registrations(EPOCH + timedelta(microseconds=t0), engines=8):
             writer.append(event)
         writer.flush()
         tick = 0
-        while not stop.is_set():
+        while not stop.is_set() and tick * 0.05 < seconds:
             tick += 1
+            delay = start + tick * 0.05 - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
             due = int(rate * min(tick * 0.05, seconds))
             while written < due:
                 event = next(events, None)
@@ -182,12 +234,10 @@ def _writer(path, rate: float, seconds: float, stop: threading.Event, out: dict)
                     break
                 writer.append(event)
                 written += 1
+                if event["kind"] == "submit":
+                    newest = int(event["msg_id"].rsplit("_", 1)[1])
             writer.flush()
-            if tick * 0.05 >= seconds:
-                break
-            delay = start + tick * 0.05 - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
+            flushes.append((time.time(), newest))
         for event in events:  # the last tasks' starts and completions
             writer.append(event)
             written += 1
@@ -196,6 +246,18 @@ def _writer(path, rate: float, seconds: float, stop: threading.Event, out: dict)
         out["seconds"] = time.perf_counter() - start
         out["tasks"] = tasks
         writer.close()
+
+
+def _latencies(flushes, arrivals) -> list:
+    """Per batch: from the flush that wrote its oldest new task to the page having the batch (ms)."""
+    times = [t for t, _ in flushes]
+    newest = [n for _, n in flushes]
+    out = []
+    for at, first_new, _ in arrivals:
+        k = bisect.bisect_left(newest, first_new)
+        if k < len(times):
+            out.append(at - 1000 * times[k])
+    return out
 
 
 def sustained(tmpdir, browser, rate: float, seconds: float) -> dict:
@@ -226,7 +288,7 @@ def sustained(tmpdir, browser, rate: float, seconds: float) -> dict:
             thread.join()
             measure.join()
             page.wait_for_function("n => window.ipyrecorderLive.counts().ok === n", arg=out["tasks"], timeout=60_000)
-            stale = page.evaluate("window.ipyrecorderLive.staleness.slice()")
+            stale = _latencies(out["flushes"], page.evaluate("window.ipyrecorderLive.arrivals.slice()"))
             tasks = page.evaluate("window.ipyrecorderLive.tasks()")
             if errors:
                 raise RuntimeError(f"console errors: {errors[:3]}")
@@ -266,7 +328,7 @@ def run(tmpdir, backlog_events: int = 1_000_000, rate: float = 10_000, seconds: 
 
 
 def _mb(n) -> str:
-    return f"{n / 1e6:.1f} MB"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
 def rows(result: dict) -> list[tuple]:
@@ -275,7 +337,7 @@ def rows(result: dict) -> list[tuple]:
     b = result.get("backlog")
     if b:
         out.append((
-            f"6a serve: {b['wire_events'] / 1e6:.2g}M-event backlog, first full draw",
+            f"9a serve: {b['wire_events'] / 1e6:.2g}M-event backlog, first full draw",
             f"{b['first_full_draw_seconds']:.2f} s", f"{b['replay_seconds']:.2f} s replay()",
             f"{b['ratio_vs_replay']:.2f}",
             f"{b['tasks']:,} tasks; page ready {b['page_ready_seconds']:.2f} s (decode {b['page_install_ms'] / 1e3:.2f} s), "
@@ -283,7 +345,7 @@ def rows(result: dict) -> list[tuple]:
             "",
         ))  # fmt: skip
         out.append((
-            "6b serve: bytes to a new browser", _mb(b["bytes_sent"]), _mb(b["log_bytes"]) + " log on disk",
+            "9b serve: bytes to a new browser", _mb(b["bytes_sent"]), _mb(b["log_bytes"]) + " log on disk",
             f"{b['ratio_bytes_vs_log']:.3f}",
             f"{b['bytes_per_task']:.1f} B/task; snapshot {_mb(b['snapshot_bytes'])} gzip of {_mb(b['snapshot_decoded_bytes'])}",
             "",
@@ -292,7 +354,7 @@ def rows(result: dict) -> list[tuple]:
     if s:
         f = s["live_frames"]
         out.append((
-            f"6c serve: frame p95 at {s['events_per_s'] / 1e3:.1f}k events/s",
+            f"9c serve: frame p95 at {s['events_per_s'] / 1e3:.1f}k events/s",
             f"{s['frame_p95_ms']:.1f} ms", f"{s['idle_frame_p95_ms']:.1f} ms idle", f"{s['frame_ratio']:.2f}",
             f"{s['seconds']:.0f} s, {s['tasks_seen']:,} tasks; frames p50 {f['frame_p50']:.1f} ms, max {f['frame_max']:.0f} ms, "
             f"{s['long_frames']} over 50 ms; draw p95 {s['draw_p95_ms']:.1f} ms",
@@ -300,12 +362,12 @@ def rows(result: dict) -> list[tuple]:
         ))  # fmt: skip
         lat = s["latency_ms"]
         out.append((
-            "6d serve: append -> page", f"{lat['p95']:.0f} ms p95", "", "",
+            "9d serve: append -> page", f"{lat['p95']:.0f} ms p95", "", "",
             f"median {lat['p50']:.0f} ms, max {lat['max']:.0f} ms over {lat['n']} batches",
             f"< {LATENCY_TARGET_MS:.0f} ms: " + ("met" if lat["p95"] < LATENCY_TARGET_MS else "MISSED"),
         ))  # fmt: skip
         out.append((
-            "6e serve: server RSS while streaming", _mb(s["server_rss_max"]), _mb(s["server_rss_before"]) + " before",
+            "9e serve: server RSS while streaming", _mb(s["server_rss_max"]), _mb(s["server_rss_before"]) + " before",
             f"{s['rss_ratio']:.2f}", "max over the run, sampled every 0.25 s", "",
         ))  # fmt: skip
     return out

@@ -96,6 +96,8 @@ def run(tmpdir, seconds: float) -> dict:
         i = bisect.bisect_right(fold_t, t_flush)
         lag_events.append(flushed - (events_in(folds[i - 1][1]) if i else 0))
     lat = latencies(batches, folds)
+    worst = sorted(((x, t - t_start) for x, (t, _, _) in zip(lat, batches) if x is not None), reverse=True)[:10]
+    pauses = info["gc_full_collections"]
     caught_up = next((t for t, b in folds if b >= batch_bytes[-1]), None)
     folded_rate = written / (caught_up - t_start) if caught_up else float("nan")
 
@@ -127,6 +129,11 @@ def run(tmpdir, seconds: float) -> dict:
         "lag_events_first_tenth_max": max(lag_events[: len(lag_events) // 10 or 1]),
         "lag_events_last_tenth_max": max(lag_events[-(len(lag_events) // 10 or 1) :]),
         "never_folded": sum(x is None for x in lat),
+        "worst_latencies": [{"seconds": x, "at_s": at} for x, at in worst],
+        "gc_full_collections": len(pauses),
+        "gc_full_max_ms": 1e3 * max((d for _, d in pauses), default=0.0),
+        "gc_full_total_ms": 1e3 * sum(d for _, d in pauses),
+        "gc_full_pauses": [{"at_s": t - t_start, "ms": 1e3 * d} for t, d in pauses],
         **{f"latency_{k}": v for k, v in summary_ms([x for x in lat if x is not None]).items()},
         "follower_cpu_seconds": cpu,
         "follower_cpu_share": cpu / (caught_up - t_start) if caught_up else float("nan"),

@@ -26,6 +26,7 @@ The machinery (paced appender, reader process) is shared with ``sustained``.
 from __future__ import annotations
 
 import bisect
+import gc
 import json
 import os
 import random
@@ -62,6 +63,18 @@ def _reader(path, kind, poll, conn, sample_every):
     clock = time.monotonic
     folds = []
     samples = []  # (time, RSS bytes, tasks held, wire events folded)
+    pauses = []  # (monotonic time at the end, seconds) of each full (generation 2) collection
+    gc_started = []
+
+    def on_gc(phase, gc_info):
+        if gc_info["generation"] == 2:
+            if phase == "start":
+                gc_started[:] = [clock()]
+            elif gc_started:
+                now = clock()
+                pauses.append((now, now - gc_started[0]))
+
+    gc.callbacks.append(on_gc)
     ready = threading.Event()
     stop = threading.Event()
     info = {}
@@ -155,6 +168,7 @@ def _reader(path, kind, poll, conn, sample_every):
     info["cpu_seconds"] = _cpu_seconds()
     info["rss_end"] = rss_bytes()
     info["poll_interval"] = POLL_INTERVAL
+    info["gc_full_collections"] = pauses
     if kind == "tail":
         s = tail.state
         info.update(follower_mode=follower.mode, notices=list(tail.notices), folded_tasks=len(s.tasks),

@@ -190,7 +190,7 @@ def watch(log, viewer_name, poll, once, options):
     if once:
         _open_reader(log)  # one line, and the right status, for a missing or bad file
     try:
-        viewer.run(LogTail(log), poll=poll, once=once)
+        viewer.run(LogTail(log, freeze_gc=True), poll=poll, once=once)
     except (NotALog, UnsupportedVersion) as exc:
         raise Failure(str(exc), ExitStatus.NOT_A_LOG) from None
     except PluginError as exc:

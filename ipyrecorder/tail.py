@@ -8,6 +8,7 @@ out to give no events, as NFS, GPFS, SSHFS and CIFS do) by polling.
 """
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from pathlib import Path
@@ -29,8 +30,11 @@ class LogTail:
     file was deleted); ``poll`` returns whether the state changed.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, freeze_gc: bool = False):
         self.path = Path(path)
+        # In a process of its own (the CLI's viewers), move what was folded out of the
+        # garbage collector's reach: a full collection would otherwise walk every task.
+        self.freeze_gc = freeze_gc
         self.notices: list[str] = []
         self._identity = None
         self._waiting_noted = False
@@ -93,6 +97,18 @@ class LogTail:
 
     def _feed(self, data: bytes) -> bool:
         frames = self._scanner.feed(data)
+        collecting = gc.isenabled()
+        gc.disable()  # as in replay(): folding makes many objects and no cycles
+        try:
+            self._fold(frames)
+        finally:
+            if collecting:
+                gc.enable()
+        if frames and self.freeze_gc:
+            gc.freeze()
+        return bool(frames)
+
+    def _fold(self, frames) -> None:
         state = self.state
         for offset, payload in frames:
             unpack = unpacker()
@@ -104,7 +120,6 @@ class LogTail:
                 state.fold_frame(offset, arrays)
             else:
                 state.fold_frame(offset, unpack)
-        return bool(frames)
 
 
 class _Wake:

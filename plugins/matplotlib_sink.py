@@ -11,6 +11,8 @@ from ipyrecorder.sinks import Option, Sink, SinkError
 STATUS_COLOURS = {"error": "#d62728", "aborted": "#7f7f7f", "running": "#ffbf00"}
 FUNCTION_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#aec7e8")
 DPI = 120
+BUSY_BINS = 2000  # the busy curve is averaged into this many slices at most
+THIN_BAR_PX = 3  # bars narrower than this (median) get no white edges: they would wash out
 MAX_BAR_TEXTS = 400  # names on bars beyond this many would be unreadable anyway
 
 
@@ -58,8 +60,12 @@ class TimelineData:
         self.leaves = [(sec(e.unregistered_us), self.row_of[e.id]) for e in state.engines.values()
                        if e.id in self.row_of and e.unregistered_us is not None]  # fmt: skip
 
-    def busy_curve(self):
-        """(times, busy engine count) as a step function, and its time-weighted mean."""
+    def busy_curve(self, bins: int = BUSY_BINS):
+        """(times, busy engines) as a step function, and its time-weighted mean.
+
+        With more changes than ``bins``, the curve is the time-weighted mean of
+        each of ``bins`` equal slices: a picture has no more pixels than that.
+        """
         import numpy as np
 
         if not len(self.start):
@@ -71,7 +77,14 @@ class TimelineData:
         durations = np.diff(np.append(times, times[-1]))
         total = times[-1] - times[0]
         mean = float((busy * durations).sum() / total) if total > 0 else float(busy.max())
-        return np.concatenate([[0.0], times]), np.concatenate([[0], busy]), mean
+        if len(times) <= bins:
+            return np.concatenate([[0.0], times]), np.concatenate([[0], busy]), mean
+        edges = np.linspace(0.0, max(times[-1], self.span), bins + 1)
+        # busy-seconds accumulated up to each edge, from the step function's integral
+        integral = np.concatenate([[0.0], np.cumsum(busy[:-1] * np.diff(times))])
+        at = np.clip(np.searchsorted(times, edges, side="right") - 1, 0, len(times) - 1)
+        before = np.where(edges < times[0], 0.0, integral[at] + busy[at] * (edges - times[at]))
+        return edges, np.append(np.diff(before) / np.diff(edges), 0.0), mean
 
 
 def _bars(row, left, right, low, high):
@@ -83,7 +96,7 @@ def _bars(row, left, right, low, high):
                      np.stack([right, y1], 1), np.stack([right, y0], 1)], 1)  # fmt: skip
 
 
-def task_collections(data: TimelineData) -> list:
+def task_collections(data: TimelineData, edges: bool = True) -> list:
     """The bars of ``data``'s tasks: queued time, reply latency, execution."""
     import numpy as np
     from matplotlib.collections import PolyCollection
@@ -98,7 +111,7 @@ def task_collections(data: TimelineData) -> list:
         PolyCollection(_bars(data.row[late], data.end[late], data.received[late], -0.12, 0.12),
                        facecolors="#fdd0a2", edgecolors="none"),
         PolyCollection(_bars(data.row, data.start, np.maximum(data.end, data.start), -0.36, 0.36),
-                       facecolors=data.colours, edgecolors="white", linewidths=0.3),
+                       facecolors=data.colours, edgecolors="white", linewidths=0.3 if edges else 0),
     ]  # fmt: skip
 
 
@@ -130,6 +143,7 @@ def figure_size(engines: int) -> tuple:
 def draw_timeline(state, figure=None):
     """Draw ``state`` onto a new (or the given) matplotlib Figure and return it."""
     _import_matplotlib()
+    import numpy as np
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -141,8 +155,10 @@ def draw_timeline(state, figure=None):
     ax, busy_ax = fig.subplots(2, 1, sharex=True, height_ratios=[max(3, min(n, 30)), 2])
 
     if len(data.tasks):
-        for collection in task_collections(data):
-            ax.add_collection(collection)
+        px_per_s = fig.get_figwidth() * fig.dpi * 0.8 / (data.span * 1.01)
+        edges = float(np.median(data.end - data.start)) * px_per_s >= THIN_BAR_PX
+        for collection in task_collections(data, edges):
+            ax.add_collection(collection, autolim=False)  # the limits are set below
         _label_bars(ax, fig, data)
 
     for t, text in data.marks:

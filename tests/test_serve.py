@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import statistics
@@ -336,8 +337,9 @@ def test_stream_resumes_from_its_cursor(tmp_path):
         log.flush()
 
     with ipyrecorder.LogWriter(path, "w", header) as log, serving(path, ring_batches=5) as server:
+        wait_until(lambda: server.hub.loop_epoch is not None, timeout=10, message="the first fold")
         task(log, 0)
-        wait_until(lambda: server.hub.loop_seq >= 1 or server.hub.ring, timeout=10, message="a first batch")
+        wait_until(lambda: server.hub.loop_seq >= 1, timeout=10, message="a first batch")
         status, headers, _ = get(server.base + "/api/snapshot")
         cursor = headers["X-Ipyrecorder-Cursor"]
         epoch, seq = cursor.split(":")
@@ -425,9 +427,12 @@ def test_serve_prints_a_token_url_like_jupyter(tmp_path):
         status, _, body = get(url)
         assert status == 200 and b"ipyrecorder" in body
         assert get(url.split("?")[0])[0] == 403
+        proc.send_signal(signal.SIGINT)  # Ctrl-C ends it, with status 0
+        assert proc.wait(timeout=20) == 0
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=20)
     given = subprocess.run([sys.executable, "-m", "ipyrecorder", "serve", str(tmp_path / "a.mpk"), "--host",
                             "127.0.0.2", "--token", ""], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert given.returncode == ExitStatus.USAGE and "token" in given.stderr and len(given.stderr.splitlines()) == 1

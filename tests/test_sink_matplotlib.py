@@ -61,10 +61,25 @@ def test_draws_bars_as_collections_whatever_the_task_count(tmp_path):
     assert len(bars.get_paths()) == 5000
     assert [t.get_text() for t in timeline.get_yticklabels()] == [f"engine {e}" for e in range(8)]
     assert any(t.get_text() == "halfway" for t in timeline.texts)
-    # busy engines: all 8 engines busy at the peak, and the mean is drawn
+    # busy engines: averaged into slices (5000 tasks make 10,000 changes), all 8 busy at the peak
     curve = max(busy.lines, key=lambda line: len(line.get_ydata()))
-    assert max(curve.get_ydata()) == 8
+    assert len(curve.get_ydata()) <= matplotlib_sink.BUSY_BINS + 2
+    assert max(curve.get_ydata()) == pytest.approx(8)
     assert any("mean" in (line.get_label() or "") for line in busy.lines)
+
+
+def test_binned_busy_curve_keeps_the_busy_time(tmp_path):
+    """Averaging into slices must not change the area under the curve (busy engine-seconds)."""
+    import numpy as np
+
+    many_tasks(tmp_path / "big.mpk", 3000)
+    data = matplotlib_sink.TimelineData(Log(tmp_path / "big.mpk").state)
+    exact_t, exact_b, exact_mean = data.busy_curve(bins=10**9)
+    binned_t, binned_b, binned_mean = data.busy_curve(bins=100)
+    assert len(binned_t) == 101 and binned_mean == exact_mean
+    area = lambda t, b: float(np.sum(b[:-1] * np.diff(t)))  # noqa: E731
+    assert area(binned_t, binned_b) == pytest.approx(area(exact_t, exact_b), rel=1e-9)
+    assert area(binned_t, binned_b) == pytest.approx(sum(t.run_seconds for t in data.tasks), rel=1e-9)
 
 
 def test_timeline_data_places_each_task_on_its_engine(tmp_path):

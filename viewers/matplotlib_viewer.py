@@ -55,11 +55,11 @@ class LiveTimeline:
         self._running = []
         if new:
             for collection in task_collections(TimelineData(state, new)):
-                ax.add_collection(collection)
+                ax.add_collection(collection, autolim=False)
             self._drawn += len(new)
         if running:
             for collection in task_collections(TimelineData(state, running)):
-                ax.add_collection(collection)
+                ax.add_collection(collection, autolim=False)
                 self._running.append(collection)
         whole = TimelineData(state)
         for t, text in whole.marks[self._marks :]:

@@ -36,6 +36,7 @@ import itertools
 import json
 import os
 import secrets
+import signal
 import socket
 import ssl
 import struct
@@ -65,7 +66,7 @@ from ipyrecorder.viewers.terminal import progress
 
 BATCH_INTERVAL = 0.1  # seconds: at most ten batches a second
 RING_BATCHES = 1200  # batches kept for resuming streams (two minutes at ten a second) ...
-RING_BYTES = 64 << 20  # ... and at most this many bytes of them
+RING_BYTES = 32 << 20  # ... and at most this many bytes of them
 BIG_BATCH = 20_000  # more changed tasks than this at once: a new snapshot is cheaper than a batch
 SNAPSHOT_REUSE = 50  # a cached snapshot serves new browsers while it is at most this many batches old
 OUTPUT_CHARS = 200  # characters of stdout/stderr per task in snapshots and batches
@@ -629,6 +630,7 @@ class WebServer:
         self.ssl = self._ssl_context()
         self.sockets = []
         self.loop: IOLoop | None = None
+        self._asyncio_loop = None
         self._stopped = None
         self.assets = {name: (_load(pkg, res), ctype) for name, (pkg, res, ctype) in ASSETS.items()}
         self.pages = {page: self._render(_load("ipyrecorder.viewers", res).decode("utf-8"))
@@ -728,6 +730,7 @@ class WebServer:
     async def _serve(self):
         self.loop = IOLoop.current()
         self._stopped = asyncio.Event()
+        self._asyncio_loop = asyncio.get_running_loop()
         http = HTTPServer(self.application(), ssl_options=self.ssl, idle_connection_timeout=3600)
         http.add_sockets(self.sockets)
         self.hub.on_failure = lambda exc: self._stopped.set()
@@ -759,10 +762,10 @@ class WebServer:
             raise self.hub.failure
 
     def stop(self) -> None:
-        """From any thread."""
-        loop = self.loop
+        """From any thread, or a signal handler (call_soon_threadsafe wakes the loop in both cases)."""
+        loop = self._asyncio_loop
         if loop is not None:
-            loop.add_callback(lambda: self._stopped.set())
+            loop.call_soon_threadsafe(self._stopped.set)
 
 
 class WebViewer(Viewer):
@@ -797,4 +800,11 @@ class WebViewer(Viewer):
 
             raise Failure(str(exc), ExitStatus[exc.status]) from None
         server.announce()
-        server.run()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():  # Ctrl-C and SIGTERM stop it cleanly
+            previous = {sig: signal.signal(sig, lambda *_: server.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            server.run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -19,7 +19,7 @@
   var TWO32 = 4294967296;
   var API = (window.ipyrecorderLive = {
     ready: false, error: null, epoch: null, seq: 0, snapshots: 0, batches: 0, resets: 0, draws: 0, lastDraw: null,
-    lastBatch: null, connected: false, staleness: [],
+    lastBatch: null, connected: false, arrivals: [],
   });
   var PAGE = document.body.dataset.page;
   var TOKEN = (document.querySelector('meta[name="ipyrecorder-token"]') || {}).content || "";
@@ -192,6 +192,7 @@
       D.n++;
       S.index.set(key, i);
       D.mp[i] = mp; D.ms[i] = ms;
+      if (ms !== NONE) { if (ms < S.newMin) S.newMin = ms; if (ms > S.newMax) S.newMax = ms; }
     } else {
       old = D.status[i];
       S.byStatus[old]--;
@@ -299,6 +300,7 @@
   function applyBatch(b) {
     if (!S.originKnown && b.t0) { S.origin = b.t0; S.originKnown = true; }
     applyLive(b);
+    S.newMin = Infinity; S.newMax = -1;
     b.tasks.forEach(upsert);
     b.engines.forEach(applyEngine);
     if (b.marks) {
@@ -311,11 +313,9 @@
     API.seq = b.seq;
     API.batches++;
     API.lastBatch = { seq: b.seq, tasks: b.tasks.length, at: Date.now() };
-    var newest = -Infinity;  // staleness: how old the newest submission of the batch is when the page has it
-    b.tasks.forEach(function (t) { if (t[6] !== null && t[6] > newest) newest = t[6]; });
-    if (newest > -Infinity) {
-      API.staleness.push(Date.now() - newest / 1000);
-      if (API.staleness.length > 5000) API.staleness.splice(0, 1000);
+    if (S.newMax >= 0) {  // [when the page had the batch, smallest and largest msg_id suffix new in it]
+      API.arrivals.push([Date.now(), S.newMin, S.newMax]);
+      if (API.arrivals.length > 5000) API.arrivals.splice(0, 1000);
     }
     Tasks.stale = true;
     schedule();
@@ -367,9 +367,11 @@
       var es = (this.es = new EventSource(url("/api/stream", { after: this.cursor })));
       es.addEventListener("open", function () { API.connected = true; self.state(); });
       es.addEventListener("batch", function (ev) {
+        var t0 = performance.now();
         self.cursor = ev.lastEventId;
         applyBatch(JSON.parse(ev.data));
         self.state();
+        if (Timeline.applyMs) Timeline.applyMs.push(performance.now() - t0);
       });
       es.addEventListener("reset", function () {
         es.close();
@@ -412,7 +414,12 @@
   function schedule() {
     if (scheduled) return;
     scheduled = true;
-    requestAnimationFrame(function () { scheduled = false; renderAll(); });
+    requestAnimationFrame(function () {
+      var t0 = performance.now();
+      scheduled = false;
+      renderAll();
+      if (Timeline.renderMs) Timeline.renderMs.push(performance.now() - t0);
+    });
   }
 
   function renderAll() {
@@ -879,7 +886,7 @@
   // ---------------------------------------------------------------- timeline
   var Timeline = {
     live: true, span: 60e6, all: false, v0: 0, v1: 60e6, hover: -1, selected: -1, changed: true, pending: false,
-    lastDraw: 0, frames: null, drawMs: null,
+    lastDraw: 0, frames: null, drawMs: null, applyMs: null, renderMs: null,
 
     init: function () {
       this.canvas = $("timeline");
@@ -1256,16 +1263,19 @@
   API.setSpan = function (seconds) { Timeline.all = false; Timeline.span = seconds * 1e6; Timeline.setLive(true); Timeline.drawNow(); };
   // Frame timing over the next `ms` milliseconds: intervals between animation frames and timeline draw times.
   API.measure = function (ms) {
-    Timeline.frames = []; Timeline.drawMs = [];
+    Timeline.frames = []; Timeline.drawMs = []; Timeline.applyMs = []; Timeline.renderMs = [];
     return new Promise(function (resolve) {
       setTimeout(function () {
         var f = Timeline.frames.slice().sort(function (a, b) { return a - b; });
         var d = Timeline.drawMs.slice().sort(function (a, b) { return a - b; });
-        Timeline.frames = Timeline.drawMs = null;
+        var ap = Timeline.applyMs.slice().sort(function (a, b) { return a - b; });
+        var re = Timeline.renderMs.slice().sort(function (a, b) { return a - b; });
+        Timeline.frames = Timeline.drawMs = Timeline.applyMs = Timeline.renderMs = null;
         function q(a, x) { return a.length ? a[Math.min(a.length - 1, Math.floor(x * (a.length - 1) + 0.5))] : null; }
         resolve({ frames: f.length + 1, frame_p50: q(f, 0.5), frame_p95: q(f, 0.95), frame_p99: q(f, 0.99), frame_max: q(f, 1),
           long_frames: f.filter(function (x) { return x > 50; }).length, draws: d.length, draw_p50: q(d, 0.5),
-          draw_p95: q(d, 0.95), draw_max: q(d, 1), tasks: D.n });
+          draw_p95: q(d, 0.95), draw_max: q(d, 1), batches: ap.length, apply_p95: q(ap, 0.95), apply_max: q(ap, 1),
+          render_p95: q(re, 0.95), render_max: q(re, 1), tasks: D.n });
       }, ms);
     });
   };
