@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-SECTIONS = ("overhead", "writer", "replay", "size", "tail", "sustained", "render")
+SECTIONS = ("overhead", "writer", "replay", "size", "tail", "sustained", "render", "serve")
 
 # (full, quick) parameters; the full default run takes about 5 minutes on 2 cores.
 PARAMS = {
@@ -26,6 +26,8 @@ PARAMS = {
     "tail_batches": (400, 100),  # counted batches per tail run (4 runs)
     "sustained_seconds": (60, 10),
     "render_tasks": (100_000, 100_000),
+    "serve_backlog_events": (1_000_000, 200_000),
+    "serve_seconds": (15.0, 5.0),
     "render_repeats": (3, 1),
     "html_big_tasks": (1_000_000, 0),  # 0: skipped
 }
@@ -228,6 +230,10 @@ def rows(results: dict) -> list[tuple]:
                     f"log {h['log_bytes_per_task']:.1f} B/task); {_num(h['tasks_per_s'], 'tasks/s')}",
                     "",
                 ))  # fmt: skip
+    if results.get("serve"):
+        from . import serve
+
+        out += serve.rows(results["serve"])
     return out
 
 
@@ -336,6 +342,10 @@ def main(argv=None) -> int:
 
             results["render"] = render.run(tmpdir, P["render_tasks"], P["render_repeats"],
                                            P["html_big_tasks"] or None)  # fmt: skip
+        if "serve" in sections:
+            from . import serve
+
+            results["serve"] = serve.run(tmpdir, P["serve_backlog_events"], 10_000, P["serve_seconds"])
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     results["seconds"] = time.perf_counter() - started

@@ -400,7 +400,7 @@ def serve(log, host, port, certfile, keyfile, token, poll):
 
     viewer = WebViewer(host=host, port=port, certfile=certfile, keyfile=keyfile, token=token)
     try:
-        viewer.run(LogTail(log), poll=poll)
+        viewer.run(LogTail(log, freeze_gc=True), poll=poll)
     except (NotALog, UnsupportedVersion) as exc:
         raise Failure(str(exc), ExitStatus.NOT_A_LOG) from None
     except PluginError as exc:

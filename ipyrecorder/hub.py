@@ -9,7 +9,6 @@ and submissions and completions by polling ``db_query`` from its own thread.
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import threading
 import time
 from datetime import datetime, timezone
@@ -121,7 +120,6 @@ class Observer:
         self._queue = collections.deque()
         self._log = LogWriter(path, mode, new_header(observer=True, note="cluster-wide recording by ipyrecorder record"))
         self._client = None
-        self._pool = None
         self._pending: set = set()  # msg_ids submitted and not yet completed
         self._seen: set = set()
         self._since = None  # submitted time of the newest record seen
@@ -195,16 +193,29 @@ class Observer:
         self.echo("ipyrecorder record: reconnected")
 
     def _query(self, where):
-        """``db_query`` with a deadline: a controller that died must not hang the observer."""
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ipyrecorder-hub")
-        future = self._pool.submit(self._client.db_query, where, RECORD_KEYS)
-        try:
-            return future.result(timeout=self.query_timeout)
-        except concurrent.futures.TimeoutError:
-            self._pool.shutdown(wait=False)  # its thread stays blocked on the dead controller
-            self._pool = None
-            raise TimeoutError(f"the Hub did not answer within {self.query_timeout:g} s") from None
+        """``db_query`` with a deadline: a controller that died must not hang the observer.
+
+        The query runs on a daemon thread of its own, so one stuck on a dead
+        controller is abandoned, and never joined (not even at interpreter exit).
+        """
+        box = {}
+        done = threading.Event()
+        client = self._client
+
+        def query():
+            try:
+                box["records"] = client.db_query(where, RECORD_KEYS)
+            except BaseException as exc:  # handed to the observer's thread below
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=query, name="ipyrecorder-hub-query", daemon=True).start()
+        if not done.wait(self.query_timeout):
+            raise TimeoutError(f"the Hub did not answer within {self.query_timeout:g} s")
+        if "error" in box:
+            raise box["error"]
+        return box["records"]
 
     def _poll_hub(self):
         query = {"submitted": {"$gte": self._since}} if self._since is not None else {}
@@ -280,5 +291,3 @@ class Observer:
             self._drain()
             self._log.close({"tasks": self.tasks, "pending": len(self._pending)})
         self._close_client()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)

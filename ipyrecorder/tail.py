@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from .log import FrameScanner, _check_start, check_header, unpacker
+from .log import HEAD_SIZE, FrameScanner, _check_start, check_header, unpacker
 from .state import State
 
 READ_CHUNK = 16 << 20  # a long backlog is read and folded in pieces of this size
@@ -43,6 +43,7 @@ class LogTail:
     def _reset(self):
         self.state = State()
         self.offset = 0
+        self._head = b""
         self._scanner = FrameScanner()
         self._checked_header = False
 
@@ -71,7 +72,7 @@ class LogTail:
             self._notice(f"{self.path} was replaced; reading it from the start")
             self._reset()
             changed = True
-        elif st.st_size < self.offset:
+        elif st.st_size < self.offset or self._rewritten():
             self._notice(f"{self.path} was truncated; reading it from the start")
             self._reset()
             changed = True
@@ -79,6 +80,9 @@ class LogTail:
         if st.st_size == self.offset:
             return changed
         with open(self.path, "rb") as fh:
+            if self.offset == 0:
+                self._head = fh.read(HEAD_SIZE)
+                fh.seek(0)
             fh.seek(self.offset)
             while True:
                 data = fh.read(READ_CHUNK)
@@ -89,6 +93,17 @@ class LogTail:
                 self.offset += len(data)
                 changed |= self._feed(data)
         return changed
+
+    def _rewritten(self) -> bool:
+        """The file starts differently than when we read it: rewritten in place.
+
+        (A log truncated and rewritten past our offset between two polls keeps
+        its inode and size; its first frame head, with the header's CRC, changes.)
+        """
+        if not self._head:
+            return False
+        with open(self.path, "rb") as fh:
+            return fh.read(HEAD_SIZE) != self._head
 
     @property
     def damage(self) -> list:
@@ -215,9 +230,14 @@ class Follower:
         return self
 
     def __exit__(self, *exc_info):
-        self.stop.set()
+        self.close()
         self._thread.join(timeout=5)
         return False
+
+    def close(self) -> None:
+        """Stop following, at once (without waiting for the next file event or poll)."""
+        self.stop.set()
+        self._wake.set()
 
     def _step(self):
         with self.lock:

@@ -190,9 +190,10 @@ def test_dashboard_follows_a_live_recording_in_two_pages(rc, engines, log_path, 
             ar = lview.map_async(named_work, [0.5] * n, [f"job-{i}" for i in range(n)])
             rec.label(ar, [f"job-{i}" for i in range(n)])
             # The engine table and the timeline change without a reload: a busy engine with a named task.
-            first.wait("""() => Array.from(document.querySelectorAll('#engines-table tbody tr'))
+            first.wait("""() => Array.from(document.querySelectorAll('#engines-table tbody tr[data-engine]'))
                 .some(tr => /busy/.test(tr.cells[1].textContent) && /job-\\d/.test(tr.cells[2].textContent))""")
             first.wait("() => window.ipyrecorderLive.lastDraw.running > 0")
+            first.shot("serve-cluster-live.png")
             second = pages().open(server.base + "/")  # a late browser: the snapshot so far, then updates
             ar.get(timeout=60)
             rec.mark("all done")
@@ -328,6 +329,29 @@ def test_an_append_reaches_the_page_within_250_ms(tmp_path, pages):
 
 
 # -- the stream protocol ----------------------------------------------------------------------------
+def test_a_replaced_log_is_a_new_epoch_and_the_page_reloads_it(tmp_path, pages):
+    path = tmp_path / "e.mpk"
+    header = {"kind": "header", "format": "ipyrecorder", "version": 1, "t0": T0}
+
+    def write(prefix, n):  # a new file moved over the old one (a new inode): the tail reads it from the start
+        with ipyrecorder.LogWriter(tmp_path / "next.mpk", "w", header) as log:
+            for i in range(n):
+                log.append({"kind": "submit", "msg_id": f"{prefix}_{i}", "t": T0 + timedelta(seconds=i), "function": "h"})
+        os.replace(tmp_path / "next.mpk", path)
+
+    write("old", 3)
+    with serving(path) as server:
+        page = pages().open(server.base + "/")
+        page.wait("() => window.ipyrecorderLive.tasks() === 3")
+        epoch = page.js("window.ipyrecorderLive.epoch")
+        write("new", 5)
+        page.wait("() => window.ipyrecorderLive.tasks() === 5 && window.ipyrecorderLive.task('new_4') !== null")
+        assert page.js("window.ipyrecorderLive.task('old_0')") is None
+        assert page.js("window.ipyrecorderLive.epoch") != epoch and page.js("window.ipyrecorderLive.resets") >= 1
+        page.wait("() => document.getElementById('notices').textContent.includes('reading it from the start')")
+        page.assert_clean()
+
+
 def test_stream_resumes_from_its_cursor(tmp_path):
     path = tmp_path / "s.mpk"
     header = {"kind": "header", "format": "ipyrecorder", "version": 1, "t0": T0}

@@ -156,3 +156,20 @@ def test_a_mount_without_file_events_switches_to_polling(tmp_path, monkeypatch):
         log.close()
         follower.stop.set()
         thread.join(timeout=10)
+
+
+def test_a_log_rewritten_in_place_past_the_old_offset_is_noticed(tmp_path):
+    """Same inode, bigger than before: only the first frame's head tells the rewrite."""
+    path = tmp_path / "run.mpk"
+    write_sample(path, tasks=1)
+    tail = LogTail(path)
+    tail.poll()
+    assert list(tail.state.tasks) == ["sess_1_0"]
+    inode = path.stat().st_ino
+    with ipyrecorder.open_log(path, "w") as log:  # truncates and rewrites the same file
+        for i in range(20):
+            submit(log, i)
+    assert path.stat().st_ino == inode and path.stat().st_size > tail.offset
+    assert tail.poll() is True
+    assert "truncated" in tail.notices[-1]
+    assert sorted(tail.state.tasks) == sorted(f"s_1_{i}" for i in range(20))

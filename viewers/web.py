@@ -44,6 +44,7 @@ import sys
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
 from urllib.parse import quote
@@ -178,11 +179,16 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+@dataclass(frozen=True)
 class Snapshot:
-    __slots__ = ("epoch", "seq", "body", "raw_size", "tasks", "seconds")
+    """A snapshot's gzip-encoded body, the batch it includes (epoch, seq), and what it cost."""
 
-    def __init__(self, epoch, seq, body, raw_size, tasks, seconds):
-        self.epoch, self.seq, self.body, self.raw_size, self.tasks, self.seconds = epoch, seq, body, raw_size, tasks, seconds
+    epoch: str
+    seq: int
+    body: bytes
+    raw_size: int
+    tasks: int
+    seconds: float
 
     @property
     def cursor(self) -> str:
@@ -199,7 +205,9 @@ class Hub:
 
     def __init__(self, tail: LogTail, *, poll: bool = False, interval: float = BATCH_INTERVAL,
                  ring_batches: int = RING_BATCHES, ring_bytes: int = RING_BYTES, output_chars: int = OUTPUT_CHARS):  # fmt: skip
-        self.tail = tail if isinstance(tail, TrackedTail) else TrackedTail(tail.path)
+        if not isinstance(tail, TrackedTail):
+            tail = TrackedTail(tail.path, freeze_gc=getattr(tail, "freeze_gc", False))
+        self.tail = tail
         self.lock = threading.Lock()
         self.follower = Follower(self.tail, self._on_change, poll=poll, lock=self.lock)
         self.stop = self.follower.stop
@@ -244,7 +252,7 @@ class Hub:
     def close(self) -> None:
         self.stop.set()
         self._dirty.set()
-        self.follower._wake.set()  # a follower waiting for file events notices the stop at once
+        self.follower.close()  # a follower waiting for file events notices the stop at once
         for thread in self._threads:
             thread.join(timeout=5)
 
@@ -632,6 +640,7 @@ class WebServer:
         self.loop: IOLoop | None = None
         self._asyncio_loop = None
         self._stopped = None
+        self._stop_requested = False
         self.assets = {name: (_load(pkg, res), ctype) for name, (pkg, res, ctype) in ASSETS.items()}
         self.pages = {page: self._render(_load("ipyrecorder.viewers", res).decode("utf-8"))
                       for page, res in PAGES.items()}  # fmt: skip
@@ -731,6 +740,8 @@ class WebServer:
         self.loop = IOLoop.current()
         self._stopped = asyncio.Event()
         self._asyncio_loop = asyncio.get_running_loop()
+        if self._stop_requested:
+            self._stopped.set()
         http = HTTPServer(self.application(), ssl_options=self.ssl, idle_connection_timeout=3600)
         http.add_sockets(self.sockets)
         self.hub.on_failure = lambda exc: self._stopped.set()
@@ -762,10 +773,25 @@ class WebServer:
             raise self.hub.failure
 
     def stop(self) -> None:
-        """From any thread, or a signal handler (call_soon_threadsafe wakes the loop in both cases)."""
+        """From any thread, or a signal handler (call_soon_threadsafe wakes the loop in both cases);
+        before ``run()`` has started its loop, it stops as soon as it has."""
+        self._stop_requested = True
         loop = self._asyncio_loop
         if loop is not None:
             loop.call_soon_threadsafe(self._stopped.set)
+
+
+def _quiet_watchdog_stop():
+    """watchdog logs an error when its inotify emitter is stopped mid-read (a harmless race at exit)."""
+    import logging
+
+    noise = "called when the thread is inactive"
+    logger = logging.getLogger("watchdog.observers.inotify")
+    if not any(getattr(f, "ipyrecorder", False) for f in logger.filters):
+        quiet = logging.Filter()
+        quiet.filter = lambda record: noise not in record.getMessage()
+        quiet.ipyrecorder = True
+        logger.addFilter(quiet)
 
 
 class WebViewer(Viewer):
@@ -800,6 +826,7 @@ class WebViewer(Viewer):
 
             raise Failure(str(exc), ExitStatus[exc.status]) from None
         server.announce()
+        _quiet_watchdog_stop()
         previous = {}
         if threading.current_thread() is threading.main_thread():  # Ctrl-C and SIGTERM stop it cleanly
             previous = {sig: signal.signal(sig, lambda *_: server.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}

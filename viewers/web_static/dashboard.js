@@ -490,7 +490,7 @@
     box.appendChild(card("Engines busy", fmtInt(busy) + " / " + fmtInt(alive), D.engines.length > alive ? fmtInt(D.engines.length - alive) + " gone" : "alive engines"));
     box.appendChild(card("Rate", p.rate === null || p.rate === undefined ? DASH : (p.rate < 10 ? p.rate.toFixed(2) : p.rate.toFixed(0)) + "/s",
       p.eta === null || p.eta === undefined ? "last 30 s" : "ETA " + fmtDur(p.eta * 1e6)));
-    box.appendChild(card("Elapsed", S.originKnown && (D.n || S.marks.length) ? fmtDur(Math.max(0, now)) : DASH, S.closed ? "closed" : "since the first submission"));
+    box.appendChild(card("Elapsed", S.originKnown && (D.n || S.marks.length) ? fmtDur(Math.max(0, now)) : DASH, S.closed ? "closed" : "since the start"));
     box.appendChild(card("Marks", fmtInt(S.marks.length), S.segments > 1 ? S.segments + " segments" : null));
     $("progress-ok").style.width = submitted ? (100 * (done - failed) / submitted) + "%" : "0";
     $("progress-err").style.width = submitted ? (100 * failed / submitted) + "%" : "0";
@@ -749,7 +749,7 @@
     },
     refresh: function (force) {  // the results follow the log: at most once a second (every 3 s for big logs)
       if (!this.table) return;
-      var wait = D.n > 200000 ? 3000 : 1000, self = this;
+      var wait = D.n > 200000 ? 3000 : D.n > 20000 ? 1000 : 250, self = this;
       if (!force && (!this.stale || performance.now() - this.last < wait)) {
         if (this.stale && !this.pending) {
           this.pending = setTimeout(function () { self.pending = null; self.refresh(false); }, wait);
@@ -914,7 +914,9 @@
         var f = self.frames;
         if (f && self.lastTs) f.push(ts - self.lastTs);
         self.lastTs = ts;
-        if (API.ready && (self.pending || (self.live && !S.closed && ts - self.lastDraw >= 30))) self.drawNow();
+        // live, the view moves a pixel every (window / width): redraw as often as that, 30 ms to 1 s apart
+        var every = self.L ? Math.min(1000, Math.max(30, (self.v1 - self.v0) / self.L.plotW / 1000)) : 30;
+        if (API.ready && (self.pending || (self.live && !S.closed && ts - self.lastDraw >= every))) self.drawNow();
         requestAnimationFrame(loop);
       };
       requestAnimationFrame(loop);
@@ -985,11 +987,17 @@
         if (this.all) {
           var a = Math.min(0, S.dataStart), range = Math.max(end - a, 1e6);
           this.v0 = a; this.v1 = a + range * 1.02;
-        } else {  // the last `span`; while the run is younger than that, from its start
-          var pad = this.span * 0.02, first = Math.min(0, S.dataStart) - pad;
-          this.v1 = end + pad;
-          this.v0 = this.v1 - this.span;
-          if (this.v0 < first) { this.v0 = first; this.v1 = first + this.span; }
+        } else {  // the last `span`; while the run is younger than that, a window that grows from its start
+          var first = Math.min(0, S.dataStart), pad = this.span * 0.02;
+          this.young = end + pad - first < this.span;
+          if (this.young) {
+            var width = Math.min(this.span, Math.max((end - first) * 1.2, 5e6));
+            this.v0 = first - width * 0.01;
+            this.v1 = this.v0 + width;
+          } else {
+            this.v1 = end + pad;
+            this.v0 = this.v1 - this.span;
+          }
         }
       }
       return end;
@@ -1101,7 +1109,8 @@
       ctx.textAlign = "left";
       ctx.textBaseline = "alphabetic";
       var quiet = this.live && !this.all && D.n && S.dataEnd < v0 ? " \u00b7 nothing in view: the last event was " + fmtDur(end - S.dataEnd) + " ago" : "";
-      $("view-range").textContent = (this.live ? (this.all ? "live \u00b7 whole run" : "live \u00b7 last " + fmtDur(this.span)) :
+      $("view-range").textContent = (this.live ? (this.all ? "live \u00b7 whole run" : this.young ? "live \u00b7 since the start (up to " +
+        fmtDur(this.span) + ")" : "live \u00b7 last " + fmtDur(this.span)) :
         "paused \u00b7 " + fmtAt(v0) + " to " + fmtAt(v1) + " (" + fmtDur(v1 - v0) + ")") + quiet;
       var ms = performance.now() - t0;
       if (this.drawMs) this.drawMs.push(ms);
