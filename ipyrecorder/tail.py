@@ -9,6 +9,7 @@ out to give no events, as NFS, GPFS, SSHFS and CIFS do) by polling.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import threading
 from pathlib import Path
@@ -20,6 +21,7 @@ from .state import State
 READ_CHUNK = 16 << 20  # a long backlog is read and folded in pieces of this size
 POLL_INTERVAL = 0.05  # seconds between polls when polling
 CHECK_INTERVAL = 1.0  # seconds between safety stats while relying on file events
+WRITE_EVENTS = ("modified", "created", "moved", "deleted", "closed")  # "closed": after writing
 
 
 class LogTail:
@@ -72,7 +74,7 @@ class LogTail:
             self._notice(f"{self.path} was replaced; reading it from the start")
             self._reset()
             changed = True
-        elif st.st_size < self.offset or self._rewritten():
+        elif st.st_size < self.offset or (st.st_size > self.offset and self._rewritten()):
             self._notice(f"{self.path} was truncated; reading it from the start")
             self._reset()
             changed = True
@@ -80,9 +82,8 @@ class LogTail:
         if st.st_size == self.offset:
             return changed
         with open(self.path, "rb") as fh:
-            if self.offset == 0:
-                self._head = fh.read(HEAD_SIZE)
-                fh.seek(0)
+            if len(self._head) < HEAD_SIZE:
+                self._head = fh.read(HEAD_SIZE)  # the first frame's head, once it is all there
             fh.seek(self.offset)
             while True:
                 data = fh.read(READ_CHUNK)
@@ -100,7 +101,7 @@ class LogTail:
         (A log truncated and rewritten past our offset between two polls keeps
         its inode and size; its first frame head, with the header's CRC, changes.)
         """
-        if not self._head:
+        if len(self._head) < HEAD_SIZE:
             return False
         with open(self.path, "rb") as fh:
             return fh.read(HEAD_SIZE) != self._head
@@ -145,6 +146,8 @@ class _Wake:
 
         class Handler(FileSystemEventHandler):
             def on_any_event(handler, event):  # noqa: N805
+                if event.event_type not in WRITE_EVENTS:
+                    return  # our own reads open and close the file: never wake on those
                 paths = {getattr(event, "src_path", ""), getattr(event, "dest_path", "")}
                 if str(path) in {os.fsdecode(p) for p in paths if p}:
                     self.events += 1
@@ -152,6 +155,19 @@ class _Wake:
 
         self.events = 0
         self.handler = Handler()
+
+
+class _WatchdogStopNoise(logging.Filter):
+    """watchdog logs an error when its inotify emitter is stopped mid-read: a harmless race."""
+
+    def filter(self, record) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
+def _quiet_watchdog_stop() -> None:
+    logger = logging.getLogger("watchdog.observers.inotify")
+    if not any(isinstance(f, _WatchdogStopNoise) for f in logger.filters):
+        logger.addFilter(_WatchdogStopNoise())
 
 
 class Follower:
@@ -191,6 +207,7 @@ class Follower:
         self._stop_observer()
 
     def _stop_observer(self):
+        _quiet_watchdog_stop()
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)

@@ -173,3 +173,22 @@ def test_a_log_rewritten_in_place_past_the_old_offset_is_noticed(tmp_path):
     assert tail.poll() is True
     assert "truncated" in tail.notices[-1]
     assert sorted(tail.state.tasks) == sorted(f"s_1_{i}" for i in range(20))
+
+
+def test_an_idle_follower_does_not_wake_itself(tmp_path):
+    """Reading the file raises file events (open, close): they must not wake the follower."""
+    path = tmp_path / "idle.mpk"
+    write_sample(path)
+    polls = []
+
+    class CountingTail(LogTail):
+        def poll(self):
+            polls.append(1)
+            return super().poll()
+
+    follower = Follower(CountingTail(path), lambda t: None)
+    with follower:
+        wait_until(lambda: len(follower.tail.state.tasks) == 3, timeout=10, message="the backlog")
+        before = len(polls)
+        follower.stop.wait(1.0)  # idle for a second: only the safety check may poll
+    assert len(polls) - before <= 3

@@ -781,19 +781,6 @@ class WebServer:
             loop.call_soon_threadsafe(self._stopped.set)
 
 
-def _quiet_watchdog_stop():
-    """watchdog logs an error when its inotify emitter is stopped mid-read (a harmless race at exit)."""
-    import logging
-
-    noise = "called when the thread is inactive"
-    logger = logging.getLogger("watchdog.observers.inotify")
-    if not any(getattr(f, "ipyrecorder", False) for f in logger.filters):
-        quiet = logging.Filter()
-        quiet.filter = lambda record: noise not in record.getMessage()
-        quiet.ipyrecorder = True
-        logger.addFilter(quiet)
-
-
 class WebViewer(Viewer):
     name = "web"
     description = "A live dashboard in the browser: engines, timeline, engine pages, task search (read-only)."
@@ -826,7 +813,6 @@ class WebViewer(Viewer):
 
             raise Failure(str(exc), ExitStatus[exc.status]) from None
         server.announce()
-        _quiet_watchdog_stop()
         previous = {}
         if threading.current_thread() is threading.main_thread():  # Ctrl-C and SIGTERM stop it cleanly
             previous = {sig: signal.signal(sig, lambda *_: server.stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
