@@ -82,7 +82,7 @@ def _reader(path, kind, poll, conn, sample_every):
     if kind == "tail":
         from ipyrecorder.tail import POLL_INTERVAL, Follower, LogTail
 
-        tail = LogTail(path)
+        tail = LogTail(path, freeze_gc=True)  # as the CLI's viewers run it
         state = lambda: tail.state  # noqa: E731
 
         def on_change(t):

@@ -478,4 +478,270 @@
     }
     return best;
   };
+
+  // ---------------------------------------------------------------- legend and marks
+  // A legend entry in box: a swatch of colour (thin: a narrow band) and its label.
+  C.legendItem = function (box, colour, label, thin) {
+    var it = h("span", "item"), sw = h("span", "swatch" + (thin ? " thin" : ""));
+    sw.style.background = colour;
+    it.appendChild(sw); it.appendChild(h("span", null, label));
+    box.appendChild(it);
+  };
+  // The legend's first 12 functions (string ids; fnColour: id -> palette index), then how many more there are.
+  C.legendFunctions = function (box, functions, fnColour, strings) {
+    var shown = functions.slice(0, 12);
+    shown.forEach(function (f) { C.legendItem(box, C.PALETTE[fnColour.get(f)], strings[f] || "(no function)"); });
+    if (functions.length > shown.length) box.appendChild(h("span", "item", "+" + (functions.length - shown.length) + " more functions"));
+  };
+  // A row of the marks table: when (fmtAt), text, data.
+  C.markRow = function (m, fmtAt) {
+    var tr = h("tr");
+    tr.appendChild(h("td", "num", fmtAt(m.t)));
+    tr.appendChild(h("td", "wrap", m.text));
+    tr.appendChild(h("td", "mono wrap", m.data));
+    return tr;
+  };
+
+  // ---------------------------------------------------------------- timeline behaviour
+  // Bar height in a row rowH pixels tall.
+  C.barHeight = function (rowH) { return rowH >= 8 ? Math.round(rowH * 0.72) : rowH >= 4 ? rowH - 1 : rowH; };
+
+  // What the report's and the dashboard's timelines share: each is Object.create(C.Timeline) plus its own
+  // fields and hooks. They hold canvas, overlay, ctx, octx, box, tip, L, dpr, sc, v0, v1, hover, mouse, and
+  // provide barRect(i), hitRowAt(j, t, tol) (the task hit in the j-th drawn row), tipFill(i, tip), panTo(a, b),
+  // pause(), reset(), clicked(i) and request(); selectedIndex() defaults to this.selected.
+  var T = (C.Timeline = {});
+
+  T.selectedIndex = function () { return this.selected; };
+
+  // Takes the page's timeline elements (#timeline, #overlay, #timeline-box, #tooltip) and sets the bar colours:
+  // the palette, then error, aborted, running (priority when merged: error, running, aborted, functions).
+  T.attach = function () {
+    var P = C.PALETTE.length, byId = document.getElementById.bind(document);
+    this.canvas = byId("timeline");
+    this.overlay = byId("overlay");
+    this.box = byId("timeline-box");
+    this.tip = byId("tooltip");
+    this.ctx = this.canvas.getContext("2d");
+    this.octx = this.overlay.getContext("2d");
+    this.colours = C.PALETTE.concat([C.C_ERROR, C.C_ABORTED, C.C_RUNNING]);
+    this.priority = new Uint8Array(this.colours.length);
+    this.priority[P] = 3; this.priority[P + 1] = 1; this.priority[P + 2] = 2;
+  };
+  T.pause = function () {};
+
+  // The row height for R rows (fixed, when given, instead of the one that fits).
+  T.rowHeight = function (R, fixed) {
+    var rowH = fixed || Math.max(0.5, Math.min(26, Math.floor(440 / R)));
+    if (R * rowH > 1400) rowH = 1400 / R;
+    return rowH;
+  };
+
+  // Lays out R rows (R >= 1) labelled by names; sizes the canvases (and scratch buffers) when that changed.
+  T.fitLayout = function (R, rowH, names, minLeft, right, busyH) {
+    var width = Math.max(320, Math.floor(this.box.clientWidth));
+    var ctx = this.ctx, label = 0;
+    ctx.font = C.FONT;
+    names.forEach(function (t) { label = Math.max(label, ctx.measureText(t).width); });
+    var L = { width: width, rowH: rowH, left: Math.ceil(Math.max(minLeft, label + 16)), right: right, top: 22, rowsH: R * rowH,
+      gap: 10, busyH: busyH, axisH: 24 };
+    L.plotW = Math.max(50, width - L.left - L.right);
+    L.busyTop = L.top + L.rowsH + L.gap;
+    L.height = Math.ceil(L.busyTop + L.busyH + L.axisH);
+    var dpr = window.devicePixelRatio || 1;
+    var changed = !this.L || this.L.width !== L.width || this.L.height !== L.height || this.dpr !== dpr;
+    this.L = L; this.dpr = dpr;
+    if (changed) {
+      [this.canvas, this.overlay].forEach(function (c) {
+        c.width = Math.round(L.width * dpr); c.height = Math.round(L.height * dpr);
+        c.style.width = L.width + "px"; c.style.height = L.height + "px";
+      });
+      this.sc = C.scratch(L.plotW);
+    }
+    return changed;
+  };
+
+  // Starts a frame: white ground, zebra rows (R drawn), grid lines at ticks; clears sc.busy and clips to the plot
+  // (the caller restores).
+  T.beginFrame = function (V, R, ticks) {
+    var L = this.L, ctx = this.ctx, left = V.left, W = V.W, rowH = L.rowH, top = L.top;
+    ctx.setTransform(this.dpr, 0, 0, this.dpr, 0, 0);
+    ctx.clearRect(0, 0, L.width, L.height);
+    ctx.fillStyle = "#ffffff";
+    ctx.fillRect(0, 0, L.width, L.height);
+    ctx.font = C.FONT;
+    if (rowH >= 6) {
+      ctx.fillStyle = C.C_ZEBRA;
+      for (var r = 1; r < R; r += 2) ctx.fillRect(left, top + r * rowH, W, rowH);
+    }
+    ctx.fillStyle = C.C_GRID;
+    ticks.ts.forEach(function (t) {
+      var x = Math.round(left + (t - V.v0) * V.scale);
+      ctx.fillRect(x, top, 1, L.rowsH);
+      if (L.busyH) ctx.fillRect(x, L.busyTop, 1, L.busyH);
+    });
+    this.sc.busy.fill(0);
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, 0, W, L.height);
+    ctx.clip();
+  };
+
+  // The frames of the rows and busy panels, and the labels of the R rows drawn (name(j)) and of the busy panel.
+  T.drawFrame = function (V, R, name) {
+    var L = this.L, ctx = this.ctx, left = V.left, W = V.W, rowH = L.rowH, top = L.top;
+    ctx.fillStyle = C.C_TEXT;
+    ctx.strokeStyle = "#afb8c1";
+    ctx.lineWidth = 1;
+    ctx.strokeRect(left + 0.5, top + 0.5, W - 1, L.rowsH);
+    if (L.busyH) ctx.strokeRect(left + 0.5, L.busyTop + 0.5, W - 1, L.busyH);
+    ctx.textBaseline = "middle";
+    ctx.textAlign = "right";
+    var every = Math.max(1, Math.ceil(14 / rowH));
+    for (var j = 0; j < R; j += every) ctx.fillText(name(j), left - 8, top + j * rowH + rowH / 2);
+    if (L.busyH) {
+      ctx.fillText("busy", left - 8, L.busyTop + L.busyH / 2 - 7);
+      ctx.fillText("engines", left - 8, L.busyTop + L.busyH / 2 + 7);
+    }
+  };
+
+  // The time axis' labels, and the note of the busy panel's stats (C.drawBusy's, or null) over R engines.
+  T.drawAxis = function (V, ticks, stats, R) {
+    var L = this.L, ctx = this.ctx, left = V.left, W = V.W, v0 = V.v0, v1 = V.v1;
+    ctx.textAlign = "center";
+    ctx.textBaseline = "top";
+    var tickY = L.busyTop + L.busyH + 6;
+    ticks.ts.forEach(function (t) {
+      var label = C.tickLabel(t, ticks.step, v0, v1), x = left + (t - v0) * V.scale, half = ctx.measureText(label).width / 2;
+      ctx.fillText(label, Math.max(left + half - 4, Math.min(left + W + L.right - half - 1, x)), tickY);
+    });
+    if (stats && stats.cols) {
+      ctx.textAlign = "right";
+      var note = "peak " + stats.peak.toFixed(1) + ", mean " + (stats.total / stats.cols).toFixed(2) + " of " + R + " in view";
+      var nw = ctx.measureText(note).width;
+      ctx.fillStyle = "rgba(255, 255, 255, 0.85)";
+      ctx.fillRect(left + W - 10 - nw, L.busyTop + 2, nw + 8, 16);
+      ctx.fillStyle = C.C_TEXT;
+      ctx.fillText(note, left + W - 6, L.busyTop + 4);
+    }
+    ctx.textAlign = "left";
+    ctx.textBaseline = "alphabetic";
+  };
+
+  // CSS pixels, relative to the canvas, of a bar from s to e in the j-th drawn row.
+  T.barBox = function (j, s, e) {
+    var L = this.L, scale = L.plotW / (this.v1 - this.v0), rowH = L.rowH, bh = C.barHeight(rowH);
+    var x0 = L.left + (s - this.v0) * scale, x1 = L.left + (e - this.v0) * scale;
+    return { x: x0, y: L.top + j * rowH + (rowH - bh) / 2, w: x1 - x0, h: bh };
+  };
+
+  // The selected and hovered bars' outlines and the cursor line.
+  T.drawOverlay = function () {
+    var ctx = this.octx, L = this.L, dpr = this.dpr, self = this;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, L.width, L.height);
+    [[this.selectedIndex(), "#0969da"], [this.hover, "#24292f"]].forEach(function (p) {
+      if (p[0] < 0) return;
+      var b = self.barRect(p[0]);
+      if (!b) return;
+      var x0 = Math.max(L.left - 2, b.x), x1 = Math.min(L.left + L.plotW + 2, b.x + Math.max(b.w, 1));
+      if (x1 < L.left || x0 > L.left + L.plotW) return;
+      if (x1 - x0 < 5) { var mid = (x0 + x1) / 2; x0 = mid - 2.5; x1 = mid + 2.5; }
+      ctx.strokeStyle = p[1];
+      ctx.lineWidth = 2;
+      ctx.strokeRect(x0 - 1, b.y - 1, x1 - x0 + 2, b.h + 2);
+    });
+    if (this.mouse && this.mouse.inPlot) {
+      ctx.fillStyle = "rgba(36, 41, 47, 0.35)";
+      ctx.fillRect(Math.round(this.mouse.x), L.top, 1, L.busyTop + L.busyH - L.top);
+    }
+  };
+
+  // The task under (px, py), or -1.
+  T.hitTest = function (px, py) {
+    var L = this.L;
+    if (!L || px < L.left || px > L.left + L.plotW || py < L.top || py >= L.top + L.rowsH) return -1;
+    var j = Math.floor((py - L.top) / L.rowH);
+    if (j < 0) return -1;
+    var scale = L.plotW / (this.v1 - this.v0), t = this.v0 + (px - L.left) / scale, tol = 3 / scale;
+    return this.hitRowAt(j, t, tol);
+  };
+
+  // A definition list appended to tip; returns row(k, v), which adds a non-empty v.
+  C.tipList = function (tip) {
+    var dl = tip.appendChild(h("dl"));
+    return function (k, v) { if (v === null || v === undefined || v === "") return; dl.appendChild(h("dt", null, k)); dl.appendChild(h("dd", null, v)); };
+  };
+  // A pre of text (when there is some) appended to tip.
+  C.tipPre = function (tip, cls, text) { if (text) tip.appendChild(h("pre", cls, text)); };
+
+  // The tooltip of task i (filled by tipFill) near (px, py); hidden for i < 0.
+  T.showTip = function (i, px, py) {
+    var tip = this.tip;
+    if (i < 0) { tip.hidden = true; return; }
+    clear(tip);
+    this.tipFill(i, tip);
+    tip.hidden = false;
+    var bw = this.box.clientWidth, tw = tip.offsetWidth, th = tip.offsetHeight, x = px + 16, y = py + 16;
+    if (x + tw > bw) x = Math.max(0, px - tw - 16);
+    if (y + th > this.L.height && py - th - 16 >= 0) y = py - th - 16;
+    tip.style.left = x + "px";
+    tip.style.top = y + "px";
+  };
+
+  // Mouse handling on the overlay: wheel zooms (horizontal wheel pans), drag pans, click selects, hover shows
+  // the tooltip, double click resets.
+  T.bind = function () {
+    var self = this, ov = this.overlay, drag = null;
+    function pos(ev) { var r = ov.getBoundingClientRect(); return { x: ev.clientX - r.left, y: ev.clientY - r.top }; }
+    ov.addEventListener("wheel", function (ev) {
+      ev.preventDefault();
+      var p = pos(ev), dy = ev.deltaY * (ev.deltaMode === 1 ? 16 : ev.deltaMode === 2 ? 400 : 1);
+      if (Math.abs(ev.deltaX) > Math.abs(dy)) {  // horizontal scroll pans
+        var dt = ev.deltaX * (self.v1 - self.v0) / self.L.plotW;
+        self.pause();
+        self.panTo(self.v0 + dt, self.v1 + dt);
+      } else {
+        self.zoomAt(p.x, Math.exp(Math.max(-300, Math.min(300, dy)) * 0.002));
+      }
+      self.tip.hidden = true;
+    }, { passive: false });
+    ov.addEventListener("mousedown", function (ev) {
+      if (ev.button !== 0) return;
+      drag = { x: pos(ev).x, v0: self.v0, v1: self.v1, moved: false };
+      ov.classList.add("dragging");
+      ev.preventDefault();
+    });
+    window.addEventListener("mousemove", function (ev) {
+      if (!drag) return;
+      var dx = pos(ev).x - drag.x;
+      if (Math.abs(dx) > 3 && !drag.moved) { drag.moved = true; self.pause(); }
+      if (!drag.moved) return;
+      var dt = -dx * (drag.v1 - drag.v0) / self.L.plotW;
+      self.panTo(drag.v0 + dt, drag.v1 + dt);
+      self.tip.hidden = true;
+    });
+    window.addEventListener("mouseup", function (ev) {
+      if (!drag) return;
+      var wasDrag = drag.moved;
+      drag = null;
+      ov.classList.remove("dragging");
+      if (!wasDrag && ev.target === ov) {
+        var p = pos(ev), i = self.hitTest(p.x, p.y);
+        if (i >= 0) self.clicked(i);
+      }
+    });
+    ov.addEventListener("mousemove", function (ev) {
+      if (drag) return;
+      var p = pos(ev), L = self.L;
+      if (!L) return;
+      self.mouse = { x: p.x, y: p.y, inPlot: p.x >= L.left && p.x <= L.left + L.plotW && p.y >= L.top && p.y <= L.busyTop + L.busyH };
+      var i = self.hitTest(p.x, p.y);
+      self.hover = i;
+      self.showTip(i, p.x, p.y);
+      self.drawOverlay();
+    });
+    ov.addEventListener("mouseleave", function () { self.hover = -1; self.mouse = null; self.tip.hidden = true; self.drawOverlay(); });
+    ov.addEventListener("dblclick", function (ev) { ev.preventDefault(); self.reset(); });
+  };
 })(window);

@@ -623,13 +623,7 @@
       this.dirty = false;
       this.shown = S.marks.length;
       var tb = h("tbody");
-      S.marks.forEach(function (m) {
-        var tr = h("tr");
-        tr.appendChild(h("td", "num", fmtAt(m.t)));
-        tr.appendChild(h("td", "wrap", m.text));
-        tr.appendChild(h("td", "mono wrap", m.data));
-        tb.appendChild(tr);
-      });
+      S.marks.forEach(function (m) { tb.appendChild(C.markRow(m, fmtAt)); });
       if (!S.marks.length) {
         var tr0 = h("tr"), td0 = h("td", "empty", "No marks yet (rec.mark(...) adds them)."); td0.colSpan = 3; tr0.appendChild(td0); tb.appendChild(tr0);
       }
@@ -645,18 +639,10 @@
       this.dirty = false;
       var box = $("legend");
       clear(box);
-      var shown = S.functions.slice(0, 12);
-      function item(colour, label) {
-        var it = h("span", "item"), sw = h("span", "swatch");
-        sw.style.background = colour;
-        it.appendChild(sw); it.appendChild(h("span", null, label));
-        box.appendChild(it);
-      }
-      shown.forEach(function (f) { item(PALETTE[S.fnColour.get(f)], D.strings[f] || "(no function)"); });
-      if (S.functions.length > shown.length) box.appendChild(h("span", "item", "+" + (S.functions.length - shown.length) + " more functions"));
-      item(C.C_ERROR, "error");
-      item(C.C_ABORTED, "aborted");
-      item(C.C_RUNNING, "running");
+      C.legendFunctions(box, S.functions, S.fnColour, D.strings);
+      C.legendItem(box, C.C_ERROR, "error");
+      C.legendItem(box, C.C_ABORTED, "aborted");
+      C.legendItem(box, C.C_RUNNING, "running");
     },
   };
 
@@ -884,20 +870,12 @@
   };
 
   // ---------------------------------------------------------------- timeline
-  var Timeline = {
+  var Timeline = Object.assign(Object.create(C.Timeline), {
     live: true, span: 60e6, all: false, v0: 0, v1: 60e6, hover: -1, selected: -1, changed: true, pending: false,
     lastDraw: 0, frames: null, drawMs: null, applyMs: null, renderMs: null,
 
     init: function () {
-      this.canvas = $("timeline");
-      this.overlay = $("overlay");
-      this.box = $("timeline-box");
-      this.tip = $("tooltip");
-      this.ctx = this.canvas.getContext("2d");
-      this.octx = this.overlay.getContext("2d");
-      this.colours = PALETTE.concat([C.C_ERROR, C.C_ABORTED, C.C_RUNNING]);
-      this.priority = new Uint8Array(this.colours.length);
-      this.priority[P] = 3; this.priority[P + 1] = 1; this.priority[P + 2] = 2;
+      this.attach();
       var self = this;
       Array.prototype.forEach.call(document.querySelectorAll(".segmented button"), function (b) {
         b.addEventListener("click", function () {
@@ -952,31 +930,12 @@
 
     layout: function () {
       var shown = this.shown(), R = Math.max(shown.length, 1);
-      var width = Math.max(320, Math.floor(this.box.clientWidth));
-      var rowH = PAGE === "engine" ? 40 : Math.max(0.5, Math.min(26, Math.floor(440 / R)));
-      if (R * rowH > 1400) rowH = 1400 / R;
-      var ctx = this.ctx;
-      ctx.font = C.FONT;
-      var label = 0;
-      shown.forEach(function (r) { label = Math.max(label, ctx.measureText("engine " + D.engines[r].id).width); });
-      var L = { width: width, rowH: rowH, left: Math.ceil(Math.max(64, label + 16)), right: 40, top: 22, rowsH: R * rowH,
-        gap: 10, busyH: PAGE === "engine" ? 0 : 64, axisH: 24 };
-      L.plotW = Math.max(50, width - L.left - L.right);
-      L.busyTop = L.top + L.rowsH + L.gap;
-      L.height = Math.ceil(L.busyTop + L.busyH + L.axisH);
-      var dpr = window.devicePixelRatio || 1;
-      var resized = !this.L || this.L.width !== L.width || this.L.height !== L.height || this.dpr !== dpr;
-      this.L = L; this.dpr = dpr; this.rowsShown = shown;
+      var names = shown.map(function (r) { return "engine " + D.engines[r].id; });
+      this.fitLayout(R, this.rowHeight(R, PAGE === "engine" ? 40 : 0), names, 64, 40, PAGE === "engine" ? 0 : 64);
+      this.rowsShown = shown;
       this.slot = new Map();
       var self = this;
       shown.forEach(function (r, j) { self.slot.set(r, j); });
-      if (resized) {
-        [this.canvas, this.overlay].forEach(function (c) {
-          c.width = Math.round(L.width * dpr); c.height = Math.round(L.height * dpr);
-          c.style.width = L.width + "px"; c.style.height = L.height + "px";
-        });
-        this.sc = C.scratch(L.plotW);
-      }
     },
 
     request: function () { this.pending = true; },
@@ -1009,31 +968,12 @@
       this.lastDraw = t0;
       if (this.changed || !this.L || this.rowsShown.length !== this.shown().length) { this.layout(); this.changed = false; }
       var end = this.view();
-      var L = this.L, ctx = this.ctx, dpr = this.dpr, shown = this.rowsShown, R = shown.length;
+      var L = this.L, ctx = this.ctx, shown = this.rowsShown, R = shown.length;
       var W = L.plotW, left = L.left, v0 = this.v0, v1 = this.v1, scale = W / (v1 - v0), rowH = L.rowH, top = L.top;
-      var V = { v0: v0, v1: v1, scale: scale, W: W, left: left };
-      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-      ctx.fillStyle = "#ffffff";
-      ctx.fillRect(0, 0, L.width, L.height);
-      ctx.font = C.FONT;
-      if (rowH >= 6) {
-        ctx.fillStyle = C.C_ZEBRA;
-        for (var j = 1; j < R; j += 2) ctx.fillRect(left, top + j * rowH, W, rowH);
-      }
-      var ticks = C.ticks(v0, v1, W);
-      ctx.fillStyle = C.C_GRID;
-      ticks.ts.forEach(function (t) {
-        var x = Math.round(left + (t - v0) * scale);
-        ctx.fillRect(x, top, 1, L.rowsH);
-        if (L.busyH) ctx.fillRect(x, L.busyTop, 1, L.busyH);
-      });
-      var bh = rowH >= 8 ? Math.round(rowH * 0.72) : rowH >= 4 ? rowH - 1 : rowH;
+      var V = { v0: v0, v1: v1, scale: scale, W: W, left: left }, ticks = C.ticks(v0, v1, W), j;
+      this.beginFrame(V, R, ticks);
+      var bh = C.barHeight(rowH);
       var sc = this.sc, busy = sc.busy, drawn = 0, rects = 0, running = 0;
-      busy.fill(0);
-      ctx.save();
-      ctx.beginPath();
-      ctx.rect(left, 0, W, L.height);
-      ctx.clip();
       for (j = 0; j < R; j++) {
         var row = S.rows[shown[j]];
         if (!row.m) continue;
@@ -1070,44 +1010,15 @@
       ctx.restore();
       C.drawMarks(ctx, S.marks, V, top - 4, L.busyTop + L.busyH, 14);
       // frame, labels, axis
-      ctx.fillStyle = C.C_TEXT;
-      ctx.strokeStyle = "#afb8c1";
-      ctx.lineWidth = 1;
-      ctx.strokeRect(left + 0.5, top + 0.5, W - 1, L.rowsH);
-      if (L.busyH) ctx.strokeRect(left + 0.5, L.busyTop + 0.5, W - 1, L.busyH);
-      ctx.textBaseline = "middle";
-      ctx.textAlign = "right";
-      var every = Math.max(1, Math.ceil(14 / rowH));
-      for (j = 0; j < R; j += every) ctx.fillText("engine " + D.engines[shown[j]].id, left - 8, top + j * rowH + rowH / 2);
+      this.drawFrame(V, R, function (k) { return "engine " + D.engines[shown[k]].id; });
       if (!R) { ctx.textAlign = "center"; ctx.fillText(S.exists ? "no engine yet" : "waiting for the log", left + W / 2, top + rowH / 2); ctx.textAlign = "right"; }
-      if (L.busyH) {
-        ctx.fillText("busy", left - 8, L.busyTop + L.busyH / 2 - 7);
-        ctx.fillText("engines", left - 8, L.busyTop + L.busyH / 2 + 7);
-      }
       if (!S.closed && end >= v0 && end <= v1) {
         ctx.textAlign = "left";
         ctx.fillStyle = "#1a7f37";
         ctx.fillText("now", Math.min(left + (end - v0) * scale + 4, L.width - 26), top - 10);
         ctx.fillStyle = C.C_TEXT;
       }
-      ctx.textAlign = "center";
-      ctx.textBaseline = "top";
-      var tickY = L.busyTop + L.busyH + 6;
-      ticks.ts.forEach(function (t) {
-        var label = C.tickLabel(t, ticks.step, v0, v1), x = left + (t - v0) * scale, half = ctx.measureText(label).width / 2;
-        ctx.fillText(label, Math.max(left + half - 4, Math.min(left + W + L.right - half - 1, x)), tickY);
-      });
-      if (stats && stats.cols) {
-        ctx.textAlign = "right";
-        var note = "peak " + stats.peak.toFixed(1) + ", mean " + (stats.total / stats.cols).toFixed(2) + " of " + R + " in view";
-        var nw = ctx.measureText(note).width;
-        ctx.fillStyle = "rgba(255, 255, 255, 0.85)";
-        ctx.fillRect(left + W - 10 - nw, L.busyTop + 2, nw + 8, 16);
-        ctx.fillStyle = C.C_TEXT;
-        ctx.fillText(note, left + W - 6, L.busyTop + 4);
-      }
-      ctx.textAlign = "left";
-      ctx.textBaseline = "alphabetic";
+      this.drawAxis(V, ticks, stats, R);
       var quiet = this.live && !this.all && D.n && S.dataEnd < v0 ? " \u00b7 nothing in view: the last event was " + fmtDur(end - S.dataEnd) + " ago" : "";
       $("view-range").textContent = (this.live ? (this.all ? "live \u00b7 whole run" : this.young ? "live \u00b7 since the start (up to " +
         fmtDur(this.span) + ")" : "live \u00b7 last " + fmtDur(this.span)) :
@@ -1122,70 +1033,33 @@
     barRect: function (i) {
       var k = this.slot && this.slot.get(D.row[i]);
       if (k === undefined || D.start[i] !== D.start[i]) return null;
-      var L = this.L, scale = L.plotW / (this.v1 - this.v0), rowH = L.rowH;
-      var bh = rowH >= 8 ? Math.round(rowH * 0.72) : rowH >= 4 ? rowH - 1 : rowH;
-      var s = D.start[i], e = D.status[i] === 3 ? edge() : barEnd(i);
-      var x0 = L.left + (s - this.v0) * scale, x1 = L.left + (e - this.v0) * scale;
-      return { x: x0, y: L.top + k * rowH + (rowH - bh) / 2, w: x1 - x0, h: bh };
+      return this.barBox(k, D.start[i], D.status[i] === 3 ? edge() : barEnd(i));
     },
 
-    drawOverlay: function () {
-      var ctx = this.octx, L = this.L, dpr = this.dpr, self = this;
-      ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-      ctx.clearRect(0, 0, L.width, L.height);
-      [[Details.index, "#0969da"], [this.hover, "#24292f"]].forEach(function (p) {
-        if (p[0] < 0) return;
-        var b = self.barRect(p[0]);
-        if (!b) return;
-        var x0 = Math.max(L.left - 2, b.x), x1 = Math.min(L.left + L.plotW + 2, b.x + Math.max(b.w, 1));
-        if (x1 < L.left || x0 > L.left + L.plotW) return;
-        if (x1 - x0 < 5) { var mid = (x0 + x1) / 2; x0 = mid - 2.5; x1 = mid + 2.5; }
-        ctx.strokeStyle = p[1];
-        ctx.lineWidth = 2;
-        ctx.strokeRect(x0 - 1, b.y - 1, x1 - x0 + 2, b.h + 2);
-      });
-      if (this.mouse && this.mouse.inPlot) {
-        ctx.fillStyle = "rgba(36, 41, 47, 0.35)";
-        ctx.fillRect(Math.round(this.mouse.x), L.top, 1, L.busyTop + L.busyH - L.top);
-      }
-    },
+    selectedIndex: function () { return Details.index; },
 
-    hitTest: function (px, py) {
-      var L = this.L;
-      if (!L || px < L.left || px > L.left + L.plotW || py < L.top || py >= L.top + L.rowsH) return -1;
-      var j = Math.floor((py - L.top) / L.rowH), r = this.rowsShown[j];
+    hitRowAt: function (j, t, tol) {
+      var r = this.rowsShown[j];
       if (r === undefined) return -1;
-      var scale = L.plotW / (this.v1 - this.v0), t = this.v0 + (px - L.left) / scale, tol = 3 / scale, end = edge(), hit = -1;
+      var end = edge(), hit = -1;
       S.running.forEach(function (i) { if (D.row[i] === r && t >= D.start[i] - tol && t <= end + tol) hit = i; });
       if (hit >= 0) return hit;
       var row = S.rows[r];
       return row.m ? C.hitRow(row, row.m, t, tol) : -1;
     },
 
-    showTip: function (i, px, py) {
-      var tip = this.tip;
-      if (i < 0) { tip.hidden = true; return; }
-      clear(tip);
+    tipFill: function (i, tip) {
       tip.appendChild(h("div", "tt-title", taskLabel(i)));
-      var dl = h("dl");
-      function row(k, v) { if (v === null || v === undefined || v === "") return; dl.appendChild(h("dt", null, k)); dl.appendChild(h("dd", null, v)); }
+      var row = C.tipList(tip);
       row("function", D.strings[D.fn[i]] || DASH);
       row("msg_id", C.msgId(D, i));
       row("engine", C.engineOf(D, i));
       row("status", STATUSES[D.status[i]]);
       row("duration", D.status[i] === 3 ? fmtDur(edge() - D.start[i]) + " so far" : fmtDur(C.runUs(D, i)));
       row("started", fmtAt(D.start[i]));
-      tip.appendChild(dl);
-      var err = C.errorText(D, i), out = D.stdout.get(i), errOut = D.stderr.get(i);
-      if (err) tip.appendChild(h("pre", "err", err));
-      if (out) tip.appendChild(h("pre", null, out));
-      if (errOut) tip.appendChild(h("pre", "err", errOut));
-      tip.hidden = false;
-      var bw = this.box.clientWidth, tw = tip.offsetWidth, th = tip.offsetHeight, x = px + 16, y = py + 16;
-      if (x + tw > bw) x = Math.max(0, px - tw - 16);
-      if (y + th > this.L.height && py - th - 16 >= 0) y = py - th - 16;
-      tip.style.left = x + "px";
-      tip.style.top = y + "px";
+      C.tipPre(tip, "err", C.errorText(D, i));
+      C.tipPre(tip, null, D.stdout.get(i));
+      C.tipPre(tip, "err", D.stderr.get(i));
     },
 
     zoomAt: function (px, factor) {
@@ -1197,62 +1071,14 @@
       this.request();
     },
 
-    bind: function () {
-      var self = this, ov = this.overlay, drag = null;
-      function pos(ev) { var r = ov.getBoundingClientRect(); return { x: ev.clientX - r.left, y: ev.clientY - r.top }; }
-      ov.addEventListener("wheel", function (ev) {
-        ev.preventDefault();
-        var p = pos(ev), dy = ev.deltaY * (ev.deltaMode === 1 ? 16 : ev.deltaMode === 2 ? 400 : 1);
-        if (Math.abs(ev.deltaX) > Math.abs(dy)) {  // horizontal scroll pans (and pauses)
-          var dt = ev.deltaX * (self.v1 - self.v0) / self.L.plotW;
-          self.live = false; self.controls();
-          self.v0 += dt; self.v1 += dt;
-          self.request();
-        } else {
-          self.zoomAt(p.x, Math.exp(Math.max(-300, Math.min(300, dy)) * 0.002));
-        }
-        self.tip.hidden = true;
-      }, { passive: false });
-      ov.addEventListener("mousedown", function (ev) {
-        if (ev.button !== 0) return;
-        drag = { x: pos(ev).x, v0: self.v0, v1: self.v1, moved: false };
-        ov.classList.add("dragging");
-        ev.preventDefault();
-      });
-      window.addEventListener("mousemove", function (ev) {
-        if (!drag) return;
-        var dx = pos(ev).x - drag.x;
-        if (Math.abs(dx) > 3 && !drag.moved) { drag.moved = true; self.live = false; self.controls(); }
-        if (!drag.moved) return;
-        var dt = -dx * (drag.v1 - drag.v0) / self.L.plotW;
-        self.v0 = drag.v0 + dt; self.v1 = drag.v1 + dt;
-        self.tip.hidden = true;
-        self.request();
-      });
-      window.addEventListener("mouseup", function (ev) {
-        if (!drag) return;
-        var wasDrag = drag.moved;
-        drag = null;
-        ov.classList.remove("dragging");
-        if (!wasDrag && ev.target === ov) {
-          var p = pos(ev), i = self.hitTest(p.x, p.y);
-          if (i >= 0) Details.show(i, false);
-        }
-      });
-      ov.addEventListener("mousemove", function (ev) {
-        if (drag) return;
-        var p = pos(ev), L = self.L;
-        if (!L) return;
-        self.mouse = { x: p.x, y: p.y, inPlot: p.x >= L.left && p.x <= L.left + L.plotW && p.y >= L.top && p.y <= L.busyTop + L.busyH };
-        var i = self.hitTest(p.x, p.y);
-        self.hover = i;
-        self.showTip(i, p.x, p.y);
-        self.drawOverlay();
-      });
-      ov.addEventListener("mouseleave", function () { self.hover = -1; self.mouse = null; self.tip.hidden = true; self.drawOverlay(); });
-      ov.addEventListener("dblclick", function (ev) { ev.preventDefault(); self.setLive(true); });
-    },
-  };
+    pause: function () { this.live = false; this.controls(); },
+
+    panTo: function (a, b) { this.v0 = a; this.v1 = b; this.request(); },
+
+    reset: function () { this.setLive(true); },
+
+    clicked: function (i) { Details.show(i, false); },
+  });
 
   // ---------------------------------------------------------------- API for tests, benchmarks and scripting
   API.tasks = function () { return D.n; };
