@@ -294,3 +294,16 @@ def machine() -> dict:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **code_fingerprint(),
     }
+
+
+def write_task_log(path, tasks: int, t0_us: int) -> None:
+    """A log of ``tasks`` synthetic tasks (submit, start, complete) on the usual engines."""
+    from ipyrecorder.log import LogWriter, new_header
+
+    t0 = EPOCH + timedelta(microseconds=t0_us)
+    with LogWriter(path, "w", new_header(t0=t0)) as writer:
+        for engine_id, uuid in enumerate(ENGINE_UUIDS):
+            writer.append({"kind": "engine_register", "t": t0, "engine_id": engine_id,
+                           "uuid": uuid, "present": True})  # fmt: skip
+        for event in task_events(tasks, t0_us):
+            writer.append(event)

@@ -22,14 +22,13 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import timedelta
 
 import msgpack
 
 from ipyrecorder import replay
-from ipyrecorder.log import LogReader, LogWriter, new_header, read_frames
+from ipyrecorder.log import LogReader, read_frames
 
-from ._util import ENGINE_UUIDS, EPOCH, ROOT, log, now_us, task_events, timed
+from ._util import ROOT, log, now_us, timed, write_task_log
 
 FRESH = """
 import json, sys, time
@@ -49,15 +48,8 @@ def _fresh_replay(path) -> float:
 
 def build_log(path, wire_events: int) -> dict:
     tasks = max(1, wire_events // 4)
-    t0_us = now_us()
-    t0 = EPOCH + timedelta(microseconds=t0_us)
     started = time.perf_counter()
-    with LogWriter(path, "w", new_header(t0=t0)) as writer:
-        for engine_id, uuid in enumerate(ENGINE_UUIDS):
-            writer.append({"kind": "engine_register", "t": t0, "engine_id": engine_id,
-                           "uuid": uuid, "present": True})  # fmt: skip
-        for event in task_events(tasks, t0_us):
-            writer.append(event)
+    write_task_log(path, tasks, now_us())
     return {"tasks": tasks, "build_seconds": time.perf_counter() - started}
 
 

@@ -15,9 +15,7 @@ import json
 import os
 from datetime import timedelta
 
-from ipyrecorder.log import LogWriter, new_header
-
-from ._util import ENGINE_UUIDS, EPOCH, log, msg_id, now_us, task_events
+from ._util import ENGINE_UUIDS, EPOCH, log, msg_id, now_us, write_task_log
 
 # The keys of ipyparallel.client.client.Metadata (9.2); checked when importable.
 METADATA_KEYS = (
@@ -67,14 +65,8 @@ def metadata_json(tasks: int, t0_us: int, **dump_kwargs) -> str:
 
 def run(tmpdir, tasks: int = 2000) -> dict:
     t0_us = now_us()
-    t0 = EPOCH + timedelta(microseconds=t0_us)
     path = os.path.join(tmpdir, "size.mpk")
-    with LogWriter(path, "w", new_header(t0=t0)) as writer:
-        for engine_id, uuid in enumerate(ENGINE_UUIDS):
-            writer.append({"kind": "engine_register", "t": t0, "engine_id": engine_id,
-                           "uuid": uuid, "present": True})  # fmt: skip
-        for event in task_events(tasks, t0_us):
-            writer.append(event)
+    write_task_log(path, tasks, t0_us)
     size = os.path.getsize(path)
     os.remove(path)
     compact = len(metadata_json(tasks, t0_us).encode())

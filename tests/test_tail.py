@@ -6,7 +6,6 @@ from datetime import timedelta
 import pytest
 
 import ipyrecorder
-from ipyrecorder.log import frame
 from ipyrecorder.tail import Follower, LogTail
 
 from .conftest import wait_until
