@@ -501,7 +501,7 @@ def test_paths_never_leave_the_whitelist(tmp_path, monkeypatch):
         for path in ["/static/../../etc/passwd", "/static/%2e%2e/%2e%2e/etc/passwd", "/static/..%2f..%2fetc%2fpasswd",
                      "/static/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/static//etc/passwd", "/static/%2fetc%2fpasswd",
                      "/static/dashboard.js/../../../../etc/passwd", "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd",
-                     "/static/web.py", "/static/index.html", "/static/report.js", "/static/", "/static/.",
+                     "/static/web.py", "/static/page.html", "/static/cluster.html", "/static/report.js", "/static/", "/static/.",
                      "/static/dashboard.js%00.png", "/static/DASHBOARD.JS", "/engine/0/../../../etc/passwd",
                      "/api/task/../../etc/passwd", "/etc/passwd"]:  # fmt: skip
             status, body = raw_get(server, path)

@@ -86,7 +86,15 @@ ASSETS = {
     "dashboard.css": ("ipyrecorder.viewers", "web_static/dashboard.css", "text/css; charset=utf-8"),
     "favicon.svg": ("ipyrecorder.viewers", "web_static/favicon.svg", "image/svg+xml"),
 }
-PAGES = {"cluster": "web_static/index.html", "engine": "web_static/engine.html"}
+# Every page is the shell (web_static/page.html) around its own main content.
+PAGE_SHELL = "web_static/page.html"
+PAGES = {
+    "cluster": ("web_static/cluster.html", "",
+                '      <a class="navlink current" id="nav-cluster" href="/@@QUERY@@">Cluster</a>\n'),
+    "engine": ("web_static/engine.html", "Engine &middot; ",
+               '      <a class="navlink" id="nav-cluster" href="/@@QUERY@@">Cluster</a>\n'
+               '      <span class="navlink current" id="nav-engine">Engine</span>\n'),
+}  # fmt: skip
 
 _TASK_KINDS = frozenset({ev.TASK, ev.SUBMIT, ev.START, ev.COMPLETE, ev.STDOUT, ev.STDERR, ev.ATTEMPT_ERROR, ev.LABEL})
 
@@ -642,8 +650,11 @@ class WebServer:
         self._stopped = None
         self._stop_requested = False
         self.assets = {name: (_load(pkg, res), ctype) for name, (pkg, res, ctype) in ASSETS.items()}
-        self.pages = {page: self._render(_load("ipyrecorder.viewers", res).decode("utf-8"))
-                      for page, res in PAGES.items()}  # fmt: skip
+        shell = _load("ipyrecorder.viewers", PAGE_SHELL).decode("utf-8")
+        self.pages = {}
+        for page, (body, title, nav) in PAGES.items():
+            text = shell.replace("@@PAGE@@", page).replace("@@TITLE@@", title).replace("@@NAV@@", nav)
+            self.pages[page] = self._render(text.replace("@@BODY@@", _load("ipyrecorder.viewers", body).decode("utf-8")))
 
     def _ssl_context(self):
         if self.certfile is None:
