@@ -14,13 +14,13 @@ import time
 from datetime import datetime, timezone
 
 from .log import LogWriter, new_header
+from .messages import completion, engine_event, iopub_events, submission
 
 HUB_DB_NOTE = "the Hub's default in-memory database (DictDB) keeps only the newest 1,024 task records"
 RECORD_KEYS = ["msg_id", "header", "submitted", "started", "completed", "received", "engine_uuid",
                "client_uuid", "queue", "result_content", "error", "label", "resubmitted", "stdout", "stderr"]  # fmt: skip
 IOPUB_TYPES = ("status", "stream", "error")
 DB_TIMEOUT = 10.0  # seconds the Hub may take to answer a query before it counts as gone
-STATUSES = ("ok", "error", "aborted")
 
 
 def connect(profile=None, url_file=None, timeout: float = 30):
@@ -33,41 +33,6 @@ def connect(profile=None, url_file=None, timeout: float = 30):
 
 def _engine_ids(client) -> dict:
     return {uuid: eid for eid, uuid in dict(client._engines).items() if isinstance(eid, int)}
-
-
-def submission(record) -> dict:
-    """The submit event of a Hub TaskRecord."""
-    header = record.get("header") or {}
-    return {
-        "kind": "submit",
-        "msg_id": record["msg_id"],
-        "t": record.get("submitted") or header.get("date"),
-        "queue": record.get("queue") if record.get("queue") in ("task", "mux", "broadcast") else None,
-        "function": "execute" if header.get("msg_type") == "execute_request" else None,
-        "label": record.get("label"),
-    }
-
-
-def completion(record, engine_ids: dict) -> dict | None:
-    """The complete event of a finished Hub TaskRecord (None if it has not finished)."""
-    if record.get("completed") is None:
-        return None
-    content = record.get("result_content") or {}
-    error = record.get("error") or {}
-    status = content.get("status") if isinstance(content, dict) else None
-    if status not in STATUSES:
-        status = "error" if error else "ok"
-    return {
-        "kind": "complete",
-        "msg_id": record["msg_id"],
-        "status": status,
-        "started": record.get("started"),
-        "completed": record.get("completed"),
-        "received": record.get("received"),  # the Hub's clock here, not a client's
-        "engine_id": engine_ids.get(record.get("engine_uuid")),
-        "ename": error.get("ename") if status != "ok" else None,
-        "evalue": error.get("evalue") if status != "ok" else None,
-    }
 
 
 def import_hub(client, path, where=None, mode: str = "w") -> int:
@@ -89,7 +54,7 @@ def import_hub(client, path, where=None, mode: str = "w") -> int:
                     log.append({"kind": stream, "msg_id": record["msg_id"],
                                 "t": record.get("completed") or record.get("started") or record.get("submitted"),
                                 "text": record[stream]})  # fmt: skip
-            done = completion(record, engine_ids)
+            done = completion(record, engine_ids.get)
             if done is not None:
                 log.append(done)
             if record.get("resubmitted"):
@@ -234,7 +199,7 @@ class Observer:
                 if record.get("submitted") is not None:
                     self._since = max(self._since or record["submitted"], record["submitted"])
             if msg_id in self._pending:
-                done = completion(record, self._engine_ids)
+                done = completion(record, self._engine_ids.get)
                 if done is not None:
                     self._log.append(done)
                     self._pending.discard(msg_id)
@@ -252,30 +217,18 @@ class Observer:
                 self._on_iopub(item[1])
 
     def _on_engine(self, t, event):
-        t = datetime.fromtimestamp(t, timezone.utc)
-        engine_id, uuid = event.get("id"), event.get("uuid")
         if event.get("event") == "register":
-            self._engine_ids[uuid] = engine_id
-            self._log.append({"kind": "engine_register", "t": t, "engine_id": engine_id, "uuid": uuid})
-        elif event.get("event") == "unregister":
-            self._log.append({"kind": "engine_unregister", "t": t, "engine_id": engine_id})
+            self._engine_ids[event.get("uuid")] = event.get("id")
+        engine = engine_event(t, event)
+        if engine is not None:
+            self._log.append(engine)
 
     def _on_iopub(self, msg):
         parent = msg.get("parent_header") or {}
-        msg_id = parent.get("msg_id")
-        if not msg_id or parent.get("msg_type") not in ("apply_request", "execute_request"):
-            return
-        msg_type = msg["header"]["msg_type"]
-        content = msg["content"]
-        engine_id = self._engine_ids.get((msg.get("metadata") or {}).get("engine"))
-        if msg_type == "status" and content.get("execution_state") == "busy":
-            self._log.append({"kind": "start", "msg_id": msg_id, "t": msg["header"]["date"], "engine_id": engine_id})
-        elif msg_type == "stream" and self.capture_output:
-            kind = "stderr" if content.get("name") == "stderr" else "stdout"
-            self._log.append({"kind": kind, "msg_id": msg_id, "t": msg["header"]["date"], "text": content.get("text", "")})
-        elif msg_type == "error":
-            self._log.append({"kind": "attempt_error", "msg_id": msg_id, "t": msg["header"]["date"],
-                              "engine_id": engine_id, "ename": content.get("ename"), "evalue": content.get("evalue")})  # fmt: skip
+        if not parent.get("msg_id") or parent.get("msg_type") not in ("apply_request", "execute_request"):
+            return  # not a task: the observer's own queries, other clients' control messages
+        for event in iopub_events(msg, self._engine_ids.get, self.capture_output):
+            self._log.append(event)
 
     def _close_client(self):
         client, self._client = self._client, None

@@ -19,9 +19,9 @@ from datetime import datetime, timezone
 from . import tap as T
 from .events import STATUS_CODES
 from .log import LogWriter, new_header
+from .messages import completion, engine_event, iopub_events
 
 FLUSH_INTERVAL = 0.025  # seconds between writes while events flow (brief: <= 50 ms)
-MAX_TEXT = 1 << 20  # longer stdout/stderr chunks are split into several events
 
 
 class RecorderWarning(UserWarning):
@@ -303,29 +303,8 @@ class Recording:
             self._add_label(msg_id, self.names[msg_id])
 
     def _on_iopub(self, msg):
-        msg_type = msg["header"]["msg_type"]
-        msg_id = msg["parent_header"].get("msg_id")
-        if msg_type == "status":
-            if msg["content"].get("execution_state") == "busy":
-                engine = self._engine_id(msg["metadata"].get("engine"))
-                self._append({"kind": "start", "msg_id": msg_id, "t": msg["header"]["date"], "engine_id": engine})
-        elif msg_type == "stream":
-            if self.capture_output:
-                content = msg["content"]
-                text = content.get("text", "")
-                kind = "stderr" if content.get("name") == "stderr" else "stdout"
-                for i in range(0, max(len(text), 1), MAX_TEXT):
-                    self._append({"kind": kind, "msg_id": msg_id, "t": msg["header"]["date"], "text": text[i : i + MAX_TEXT]})
-        elif msg_type == "error":
-            content = msg["content"]
-            self._append({
-                "kind": "attempt_error",
-                "msg_id": msg_id,
-                "t": msg["header"]["date"],
-                "engine_id": self._engine_id(msg["metadata"].get("engine")),
-                "ename": content.get("ename"),
-                "evalue": content.get("evalue"),
-            })  # fmt: skip
+        for event in iopub_events(msg, self._engine_id, self.capture_output):
+            self._append(event)
 
     def _on_reply(self, future):
         msg_id = future.msg_id
@@ -363,13 +342,11 @@ class Recording:
             del self._pending[msg_id]
 
     def _on_engine(self, t, event):
-        engine_id, uuid = event.get("id"), event.get("uuid")
-        t = datetime.fromtimestamp(t, timezone.utc)
         if event.get("event") == "register":
-            self._uuid_to_id[uuid] = engine_id
-            self._append({"kind": "engine_register", "t": t, "engine_id": engine_id, "uuid": uuid})
-        elif event.get("event") == "unregister":
-            self._append({"kind": "engine_unregister", "t": t, "engine_id": engine_id})
+            self._uuid_to_id[event.get("uuid")] = event.get("id")
+        engine = engine_event(t, event)
+        if engine is not None:
+            self._append(engine)
 
     def _on_hub_reply(self, msg_type, content):
         """Resubmissions happen in the Hub; follow them through its replies."""
@@ -386,7 +363,10 @@ class Recording:
             rec = content.get(msg_id)
             if msg_id not in self._pending or not isinstance(rec, dict):
                 continue
-            self._append(_completion_from_hub(msg_id, rec, self._engine_id))
+            done = completion({"msg_id": msg_id, **rec}, self._engine_id)
+            if done is None:
+                continue
+            self._append(done)
             for name in ("stdout", "stderr"):
                 text = (rec.get("io") or {}).get(name)
                 if text and self.capture_output:
@@ -414,25 +394,6 @@ class Recording:
         for msg_id, name in list(self.names.items()):
             if msg_id in recorded and msg_id not in self._labelled:
                 self._add_label(msg_id, name)
-
-
-def _completion_from_hub(msg_id, rec, engine_id_of) -> dict:
-    """A complete event from a Hub TaskRecord (as a result_request reply carries it)."""
-    header = rec.get("result_header") or {}
-    meta = rec.get("result_metadata") or {}
-    content = rec.get("result_content") or {}
-    status = content.get("status") if isinstance(content, dict) else None
-    return {
-        "kind": "complete",
-        "msg_id": msg_id,
-        "status": status if status in STATUS_CODES else "error",
-        "started": meta.get("started"),
-        "completed": header.get("date"),
-        "received": rec.get("received"),
-        "engine_id": engine_id_of(meta.get("engine") or rec.get("engine_uuid")),
-        "ename": content.get("ename") if isinstance(content, dict) else None,
-        "evalue": content.get("evalue") if isinstance(content, dict) else None,
-    }
 
 
 def recording(target, path="ipyrecorder.mpk", *, names=None, mode="a", capture_output=True) -> Recording:

@@ -1,0 +1,96 @@
+"""ipyparallel's messages and Hub records, turned into event dicts.
+
+The recorder (one client's tap) and the observer (``hub.py``, every client)
+see the same kinds of raw material: iopub messages from engines, registration
+notifications, and the Hub's TaskRecords. This module is the one place that
+says which events each becomes.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from .events import QUEUE_CODES, STATUS_CODES
+
+MAX_TEXT = 1 << 20  # longer stdout/stderr chunks are split into several events
+
+
+def iopub_events(msg, engine_id_of, capture_output: bool = True):
+    """Events for one iopub message of a task: start (busy), output, attempt error."""
+    msg_type = msg["header"]["msg_type"]
+    msg_id = (msg.get("parent_header") or {}).get("msg_id")
+    t = msg["header"]["date"]
+    content = msg["content"]
+    if msg_type == "status":
+        if content.get("execution_state") == "busy":
+            engine = engine_id_of((msg.get("metadata") or {}).get("engine"))
+            yield {"kind": "start", "msg_id": msg_id, "t": t, "engine_id": engine}
+    elif msg_type == "stream":
+        if capture_output:
+            text = content.get("text", "")
+            kind = "stderr" if content.get("name") == "stderr" else "stdout"
+            for i in range(0, max(len(text), 1), MAX_TEXT):
+                yield {"kind": kind, "msg_id": msg_id, "t": t, "text": text[i : i + MAX_TEXT]}
+    elif msg_type == "error":
+        yield {
+            "kind": "attempt_error",
+            "msg_id": msg_id,
+            "t": t,
+            "engine_id": engine_id_of((msg.get("metadata") or {}).get("engine")),
+            "ename": content.get("ename"),
+            "evalue": content.get("evalue"),
+        }
+
+
+def engine_event(t: float, event: dict) -> dict | None:
+    """The event for a client registration notification (``t`` in epoch seconds)."""
+    when = datetime.fromtimestamp(t, timezone.utc)
+    if event.get("event") == "register":
+        return {"kind": "engine_register", "t": when, "engine_id": event.get("id"), "uuid": event.get("uuid")}
+    if event.get("event") == "unregister":
+        return {"kind": "engine_unregister", "t": when, "engine_id": event.get("id")}
+    return None
+
+
+def submission(record) -> dict:
+    """The submit event of a Hub TaskRecord."""
+    header = record.get("header") or {}
+    return {
+        "kind": "submit",
+        "msg_id": record["msg_id"],
+        "t": record.get("submitted") or header.get("date"),
+        "queue": record.get("queue") if record.get("queue") in QUEUE_CODES else None,
+        "function": "execute" if header.get("msg_type") == "execute_request" else None,
+        "label": record.get("label"),
+    }
+
+
+def completion(record, engine_id_of) -> dict | None:
+    """The complete event of a finished Hub TaskRecord (None if it has not finished).
+
+    ``db_query`` gives the Hub's own fields (started, completed, engine_uuid,
+    error); a ``result_request`` reply gives the result's header and metadata.
+    ``received`` is the Hub's clock here, not a client's.
+    """
+    header = record.get("result_header") or {}
+    meta = record.get("result_metadata") or {}
+    completed = record.get("completed") or header.get("date")
+    if completed is None:
+        return None
+    content = record.get("result_content")
+    content = content if isinstance(content, dict) else {}
+    error = record.get("error") or (content if content.get("status") not in ("ok", None) else {})
+    status = content.get("status")
+    if status not in STATUS_CODES:
+        status = "error" if error else "ok"
+    failed = status != "ok"
+    return {
+        "kind": "complete",
+        "msg_id": record["msg_id"],
+        "status": status,
+        "started": record.get("started") or meta.get("started"),
+        "completed": completed,
+        "received": record.get("received"),
+        "engine_id": engine_id_of(record.get("engine_uuid") or meta.get("engine")),
+        "ename": error.get("ename") if failed else None,
+        "evalue": error.get("evalue") if failed else None,
+    }
