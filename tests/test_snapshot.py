@@ -6,6 +6,7 @@ import pytest
 
 import ipyrecorder
 
+from .conftest import wait_until
 from .test_recorder import assert_matches_metadata, echo, fail
 
 pytestmark = pytest.mark.cluster
@@ -19,9 +20,10 @@ def test_snapshot_matches_the_async_results(rc, engines, log_path):
     amr.get(timeout=30), single.get(timeout=30)
     with pytest.raises(Exception):
         failing.get(timeout=30)
-    assert not any(m in rc.metadata for m in amr.msg_ids)  # the client has forgotten them
     for ar in (amr, single, failing):
         ar.wait_for_output(timeout=30)
+    # the client forgets a task once its reply and output are in (a callback on its IO thread)
+    wait_until(lambda: not any(m in rc.metadata for m in amr.msg_ids), timeout=30, message="the client to forget")
     ipyrecorder.snapshot([amr, single, failing], log_path, names={single.msg_ids[0]: "the direct one"})
     state = ipyrecorder.replay(log_path)
     assert state.headers[0]["reconstructed"] is True and "reconstructed" in state.headers[0]["note"]
