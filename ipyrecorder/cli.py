@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from .log import LogError, LogLocked, LogReader, NotALog, UnsupportedVersion
+from .log import LogError, LogLocked, LogReader, NotALog, UnsupportedVersion, read_header
 from .log import repair as repair_tail
 
 
@@ -37,9 +37,11 @@ class Failure(Exception):
         self.status = status
 
 
-def _open_reader(path) -> LogReader:
+@contextlib.contextmanager
+def _log_errors(path):
+    """One line and the right exit status for a missing, unreadable or foreign log."""
     try:
-        return LogReader(path)
+        yield
     except FileNotFoundError:
         raise Failure(f"{path}: no such file", ExitStatus.NO_FILE) from None
     except IsADirectoryError:
@@ -48,6 +50,11 @@ def _open_reader(path) -> LogReader:
         raise Failure(f"{path}: permission denied", ExitStatus.NO_FILE) from None
     except (NotALog, UnsupportedVersion) as exc:
         raise Failure(str(exc), ExitStatus.NOT_A_LOG) from None
+
+
+def _open_reader(path) -> LogReader:
+    with _log_errors(path):
+        return LogReader(path)
 
 
 def _parse_options(pairs) -> dict:
@@ -70,8 +77,10 @@ UNTIL_HELP = "Rebuild the state as it was at this time: ISO 8601, or relative to
 
 
 def _open_all(logs):
+    """Fail early, in one line, on a bad log: reading only each log's first frame."""
     for log in logs:
-        _open_reader(log)  # fail early, in one line, on a bad log
+        with _log_errors(log):
+            read_header(log)
 
 
 def _fold_all(logs, until):
@@ -188,7 +197,7 @@ def watch(log, viewer_name, poll, once, options):
     except PluginError as exc:
         raise Failure(str(exc), ExitStatus.USAGE) from None
     if once:
-        _open_reader(log)  # one line, and the right status, for a missing or bad file
+        _open_all([log])  # one line, and the right status, for a missing or bad file
     try:
         viewer.run(LogTail(log, freeze_gc=True), poll=poll, once=once)
     except (NotALog, UnsupportedVersion) as exc:

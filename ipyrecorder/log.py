@@ -307,9 +307,7 @@ def _cut_torn_tail(fd: int, path: str) -> Damage | None:
         raise NotALog(f"{path} is not an ipyrecorder log (its first frame is damaged)")
     scanner = FrameScanner()
     frames = scanner.feed(data) + scanner.finish()
-    first = unpacker()
-    first.feed(frames[0][1])
-    check_header(next(first, None), path)
+    header_of(frames[0][1], path)
     tail = [d for d in scanner.damage if d.reason == "torn tail"]
     if not tail:
         return None
@@ -369,6 +367,31 @@ def check_header(array, path) -> dict:
     return fields
 
 
+def header_of(payload: bytes, path) -> dict:
+    """The checked header fields of a segment's first frame payload."""
+    first = unpacker()
+    first.feed(payload)
+    return check_header(next(first, None), path)
+
+
+def read_header(path) -> dict:
+    """The header of the log at ``path``, reading only its first frame.
+
+    Raises what opening a log raises (``NotALog``, ``UnsupportedVersion``,
+    ``OSError``) without reading the rest of the file.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(HEAD_SIZE)
+        _check_start(head, path)
+        if len(head) < HEAD_SIZE:
+            raise NotALog(f"{path}: its first frame is incomplete; nothing can be read")
+        length = FRAME_HEAD.unpack(head)[4]
+        data = head + fh.read(min(length, MAX_PAYLOAD))
+    if _frame_at(data, 0)[0] != _OK:
+        raise NotALog(f"{path}: its first frame is damaged; nothing can be read")
+    return header_of(data[HEAD_SIZE:], path)
+
+
 class LogReader:
     """Reads a whole log: frames are verified, events decoded, damage collected.
 
@@ -383,9 +406,7 @@ class LogReader:
         self.undecodable: list[Damage] = []
         if not self._frames or self._frames[0][0] != 0:
             raise NotALog(f"{self.path}: its first frame is damaged; nothing can be read")
-        first = unpacker()
-        first.feed(self._frames[0][1])
-        self.header = check_header(next(first, None), self.path)
+        self.header = header_of(self._frames[0][1], self.path)
 
     @property
     def damage(self) -> list[Damage]:

@@ -840,3 +840,21 @@ def test_append_never_wipes_a_log_whose_header_length_is_damaged(tmp_path):
     with pytest.raises(ipyrecorder.NotALog):
         ipyrecorder.open_log(path, "a")
     assert path.read_bytes() == bytes(data)
+
+
+def test_read_header_reads_only_the_first_frame(tmp_path):
+    from ipyrecorder.log import read_header
+
+    path = tmp_path / "run.mpk"
+    with open_log(path, "w") as log:
+        log.append({"kind": "mark", "t": T0, "text": "x"})
+    header = read_header(path)
+    assert header == LogReader(path).header and header["format"] == "ipyrecorder"
+    with open(path, "ab") as fh:  # damage after the first frame is not its business
+        fh.write(b"\x00" * 100)
+    assert read_header(path) == header
+    data = bytearray(path.read_bytes())
+    data[20] ^= 0xFF  # inside the header frame's payload: its CRC no longer checks
+    path.write_bytes(bytes(data))
+    with pytest.raises(NotALog, match="first frame is damaged"):
+        read_header(path)
