@@ -32,8 +32,9 @@ class LogTail:
     file was deleted); ``poll`` returns whether the state changed.
     """
 
-    def __init__(self, path, *, freeze_gc: bool = False):
+    def __init__(self, path, *, freeze_gc: bool = False, state_class=State):
         self.path = Path(path)
+        self.state_class = state_class  # a State subclass, for viewers that watch the fold
         # In a process of its own (the CLI's viewers), move what was folded out of the
         # garbage collector's reach: a full collection would otherwise walk every task.
         self.freeze_gc = freeze_gc
@@ -43,7 +44,7 @@ class LogTail:
         self._reset()
 
     def _reset(self):
-        self.state = State()
+        self.state = self.state_class()
         self.offset = 0
         self._head = b""
         self._scanner = FrameScanner()

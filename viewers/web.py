@@ -135,14 +135,6 @@ class TrackedState(State):
                 add(tids[a[3]])
 
 
-class TrackedTail(LogTail):
-    """A ``LogTail`` whose state (also after a truncation or replacement) is a ``TrackedState``."""
-
-    def _reset(self):
-        super()._reset()
-        self.state = TrackedState()
-
-
 def _text(value):
     return value if value is None or type(value) is str else str(value)
 
@@ -213,8 +205,8 @@ class Hub:
 
     def __init__(self, tail: LogTail, *, poll: bool = False, interval: float = BATCH_INTERVAL,
                  ring_batches: int = RING_BATCHES, ring_bytes: int = RING_BYTES, output_chars: int = OUTPUT_CHARS):  # fmt: skip
-        if not isinstance(tail, TrackedTail):
-            tail = TrackedTail(tail.path, freeze_gc=getattr(tail, "freeze_gc", False))
+        if not isinstance(tail.state, TrackedState):
+            tail = LogTail(tail.path, freeze_gc=tail.freeze_gc, state_class=TrackedState)
         self.tail = tail
         self.lock = threading.Lock()
         self.follower = Follower(self.tail, self._on_change, poll=poll, lock=self.lock)
