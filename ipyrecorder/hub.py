@@ -14,7 +14,7 @@ import time
 from datetime import datetime, timezone
 
 from .log import LogWriter, new_header
-from .messages import completion, engine_event, iopub_events, submission
+from .messages import completion, engine_event, final_record_events, iopub_events, submission
 
 HUB_DB_NOTE = "the Hub's default in-memory database (DictDB) keeps only the newest 1,024 task records"
 RECORD_KEYS = ["msg_id", "header", "submitted", "started", "completed", "received", "engine_uuid",
@@ -46,14 +46,8 @@ def import_hub(client, path, where=None, mode: str = "w") -> int:
             log.append({"kind": "engine_register", "t": header["t0"], "engine_id": engine_id, "uuid": uuid, "present": True})
         for record in records:
             log.append(submission(record))
-            if record.get("started") is not None:
-                log.append({"kind": "start", "msg_id": record["msg_id"], "t": record["started"],
-                            "engine_id": engine_ids.get(record.get("engine_uuid"))})  # fmt: skip
-            for stream in ("stdout", "stderr"):
-                if record.get(stream):
-                    log.append({"kind": stream, "msg_id": record["msg_id"],
-                                "t": record.get("completed") or record.get("started") or record.get("submitted"),
-                                "text": record[stream]})  # fmt: skip
+            for event in final_record_events(record["msg_id"], record, engine_ids.get(record.get("engine_uuid"))):
+                log.append(event)
             done = completion(record, engine_ids.get)
             if done is not None:
                 log.append(done)

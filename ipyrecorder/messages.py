@@ -51,6 +51,20 @@ def engine_event(t: float, event: dict) -> dict | None:
     return None
 
 
+def final_record_events(msg_id, record, engine_id):
+    """The start and the output of a task known only by its final record.
+
+    For snapshots (AsyncResult metadata) and Hub imports (TaskRecords): one start,
+    and stdout/stderr as one chunk each, at the time the output was complete.
+    """
+    if record.get("started") is not None:
+        yield {"kind": "start", "msg_id": msg_id, "t": record["started"], "engine_id": engine_id}
+    for stream in ("stdout", "stderr"):
+        if record.get(stream):
+            t = record.get("completed") or record.get("started") or record.get("submitted")
+            yield {"kind": stream, "msg_id": msg_id, "t": t, "text": record[stream]}
+
+
 def submission(record) -> dict:
     """The submit event of a Hub TaskRecord."""
     header = record.get("header") or {}

@@ -12,6 +12,7 @@ import tempfile
 from typing import Iterable
 
 from .log import LogWriter, new_header
+from .messages import final_record_events
 from .recorder import _names_for
 
 
@@ -34,12 +35,7 @@ def _events_for(ar, names: dict):
         engine_id = md.get("engine_id") if isinstance(md.get("engine_id"), int) else None
         yield {"kind": "submit", "msg_id": msg_id, "t": md.get("submitted"), "function": function,
                "label": md.get("label"), "chunk": index if several else None}  # fmt: skip
-        if md.get("started") is not None:
-            yield {"kind": "start", "msg_id": msg_id, "t": md["started"], "engine_id": engine_id}
-        for stream in ("stdout", "stderr"):
-            if md.get(stream):
-                yield {"kind": stream, "msg_id": msg_id, "t": md.get("completed") or md.get("started") or md.get("submitted"),
-                       "text": md[stream]}  # fmt: skip
+        yield from final_record_events(msg_id, md, engine_id)
         if md.get("status") is not None:
             error = md.get("error") if md["status"] != "ok" else None
             yield {"kind": "complete", "msg_id": msg_id,
