@@ -22,7 +22,7 @@ from .log import (  # noqa: E402
 from .state import Engine, Mark, State, Task, replay  # noqa: E402
 
 
-_LAZY = {"recording": "recorder", "Recording": "recorder", "RecorderWarning": "recorder",
+_LAZY = {"recording": "recorder", "Recording": "recorder", "RecorderWarning": "errors", "TapError": "errors",
          "snapshot": "snapshot", "dump": "snapshot"}  # fmt: skip
 
 
@@ -37,6 +37,6 @@ def __getattr__(name):
 
 __all__ = [
     "Damage", "Engine", "LogError", "LogLocked", "LogReader", "LogWriter", "Mark",
-    "NotALog", "Recording", "RecorderWarning", "State", "Task", "UnsupportedVersion",
+    "NotALog", "Recording", "RecorderWarning", "State", "TapError", "Task", "UnsupportedVersion",
     "dump", "open_log", "read_events", "recording", "replay", "snapshot",
 ]  # fmt: skip

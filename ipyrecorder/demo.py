@@ -51,7 +51,7 @@ def workload(rc, rec, scale: float = 1.0) -> None:
     names = [f"sample-{i:02d}" for i in range(12)]
     durations = [scale * rng.uniform(0.05, 0.4) for _ in names]
     amr = lview.map_async(simulate, durations, names)
-    rec.label(amr, names)
+    rec.name_tasks(amr, names)
     amr.get()
 
     rec.mark("post-process")

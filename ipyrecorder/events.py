@@ -19,12 +19,12 @@ HEADER = 0
 SYMBOL = 1  # [1, sym, text]
 TASK = 2  # [2, tid, prefix_sym, suffix]            defines a task id
 TIMEBASE = 3  # [3, epoch_us]                         later times are relative to it
-SUBMIT = 4  # [4, tid, t, queue, function_sym, target, label_sym, chunk]
+SUBMIT = 4  # [4, tid, t, queue, function_sym, target, label_sym, chunk, broadcast_sym]
 START = 5  # [5, tid, t, engine_id]
-COMPLETE = 6  # [6, tid, status, started, completed, received, engine_id, ename, evalue]
+COMPLETE = 6  # [6, tid, status, started, completed, received, engine_id, ename, evalue, traceback]
 STDOUT = 7  # [7, tid, t, text]
 STDERR = 8  # [8, tid, t, text]
-ATTEMPT_ERROR = 9  # [9, tid, t, engine_id, ename, evalue]
+ATTEMPT_ERROR = 9  # [9, tid, t, engine_id, ename, evalue, traceback]
 ENGINE_REGISTER = 10  # [10, t, engine_id, uuid, present]
 ENGINE_UNREGISTER = 11  # [11, t, engine_id]
 MARK = 12  # [12, t, text, data]
@@ -201,6 +201,7 @@ class Encoder:
                 get("target"),
                 self.symbol(get("label")),
                 get("chunk"),
+                self.symbol(get("broadcast")),
             ]
         elif kind == "start":
             array = [START, self.tid(event["msg_id"]), self.time(get("t")), get("engine_id")]
@@ -219,6 +220,7 @@ class Encoder:
                 get("engine_id"),
                 get("ename"),
                 get("evalue"),
+                get("traceback"),
             ]
         elif kind in ("stdout", "stderr"):
             code = STDOUT if kind == "stdout" else STDERR
@@ -231,6 +233,7 @@ class Encoder:
                 get("engine_id"),
                 get("ename"),
                 get("evalue"),
+                get("traceback"),
             ]
         elif kind == "engine_register":
             array = [
@@ -321,7 +324,7 @@ class Decoder:
             return {"kind": "header", **header}
         t = self._t
         if kind == SUBMIT:
-            queue, fn, label = field(3), field(4), field(6)
+            queue, fn, label, broadcast = field(3), field(4), field(6), field(8)
             return {
                 "kind": "submit",
                 "msg_id": self.msg_ids[a[1]],
@@ -331,6 +334,7 @@ class Decoder:
                 "target": field(5),
                 "label": None if label is None else sym[label],
                 "chunk": field(7),
+                "broadcast": None if broadcast is None else sym[broadcast],
             }
         if kind == START:
             return {"kind": "start", "msg_id": self.msg_ids[a[1]], "t": t(a[2]), "engine_id": field(3)}
@@ -345,6 +349,7 @@ class Decoder:
                 "engine_id": field(6),
                 "ename": field(7),
                 "evalue": field(8),
+                "traceback": field(9),
             }
         if kind in (STDOUT, STDERR):
             return {
@@ -361,6 +366,7 @@ class Decoder:
                 "engine_id": field(3),
                 "ename": field(4),
                 "evalue": field(5),
+                "traceback": field(6),
             }
         if kind == ENGINE_REGISTER:
             return {

@@ -12,6 +12,7 @@ skipped up to the next frame that checks out, and both are reported.
 """
 from __future__ import annotations
 
+import errno
 import os
 import platform
 import socket
@@ -255,6 +256,8 @@ class LogWriter:
             view = view[written:]
         self.bytes_written += len(data)
         self._buf.clear()
+        if os.fstat(self._fd).st_nlink == 0:  # its directory (or the file) was deleted under us
+            raise FileNotFoundError(errno.ENOENT, "the log file was deleted while being written", self.path)
 
     def close(self, stats: dict | None = None) -> None:
         """Append the close event, flush, fsync and release the lock."""

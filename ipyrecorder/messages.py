@@ -7,11 +7,34 @@ says which events each becomes.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 from .events import QUEUE_CODES, STATUS_CODES
 
 MAX_TEXT = 1 << 20  # longer stdout/stderr chunks are split into several events
+_TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # IPython colours its tracebacks
+
+
+def plain_traceback(lines) -> str | None:
+    """A remote traceback as plain text: the engine's lines joined, terminal colours removed."""
+    if not lines:
+        return None
+    text = lines if isinstance(lines, str) else "\n".join(map(str, lines))
+    return _TERMINAL_CODES.sub("", text) or None
+
+
+def error_fields(error) -> tuple:
+    """(ename, evalue, traceback) of a RemoteError, any other exception, or an error dict."""
+    if isinstance(error, dict):
+        return error.get("ename"), error.get("evalue"), plain_traceback(error.get("traceback"))
+    if isinstance(error, BaseException):
+        return (
+            getattr(error, "ename", None) or type(error).__name__,
+            getattr(error, "evalue", None) or str(error),
+            plain_traceback(getattr(error, "traceback", None)),
+        )
+    return None, None, None
 
 
 def iopub_events(msg, engine_id_of, capture_output: bool = True):
@@ -38,6 +61,7 @@ def iopub_events(msg, engine_id_of, capture_output: bool = True):
             "engine_id": engine_id_of((msg.get("metadata") or {}).get("engine")),
             "ename": content.get("ename"),
             "evalue": content.get("evalue"),
+            "traceback": plain_traceback(content.get("traceback")),
         }
 
 
@@ -96,7 +120,7 @@ def completion(record, engine_id_of) -> dict | None:
     status = content.get("status")
     if status not in STATUS_CODES:
         status = "error" if error else "ok"
-    failed = status != "ok"
+    ename, evalue, traceback = error_fields(error) if status != "ok" else (None, None, None)
     return {
         "kind": "complete",
         "msg_id": record["msg_id"],
@@ -105,6 +129,31 @@ def completion(record, engine_id_of) -> dict | None:
         "completed": completed,
         "received": record.get("received"),
         "engine_id": engine_id_of(record.get("engine_uuid") or meta.get("engine")),
-        "ename": error.get("ename") if failed else None,
-        "evalue": error.get("evalue") if failed else None,
+        "ename": ename,
+        "evalue": evalue,
+        "traceback": traceback,
+    }
+
+
+def metadata_completion(msg_id, md: dict, engine_id, failure=None) -> dict:
+    """The complete event of a task from the client's metadata for it (recorder, snapshot).
+
+    ``failure`` is the exception the task's future holds, if any: the client
+    makes up EngineError replies without metadata when an engine dies.
+    """
+    status = md.get("status")
+    if status not in STATUS_CODES:
+        status = "ok" if status is None and failure is None else "error"
+    ename, evalue, traceback = error_fields(md.get("error") or failure) if status != "ok" else (None, None, None)
+    return {
+        "kind": "complete",
+        "msg_id": msg_id,
+        "status": status,
+        "started": md.get("started"),
+        "completed": md.get("completed"),
+        "received": md.get("received"),
+        "engine_id": engine_id if isinstance(engine_id, int) else None,
+        "ename": ename,
+        "evalue": evalue,
+        "traceback": traceback,
     }

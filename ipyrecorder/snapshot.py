@@ -12,8 +12,8 @@ import tempfile
 from typing import Iterable
 
 from .log import LogWriter, new_header
-from .messages import final_record_events
-from .recorder import _names_for
+from .messages import final_record_events, metadata_completion
+from .translate import names_for
 
 
 def _async_results(source) -> list:
@@ -37,13 +37,7 @@ def _events_for(ar, names: dict):
                "label": md.get("label"), "chunk": index if several else None}  # fmt: skip
         yield from final_record_events(msg_id, md, engine_id)
         if md.get("status") is not None:
-            error = md.get("error") if md["status"] != "ok" else None
-            yield {"kind": "complete", "msg_id": msg_id,
-                   "status": md["status"] if md["status"] in ("ok", "error", "aborted") else "error",
-                   "started": md.get("started"), "completed": md.get("completed"), "received": md.get("received"),
-                   "engine_id": engine_id,
-                   "ename": getattr(error, "ename", None) or (type(error).__name__ if error else None),
-                   "evalue": getattr(error, "evalue", None) or (str(error) if error else None)}  # fmt: skip
+            yield metadata_completion(msg_id, md, engine_id)
         if msg_id in names:
             yield {"kind": "label", "msg_id": msg_id, "name": str(names[msg_id])}
 
@@ -66,7 +60,7 @@ def snapshot(source, path, names=None, mode: str = "w") -> str:
         for engine_id, uuid in sorted(engines.items()):
             log.append({"kind": "engine_register", "t": header["t0"], "engine_id": engine_id, "uuid": uuid, "present": True})
         for ar in results:
-            mapping = names if isinstance(names, dict) else _names_for(ar, names) if callable(names) else {}
+            mapping = names if isinstance(names, dict) else names_for(ar, names) if callable(names) else {}
             for event in _events_for(ar, mapping):
                 log.append(event)
     return os.fspath(path)

@@ -17,6 +17,12 @@ from .log import Damage, LogReader, check_header
 from_us = ev.from_us
 QUEUES = ev.QUEUES
 STATUSES = ev.STATUSES
+CLUSTER_STRIDE = 1_000_000  # engine keys of the n-th merged cluster start at (n - 1) * this
+
+
+def engine_label(engine_id) -> str:
+    """How views name the engine with key ``engine_id`` (see ``Engine.label``)."""
+    return Engine(engine_id).label if isinstance(engine_id, int) else "no engine"
 
 
 class Task:
@@ -30,8 +36,8 @@ class Task:
     __slots__ = (
         "msg_id", "name", "label", "function", "queue", "target", "chunk",
         "submitted_us", "start_us", "started_us", "completed_us", "received_us",
-        "engine_id", "status", "ename", "evalue", "_stdout", "_stderr",
-        "attempts", "attempt_errors", "resubmitted", "resubmit_of",
+        "engine_id", "status", "ename", "evalue", "traceback", "_stdout", "_stderr",
+        "attempts", "attempt_errors", "resubmitted", "resubmit_of", "broadcast", "_source",
     )  # fmt: skip
 
     def __init__(self, msg_id: str):
@@ -40,11 +46,13 @@ class Task:
         self.chunk = None
         self.submitted_us = self.start_us = self.started_us = None
         self.completed_us = self.received_us = None
-        self.engine_id = self.status = self.ename = self.evalue = None
+        self.engine_id = self.status = self.ename = self.evalue = self.traceback = None
         self._stdout = self._stderr = None
         self.attempts = None  # [(engine_id, start_us), ...] once a task starts twice
-        self.attempt_errors = None  # [(engine_id, t_us, ename, evalue), ...]
+        self.attempt_errors = None  # [(engine_id, t_us, ename, evalue, traceback), ...]
         self.resubmitted = self.resubmit_of = None
+        self.broadcast = None  # msg_id of the broadcast request this per-engine task belongs to
+        self._source = None  # which of several merged logs gave this task's output and attempts
 
     submitted = property(lambda self: from_us(self.submitted_us))
     started = property(
@@ -61,6 +69,11 @@ class Task:
         if self.ename is None:
             return None
         return f"{self.ename}: {self.evalue}" if self.evalue else self.ename
+
+    @property
+    def display_name(self) -> str:
+        """What views call the task: its name, else its ipyparallel label, function, msg_id."""
+        return self.name or self.label or self.function or self.msg_id
 
     @property
     def state(self) -> str:
@@ -114,11 +127,17 @@ class Task:
             "queue_seconds": self.queue_seconds,
             "wall_seconds": self.wall_seconds,
             "error": self.error,
+            "traceback": self.traceback,
+            "attempt_errors": [
+                {"engine_id": e, "t": iso(t), "ename": n, "evalue": v, "traceback": tb}
+                for e, t, n, v, tb in self.attempt_errors
+            ] if self.attempt_errors else None,
             "stdout": self.stdout,
             "stderr": self.stderr,
             "attempts": [[e, iso(t)] for e, t in self.attempts] if self.attempts else None,
             "resubmitted": self.resubmitted,
             "resubmit_of": self.resubmit_of,
+            "broadcast": self.broadcast,
         }
 
     def __repr__(self):
@@ -134,7 +153,7 @@ class Engine:
     )  # fmt: skip
 
     def __init__(self, engine_id: int):
-        self.id = engine_id
+        self.id = engine_id  # the key in State.engines (see ``cluster``)
         self.uuid = None
         self.registered_us = self.unregistered_us = None
         self.present_at_start = False
@@ -144,10 +163,21 @@ class Engine:
     registered = property(lambda self: from_us(self.registered_us))
     unregistered = property(lambda self: from_us(self.unregistered_us))
     busy_seconds = property(lambda self: self.busy_us / 1e6)
+    # Merged logs of several clusters: the second cluster's engine 0 is key 1_000_000.
+    cluster = property(lambda self: 1 + self.id // CLUSTER_STRIDE)
+    engine_id = property(lambda self: self.id % CLUSTER_STRIDE)
+
+    @property
+    def label(self) -> str:
+        """``engine 3``, or ``engine 3 (cluster 2)`` for engines of a second merged cluster."""
+        if self.id < CLUSTER_STRIDE:
+            return f"engine {self.id}"
+        return f"engine {self.engine_id} (cluster {self.cluster})"
 
     def to_dict(self) -> dict:
         return {
             "id": self.id,
+            "label": self.label,
             "uuid": self.uuid,
             "registered": None if self.registered_us is None else self.registered.isoformat(),
             "unregistered": None if self.unregistered_us is None else self.unregistered.isoformat(),
@@ -201,6 +231,12 @@ class State:
         self._t0 = None
         self._symbols: list = []
         self._tids: list[Task] = []
+        # engine identity: an engine is its uuid; a segment of another cluster gets its own keys
+        self.source = 0  # index of the log being folded, when several are merged
+        self._offset = 0  # added to this segment's engine ids (CLUSTER_STRIDE x its cluster)
+        self._offset_known = False
+        self._clusters = 1
+        self._uuid_keys: dict = {}
 
     # -- folding -----------------------------------------------------------
     def _engine(self, engine_id) -> Engine:
@@ -233,7 +269,28 @@ class State:
             # Definitions lost in a damaged frame make the rest of this one unreadable.
             self.damage.append(Damage(offset, 0, f"undecodable ({exc!r})"))
 
+    def _register_engine(self, engine_id, uuid) -> Engine:
+        """The engine of a registration, deciding (once a segment) which cluster it is."""
+        known = self._uuid_keys.get(uuid) if uuid is not None else None
+        if not self._offset_known:
+            self._offset_known = True
+            if known is not None:
+                self._offset = known - engine_id
+            else:
+                other = self.engines.get(engine_id)
+                if other is not None and other.uuid is not None and other.uuid != uuid:
+                    self._offset = self._clusters * CLUSTER_STRIDE  # ids collide: another cluster
+                    self._clusters += 1
+                else:
+                    self._offset = 0
+        key = known if known is not None else engine_id + self._offset
+        if uuid is not None:
+            self._uuid_keys[uuid] = key
+        return self._engine(key)
+
     def _fold(self, arrays, tasks, tids, symbols, engines, engine_of, base, n):
+        offset = self._offset
+        source = self.source
         for a in arrays:
             n += 1
             kind = a[0]
@@ -263,11 +320,21 @@ class State:
                             task.name = task.label
                     if size > 7:
                         task.chunk = a[7]
+                        if size > 8 and a[8] is not None:
+                            task.broadcast = symbols[a[8]]
+                if offset and task.target is not None:
+                    target = task.target
+                    task.target = target + offset if isinstance(target, int) else [
+                        None if e is None else e + offset for e in target]
             elif kind == ev.START:
                 task = tids[a[1]]
                 t = base + a[2]
                 engine_id = a[3] if len(a) > 3 else None
+                if offset and engine_id is not None:
+                    engine_id += offset
                 if task.start_us is not None:
+                    if (engine_id, t) in (task.attempts or ((task.engine_id, task.start_us),)):
+                        continue  # the same start, from another of the merged logs
                     if task.attempts is None:
                         task.attempts = [(task.engine_id, task.start_us)]
                     task.attempts.append((engine_id, t))
@@ -288,6 +355,8 @@ class State:
                     if a[2] != 0:
                         self.n_failed += 1
                         self.recent_errors.append(task)
+                else:  # completed again (merged logs): replace what the first completion counted
+                    self._uncount(task)
                 task.status = STATUSES[a[2]]
                 if size > 3 and a[3] is not None:
                     task.started_us = base + a[3]
@@ -296,10 +365,11 @@ class State:
                 if size > 5 and a[5] is not None:
                     task.received_us = base + a[5]
                 if size > 6 and a[6] is not None:
-                    task.engine_id = a[6]
+                    task.engine_id = a[6] + offset
                 if size > 7:
                     task.ename = a[7]
                     task.evalue = a[8] if size > 8 else None
+                    task.traceback = a[9] if size > 9 else None
                 engine_id = task.engine_id
                 if engine_id is not None:
                     engine = engines.get(engine_id) or engine_of(engine_id)
@@ -316,6 +386,10 @@ class State:
                     self.recent_completions.append(done)
             elif kind == ev.STDOUT or kind == ev.STDERR:
                 task = tids[a[1]]
+                if task._source != source:
+                    if task._source is not None:
+                        continue  # output another of the merged logs already gave
+                    task._source = source
                 name = "_stdout" if kind == ev.STDOUT else "_stderr"
                 chunks = getattr(task, name)
                 if chunks is None:
@@ -335,21 +409,28 @@ class State:
                 base = a[2]
             elif kind == ev.ATTEMPT_ERROR:
                 task = tids[a[1]]
-                pad = list(a[2:]) + [None] * (6 - len(a))
-                t, engine_id, ename, evalue = pad
-                entry = (engine_id, None if t is None else base + t, ename, evalue)
+                if task._source != source:
+                    if task._source is not None:
+                        continue
+                    task._source = source
+                pad = list(a[2:7]) + [None] * (7 - len(a))
+                t, engine_id, ename, evalue, traceback = pad
+                if offset and engine_id is not None:
+                    engine_id += offset
+                entry = (engine_id, None if t is None else base + t, ename, evalue, traceback)
                 if task.attempt_errors is None:
                     task.attempt_errors = [entry]
                 else:
                     task.attempt_errors.append(entry)
             elif kind == ev.ENGINE_REGISTER:
-                engine = engine_of(a[2])
+                engine = self._register_engine(a[2], a[3] if len(a) > 3 else None)
+                offset = self._offset
                 engine.registered_us = base + a[1]
                 engine.uuid = a[3] if len(a) > 3 else None
                 engine.present_at_start = len(a) > 4 and bool(a[4])
                 engine.unregistered_us = None
             elif kind == ev.ENGINE_UNREGISTER:
-                engine = engine_of(a[2])
+                engine = engine_of(a[2] + offset)
                 engine.unregistered_us = base + a[1]
                 engine.current = None
             elif kind == ev.MARK:
@@ -368,10 +449,24 @@ class State:
                 self.headers.append({**header, "t0": from_us(header["t0"])})
                 symbols.clear()
                 tids.clear()
+                offset = self._offset = 0
+                self._offset_known = False
             elif kind == ev.CLOSE:
                 stats = a[2] if len(a) > 2 else {}
                 self.closes.append({"t": from_us(base + a[1]), **(stats or {})})
         return base, n
+
+    def _uncount(self, task: Task) -> None:
+        """Take back what a task's completion added to its engine's totals."""
+        engine = self.engines.get(task.engine_id)
+        if engine is None:
+            return
+        engine.tasks_done -= 1
+        if task.status != "ok":
+            engine.errors -= 1
+        start = task.started_us if task.started_us is not None else task.start_us
+        if start is not None and task.completed_us is not None:
+            engine.busy_us -= task.completed_us - start
 
     # -- reading the state ---------------------------------------------------
     def query(self, where: dict, keys=None) -> list:
@@ -454,7 +549,8 @@ def replay(*paths, until=None) -> State:
     collecting = gc.isenabled()
     gc.disable()  # the fold makes millions of objects and no cycles: the collector only costs time
     try:
-        for reader in readers:
+        for source, reader in enumerate(readers):
+            state.source = source
             before = len(state.damage)
             for offset, arrays in reader.frames():
                 state.fold_frame(offset, arrays if clip is None else clip(arrays))
@@ -467,6 +563,8 @@ def replay(*paths, until=None) -> State:
         if collecting:
             gc.enable()
     state.damage = damage
+    if len(readers) > 1:
+        state.marks.sort(key=lambda mark: mark.t_us)  # several logs: one timeline
     if clip is not None:
         state.until = from_us(clip.until)
         # tasks the log defines but that had not been submitted yet at that moment

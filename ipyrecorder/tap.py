@@ -8,15 +8,18 @@ here must never become a failure in the user's computation.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 import threading
 import time
-import functools
 from functools import partial
 
+from .errors import TapError, warn_hook_failure as _warn_hook_failure
+
 # Record tags: the first element of every tuple this module queues.
-SUBMIT = "submit"  # (SUBMIT, future, queue, msg_type, ident, metadata, (function, chunk))
+SUBMIT = "submit"  # (SUBMIT, future, queue, msg_type, ident, metadata, (function, chunk), broadcast request)
+BROADCAST = "broadcast"  # (BROADCAST, future, metadata, (function, chunk)): a coalescing broadcast
 IOPUB = "iopub"  # (IOPUB, message)
 REPLY = "reply"  # (REPLY, future)
 OUTPUT = "output"  # (OUTPUT, output future)
@@ -27,31 +30,11 @@ FLUSH = "flush"  # (FLUSH, threading.Event) set once everything before it is wri
 
 TASK_REQUESTS = ("apply_request", "execute_request")
 HUB_REQUESTS = ("resubmit_request", "result_request")
+IOPUB_TYPES = ("status", "stream", "error")
+CLIENT_HOOKS = ("_send", "send_apply_request", "wait", "spin")
 
 # _send(socket, msg_type, content, parent, ident, buffers, track, header, metadata, ...)
 _IDENT_POS, _METADATA_POS, _HOOK_POS = 2, 6, 8
-
-
-class TapError(RuntimeError):
-    """The client cannot be tapped (for example: it is already being recorded)."""
-
-
-def _warn_hook_failure(where: str) -> None:
-    """Report an exception inside a hook once per hook, without raising."""
-    exc = sys.exc_info()[1]
-    key = (where, type(exc))
-    if key in _reported:
-        return
-    _reported.add(key)
-    import warnings
-
-    from .recorder import RecorderWarning
-
-    warnings.warn(f"ipyrecorder: {where} hook failed ({exc!r}); recording may be incomplete",
-                  RecorderWarning, stacklevel=2)
-
-
-_reported: set = set()
 
 
 @functools.lru_cache(maxsize=None)
@@ -107,21 +90,30 @@ class ClientTap:
         self.flush = flush
         self.watch_async_results = watch_async_results
         self._call = threading.local()
-        self._originals: dict = {}
+        self._originals: dict = {}  # attribute -> what the instance had (None: nothing of its own)
+        self._installed: dict = {}  # attribute -> our wrapper
+        self._coalescing: set = set()  # coalescing broadcast requests whose iopub we listen to
+        self._raw = None  # (session, its own deserialize or None, our wrapper) while we listen
         self.attached = False
 
     # -- installing -----------------------------------------------------------
     def attach(self) -> None:
         client = self.client
+        if getattr(client, "_closed", False):
+            raise TapError("the client is closed; connect a new Client to record")
         other = getattr(client, "_ipyrecorder_tap", None)
         if other is not None:
             raise TapError("this client is already being recorded; nest no recordings on one client")
-        for name in ("_send", "send_apply_request", "wait", "spin"):
+        wrappers = {
+            "_send": partial(self._send, client._send),
+            "send_apply_request": partial(self._send_apply_request, client.send_apply_request),
+            "wait": partial(self._flush_after, client.wait),
+            "spin": partial(self._flush_after, client.spin),
+        }
+        for name, wrapper in wrappers.items():
             self._originals[name] = client.__dict__.get(name)
-        client._send = partial(self._send, client._send)
-        client.send_apply_request = partial(self._send_apply_request, client.send_apply_request)
-        client.wait = partial(self._flush_after, client.wait)
-        client.spin = partial(self._flush_after, client.spin)
+            setattr(client, name, wrapper)
+        self._installed = wrappers
         client._registration_callbacks.append(self._on_registration)
         client._ipyrecorder_tap = self
         if self.watch_async_results:
@@ -129,22 +121,60 @@ class ClientTap:
         self.attached = True
 
     def detach(self) -> None:
-        """Remove every client-level hook. Per-task callbacks stay until their task ends."""
+        """Remove every client-level hook. Per-task callbacks stay until their task ends.
+
+        Each attribute goes back to what it was, unless someone replaced our
+        wrapper since: theirs stays.
+        """
         if not self.attached:
             return
         self.attached = False
         client = self.client
-        for name, original in self._originals.items():
-            if original is None:
-                client.__dict__.pop(name, None)
-            else:
-                setattr(client, name, original)
+        for name, wrapper in self._installed.items():
+            _restore(client, name, wrapper, self._originals[name])
         try:
             client._registration_callbacks.remove(self._on_registration)
         except ValueError:
             pass
-        client.__dict__.pop("_ipyrecorder_tap", None)
+        if client.__dict__.get("_ipyrecorder_tap") is self:
+            del client.__dict__["_ipyrecorder_tap"]
         _async_result_watch.discard(self)
+
+    def release(self) -> None:
+        """Stop listening to raw iopub traffic (the recording no longer follows any task)."""
+        self._coalescing.clear()
+        if self._raw is not None:
+            session, original, wrapper = self._raw
+            self._raw = None
+            _restore(session, "deserialize", wrapper, original)
+
+    def _listen_raw_iopub(self, request_id) -> None:
+        """See the iopub traffic of a coalescing broadcast, which no client future receives.
+
+        Its messages carry per-engine ids (``<request>_<uuid>``) that the client
+        drops; only the session's ``deserialize`` (on the IO thread) sees them.
+        Installed on the first coalescing broadcast, removed by ``release``.
+        """
+        self._coalescing.add(request_id)
+        if self._raw is not None:
+            return
+        session = self.client.session
+        deserialize = session.deserialize
+        coalescing, push = self._coalescing, self.push
+
+        def wrapper(*args, **kwargs):
+            msg = deserialize(*args, **kwargs)
+            try:
+                if coalescing and msg["header"]["msg_type"] in IOPUB_TYPES:
+                    parent = (msg.get("parent_header") or {}).get("msg_id") or ""
+                    if parent.rpartition("_")[0] in coalescing:
+                        push((IOPUB, msg))
+            except Exception:
+                _warn_hook_failure("iopub listener")
+            return msg
+
+        self._raw = (session, session.__dict__.get("deserialize"), wrapper)
+        session.deserialize = wrapper
 
     def engines(self) -> dict:
         """A copy of the client's engine table: {engine id: uuid}."""
@@ -180,7 +210,13 @@ class ClientTap:
         return kwargs.get("message_future_hook")
 
     def _on_future(self, socket, msg_type, args, kwargs, chained, future):
-        """Runs on the sending thread before the message reaches the IO thread."""
+        """Runs on the sending thread before the message reaches the IO thread.
+
+        Our callbacks go on first, so that ours run before the view's resolve the
+        user's AsyncResult. A broadcast view makes one future per engine in its own
+        hook (``chained``), so those are followed once it has run.
+        """
+        broadcast = None
         try:
             if msg_type in HUB_REQUESTS:
                 future.add_done_callback(partial(self._on_hub_reply, msg_type))
@@ -200,16 +236,40 @@ class ClientTap:
                     call = ("execute", None)
                 else:
                     call = getattr(self._call, "info", None) or (None, None)
-                self.push((SUBMIT, future, queue, msg_type, ident, metadata, call))
-                future.iopub_callbacks.append(self._on_iopub)
-                future.add_done_callback(self._on_reply)
-                output = getattr(future, "output", None)
-                if output is not None:
-                    output.add_done_callback(self._on_output)
+                if metadata and metadata.get("is_broadcast"):
+                    broadcast = (metadata, call)
+                else:
+                    self.push((SUBMIT, future, queue, msg_type, ident, metadata, call, None))
+                    self._follow(future)
         except Exception:
             _warn_hook_failure("message future")
         if chained is not None:
             chained(future)
+        if broadcast is not None:
+            self._follow_broadcast(future, msg_type, *broadcast)
+
+    def _follow(self, future, output=True):
+        future.iopub_callbacks.append(self._on_iopub)
+        future.add_done_callback(self._on_reply)
+        if output and getattr(future, "output", None) is not None:
+            future.output.add_done_callback(self._on_output)
+
+    def _follow_broadcast(self, future, msg_type, metadata, call):
+        """One task per engine: each engine's own future, or (coalescing) the one reply for all."""
+        try:
+            if metadata.get("is_coalescing"):
+                self.push((BROADCAST, future, metadata, call))
+                self._listen_raw_iopub(future.msg_id)
+                self._follow(future, output=False)  # its output future never resolves
+                return
+            futures = self.client._futures
+            for ident, _engine_id in metadata.get("targets") or ():
+                engine_future = futures.get(f"{future.msg_id}_{ident}")
+                if engine_future is not None:
+                    self.push((SUBMIT, engine_future, "broadcast", msg_type, ident, metadata, call, future.msg_id))
+                    self._follow(engine_future)
+        except Exception:
+            _warn_hook_failure("broadcast future")
 
     def _flush_after(self, original, *args, **kwargs):
         try:
@@ -253,6 +313,16 @@ class ClientTap:
             self.push((ENGINE, time.time(), event))
         except Exception:
             _warn_hook_failure("registration")
+
+
+def _restore(owner, name, ours, original) -> None:
+    """Put back ``owner.name`` as it was before we wrapped it, unless it is no longer ours."""
+    if owner.__dict__.get(name) is not ours:
+        return  # replaced since we installed it: leave the newer one alone
+    if original is None:
+        del owner.__dict__[name]
+    else:
+        setattr(owner, name, original)
 
 
 class _AsyncResultWatch:

@@ -182,17 +182,18 @@ def decode(a, seg: Segment | None, frame_aware=True):
     if kind == 4:
         e.update(msg_id=seg.task(req(1)), t=t(req(2)), queue=code(QUEUES, opt(3)),
                  function=seg.symbol(opt(4)), target=opt(5), label=seg.symbol(opt(6)),
-                 chunk=opt(7))  # fmt: skip
+                 chunk=opt(7), broadcast=seg.symbol(opt(8)))  # fmt: skip
     elif kind == 5:
         e.update(msg_id=seg.task(req(1)), t=t(req(2)), engine_id=opt(3))
     elif kind == 6:
         e.update(msg_id=seg.task(req(1)), status=code(STATUSES, req(2), optional=False),
                  started=t(opt(3)), completed=t(opt(4)), received=t(opt(5)),
-                 engine_id=opt(6), ename=opt(7), evalue=opt(8))  # fmt: skip
+                 engine_id=opt(6), ename=opt(7), evalue=opt(8), traceback=opt(9))  # fmt: skip
     elif kind in (7, 8):
         e.update(msg_id=seg.task(req(1)), t=t(req(2)), text=req(3))
     elif kind == 9:
-        e.update(msg_id=seg.task(req(1)), t=t(req(2)), engine_id=opt(3), ename=opt(4), evalue=opt(5))
+        e.update(msg_id=seg.task(req(1)), t=t(req(2)), engine_id=opt(3), ename=opt(4), evalue=opt(5),
+                 traceback=opt(6))  # fmt: skip
     elif kind == 10:
         e.update(t=t(req(1)), engine_id=req(2), uuid=opt(3), present=bool(opt(4)))
     elif kind == 11:
@@ -273,7 +274,7 @@ def write_every_kind(path, future_frames=True):
         log.append({"kind": "submit", "msg_id": s + "1", "t": T0 + 1_000_100 * US, "queue": "mux",
                     "function": "f", "target": 1})  # fmt: skip
         log.append({"kind": "submit", "msg_id": s + "2", "t": T0 + 1_000_200 * US, "queue": "broadcast",
-                    "function": "g", "target": [0, 1]})  # fmt: skip
+                    "function": "g", "target": [0, 1], "broadcast": s + "req"})  # fmt: skip
         log.append({"kind": "submit", "msg_id": "nounderscore", "t": T0 + 1_000_300 * US})
         log.append({"kind": "submit", "msg_id": s + "007", "t": T0 + 1_000_400 * US, "function": "f"})
         log.flush()
@@ -284,14 +285,15 @@ def write_every_kind(path, future_frames=True):
         log.append({"kind": "stderr", "msg_id": s + "0", "t": T0 + 1_100_002 * US, "text": "ünïcödé ✓\n"})
         log.append({"kind": "start", "msg_id": s + "1", "t": T0 + 1_200_000 * US, "engine_id": 1})
         log.append({"kind": "attempt_error", "msg_id": s + "1", "t": T0 + 1_300_000 * US, "engine_id": 1,
-                    "ename": "ZeroDivisionError", "evalue": "division by zero"})  # fmt: skip
+                    "ename": "ZeroDivisionError", "evalue": "division by zero",
+                    "traceback": "Traceback (most recent call last):\nZeroDivisionError: division by zero"})  # fmt: skip
         log.append({"kind": "start", "msg_id": s + "1", "t": T0 + 1_400_000 * US, "engine_id": 0})
         log.flush()
         log.append({"kind": "complete", "msg_id": s + "0", "status": "ok", "started": T0 + 1_000_500 * US,
                     "completed": T0 + 1_900_000 * US, "received": T0 + 2_000_000 * US, "engine_id": 0})  # fmt: skip
         log.append({"kind": "complete", "msg_id": s + "1", "status": "error", "started": T0 + 1_400_000 * US,
                     "completed": T0 + 1_500_000 * US, "received": T0 + 1_600_000 * US, "engine_id": 0,
-                    "ename": "ValueError", "evalue": "bad"})  # fmt: skip
+                    "ename": "ValueError", "evalue": "bad", "traceback": "ValueError: bad"})  # fmt: skip
         log.append({"kind": "complete", "msg_id": s + "2", "status": "aborted"})
         log.append({"kind": "label", "msg_id": s + "0", "name": "first"})
         log.append({"kind": "submit", "msg_id": s + "3", "t": T0 + 2_100_000 * US})

@@ -95,36 +95,37 @@ def all_kinds():
         {"kind": "engine_register", "t": at(0), "engine_id": 0, "uuid": "uuid-0", "present": True},
         {"kind": "engine_register", "t": at(1), "engine_id": 1, "uuid": "uuid-1", "present": False},
         {"kind": "submit", "msg_id": A, "t": at(10), "queue": "task", "function": "f",
-         "target": None, "label": None, "chunk": None},
+         "target": None, "label": None, "chunk": None, "broadcast": None},
         {"kind": "submit", "msg_id": B, "t": at(11), "queue": "mux", "function": "g",
-         "target": 1, "label": "batch-1", "chunk": 3},
+         "target": 1, "label": "batch-1", "chunk": 3, "broadcast": None},
         {"kind": "submit", "msg_id": C, "t": at(12), "queue": "broadcast", "function": None,
-         "target": None, "label": "batch-1", "chunk": 0},
+         "target": None, "label": "batch-1", "chunk": 0, "broadcast": "request-1"},
         # msg_ids that do not split into prefix + integer counter
         {"kind": "submit", "msg_id": "abc_007", "t": at(13), "queue": None, "function": "f",
-         "target": None, "label": None, "chunk": None},
+         "target": None, "label": None, "chunk": None, "broadcast": None},
         {"kind": "submit", "msg_id": "no-underscore", "t": at(14), "queue": "task", "function": "f",
-         "target": None, "label": None, "chunk": None},
+         "target": None, "label": None, "chunk": None, "broadcast": None},
         {"kind": "submit", "msg_id": "x_0", "t": at(15), "queue": "task", "function": "f",
-         "target": None, "label": None, "chunk": None},
+         "target": None, "label": None, "chunk": None, "broadcast": None},
         {"kind": "label", "msg_id": A, "name": "first task"},
         # before t0, within the span: a negative relative time
         {"kind": "start", "msg_id": A, "t": at(-1_500_000), "engine_id": 0},
         {"kind": "stdout", "msg_id": A, "t": at(20), "text": "hello\n"},
         {"kind": "complete", "msg_id": A, "status": "ok", "started": at(-1_500_000),
-         "completed": at(30), "received": at(40), "engine_id": 0, "ename": None, "evalue": None},
+         "completed": at(30), "received": at(40), "engine_id": 0, "ename": None, "evalue": None, "traceback": None},
         {"kind": "start", "msg_id": B, "t": at(50), "engine_id": 1},
         {"kind": "attempt_error", "msg_id": B, "t": at(55), "engine_id": 1,
-         "ename": "EngineError", "evalue": "engine 1 died"},
+         "ename": "EngineError", "evalue": "engine 1 died", "traceback": None},
         {"kind": "engine_unregister", "t": at(56), "engine_id": 1},
         {"kind": "stderr", "msg_id": B, "t": at(57), "text": "warn \u2713 \u00e9\n"},
         {"kind": "complete", "msg_id": B, "status": "error", "started": at(60),
          "completed": at(70), "received": at(80), "engine_id": 0,
-         "ename": "ZeroDivisionError", "evalue": "division by zero"},
+         "ename": "ZeroDivisionError", "evalue": "division by zero",
+         "traceback": "Traceback (most recent call last):\n  File \"<x>\", line 1\nZeroDivisionError: division by zero"},
         # aborted before it ever started: None fields in the middle of the array
         {"kind": "complete", "msg_id": C, "status": "aborted", "started": None,
          "completed": None, "received": at(90), "engine_id": None,
-         "ename": "TaskAborted", "evalue": "Task aborted"},
+         "ename": "TaskAborted", "evalue": "Task aborted", "traceback": None},
         {"kind": "resubmit", "t": at(100), "msg_id": B, "new_msg_id": D},
         {"kind": "mark", "t": at(110), "text": "phase 1",
          "data": {"n": 3, "ok": True, "name": "x", "ratio": 1.5, "nested": {"a": None}}},
@@ -427,7 +428,7 @@ def test_append_after_torn_tail_repairs_it(tmp_path):
     new = [
         {"kind": "mark", "t": at(1000), "text": "resumed", "data": {"n": 1}},
         {"kind": "submit", "msg_id": mid(9), "t": at(1001), "queue": "task", "function": "f",
-         "target": None, "label": None, "chunk": None},
+         "target": None, "label": None, "chunk": None, "broadcast": None},
     ]
     last_start, last_end, _ = frames[-1]
     second_last_start = frames[-2][0]
@@ -670,7 +671,7 @@ def test_fold_retry_late_output_and_busy_time(tmp_path):
 
     r = state.tasks[R]
     assert r.attempts == [(0, T0_US + 100), (1, T0_US + 1000)]
-    assert r.attempt_errors == [(0, T0_US + 500, "EngineError", "engine 0 died")]
+    assert r.attempt_errors == [(0, T0_US + 500, "EngineError", "engine 0 died", None)]
     assert r.engine_id == 1 and r.status == "ok" and r.error is None
     assert r.started == at(1000) and r.run_seconds == pytest.approx(0.0025)
 
@@ -729,7 +730,7 @@ def test_complete_straddling_the_time_base_round_trips(tmp_path):
     path = tmp_path / "run.mpk"
     complete = {"kind": "complete", "msg_id": mid(1), "status": "ok", "started": at(SPAN - 10),
                 "completed": at(SPAN + 10), "received": at(SPAN + 20), "engine_id": 0,
-                "ename": None, "evalue": None}
+                "ename": None, "evalue": None, "traceback": None}
     writer = open_log(path, "w", header=header())
     writer.append(complete)
     writer.close()
@@ -764,7 +765,7 @@ def test_refused_event_does_not_break_later_events(tmp_path):
         # a label msgpack cannot pack (the recorder takes labels from user metadata)
         writer.append({"kind": "submit", "msg_id": mid(2), "t": at(2), "function": "f", "label": T0})
     later = {"kind": "submit", "msg_id": mid(3), "t": at(3), "queue": "task", "function": "g",
-             "target": None, "label": "ok", "chunk": None}
+             "target": None, "label": "ok", "chunk": None, "broadcast": None}
     writer.append(later)
     writer.close()
     events, damage = read_all(path)
@@ -777,7 +778,7 @@ def test_arrays_in_values_come_back_as_tuples(tmp_path):
     path = tmp_path / "run.mpk"
     writer = open_log(path, "w", header=header())
     submit = {"kind": "submit", "msg_id": mid(1), "t": at(1), "queue": "mux", "function": "f",
-              "target": [0, None], "label": None, "chunk": None}
+              "target": [0, None], "label": None, "chunk": None, "broadcast": None}
     writer.append(submit)
     writer.append({"kind": "mark", "t": at(2), "text": "m", "data": {"sizes": [1, [2, 3]]}})
     writer.close({"per_engine": [1, 2]})

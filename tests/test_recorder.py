@@ -116,14 +116,14 @@ def test_names_labels_and_output(rc, engines, log_path):
         with lview.temp_flags(label="ipp-label"):
             labelled = lview.apply_async(shout, 9)
         later = lview.apply_async(shout, 10)
-        rec.label(later, "named-later")
+        rec.name_tasks(later, "named-later")
         rec.mark("phase 2", step=2)
         for ar in (first, labelled, later):
             ar.get(timeout=30)
         return first, labelled, later
 
     rec, (first, labelled, later) = record(lview, log_path, body, names=names)
-    rec.label(labelled, "renamed after close")  # after the log closed: a new segment
+    rec.name_tasks(labelled, "renamed after close")  # after the log closed: a new segment
     state = ipyrecorder.replay(log_path)
     assert [state.tasks[m].name for m in first.msg_ids] == ["alpha", "beta"]
     task = state.tasks[labelled.msg_ids[0]]

@@ -188,7 +188,7 @@ def test_dashboard_follows_a_live_recording_in_two_pages(rc, engines, log_path, 
         n = 8
         with ipyrecorder.recording(lview, log_path, mode="w") as rec:
             ar = lview.map_async(named_work, [0.5] * n, [f"job-{i}" for i in range(n)])
-            rec.label(ar, [f"job-{i}" for i in range(n)])
+            rec.name_tasks(ar, [f"job-{i}" for i in range(n)])
             # The engine table and the timeline change without a reload: a busy engine with a named task.
             first.wait("""() => Array.from(document.querySelectorAll('#engines-table tbody tr[data-engine]'))
                 .some(tr => /busy/.test(tr.cells[1].textContent) && /job-\\d/.test(tr.cells[2].textContent))""")
@@ -238,7 +238,7 @@ def test_engine_page_shows_a_tasks_output(rc, engines, log_path, pages):
     lview = rc.load_balanced_view()
     with ipyrecorder.recording(lview, log_path, mode="w") as rec:
         ar = lview.map_async(named_work, [0.05] * 4, [f"out-{i}" for i in range(4)])
-        rec.label(ar, [f"out-{i}" for i in range(4)])
+        rec.name_tasks(ar, [f"out-{i}" for i in range(4)])
         ar.get(timeout=60)
     rec.close(timeout=60)
     state = ipyrecorder.replay(log_path)
@@ -274,7 +274,7 @@ def test_log_text_is_shown_not_run(rc, engines, log_path, pages):
         live = pages().open(server.base + "/")  # gets the corpus through stream batches
         with ipyrecorder.recording(lview, log_path, mode="w") as rec:
             ar = lview.apply_async(xss_task, XSS_ERROR, XSS_OUT)
-            rec.label(ar, XSS_NAME)
+            rec.name_tasks(ar, XSS_NAME)
             with pytest.raises(Exception):
                 ar.get(timeout=60)
             rec.mark(XSS_ERROR, html=XSS_NAME)

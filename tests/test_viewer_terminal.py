@@ -48,7 +48,7 @@ def test_render_follows_a_live_recording(rc, engines, log_path):
     try:
         with ipyrecorder.recording(lview, log_path, mode="w") as rec:
             ar = lview.map_async(named_sleep, [0.4] * 4, [f"nap-{i}" for i in range(4)])
-            rec.label(ar, [f"nap-{i}" for i in range(4)])
+            rec.name_tasks(ar, [f"nap-{i}" for i in range(4)])
             ar.get(timeout=60)
             rec.mark("all woke")
         rec.close(timeout=60)

@@ -1,0 +1,277 @@
+"""Raw records from the tap, turned into events: the recorder's pure half.
+
+The tap (``tap.py``) hands over what ipyparallel gave it (futures, iopub
+messages, registrations) untouched; a ``Translator`` turns each record into
+event dicts for the log, keeping what that needs between records: the
+uuid -> engine id map, the tasks still pending, and the names to give. It
+does no IO and starts no thread, so tests can drive it without a cluster.
+"""
+from __future__ import annotations
+
+import collections
+import warnings
+from datetime import datetime, timezone
+
+from . import tap as T
+from .errors import RecorderWarning, warn_hook_failure
+from .messages import completion, engine_event, iopub_events, metadata_completion
+
+MARK = "mark"  # (MARK, epoch seconds, text, data)
+NAME = "name"  # (NAME, AsyncResult, names)
+
+
+def names_for(async_result, names) -> dict:
+    """{msg_id: name} from the forms ``names`` may take for one AsyncResult.
+
+    A list or tuple of another length than the tasks is a mistake worth a warning:
+    the extra names are dropped, the tasks without one stay unnamed.
+    """
+    msg_ids = list(async_result.msg_ids)
+    if callable(names):
+        names = names(async_result)
+    if names is None:
+        return {}
+    if isinstance(names, str):
+        if len(msg_ids) == 1:
+            return {msg_ids[0]: names}
+        return {m: f"{names}[{i}]" for i, m in enumerate(msg_ids)}
+    if isinstance(names, dict):
+        return {m: str(names[m]) for m in msg_ids if m in names}
+    names = list(names)
+    if len(names) != len(msg_ids):
+        warnings.warn(
+            f"ipyrecorder: {len(names)} names for {len(msg_ids)} tasks; "
+            + ("the extra names are ignored" if len(names) > len(msg_ids) else
+               f"the last {len(msg_ids) - len(names)} tasks stay unnamed"),
+            RecorderWarning, stacklevel=3,
+        )  # fmt: skip
+    return {m: str(n) for m, n in zip(msg_ids, names)}
+
+
+class _Pending:
+    """A task being followed: its future, and which of reply and output have arrived."""
+
+    __slots__ = ("future", "replied", "output_done")
+
+    def __init__(self, future, expects_output: bool):
+        self.future = future
+        self.replied = False
+        self.output_done = not expects_output
+
+
+class Translator:
+    """Turns one recording's raw records into event dicts, passed to ``emit``."""
+
+    def __init__(self, emit, engines: dict, names=None, capture_output: bool = True):
+        self.emit = emit
+        self.names = names
+        self.capture_output = capture_output
+        self.pending: dict[str, _Pending] = {}
+        self.counts = collections.Counter()
+        self._uuid_to_id = {uuid: engine_id for engine_id, uuid in engines.items()}
+        self._labelled: set = set()
+        self._submitted: set = set()  # msg_ids this recording wrote a submit for (the names sweep)
+        self._coalesced: dict[str, list] = {}  # coalescing broadcast request -> its per-engine task ids
+        self._idle: dict[str, str] = {}  # per-engine task of a coalescing broadcast -> engine's idle time
+        self._present = (datetime.now(timezone.utc), sorted(engines.items()))
+
+    def start(self) -> None:
+        """Emit the engines present when the recording began (once, on the writer's thread)."""
+        if self._present is None:
+            return
+        now, engines = self._present
+        self._present = None
+        for engine_id, uuid in engines:
+            self.emit({"kind": "engine_register", "t": now, "engine_id": engine_id, "uuid": uuid, "present": True})
+
+    def engine_id(self, uuid):
+        if uuid is None:
+            return None
+        return self._uuid_to_id.get(uuid)
+
+    def process(self, record) -> None:
+        """Emit the events of one record; a record that cannot be turned into events is warned about."""
+        try:
+            handler = self._handlers[record[0]]
+            handler(self, *record[1:])
+        except Exception:
+            warn_hook_failure("event conversion")
+
+    # -- one method per record kind ---------------------------------------------------
+    def _on_submit(self, future, queue, msg_type, ident, metadata, call, request):
+        target = None
+        if ident:
+            idents = ident if isinstance(ident, list) else [ident]
+            ids = [self.engine_id(i.decode() if isinstance(i, bytes) else i) for i in idents]
+            target = ids[0] if len(ids) == 1 else ids
+        self._submit(future.msg_id, future.header.get("date"), queue, call, target, metadata, request)
+        self.pending[future.msg_id] = _Pending(future, getattr(future, "output", None) is not None)
+
+    def _submit(self, msg_id, t, queue, call, target, metadata, request=None):
+        self.emit({
+            "kind": "submit",
+            "msg_id": msg_id,
+            "t": t,
+            "queue": queue,
+            "function": call[0],
+            "target": target,
+            "label": (metadata or {}).get("label"),
+            "chunk": call[1],
+            "broadcast": request,
+        })  # fmt: skip
+        self.counts["tasks"] += 1
+        if isinstance(self.names, dict):
+            self._submitted.add(msg_id)
+            if msg_id in self.names:
+                self._add_name(msg_id, self.names[msg_id])
+
+    def _on_coalescing_broadcast(self, future, metadata, call):
+        """One task per engine (``<request>_<engine uuid>``, as ipyparallel names them), one reply for all."""
+        request = future.msg_id
+        tasks = []
+        for ident, engine_id in metadata.get("targets") or ():
+            msg_id = f"{request}_{ident}"
+            self._submit(msg_id, future.header.get("date"), "broadcast", call, engine_id, metadata, request)
+            tasks.append((msg_id, engine_id))
+        self._coalesced[request] = tasks
+        self.pending[request] = _Pending(future, expects_output=False)
+
+    def _on_iopub(self, msg):
+        if self._coalesced and msg["header"]["msg_type"] == "status":
+            parent = (msg.get("parent_header") or {}).get("msg_id") or ""
+            if parent.rpartition("_")[0] in self._coalesced and msg["content"].get("execution_state") == "idle":
+                self._idle[parent] = msg["header"]["date"]  # when that engine finished its part
+                return
+        for event in iopub_events(msg, self.engine_id, self.capture_output):
+            self.emit(event)
+
+    def _on_reply(self, future):
+        msg_id = future.msg_id
+        pending = self.pending.get(msg_id)
+        if pending is None or pending.replied:
+            return  # already handled (a flush found it done first)
+        output = getattr(future, "output", None)
+        md = getattr(output, "metadata", None) or {}
+        failure = future.exception(timeout=0)
+        if failure is None:  # replies the client makes up (engine died) hold the error as the result
+            result = future.result(timeout=0)
+            failure = result if isinstance(result, BaseException) else None
+        engine_id = md.get("engine_id")
+        if engine_id is None:
+            engine_id = self.engine_id(md.get("engine_uuid"))
+        done = metadata_completion(msg_id, md, engine_id, failure)
+        if msg_id in self._coalesced:
+            self._complete_coalesced(msg_id, done)
+        else:
+            self.emit(done)
+            self.counts[done["status"]] += 1
+        self._part_done(msg_id, "replied")
+
+    def _complete_coalesced(self, request, done):
+        """The one reply of a coalescing broadcast completes each engine's task."""
+        for msg_id, engine_id in self._coalesced.pop(request):
+            self.emit({**done, "msg_id": msg_id, "started": None, "completed": self._idle.pop(msg_id, None),
+                       "engine_id": engine_id})  # fmt: skip
+            self.counts[done["status"]] += 1
+
+    def _on_output(self, future):
+        self._part_done(future.msg_id, "output_done")
+
+    def _part_done(self, msg_id, part):
+        pending = self.pending.get(msg_id)
+        if pending is None:
+            return
+        setattr(pending, part, True)
+        if pending.replied and pending.output_done:
+            del self.pending[msg_id]
+
+    def _on_engine(self, t, event):
+        if event.get("event") == "register":
+            self._uuid_to_id[event.get("uuid")] = event.get("id")
+        engine = engine_event(t, event)
+        if engine is not None:
+            self.emit(engine)
+
+    def _on_hub_reply(self, msg_type, content):
+        """Resubmissions happen in the Hub; follow them through its replies."""
+        if content.get("status") != "ok":
+            return
+        now = datetime.now(timezone.utc)
+        if msg_type == "resubmit_request":
+            for old, new in content.get("resubmitted", {}).items():
+                self.emit({"kind": "submit", "msg_id": new, "t": now})
+                self.emit({"kind": "resubmit", "t": now, "msg_id": old, "new_msg_id": new})
+                self.counts["tasks"] += 1
+                self.pending[new] = _Pending(None, expects_output=False)
+            return
+        for msg_id in content.get("completed", []):
+            rec = content.get(msg_id)
+            if msg_id not in self.pending or not isinstance(rec, dict):
+                continue
+            done = completion({"msg_id": msg_id, **rec}, self.engine_id)
+            if done is None:
+                continue
+            self.emit(done)
+            self.counts[done["status"]] += 1
+            for name in ("stdout", "stderr"):
+                text = (rec.get("io") or {}).get(name)
+                if text and self.capture_output:
+                    self.emit({"kind": name, "msg_id": msg_id, "t": now, "text": text})
+            self._part_done(msg_id, "replied")
+
+    def _on_async_result(self, async_result):
+        self._on_name(async_result, self.names)
+
+    def _on_name(self, async_result, names):
+        try:
+            mapping = names_for(async_result, names)
+        except Exception:
+            warn_hook_failure("names")
+            return
+        for msg_id, name in mapping.items():
+            self._add_name(msg_id, name)
+
+    def _on_mark(self, t, text, data):
+        self.emit({"kind": "mark", "t": t, "text": text, "data": data})
+
+    _handlers = {
+        T.SUBMIT: _on_submit,
+        T.BROADCAST: _on_coalescing_broadcast,
+        T.IOPUB: _on_iopub,
+        T.REPLY: _on_reply,
+        T.OUTPUT: _on_output,
+        T.ENGINE: _on_engine,
+        T.HUB_REPLY: _on_hub_reply,
+        T.ASYNC_RESULT: _on_async_result,
+        NAME: _on_name,
+        MARK: _on_mark,
+    }
+
+    # -- at flush points and at the end ---------------------------------------------------
+    def catch_up(self) -> None:
+        """Handle replies and output the client already has but whose callbacks have not run yet.
+
+        A view's own callbacks can resolve the user's AsyncResult before ours
+        run on the IO thread; at a flush point the log must hold what the user holds.
+        """
+        for msg_id, pending in list(self.pending.items()):
+            future = pending.future
+            if future is None:
+                continue
+            if not pending.replied and future.done():
+                self._on_reply(future)
+            output = getattr(future, "output", None)
+            if not pending.output_done and output is not None and output.done():
+                self._part_done(msg_id, "output_done")
+
+    def _add_name(self, msg_id, name):
+        self._labelled.add(msg_id)
+        self.emit({"kind": "label", "msg_id": msg_id, "name": str(name)})
+
+    def sweep_names(self) -> None:
+        """Names a user added to the ``names`` dict after their tasks were submitted."""
+        if not isinstance(self.names, dict):
+            return
+        for msg_id, name in list(self.names.items()):
+            if msg_id in self._submitted and msg_id not in self._labelled:
+                self._add_name(msg_id, name)
