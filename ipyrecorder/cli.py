@@ -89,9 +89,23 @@ def _fold_all(logs, until):
 
     _open_all(logs)
     try:
-        return fold(*logs, until=until)
+        state = fold(*logs, until=until)
     except QueryError as exc:
         raise Failure(str(exc), ExitStatus.USAGE) from None
+    _warn_damage(logs, state.damage)
+    return state
+
+
+def _warn_damage(logs, damage) -> None:
+    """One line on stderr for each damaged log: what was skipped, and where to look."""
+    by_log: dict = {}
+    for d in damage:
+        by_log.setdefault(d.path or logs[0], []).append(d)
+    for path, found in by_log.items():
+        kinds = ", ".join(sorted({d.reason.split(" (")[0] for d in found}))
+        size = sum(d.length for d in found)
+        click.echo(f"ipyrecorder: warning: {path}: {len(found)} damaged region(s) skipped ({kinds}, {size} bytes); "
+                   f"what they held is missing: see `ipyrecorder check {path}`", err=True)  # fmt: skip
 
 
 @cli.command()
@@ -112,11 +126,13 @@ def replay(logs, sink_name, output, options, until):
     log = Log(*logs, until=until)
     if until is not None:
         log.state = _fold_all(logs, until)
+        log.damage = []  # already reported
     if not sink.wants_output():
         try:
             sink.write(log, None)
         except SinkError as exc:
             raise Failure(str(exc), ExitStatus.USAGE) from None
+        _warn_damage(logs, log.damage)
         return
     if output is None:
         output = str(Path(logs[0]).with_suffix(sink.suffix)) if sink.suffix else "-"
@@ -125,6 +141,7 @@ def replay(logs, sink_name, output, options, until):
             sink.write(log, out)
     except SinkError as exc:
         raise Failure(str(exc), ExitStatus.USAGE) from None
+    _warn_damage(logs, log.damage)
     if output != "-":
         click.echo(f"wrote {output}", err=True)
 
@@ -285,6 +302,8 @@ def _header_json(header):
 
 
 def _format_summary(path, state, summary) -> str:
+    from .state import engine_label
+
     lines = [f"{path}: {summary['tasks']} tasks in {summary['span_seconds']:.3f} s"]
     if state.headers:
         first = state.headers[0]
@@ -295,15 +314,55 @@ def _format_summary(path, state, summary) -> str:
     status = ", ".join(f"{n} {s}" for s, n in summary["by_status"].items()) or "none"
     lines.append(f"  tasks: {status}")
     if summary["engines"]:
-        lines.append("  engine  tasks  errors  busy s   utilisation")
+        labels = {engine_id: engine_label(engine_id)[len("engine "):] for engine_id in summary["engines"]}
+        width = max(6, *map(len, labels.values()))
+        lines.append(f"  {'engine':>{width}}  tasks  errors  busy s   utilisation")
         for engine_id, e in summary["engines"].items():
             util = "-" if e["utilisation"] is None else f"{e['utilisation']:.1%}"
-            lines.append(f"  {engine_id!s:>6}  {e['tasks']:>5}  {e['errors']:>6}  {e['busy_seconds']:>7.3f}  {util:>11}")
+            lines.append(f"  {labels[engine_id]:>{width}}  {e['tasks']:>5}  {e['errors']:>6}  {e['busy_seconds']:>7.3f}  "
+                         f"{util:>11}")  # fmt: skip
     if state.marks:
         lines.append("  marks: " + ", ".join(m.text for m in state.marks))
+    for ended in dict.fromkeys(summary["ended"]):
+        lines.append(f"  ended: {ended}")
+    failed = state.failures()
+    if failed:
+        lines.append(f"  failed attempts: {len(failed)} (`ipyrecorder failures {path.split(', ')[0]}` shows their tracebacks)")
     for damage in summary["damage"]:
         lines.append(f"  damage: {damage}")
     return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("logs", nargs=-1, required=True, metavar="LOG...")
+@click.option("--json", "as_json", is_flag=True, help="Print the failures as JSON.")
+@click.option("--until", default=None, help=UNTIL_HELP)
+def failures(logs, as_json, until):
+    """List every failed attempt: task, engine, error and the remote traceback."""
+    from .events import from_us
+    from .state import engine_label
+
+    state = _fold_all(logs, until)
+    found = state.failures()
+    if as_json:
+        records = [{"msg_id": task.msg_id, "name": task.name, "function": task.function, "status": task.state,
+                    "engine_id": engine_id, "t": None if t_us is None else from_us(t_us).isoformat(),
+                    "ename": ename, "evalue": evalue, "traceback": traceback, "stderr": task.stderr or None}
+                   for task, engine_id, t_us, ename, evalue, traceback in found]  # fmt: skip
+        click.echo(json.dumps(records, indent=2))
+        return
+    for task, engine_id, t_us, ename, evalue, traceback in found:
+        when = "" if t_us is None else f" at {from_us(t_us):%H:%M:%S.%f}"[:-3]
+        outcome = "failed" if task.state != "ok" else "attempt failed, then succeeded"
+        click.echo(f"{task.display_name} ({task.msg_id}) on {engine_label(engine_id)}{when}: {outcome}")
+        click.echo(f"  {ename}: {evalue}" if evalue else f"  {ename}")
+        for line in (traceback or "(no traceback recorded)").splitlines():
+            click.echo(f"    {line}")
+        if task.stderr:
+            click.echo("  last stderr: " + task.stderr.rstrip().splitlines()[-1])
+        click.echo("")
+    tasks = len({task.msg_id for task, *_ in found})
+    click.echo(f"{len(found)} failed attempt(s) of {tasks} task(s)", err=True)
 
 
 @cli.command()

@@ -13,6 +13,7 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from .errors import warn_hook_failure
 from .log import LogWriter, new_header
 from .messages import completion, engine_event, final_record_events, iopub_events, submission
 
@@ -35,6 +36,16 @@ def _engine_ids(client) -> dict:
     return {uuid: eid for eid, uuid in dict(client._engines).items() if isinstance(eid, int)}
 
 
+def _append(log, event) -> bool:
+    """Write one event; one a log cannot hold (a Hub record without a time) is skipped, with a warning."""
+    try:
+        log.append(event)
+        return True
+    except (ValueError, TypeError):
+        warn_hook_failure(f"Hub record ({event.get('kind')})")
+        return False
+
+
 def import_hub(client, path, where=None, mode: str = "w") -> int:
     """Write the Hub's TaskRecords matching ``where`` (all by default) as a log. Returns the count."""
     records = client.db_query(where or {}, keys=RECORD_KEYS)
@@ -43,16 +54,16 @@ def import_hub(client, path, where=None, mode: str = "w") -> int:
     header = new_header(reconstructed=True, note=f"imported from the Hub's task database; {HUB_DB_NOTE}")
     with LogWriter(path, mode, header) as log:
         for uuid, engine_id in sorted(engine_ids.items(), key=lambda item: item[1]):
-            log.append({"kind": "engine_register", "t": header["t0"], "engine_id": engine_id, "uuid": uuid, "present": True})
+            _append(log, {"kind": "engine_register", "t": header["t0"], "engine_id": engine_id, "uuid": uuid, "present": True})
         for record in records:
-            log.append(submission(record))
+            _append(log, submission(record))
             for event in final_record_events(record["msg_id"], record, engine_ids.get(record.get("engine_uuid"))):
-                log.append(event)
+                _append(log, event)
             done = completion(record, engine_ids.get)
             if done is not None:
-                log.append(done)
+                _append(log, done)
             if record.get("resubmitted"):
-                log.append({"kind": "resubmit", "t": record.get("submitted"), "msg_id": record["msg_id"],
+                _append(log, {"kind": "resubmit", "t": record.get("submitted"), "msg_id": record["msg_id"],
                             "new_msg_id": record["resubmitted"]})  # fmt: skip
     return len(records)
 
@@ -83,6 +94,7 @@ class Observer:
         self._seen: set = set()
         self._since = None  # submitted time of the newest record seen
         self.tasks = 0
+        self.dropped = 0  # events that could not be written
 
     # -- IO thread -------------------------------------------------------------------
     def _tap(self, client):
@@ -110,7 +122,7 @@ class Observer:
         self._engine_ids = _engine_ids(client)
         now = datetime.now(timezone.utc)
         for uuid, engine_id in sorted(self._engine_ids.items(), key=lambda item: item[1]):
-            self._log.append({"kind": "engine_register", "t": now, "engine_id": engine_id, "uuid": uuid, "present": True})
+            self._append({"kind": "engine_register", "t": now, "engine_id": engine_id, "uuid": uuid, "present": True})
         self._log.flush()
         self.connected.set()
 
@@ -135,7 +147,7 @@ class Observer:
         self._log.flush()
 
     def _reconnect(self, exc):
-        self._log.append({"kind": "mark", "t": datetime.now(timezone.utc), "text": "observer: connection lost",
+        self._append({"kind": "mark", "t": datetime.now(timezone.utc), "text": "observer: connection lost",
                           "data": {"error": f"{type(exc).__name__}: {exc}"}})  # fmt: skip
         self._log.flush()
         self.echo(f"ipyrecorder record: lost the controller ({exc}); reconnecting")
@@ -148,7 +160,7 @@ class Observer:
                 self.stop.wait(1.0)
         else:
             return
-        self._log.append({"kind": "mark", "t": datetime.now(timezone.utc), "text": "observer: reconnected"})
+        self._append({"kind": "mark", "t": datetime.now(timezone.utc), "text": "observer: reconnected"})
         self.echo("ipyrecorder record: reconnected")
 
     def _query(self, where):
@@ -177,7 +189,8 @@ class Observer:
         return box["records"]
 
     def _poll_hub(self):
-        query = {"submitted": {"$gte": self._since}} if self._since is not None else {}
+        # "$ne" first: the Hub's DictDB tests in order, and cannot compare a record without a time
+        query = {"submitted": {"$ne": None, "$gte": self._since}} if self._since is not None else {}
         records = self._query(query)
         if self._pending:
             records += self._query({"msg_id": {"$in": sorted(self._pending)}})
@@ -188,17 +201,17 @@ class Observer:
             if msg_id not in self._seen:
                 self._seen.add(msg_id)
                 self._pending.add(msg_id)
-                self._log.append(submission(record))
+                self._append(submission(record))
                 self.tasks += 1
                 if record.get("submitted") is not None:
                     self._since = max(self._since or record["submitted"], record["submitted"])
             if msg_id in self._pending:
                 done = completion(record, self._engine_ids.get)
                 if done is not None:
-                    self._log.append(done)
+                    self._append(done)
                     self._pending.discard(msg_id)
                 if record.get("resubmitted"):
-                    self._log.append({"kind": "resubmit", "t": datetime.now(timezone.utc), "msg_id": msg_id,
+                    self._append({"kind": "resubmit", "t": datetime.now(timezone.utc), "msg_id": msg_id,
                                       "new_msg_id": record["resubmitted"]})  # fmt: skip
 
     def _drain(self):
@@ -215,14 +228,18 @@ class Observer:
             self._engine_ids[event.get("uuid")] = event.get("id")
         engine = engine_event(t, event)
         if engine is not None:
-            self._log.append(engine)
+            self._append(engine)
 
     def _on_iopub(self, msg):
         parent = msg.get("parent_header") or {}
         if not parent.get("msg_id") or parent.get("msg_type") not in ("apply_request", "execute_request"):
             return  # not a task: the observer's own queries, other clients' control messages
         for event in iopub_events(msg, self._engine_ids.get, self.capture_output):
-            self._log.append(event)
+            self._append(event)
+
+    def _append(self, event) -> None:
+        if not _append(self._log, event):
+            self.dropped += 1
 
     def _close_client(self):
         client, self._client = self._client, None

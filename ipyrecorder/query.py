@@ -18,12 +18,13 @@ class QueryError(ValueError):
 
 
 TIME_KEYS = ("submitted", "started", "completed", "received")
-NUMBER_KEYS = ("engine_id", "target", "chunk", "run_seconds", "queue_seconds", "wall_seconds")
+NUMBER_KEYS = ("engine_id", "target", "chunk", "run_seconds", "queue_seconds", "wall_seconds", "attempts")
 TEXT_KEYS = ("msg_id", "name", "label", "function", "queue", "status", "error", "ename", "evalue",
-             "stdout", "stderr", "engine_uuid", "resubmitted", "resubmit_of")  # fmt: skip
+             "traceback", "stdout", "stderr", "engine_uuid", "resubmitted", "resubmit_of", "broadcast")  # fmt: skip
 KEYS = ("msg_id", "name", "label", "function", "queue", "target", "chunk", "engine_id", "engine_uuid",
         "status", "submitted", "started", "completed", "received", "run_seconds", "queue_seconds",
-        "wall_seconds", "error", "ename", "evalue", "stdout", "stderr", "resubmitted", "resubmit_of")  # fmt: skip
+        "wall_seconds", "error", "ename", "evalue", "traceback", "attempts", "stdout", "stderr", "resubmitted",
+        "resubmit_of", "broadcast")  # fmt: skip
 
 ALIASES = {"$ge": "$gt", "$le": "$lt"}  # IPython's table: '$ge' is '>', '$le' is '<'
 OPERATORS = {
@@ -113,8 +114,10 @@ def task_record(task, engines) -> dict:
         "submitted": task.submitted, "started": task.started, "completed": task.completed,
         "received": task.received, "run_seconds": task.run_seconds, "queue_seconds": task.queue_seconds,
         "wall_seconds": task.wall_seconds, "error": task.error, "ename": task.ename, "evalue": task.evalue,
+        "traceback": task.traceback, "attempts": len(task.attempts) if task.attempts else (
+            1 if task.start_us is not None else 0),
         "stdout": task.stdout, "stderr": task.stderr, "resubmitted": task.resubmitted,
-        "resubmit_of": task.resubmit_of,
+        "resubmit_of": task.resubmit_of, "broadcast": task.broadcast,
     }  # fmt: skip
 
 

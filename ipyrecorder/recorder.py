@@ -93,15 +93,13 @@ class Recording:
         flag stays the task's ``label``. Works during the block and after it;
         once the log is closed the names are appended as a new segment.
         """
-        names = self.names if names is None else names
-        if self.closed.is_set():
-            mapping = translate.names_for(async_result, names)
-            if mapping:
-                with LogWriter(self.path, "a", new_header(note="names added after the recording")) as log:
-                    for msg_id, name in mapping.items():
-                        log.append({"kind": "label", "msg_id": msg_id, "name": name})
-            return
-        self._queue.append((translate.NAME, async_result, names))
+        mapping = translate.names_for(async_result, self.names if names is None else names)
+        if not self.closed.is_set():
+            self._queue.append((translate.NAME, mapping))
+        elif mapping:
+            with LogWriter(self.path, "a", new_header(note="names added after the recording")) as log:
+                for msg_id, name in mapping.items():
+                    log.append({"kind": "label", "msg_id": msg_id, "name": name})
 
     def label(self, async_result, names=None) -> None:
         """Deprecated spelling of ``name_tasks`` (``label`` is ipyparallel's own flag)."""
@@ -262,12 +260,23 @@ class _Channel:
             warn_hook_failure(f"encoding {event.get('kind')}")
 
     def _run(self):
-        while True:
-            self.wake.wait(FLUSH_INTERVAL)
-            self.wake.clear()
-            if self._step():
-                break
-        self._close()
+        try:
+            while True:
+                self.wake.wait(FLUSH_INTERVAL)
+                self.wake.clear()
+                try:
+                    if self._step():
+                        break
+                except Exception:  # a bug here must not leave recordings waiting forever
+                    warn_hook_failure("writer")
+                    with self._lock:
+                        self._ended += self.recordings
+                        self.recordings = []
+                        self.closing = True
+                        self._open.pop(self.key, None)
+                    break
+        finally:
+            self._close()
 
     def _step(self) -> bool:
         """Write what every recording queued; finish the ones that are done. True: close the log."""
@@ -323,10 +332,7 @@ class _Channel:
                 self.log.close({k: v for k, v in stats.items() if v is not None})
             except OSError as exc:
                 self._fail(exc)
-        if self.error is not None:
-            warnings.warn(f"ipyrecorder: the recording to {self.path} is incomplete: {self.error}",
-                          RecorderWarning, stacklevel=2)  # fmt: skip
-        self.done.set()
+        self.done.set()  # a disk error was warned about once, when it happened; close() returns False
         for recording in self._ended:
             recording.closed.set()
 

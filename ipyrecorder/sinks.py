@@ -24,16 +24,24 @@ class Log:
         self.paths = paths
         self.path = paths[0]
         self.until = until
+        self.damage: list = []  # what reading found damaged, once ``state`` or ``events()`` has read
 
     @cached_property
     def state(self) -> State:
         """All the logs folded into one state (as of ``until``, if given)."""
-        return replay(*self.paths, until=self.until)
+        state = replay(*self.paths, until=self.until)
+        self.damage = state.damage
+        return state
 
     def events(self) -> Iterator[dict]:
         """The decoded events of each log in turn (``until`` applies to ``state`` only)."""
+        damage = []
         for path in self.paths:
-            yield from LogReader(path).events()
+            reader = LogReader(path)
+            yield from reader.events()
+            damage += reader.damage
+        if "state" not in self.__dict__:
+            self.damage = damage
 
 
 class Sink(plugin.Plugin):

@@ -524,8 +524,38 @@ class State:
             "marks": len(self.marks),
             "segments": len(self.headers),
             "closed": len(self.closes) == len(self.headers),
+            "ended": [_ending(close) for close in self.closes if "ended" in close],
             "damage": [str(d) for d in self.damage],
         }
+
+    def failures(self) -> list:
+        """Every failed attempt, in time order: ``(task, engine_id, t_us, ename, evalue, traceback)``.
+
+        A task that failed gives its final error (and any earlier attempts that
+        raised); a task retried to success gives the attempts that failed.
+        """
+        found = []
+        for task in self.tasks.values():
+            attempts = list(task.attempt_errors or ())
+            final = task.status in ("error", "aborted")
+            if final and not any(a[2] == task.ename and a[3] == task.evalue and a[0] == task.engine_id for a in attempts):
+                attempts.append((task.engine_id, task.completed_us or task.received_us, task.ename, task.evalue, None))
+            for engine_id, t_us, ename, evalue, traceback in attempts:
+                if final and ename == task.ename and evalue == task.evalue:
+                    traceback = traceback or task.traceback
+                found.append((task, engine_id, t_us, ename, evalue, traceback))
+        found.sort(key=lambda f: (f[2] is None, f[2] or 0))
+        return found
+
+
+def _ending(close: dict) -> str:
+    """How a recording segment ended, in words, from its close statistics."""
+    text = close["ended"]
+    if close.get("pending"):
+        text += f"; stopped following {close['pending']} pending task(s)"
+        if close.get("gave_up"):
+            text += f" ({close['gave_up']})"
+    return text
 
 
 def replay(*paths, until=None) -> State:
@@ -543,8 +573,12 @@ def replay(*paths, until=None) -> State:
     if until is not None:
         from .query import parse_until
 
-        origin = from_us(min(r.header["t0"] for r in readers))  # the raw header: µs since the epoch
-        clip = _Clip(ev.to_us(until if not isinstance(until, str) else parse_until(until, origin)))
+        if isinstance(until, str):
+            # relative to the start of the run, as ``summary()`` gives it: of all the logs together
+            start = replay(*paths).span_us()[0]
+            origin = from_us(start if start is not None else min(r.header["t0"] for r in readers))
+            until = parse_until(until, origin)
+        clip = _Clip(ev.to_us(until))
     damage = []
     collecting = gc.isenabled()
     gc.disable()  # the fold makes millions of objects and no cycles: the collector only costs time

@@ -17,7 +17,7 @@ from .errors import RecorderWarning, warn_hook_failure
 from .messages import completion, engine_event, iopub_events, metadata_completion
 
 MARK = "mark"  # (MARK, epoch seconds, text, data)
-NAME = "name"  # (NAME, AsyncResult, names)
+NAME = "name"  # (NAME, {msg_id: name})
 
 
 def names_for(async_result, names) -> dict:
@@ -59,6 +59,16 @@ class _Pending:
         self.output_done = not expects_output
 
 
+class _Coalesced:
+    """A coalescing broadcast: its engines' tasks still to complete, and the one reply for all."""
+
+    __slots__ = ("tasks", "done")
+
+    def __init__(self):
+        self.tasks: dict[str, int] = {}  # per-engine task id -> engine id
+        self.done = None  # the complete event the reply made, once it came
+
+
 class Translator:
     """Turns one recording's raw records into event dicts, passed to ``emit``."""
 
@@ -71,7 +81,7 @@ class Translator:
         self._uuid_to_id = {uuid: engine_id for engine_id, uuid in engines.items()}
         self._labelled: set = set()
         self._submitted: set = set()  # msg_ids this recording wrote a submit for (the names sweep)
-        self._coalesced: dict[str, list] = {}  # coalescing broadcast request -> its per-engine task ids
+        self._coalesced: dict[str, _Coalesced] = {}  # coalescing broadcast requests not yet complete
         self._idle: dict[str, str] = {}  # per-engine task of a coalescing broadcast -> engine's idle time
         self._present = (datetime.now(timezone.utc), sorted(engines.items()))
 
@@ -128,19 +138,20 @@ class Translator:
     def _on_coalescing_broadcast(self, future, metadata, call):
         """One task per engine (``<request>_<engine uuid>``, as ipyparallel names them), one reply for all."""
         request = future.msg_id
-        tasks = []
+        entry = self._coalesced[request] = _Coalesced()
         for ident, engine_id in metadata.get("targets") or ():
             msg_id = f"{request}_{ident}"
             self._submit(msg_id, future.header.get("date"), "broadcast", call, engine_id, metadata, request)
-            tasks.append((msg_id, engine_id))
-        self._coalesced[request] = tasks
+            entry.tasks[msg_id] = engine_id
         self.pending[request] = _Pending(future, expects_output=False)
 
     def _on_iopub(self, msg):
         if self._coalesced and msg["header"]["msg_type"] == "status":
             parent = (msg.get("parent_header") or {}).get("msg_id") or ""
-            if parent.rpartition("_")[0] in self._coalesced and msg["content"].get("execution_state") == "idle":
+            request = parent.rpartition("_")[0]
+            if request in self._coalesced and msg["content"].get("execution_state") == "idle":
                 self._idle[parent] = msg["header"]["date"]  # when that engine finished its part
+                self._complete_coalesced(request)
                 return
         for event in iopub_events(msg, self.engine_id, self.capture_output):
             self.emit(event)
@@ -161,18 +172,28 @@ class Translator:
             engine_id = self.engine_id(md.get("engine_uuid"))
         done = metadata_completion(msg_id, md, engine_id, failure)
         if msg_id in self._coalesced:
-            self._complete_coalesced(msg_id, done)
-        else:
-            self.emit(done)
-            self.counts[done["status"]] += 1
+            self._coalesced[msg_id].done = done
+            self._complete_coalesced(msg_id)
+            return
+        self.emit(done)
+        self.counts[done["status"]] += 1
         self._part_done(msg_id, "replied")
 
-    def _complete_coalesced(self, request, done):
-        """The one reply of a coalescing broadcast completes each engine's task."""
-        for msg_id, engine_id in self._coalesced.pop(request):
-            self.emit({**done, "msg_id": msg_id, "started": None, "completed": self._idle.pop(msg_id, None),
-                       "engine_id": engine_id})  # fmt: skip
-            self.counts[done["status"]] += 1
+    def _complete_coalesced(self, request):
+        """The one reply of a coalescing broadcast completes each engine's task once that engine is idle.
+
+        The reply and the engines' iopub come on different sockets, in either order.
+        """
+        entry = self._coalesced[request]
+        if entry.done is None:
+            return
+        for msg_id in [m for m in entry.tasks if m in self._idle]:
+            self.emit({**entry.done, "msg_id": msg_id, "started": None, "completed": self._idle.pop(msg_id),
+                       "engine_id": entry.tasks.pop(msg_id)})  # fmt: skip
+            self.counts[entry.done["status"]] += 1
+        if not entry.tasks:
+            del self._coalesced[request]
+            self._part_done(request, "replied")
 
     def _on_output(self, future):
         self._part_done(future.msg_id, "output_done")
@@ -220,14 +241,14 @@ class Translator:
             self._part_done(msg_id, "replied")
 
     def _on_async_result(self, async_result):
-        self._on_name(async_result, self.names)
-
-    def _on_name(self, async_result, names):
         try:
-            mapping = names_for(async_result, names)
+            mapping = names_for(async_result, self.names)
         except Exception:
             warn_hook_failure("names")
             return
+        self._on_name(mapping)
+
+    def _on_name(self, mapping):
         for msg_id, name in mapping.items():
             self._add_name(msg_id, name)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from ipyrecorder.sinks import Option, Sink
+from ipyrecorder.state import engine_label
 
 CLIENT_PID = 0
 
@@ -45,7 +46,7 @@ def trace_events(state) -> list:
                         {t.engine_id for t in state.tasks.values() if t.engine_id is not None})  # fmt: skip
     for engine_id in engine_ids:
         pid = engine_id + 1
-        events.append({"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": f"engine {engine_id}"}})
+        events.append({"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": engine_label(engine_id)}})
         events.append({"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": engine_id}})
     named_threads = set()
 
@@ -70,12 +71,14 @@ def trace_events(state) -> list:
                 named_threads.add((pid, lane))
                 events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": lane,
                                "args": {"name": "tasks" if lane == 0 else f"overlapping tasks {lane}"}})  # fmt: skip
-            name = task.name or task.function or task.msg_id
+            name = task.display_name
             args = {"msg_id": task.msg_id, "function": task.function, "status": task.state}
             if task.name:
                 args["name"] = task.name
             if task.error:
                 args["error"] = task.error
+            if task.traceback:
+                args["traceback"] = task.traceback
             events.append({"ph": "X", "name": name, "cat": task.state, "pid": pid, "tid": lane,
                            "ts": ts(started), "dur": end - started, "args": args})  # fmt: skip
             busy_changes += [(started, 1), (end, -1)]

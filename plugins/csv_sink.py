@@ -6,7 +6,7 @@ from ipyrecorder.sinks import Option, Sink
 COLUMNS = (
     "msg_id", "name", "function", "label", "queue", "chunk", "engine_id", "status",
     "submitted", "started", "completed", "received",
-    "queue_seconds", "run_seconds", "wall_seconds", "error",
+    "queue_seconds", "run_seconds", "wall_seconds", "error", "traceback", "broadcast",
 )  # fmt: skip
 
 

@@ -42,6 +42,7 @@ from ipyrecorder.events import from_us, split_msg_id, to_us
 from ipyrecorder.sinks import Option, Sink, SinkError
 
 STATUSES = ("ok", "error", "aborted", "running", "pending")
+TRACEBACK_CHARS = 4000  # the last characters of each failed task's traceback that a page carries
 STATUS_CODE = {name: code for code, name in enumerate(STATUSES)}
 INT32_MISSING = -(2**31)
 NO_ENGINE = 2**32 - 1  # engine row of a task that never reached an engine
@@ -157,7 +158,7 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
     sub, start, end, recv = [None] * n, [None] * n, [None] * n, [None] * n
     row, status, fn, name = [0] * n, [0] * n, [0] * n, [0] * n
     mp, ms = [0] * n, [0] * n
-    stdout, stderr, errors = [], [], []
+    stdout, stderr, errors, tracebacks = [], [], [], []
     status_code = STATUS_CODE
     get_row = row_of.get
     lookup = strings.index.get
@@ -202,6 +203,8 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
                 stderr.append((i, output[:output_chars]))
         if task.ename is not None or status[i] == 1:
             errors.append((i, strings(task.error or "(no error message)")))
+            if task.traceback:  # its end says what failed: keep that
+                tracebacks.append((i, strings(task.traceback[-TRACEBACK_CHARS:])))
 
     columns = {}
     chunks = []
@@ -237,7 +240,7 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
     else:
         add("ms", "u4", array("I", ms))
     text = json.dumps(
-        {"strings": strings.items, "stdout": stdout, "stderr": stderr, "errors": errors},
+        {"strings": strings.items, "stdout": stdout, "stderr": stderr, "errors": errors, "tracebacks": tracebacks},
         ensure_ascii=False, separators=(",", ":"), default=str,
     ).encode("utf-8", "surrogatepass")  # fmt: skip
     chunks.append(text)

@@ -7,6 +7,7 @@ and bars are drawn as collections so that 100,000 tasks render in seconds.
 from __future__ import annotations
 
 from ipyrecorder.sinks import Option, Sink, SinkError
+from ipyrecorder.state import engine_label
 
 STATUS_COLOURS = {"error": "#d62728", "aborted": "#7f7f7f", "running": "#ffbf00"}
 FUNCTION_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#aec7e8")
@@ -168,7 +169,7 @@ def draw_timeline(state, figure=None):
     if data.leaves:
         ax.scatter([t for t, _ in data.leaves], [r for _, r in data.leaves], marker="x", color="black", zorder=3, s=30)
 
-    ax.set_yticks(range(len(data.engine_ids)), [f"engine {e}" for e in data.engine_ids],
+    ax.set_yticks(range(len(data.engine_ids)), [engine_label(e) for e in data.engine_ids],
                   fontsize=max(4, min(9, 300 / n)))  # fmt: skip
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlim(0, data.span * 1.01)

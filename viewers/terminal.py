@@ -13,6 +13,7 @@ from ipyrecorder.tail import Follower, LogTail
 from ipyrecorder.viewer import Viewer
 
 RATE_WINDOW_US = 30_000_000  # completion rate over the last 30 s of the log
+TRACEBACK_LINES = 4  # lines of the newest error's traceback shown under the recent errors
 
 
 def _seconds(us) -> str:
@@ -91,15 +92,19 @@ def render(tail: LogTail, now_us: int | None = None):
         running = _seconds(max(now_us - task.start_us, 0)) if task is not None and task.start_us else ""
         util = f"{engine.busy_seconds / span_s:.0%}" if span_s else ""
         table.add_row(str(engine_id), Text(what, style=style),
-                      Text(task.name or task.function or task.msg_id) if task else "", running,
+                      Text(task.display_name) if task else "", running,
                       str(engine.tasks_done), Text(str(engine.errors), style="red" if engine.errors else ""),
                       f"{engine.busy_seconds:.1f}", util)  # fmt: skip
     parts.append(table)
 
     if state.recent_errors:
         parts.append(Text("recent errors", style="bold red"))
-        for task in list(state.recent_errors)[-5:]:
-            parts.append(Text(f"  {task.name or task.function or task.msg_id}: {task.error}", style="red"))
+        errors = list(state.recent_errors)[-5:]
+        for task in errors:
+            parts.append(Text(f"  {task.display_name}: {task.error}", style="red"))
+        if errors[-1].traceback:  # where the newest one failed: the end of its traceback
+            for line in [line for line in errors[-1].traceback.splitlines() if line.strip()][-TRACEBACK_LINES:]:
+                parts.append(Text(f"    {line}", style="dim red"))
     if state.recent_output:
         parts.append(Text("last output", style="bold"))
         lines = []

@@ -416,13 +416,13 @@ class Hub:
             record = task.to_dict()
             record.update(engine_id=task.engine_id, submitted_us=task.submitted_us, completed_us=task.completed_us,
                           started_us=task.started_us if task.started_us is not None else task.start_us,
-                          received_us=task.received_us, attempt_errors=task.attempt_errors)  # fmt: skip
+                          received_us=task.received_us)  # fmt: skip
         for key in ("stdout", "stderr"):
             text = record[key]
             record[key + "_chars"] = len(text)
             if len(text) > TASK_TEXT_MAX:
                 record[key] = text[:TASK_TEXT_MAX]
-        for key in ("name", "label", "function", "error"):
+        for key in ("name", "label", "function", "error", "traceback"):
             record[key] = _text(record[key])
         return json.dumps(record, ensure_ascii=True, default=str).encode("ascii")
 

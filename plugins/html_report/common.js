@@ -139,6 +139,7 @@
       n: meta.tasks, sub: t.sub, start: t.start, end: t.end, recv: t.recv,
       row: col("row"), status: col("status"), fn: col("fn"), name: col("name"), mp: col("mp"), ms: col("ms"),
       strings: text.strings, stdout: new Map(text.stdout), stderr: new Map(text.stderr), errors: new Map(text.errors),
+      tracebacks: new Map(text.tracebacks || []),
       statuses: meta.statuses, noEngine: meta.no_engine, noSuffix: meta.no_suffix, engines: meta.engines,
     };
   };
@@ -152,6 +153,16 @@
   C.runUs = function (D, i) { return D.end[i] - D.start[i]; };
   C.queueUs = function (D, i) { return D.start[i] - D.sub[i]; };
   C.errorText = function (D, i) { var e = D.errors.get(i); return e === undefined ? null : D.strings[e]; };
+  C.tracebackText = function (D, i) { var e = D.tracebacks && D.tracebacks.get(i); return e === undefined ? null : D.strings[e]; };
+  // A collapsed traceback (text only, never markup), or nothing.
+  C.tracebackDetails = function (text) {
+    var box = document.createElement("details"), summary = document.createElement("summary"), pre = document.createElement("pre");
+    summary.textContent = "traceback";
+    pre.textContent = text;
+    box.appendChild(summary);
+    box.appendChild(pre);
+    return box;
+  };
 
   // ---------------------------------------------------------------- paged tables
   // columns: [{label, cls, cell(i, td), key() -> array of sort keys by row id (optional), desc}]

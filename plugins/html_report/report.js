@@ -242,6 +242,8 @@
       link.addEventListener("click", function () { Tasks.show("id:" + msgId(D, g.first)); Timeline.focus(g.first, true); });
       first.appendChild(link);
       right.appendChild(first);
+      var tb = C.tracebackText(D, g.first);
+      if (tb) right.appendChild(C.tracebackDetails(tb));
       row.appendChild(right);
       box.appendChild(row);
     });
@@ -250,7 +252,11 @@
       { label: "msg_id", cls: "mono clip", cell: cellText(function (i) { return msgId(D, i); }) },
       { label: "name", cls: "clip", cell: cellText(function (i) { return D.strings[D.name[i]]; }) },
       { label: "engine", cls: "num", cell: cellText(function (i) { return engineOf(D, i); }) },
-      { label: "error", cls: "mono wrap", cell: cellText(function (i) { return errorText(D, i); }) },
+      { label: "error", cls: "mono wrap", cell: function (i, td) {
+        td.textContent = errorText(D, i) || "";
+        var tb = C.tracebackText(D, i);
+        if (tb) td.appendChild(C.tracebackDetails(tb));
+      } },
       { label: "stderr", cls: "mono wrap", cell: cellText(function (i) { return D.stderr.get(i); }) },
     ], { pageSize: 20, onClick: function (i) { table.select(i); Timeline.focus(i, true); } });
     table.setRows(Uint32Array.from(failed));

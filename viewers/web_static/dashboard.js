@@ -852,8 +852,11 @@
       }
       var err = rec ? rec.error : C.errorText(D, i);
       if (err || st === "error") block("error", err || "(no error message)", "err");
-      if (rec && rec.attempt_errors && rec.attempt_errors.length > 1) {
-        block("failed attempts", rec.attempt_errors.map(function (a) { return "engine " + a[0] + ": " + a[2] + (a[3] ? ": " + a[3] : ""); }).join("\n"), "err");
+      if (rec && rec.traceback) block("traceback", rec.traceback, "err");
+      if (rec && rec.attempt_errors && (rec.attempt_errors.length > 1 || st === "ok")) {
+        block("failed attempts", rec.attempt_errors.map(function (a) {
+          return "engine " + a.engine_id + ": " + a.ename + (a.evalue ? ": " + a.evalue : "") + (a.traceback ? "\n" + a.traceback + "\n" : "");
+        }).join("\n"), "err");
       }
       function cut(key) {
         return rec && rec[key + "_chars"] > rec[key].length ? "showing the first " + fmtInt(rec[key].length) + " of " + fmtInt(rec[key + "_chars"]) + " characters" : null;
