@@ -195,6 +195,14 @@ class Translator:
             del self._coalesced[request]
             self._part_done(request, "replied")
 
+    def _engine_gone(self, engine_id):
+        """An engine that left will never go idle: its parts of coalescing broadcasts end with the reply."""
+        for request, entry in list(self._coalesced.items()):
+            for msg_id, part_engine in list(entry.tasks.items()):
+                if part_engine == engine_id:
+                    self._idle.setdefault(msg_id, None)
+            self._complete_coalesced(request)
+
     def _on_output(self, future):
         self._part_done(future.msg_id, "output_done")
 
@@ -209,6 +217,8 @@ class Translator:
     def _on_engine(self, t, event):
         if event.get("event") == "register":
             self._uuid_to_id[event.get("uuid")] = event.get("id")
+        elif event.get("event") == "unregister":
+            self._engine_gone(event.get("id"))
         engine = engine_event(t, event)
         if engine is not None:
             self.emit(engine)

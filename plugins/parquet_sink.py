@@ -48,6 +48,8 @@ def tasks_table(state):
         "run_seconds": column([t.run_seconds for t in tasks], pa.float64()),
         "wall_seconds": column([t.wall_seconds for t in tasks], pa.float64()),
         "error": column([t.error for t in tasks], pa.string()),
+        "traceback": column([t.traceback for t in tasks], pa.string()),
+        "broadcast": column([t.broadcast for t in tasks], pa.string()),
         "stdout": column([t.stdout for t in tasks], pa.string()),
         "stderr": column([t.stderr for t in tasks], pa.string()),
     }

@@ -104,6 +104,12 @@ def test_record_observes_two_client_processes(cluster, rc, engines, url_file, tm
         for msg_id, task in log.tasks.items():
             assert same_task(state.tasks[msg_id], task), msg_id
     assert {t.engine_id for t in state.tasks.values() if t.msg_id in wanted} <= set(engines)
+    # a client's log merged with the observer's log of the same tasks counts each task once
+    merged = ipyrecorder.replay(tmp_path / "c1.mpk", observed)
+    assert {e: x.tasks_done for e, x in merged.engines.items()} == {e: x.tasks_done for e, x in state.engines.items()}
+    assert all(e["utilisation"] is None or e["utilisation"] <= 1 for e in merged.summary()["engines"].values())
+    for msg_id, task in logs[0].tasks.items():
+        assert merged.tasks[msg_id].stdout == task.stdout and merged.tasks[msg_id].attempts is None
 
 
 def test_record_survives_a_controller_restart(tmp_path, monkeypatch):
