@@ -235,7 +235,7 @@ def info(logs, as_json, until):
         headers = [_header_json(h) for h in state.headers]
         click.echo(json.dumps({"logs": list(logs), "headers": headers, **summary}, indent=2, default=str))
         return
-    click.echo(_format_summary(", ".join(logs), state, summary))
+    click.echo(_format_summary(logs, state, summary))
 
 
 @cli.command()
@@ -301,10 +301,10 @@ def _header_json(header):
     return {**header, "t0": header["t0"].isoformat()}
 
 
-def _format_summary(path, state, summary) -> str:
+def _format_summary(logs, state, summary) -> str:
     from .state import engine_label
 
-    lines = [f"{path}: {summary['tasks']} tasks in {summary['span_seconds']:.3f} s"]
+    lines = [f"{', '.join(map(str, logs))}: {summary['tasks']} tasks in {summary['span_seconds']:.3f} s"]
     if state.headers:
         first = state.headers[0]
         lines.append(
@@ -327,7 +327,7 @@ def _format_summary(path, state, summary) -> str:
         lines.append(f"  ended: {ended}")
     failed = state.failures()
     if failed:
-        lines.append(f"  failed attempts: {len(failed)} (`ipyrecorder failures {path.split(', ')[0]}` shows their tracebacks)")
+        lines.append(f"  failed attempts: {len(failed)} (`ipyrecorder failures {' '.join(map(str, logs))}` shows their tracebacks)")
     for damage in summary["damage"]:
         lines.append(f"  damage: {damage}")
     return "\n".join(lines)

@@ -100,7 +100,7 @@ def run_demo(output_dir, engines: int = 2, echo=print, scale: float = 1.0) -> Pa
         JsonSink().write(log, fh)
     with open(out / "demo.png", "wb") as fh:
         MatplotlibSink().write(log, fh)
-    echo(_format_summary(log_path, log.state, log.state.summary()))
+    echo(_format_summary([log_path], log.state, log.state.summary()))
     echo(f"wrote {out / 'demo.json'} and the timeline {out / 'demo.png'}")
     return log_path
 

@@ -191,7 +191,7 @@ class Encoder:
         kind = event["kind"]
         get = event.get
         if kind == "submit":
-            queue = get("queue")
+            queue, label, broadcast = get("queue"), get("label"), get("broadcast")
             array = [
                 SUBMIT,
                 self.tid(event["msg_id"]),
@@ -199,9 +199,9 @@ class Encoder:
                 None if queue is None else QUEUE_CODES[queue],
                 self.symbol(get("function")),
                 get("target"),
-                self.symbol(get("label")),
+                None if label is None else self.symbol(label),
                 get("chunk"),
-                self.symbol(get("broadcast")),
+                None if broadcast is None else self.symbol(broadcast),
             ]
         elif kind == "start":
             array = [START, self.tid(event["msg_id"]), self.time(get("t")), get("engine_id")]
