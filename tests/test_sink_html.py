@@ -127,7 +127,7 @@ def xss_log(path):
             log.append({
                 "kind": "complete", "msg_id": msg_id, "status": "error", "engine_id": 0,
                 "started": t + timedelta(milliseconds=10), "completed": t + timedelta(milliseconds=700),
-                "ename": "RuntimeError", "evalue": payload,
+                "ename": "RuntimeError", "evalue": payload, "traceback": f"Traceback\n  {payload}\nRuntimeError: {payload}",
             })  # fmt: skip
             log.append({"kind": "label", "msg_id": msg_id, "name": payload})
             log.append({"kind": "mark", "t": t, "text": payload, "data": {"html": payload}})
@@ -414,6 +414,10 @@ def test_script_in_log_text_is_shown_not_run(page, tmp_path):
         assert payload in table
     assert all(payload in page.page.locator("#error-groups").inner_text() for payload in XSS)
     assert all(payload in page.page.locator("#marks-table").inner_text() for payload in XSS)
+    # Each failed task's remote traceback is there, collapsed, as text.
+    for where in ("#error-groups", "#error-list"):
+        shown = page.js(f"Array.from(document.querySelectorAll('{where} details pre')).map(p => p.textContent)")
+        assert sorted(shown) == sorted(f"Traceback\n  {p}\nRuntimeError: {p}" for p in XSS)
     # Hover each task: the tooltip shows its name, output and error as text.
     view, layout = page.js("window.ipyrecorderReport.view()"), page.js("window.ipyrecorderReport.layout()")
     for i, payload in enumerate(XSS):

@@ -134,3 +134,24 @@ def test_once_prints_and_exits(tmp_path, capsys):
     assert out.strip() == status_line(ipyrecorder.replay(tmp_path / "a.mpk"))
     assert main(["watch", str(tmp_path / "missing.mpk"), "--once"]) == ExitStatus.NO_FILE
     assert main(["watch", str(tmp_path / "a.mpk"), "--viewer", "nope"]) == ExitStatus.USAGE
+
+
+def test_recent_errors_show_where_the_newest_failed(tmp_path):
+    from datetime import timedelta
+
+    from .test_cli import T0
+
+    path = tmp_path / "failed.mpk"
+    with ipyrecorder.open_log(path, "w") as log:
+        log.append({"kind": "submit", "msg_id": "s_1", "t": T0, "function": "simulate"})
+        log.append({"kind": "complete", "msg_id": "s_1", "status": "error", "engine_id": 0,
+                    "started": T0, "completed": T0 + timedelta(seconds=1), "ename": "KeyError", "evalue": "'x'",
+                    "traceback": "Traceback (most recent call last)\n\n  File model.py:12, in simulate(p)\n"
+                                 "---> 12     return table[p]\n\nKeyError: 'x'"})  # fmt: skip
+    tail = LogTail(path)
+    tail.poll()
+    screen = text_of(render(tail))
+    assert "simulate: KeyError: 'x'" in screen
+    lines = [line.rstrip() for line in screen.splitlines()]
+    at = lines.index("      File model.py:12, in simulate(p)")  # the traceback's own indent, under the error
+    assert lines[at + 1:at + 3] == ["    ---> 12     return table[p]", "    KeyError: 'x'"]

@@ -161,6 +161,8 @@
     pre.textContent = text;
     box.appendChild(summary);
     box.appendChild(pre);
+    // a traceback is read from its end, where the exception is
+    box.addEventListener("toggle", function () { if (box.open) pre.scrollTop = pre.scrollHeight; });
     return box;
   };
 
