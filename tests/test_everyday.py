@@ -62,9 +62,11 @@ def test_broadcast_view_records_one_task_per_engine(own_client, engines, log_pat
     assert request not in state.tasks  # the request itself is not a task: its engines' tasks are
 
 
-def test_broadcast_execute_and_direct_view_helpers(own_client, engines, log_path):
+def test_broadcast_execute_and_direct_view_helpers(own_client, engines, log_path, tmp_path):
     bview = own_client.broadcast_view(targets=engines)
     dview = own_client.direct_view(targets=engines)
+    script = tmp_path / "script.py"
+    script.write_text("z = 3\nprint('ran the script')\n")
 
     def body(rec):
         ex = bview.execute("print('from execute')")
@@ -74,8 +76,9 @@ def test_broadcast_execute_and_direct_view_helpers(own_client, engines, log_path
         scatter.get(timeout=30)
         gather = dview.gather("xs", block=False)
         assert gather.get(timeout=30) == [0, 1, 2, 3]
-        run = dview.execute("y = len(xs)", block=False)
+        run = dview.run(str(script), block=False)
         run.get(timeout=30)
+        run.wait_for_output(timeout=30)
         return ex, scatter, gather, run
 
     _, (ex, scatter, gather, run) = record(bview, log_path, body)
@@ -86,6 +89,7 @@ def test_broadcast_execute_and_direct_view_helpers(own_client, engines, log_path
     for ar in (scatter, gather, run):
         assert all(state.tasks[m].status == "ok" and state.tasks[m].engine_id in engines for m in ar.msg_ids)
     assert {state.tasks[m].function for m in gather.msg_ids} == {"_pull"}
+    assert [state.tasks[m].stdout for m in run.msg_ids] == ["ran the script\n"] * 2
 
 
 # --------------------------------------------------------------- 2. and 3. back to back
