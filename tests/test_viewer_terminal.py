@@ -15,7 +15,7 @@ from rich.console import Console
 import ipyrecorder
 from ipyrecorder.cli import ExitStatus, main
 from ipyrecorder.tail import Follower, LogTail
-from ipyrecorder.viewers.terminal import render, status_line
+from ipyrecorder.viewers.terminal import render, status_line, where_it_failed
 
 from .conftest import wait_until
 
@@ -155,3 +155,5 @@ def test_recent_errors_show_where_the_newest_failed(tmp_path):
     lines = [line.rstrip() for line in screen.splitlines()]
     at = lines.index("      File model.py:12, in simulate(p)")  # the traceback's own indent, under the error
     assert lines[at + 1:at + 3] == ["    ---> 12     return table[p]", "    KeyError: 'x'"]
+    plain = 'Traceback (most recent call last):\n  File "a.py", line 3, in f\n    raise KeyError(1)\nKeyError: 1'
+    assert where_it_failed(plain) == ['  File "a.py", line 3, in f', "    raise KeyError(1)", "KeyError: 1"]

@@ -13,7 +13,6 @@ from ipyrecorder.tail import Follower, LogTail
 from ipyrecorder.viewer import Viewer
 
 RATE_WINDOW_US = 30_000_000  # completion rate over the last 30 s of the log
-TRACEBACK_LINES = 4  # lines of the newest error's traceback shown under the recent errors
 
 
 def _seconds(us) -> str:
@@ -54,6 +53,19 @@ def status_line(state) -> str:
     if p["eta"] is not None:
         parts.append(f"ETA {p['eta']:.0f}s")
     return ", ".join(parts)
+
+
+def where_it_failed(traceback: str) -> list:
+    """The lines of a traceback that say where it failed: its last frame's file line, the
+    failing line (IPython's ``--->`` or Python's next line), and the exception."""
+    lines = [line for line in traceback.splitlines() if line.strip()]
+    frames = [i for i, line in enumerate(lines[:-1]) if line.lstrip().startswith("File ")]
+    if not frames:
+        return lines[-3:]
+    frame = frames[-1]
+    body = lines[frame + 1 : -1]
+    failing = next((line for line in body if line.lstrip().startswith("-")), body[0] if body else None)
+    return [lines[frame]] + ([failing] if failing else []) + [lines[-1]]
 
 
 def render(tail: LogTail, now_us: int | None = None):
@@ -102,8 +114,8 @@ def render(tail: LogTail, now_us: int | None = None):
         errors = list(state.recent_errors)[-5:]
         for task in errors:
             parts.append(Text(f"  {task.display_name}: {task.error}", style="red"))
-        if errors[-1].traceback:  # where the newest one failed: the end of its traceback
-            for line in [line for line in errors[-1].traceback.splitlines() if line.strip()][-TRACEBACK_LINES:]:
+        if errors[-1].traceback:
+            for line in where_it_failed(errors[-1].traceback):
                 parts.append(Text(f"    {line}", style="dim red"))
     if state.recent_output:
         parts.append(Text("last output", style="bold"))
