@@ -298,8 +298,10 @@ def test_log_text_is_shown_not_run(rc, engines, log_path, pages):
                       arg=XSS_OUT)  # fmt: skip
             details = page.page.locator("#details").inner_text()
             assert XSS_NAME in details and XSS_ERROR in details and msg_id in details
-            traceback = page.js("(document.querySelector('#details pre[data-stream=traceback]') || {}).textContent")
-            assert "in xss_task" in traceback and XSS_ERROR in traceback  # the remote traceback, as text
+            # the full record (fetched once shown) adds the remote traceback, as text
+            page.wait("() => !!document.querySelector('#details pre[data-stream=traceback]')")
+            traceback = page.js("document.querySelector('#details pre[data-stream=traceback]').textContent")
+            assert "in xss_task" in traceback and XSS_ERROR in traceback
             page.page.locator(".erritem").first.click()
             assert page.js("typeof window.__xss") == "undefined"
         live.shot("serve-xss.png")
