@@ -21,8 +21,12 @@ CLUSTER_STRIDE = 1_000_000  # engine keys of the n-th merged cluster start at (n
 
 
 def engine_label(engine_id) -> str:
-    """How views name the engine with key ``engine_id`` (see ``Engine.label``)."""
-    return Engine(engine_id).label if isinstance(engine_id, int) else "no engine"
+    """``engine 3``, or ``engine 3 (cluster 2)`` for an engine of a second merged cluster."""
+    if not isinstance(engine_id, int):
+        return "no engine"
+    if engine_id < CLUSTER_STRIDE:
+        return f"engine {engine_id}"
+    return f"engine {engine_id % CLUSTER_STRIDE} (cluster {1 + engine_id // CLUSTER_STRIDE})"
 
 
 class Task:
@@ -167,12 +171,7 @@ class Engine:
     cluster = property(lambda self: 1 + self.id // CLUSTER_STRIDE)
     engine_id = property(lambda self: self.id % CLUSTER_STRIDE)
 
-    @property
-    def label(self) -> str:
-        """``engine 3``, or ``engine 3 (cluster 2)`` for engines of a second merged cluster."""
-        if self.id < CLUSTER_STRIDE:
-            return f"engine {self.id}"
-        return f"engine {self.engine_id} (cluster {self.cluster})"
+    label = property(lambda self: engine_label(self.id))
 
     def to_dict(self) -> dict:
         return {
