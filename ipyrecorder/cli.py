@@ -76,6 +76,12 @@ def cli():
 UNTIL_HELP = "Rebuild the state as it was at this time: ISO 8601, or relative to the start (+90s, 5m, 1h30m)."
 
 
+def _reads_logs(command):
+    """The LOG... argument (several logs are merged) and --until, of every command that folds logs."""
+    command = click.option("--until", default=None, help=UNTIL_HELP)(command)
+    return click.argument("logs", nargs=-1, required=True, metavar="LOG...")(command)
+
+
 def _open_all(logs):
     """Fail early, in one line, on a bad log: reading only each log's first frame."""
     for log in logs:
@@ -109,11 +115,10 @@ def _warn_damage(logs, damage) -> None:
 
 
 @cli.command()
-@click.argument("logs", nargs=-1, required=True, metavar="LOG...")
+@_reads_logs
 @click.option("--sink", "-s", "sink_name", default="json", show_default=True, help="Sink to replay into (see `ipyrecorder sinks`).")
 @click.option("-o", "--output", default=None, help="Output file ('-' for stdout; default: stdout, or LOG's name with the sink's suffix).")
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A sink option; repeatable.")
-@click.option("--until", default=None, help=UNTIL_HELP)
 def replay(logs, sink_name, output, options, until):
     """Replay LOG (several are merged) into a sink: json, csv, matplotlib, ..."""
     from .sinks import Log, SinkError, get_sink
@@ -224,9 +229,8 @@ def watch(log, viewer_name, poll, once, options):
 
 
 @cli.command()
-@click.argument("logs", nargs=-1, required=True, metavar="LOG...")
+@_reads_logs
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option("--until", default=None, help=UNTIL_HELP)
 def info(logs, as_json, until):
     """Summarise LOG (several are merged): tasks by status, span, engines, damage."""
     state = _fold_all(logs, until)
@@ -239,11 +243,10 @@ def info(logs, as_json, until):
 
 
 @cli.command()
-@click.argument("logs", nargs=-1, required=True, metavar="LOG...")
+@_reads_logs
 @click.option("--where", "-q", default="{}", show_default=True, help='A Mongo-style query, as JSON: \'{"status": "error"}\'.')
 @click.option("--keys", "-k", default=None, help="Comma-separated keys to show (msg_id is always included).")
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-@click.option("--until", default=None, help=UNTIL_HELP)
 def query(logs, where, keys, fmt, until):
     """Find tasks with Hub-style queries: $in $nin $eq $ne $gt $gte $lt $lte $glob."""
     from .query import QueryError
@@ -334,9 +337,8 @@ def _format_summary(logs, state, summary) -> str:
 
 
 @cli.command()
-@click.argument("logs", nargs=-1, required=True, metavar="LOG...")
+@_reads_logs
 @click.option("--json", "as_json", is_flag=True, help="Print the failures as JSON.")
-@click.option("--until", default=None, help=UNTIL_HELP)
 def failures(logs, as_json, until):
     """List every failed attempt: task, engine, error and the remote traceback."""
     from .events import from_us
