@@ -2,6 +2,7 @@
 
 See docs/performance.md for what each figure means.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     p.add_argument("--quick", action="store_true", help="a smaller run (about 1 minute)")
     p.add_argument("--json", metavar="FILE", help="also save every measurement to FILE")
-    p.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
-                   help=f"run only these sections: {', '.join(SECTIONS)}")  # fmt: skip
+    p.add_argument(
+        "--only", nargs="+", choices=SECTIONS, metavar="SECTION", help=f"run only these sections: {', '.join(SECTIONS)}"
+    )
     p.add_argument("--pairs", type=int, help="override the number of overhead pairs")
     p.add_argument("--tasks", type=int, help="override the tasks per overhead run")
     p.add_argument("--replay-events", type=int, help="override the size of the replay log")
@@ -92,144 +94,180 @@ def rows(results: dict) -> list[tuple]:
             lo, hi = w["ratio_ci95"]
             pr = w["pair_ratio"]
             # Too few quiet pairs make a median that means nothing: give only the count.
-            quiet = (f"; quiet pairs ({w['quiet_pairs']}): {w['quiet_ratio']:.3f}"
-                     if w["quiet_pairs"] >= 3 else f"; quiet pairs: {w['quiet_pairs']}")  # fmt: skip
-            out.append((
-                label,
-                _num(w["recorded_tasks_per_s"]["median"], "tasks/s"),
-                _num(w["baseline_tasks_per_s"]["median"], "tasks/s") + " unrecorded",
-                f"{w['ratio']:.3f}",
-                f"CI95 {lo:.3f}-{hi:.3f}; pairs {pr['min']:.3f}-{pr['max']:.3f}" + quiet,
-                f">= {OVERHEAD_TARGET}: " + _ci_verdict(lo, hi, OVERHEAD_TARGET),
-            ))  # fmt: skip
+            quiet = (
+                f"; quiet pairs ({w['quiet_pairs']}): {w['quiet_ratio']:.3f}"
+                if w["quiet_pairs"] >= 3
+                else f"; quiet pairs: {w['quiet_pairs']}"
+            )
+            out.append(
+                (
+                    label,
+                    _num(w["recorded_tasks_per_s"]["median"], "tasks/s"),
+                    _num(w["baseline_tasks_per_s"]["median"], "tasks/s") + " unrecorded",
+                    f"{w['ratio']:.3f}",
+                    f"CI95 {lo:.3f}-{hi:.3f}; pairs {pr['min']:.3f}-{pr['max']:.3f}" + quiet,
+                    f">= {OVERHEAD_TARGET}: " + _ci_verdict(lo, hi, OVERHEAD_TARGET),
+                )
+            )
         for key, label in (("map", "1c client CPU/task, map"), ("apply", "1d client CPU/task, apply")):
             w = ov["workloads"][key]
             lo, hi = w["client_cpu_ratio_ci95"]
             tlo, thi = w["total_cpu_ratio_ci95"]
-            out.append((
-                label,
-                _num(w["recorded_client_cpu_us_per_task"]["median"], "us"),
-                _num(w["baseline_client_cpu_us_per_task"]["median"], "us") + " unrecorded",
-                f"{w['client_cpu_ratio']:.3f}",
-                f"CI95 {lo:.3f}-{hi:.3f}; client+cluster CPU {w['total_cpu_ratio']:.3f} "
-                f"(CI95 {tlo:.3f}-{thi:.3f})",
-                "",
-            ))  # fmt: skip
+            out.append(
+                (
+                    label,
+                    _num(w["recorded_client_cpu_us_per_task"]["median"], "us"),
+                    _num(w["baseline_client_cpu_us_per_task"]["median"], "us") + " unrecorded",
+                    f"{w['client_cpu_ratio']:.3f}",
+                    f"CI95 {lo:.3f}-{hi:.3f}; client+cluster CPU {w['total_cpu_ratio']:.3f} (CI95 {tlo:.3f}-{thi:.3f})",
+                    "",
+                )
+            )
     wr = results.get("writer")
     if wr:
-        out.append((
-            "2  LogWriter.append",
-            _num(wr["writer_events_per_s"], "events/s"),
-            _num(wr["packb_events_per_s"], "events/s") + " packb",
-            f"{wr['ratio']:.3f}",
-            f"{wr['writer_us_per_event']:.2f} vs {wr['packb_us_per_event']:.2f} us/event",
-            "",
-        ))  # fmt: skip
+        out.append(
+            (
+                "2  LogWriter.append",
+                _num(wr["writer_events_per_s"], "events/s"),
+                _num(wr["packb_events_per_s"], "events/s") + " packb",
+                f"{wr['ratio']:.3f}",
+                f"{wr['writer_us_per_event']:.2f} vs {wr['packb_us_per_event']:.2f} us/event",
+                "",
+            )
+        )
     rp = results.get("replay")
     if rp:
-        out.append((
-            f"3  replay() {rp['wire_events'] / 1e6:.2g}M events",
-            _num(rp["replay_events_per_s"], "events/s"),
-            _num(rp["unpack_events_per_s"], "events/s") + " Unpacker",
-            f"{rp['ratio']:.3f}",
-            f"fresh process: {_num(rp['fresh_process_events_per_s'], 'events/s')}; "
-            f"read+CRC {100 * rp['share_read_verify']:.0f}% of the time",
-            ">= 1M/s: " + _verdict(rp["replay_events_per_s"] >= REPLAY_TARGET)
-            + ("" if rp["fresh_process_events_per_s"] >= REPLAY_TARGET else ", MISSED when fresh"),
-        ))  # fmt: skip
+        out.append(
+            (
+                f"3  replay() {rp['wire_events'] / 1e6:.2g}M events",
+                _num(rp["replay_events_per_s"], "events/s"),
+                _num(rp["unpack_events_per_s"], "events/s") + " Unpacker",
+                f"{rp['ratio']:.3f}",
+                f"fresh process: {_num(rp['fresh_process_events_per_s'], 'events/s')}; "
+                f"read+CRC {100 * rp['share_read_verify']:.0f}% of the time",
+                ">= 1M/s: "
+                + _verdict(rp["replay_events_per_s"] >= REPLAY_TARGET)
+                + ("" if rp["fresh_process_events_per_s"] >= REPLAY_TARGET else ", MISSED when fresh"),
+            )
+        )
     sz = results.get("size")
     if sz:
-        out.append((
-            f"4  bytes/task ({sz['tasks']} synthetic)",
-            _num(sz["log_bytes_per_task"], "B"),
-            _num(sz["json_bytes_per_task"], "B") + " metadata JSON",
-            f"{sz['ratio']:.3f}",
-            f"indent=2 JSON: {sz['json_indent2_bytes_per_task']:.0f} B "
-            f"(ratio {sz['ratio_vs_indent2']:.3f})",
-            "",
-        ))  # fmt: skip
+        out.append(
+            (
+                f"4  bytes/task ({sz['tasks']} synthetic)",
+                _num(sz["log_bytes_per_task"], "B"),
+                _num(sz["json_bytes_per_task"], "B") + " metadata JSON",
+                f"{sz['ratio']:.3f}",
+                f"indent=2 JSON: {sz['json_indent2_bytes_per_task']:.0f} B (ratio {sz['ratio_vs_indent2']:.3f})",
+                "",
+            )
+        )
     if ov:
         for key, label in (("map", "5a bytes/task, real map run"), ("apply", "5b bytes/task, real apply run")):
             w = ov["workloads"][key]
             b, j = w["bytes_per_task"], w["json_bytes_per_task"]
-            out.append((
-                label,
-                _num(b["median"], "B"),
-                _num(j["median"], "B") + " its metadata JSON",
-                f"{b['median'] / j['median']:.3f}",
-                f"{b['min']:.1f}-{b['max']:.1f} B over {b['n']} logs",
-                "",
-            ))  # fmt: skip
+            out.append(
+                (
+                    label,
+                    _num(b["median"], "B"),
+                    _num(j["median"], "B") + " its metadata JSON",
+                    f"{b['median'] / j['median']:.3f}",
+                    f"{b['min']:.1f}-{b['max']:.1f} B over {b['n']} logs",
+                    "",
+                )
+            )
     tl = results.get("tail")
     if tl:
         for key, label in (("events", "6a tail latency, file events"), ("polling", "6b tail latency, polling")):
             r, b = tl["runs"][f"tail_{key}"], tl["runs"][f"bare_{key}"]
             how = ("" if r["follower_mode"] == key else f"; follower switched to {r['follower_mode']}!") + (
-                f"; poll every {1e3 * r['poll_interval']:.0f} ms" if key == "polling" else "")  # fmt: skip
+                f"; poll every {1e3 * r['poll_interval']:.0f} ms" if key == "polling" else ""
+            )
             missing = f"; {r['never_folded']} batches never folded!" if r["never_folded"] else ""
-            out.append((
-                label,
-                f"p95 {r['p95_ms']:.1f} ms",
-                f"p95 {b['p95_ms']:.1f} ms bare stat+read",
-                f"{tl[f'ratio_{key}']:.3f}",
-                f"p50 {r['p50_ms']:.1f}, p99 {r['p99_ms']:.1f}, max {r['max_ms']:.1f} ms (bare {b['p50_ms']:.1f}, "
-                f"{b['p99_ms']:.1f}, {b['max_ms']:.1f}); "
-                f"{r['batches']} batches of ~{r['mean_batch_events']:.0f} events" + how + missing,
-                f"p95 <= {TAIL_TARGET_MS} ms: " + _verdict(r["p95_ms"] <= TAIL_TARGET_MS and not r["never_folded"]),
-            ))  # fmt: skip
+            out.append(
+                (
+                    label,
+                    f"p95 {r['p95_ms']:.1f} ms",
+                    f"p95 {b['p95_ms']:.1f} ms bare stat+read",
+                    f"{tl[f'ratio_{key}']:.3f}",
+                    f"p50 {r['p50_ms']:.1f}, p99 {r['p99_ms']:.1f}, max {r['max_ms']:.1f} ms (bare {b['p50_ms']:.1f}, "
+                    f"{b['p99_ms']:.1f}, {b['max_ms']:.1f}); "
+                    f"{r['batches']} batches of ~{r['mean_batch_events']:.0f} events" + how + missing,
+                    f"p95 <= {TAIL_TARGET_MS} ms: " + _verdict(r["p95_ms"] <= TAIL_TARGET_MS and not r["never_folded"]),
+                )
+            )
     su = results.get("sustained")
     if su:
-        keeps_up = (su["folded_events_per_s"] >= 0.99 * SUSTAINED_RATE and not su["never_folded"]
-                    and su["latency_p95_ms"] <= TAIL_TARGET_MS and su["latency_max_ms"] < SUSTAINED_MAX_LAG_MS)  # fmt: skip
-        gc_note = (f"; follower's full GCs: {su['gc_full_collections']}, longest {su['gc_full_max_ms']:.0f} ms"
-                   if "gc_full_collections" in su else "")  # fmt: skip
-        out.append((
-            f"7a sustained {su['seconds']:.0f} s",
-            _num(su["folded_events_per_s"], "events/s") + " folded",
-            _num(su["written_events_per_s"], "events/s") + " written",
-            f"{su['ratio']:.3f}",
-            f"lag p95 {su['latency_p95_ms']:.1f} ms, max {su['latency_max_ms']:.1f} ms / {su['max_lag_events']} events; "
-            f"follower CPU {100 * su['follower_cpu_share']:.1f} % of a core, {su['follower_us_per_event']:.1f} us/event"
-            + gc_note + ("" if su["follower_mode"] == "events" else f"; follower switched to {su['follower_mode']}!"),
-            f"{SUSTAINED_RATE:,}/s, lag p95 <= {TAIL_TARGET_MS} ms, max < {SUSTAINED_MAX_LAG_MS / 1e3:g} s: "
-            + _verdict(keeps_up),
-        ))  # fmt: skip
-        bounded = (su["rss_ratio"] <= SUSTAINED_MEMORY
-                   and su["rss_slope_second_half"] <= SUSTAINED_MEMORY * su["replay_rss_per_task"])  # fmt: skip
-        out.append((
-            f"7b follower RSS, {su['tasks']:,} tasks",
-            _mb(su["rss_end"]),
-            _mb(su["replay_rss_after"]) + " replay() in new process",
-            f"{su['rss_ratio']:.3f}",
-            f"start {_mb(su['rss_start'])}, middle {_mb(su['rss_middle'])}, end {_mb(su['rss_end'])}; "
-            f"{su['rss_per_task']:.0f} B/task (slope 1st/2nd half {su['rss_slope_first_half']:.0f}/"
-            f"{su['rss_slope_second_half']:.0f}), replay {su['replay_rss_per_task']:.0f} B/task",
-            f"<= {SUSTAINED_MEMORY}x replay: " + _verdict(bounded),
-        ))  # fmt: skip
+        keeps_up = (
+            su["folded_events_per_s"] >= 0.99 * SUSTAINED_RATE
+            and not su["never_folded"]
+            and su["latency_p95_ms"] <= TAIL_TARGET_MS
+            and su["latency_max_ms"] < SUSTAINED_MAX_LAG_MS
+        )
+        gc_note = (
+            f"; follower's full GCs: {su['gc_full_collections']}, longest {su['gc_full_max_ms']:.0f} ms"
+            if "gc_full_collections" in su
+            else ""
+        )
+        out.append(
+            (
+                f"7a sustained {su['seconds']:.0f} s",
+                _num(su["folded_events_per_s"], "events/s") + " folded",
+                _num(su["written_events_per_s"], "events/s") + " written",
+                f"{su['ratio']:.3f}",
+                f"lag p95 {su['latency_p95_ms']:.1f} ms, max {su['latency_max_ms']:.1f} ms / "
+                f"{su['max_lag_events']} events; follower CPU {100 * su['follower_cpu_share']:.1f} % of a core, "
+                f"{su['follower_us_per_event']:.1f} us/event"
+                + gc_note
+                + ("" if su["follower_mode"] == "events" else f"; follower switched to {su['follower_mode']}!"),
+                f"{SUSTAINED_RATE:,}/s, lag p95 <= {TAIL_TARGET_MS} ms, max < {SUSTAINED_MAX_LAG_MS / 1e3:g} s: "
+                + _verdict(keeps_up),
+            )
+        )
+        bounded = (
+            su["rss_ratio"] <= SUSTAINED_MEMORY
+            and su["rss_slope_second_half"] <= SUSTAINED_MEMORY * su["replay_rss_per_task"]
+        )
+        out.append(
+            (
+                f"7b follower RSS, {su['tasks']:,} tasks",
+                _mb(su["rss_end"]),
+                _mb(su["replay_rss_after"]) + " replay() in new process",
+                f"{su['rss_ratio']:.3f}",
+                f"start {_mb(su['rss_start'])}, middle {_mb(su['rss_middle'])}, end {_mb(su['rss_end'])}; "
+                f"{su['rss_per_task']:.0f} B/task (slope 1st/2nd half {su['rss_slope_first_half']:.0f}/"
+                f"{su['rss_slope_second_half']:.0f}), replay {su['replay_rss_per_task']:.0f} B/task",
+                f"<= {SUSTAINED_MEMORY}x replay: " + _verdict(bounded),
+            )
+        )
     rd = results.get("render")
     if rd:
-        out.append((
-            f"8a matplotlib timeline {rd['tasks'] // 1000}k",
-            f"{rd['timeline_seconds']:.2f} s",
-            f"{rd['bare_seconds']:.2f} s bare PolyCollection",
-            f"{rd['ratio']:.3f}",
-            f"draw_timeline {rd['timeline_draw_seconds']:.2f} + savefig {rd['timeline_savefig_seconds']:.2f} s; "
-            f"replay() {rd['replay_seconds']:.2f} s; CLI end to end {rd['cli_seconds']:.2f} s",
-            f"< {RENDER_TARGET_S:g} s: " + _verdict(rd["timeline_seconds"] < RENDER_TARGET_S),
-        ))  # fmt: skip
+        out.append(
+            (
+                f"8a matplotlib timeline {rd['tasks'] // 1000}k",
+                f"{rd['timeline_seconds']:.2f} s",
+                f"{rd['bare_seconds']:.2f} s bare PolyCollection",
+                f"{rd['ratio']:.3f}",
+                f"draw_timeline {rd['timeline_draw_seconds']:.2f} + savefig {rd['timeline_savefig_seconds']:.2f} s; "
+                f"replay() {rd['replay_seconds']:.2f} s; CLI end to end {rd['cli_seconds']:.2f} s",
+                f"< {RENDER_TARGET_S:g} s: " + _verdict(rd["timeline_seconds"] < RENDER_TARGET_S),
+            )
+        )
         for key, tag in (("html", "8b"), ("html_big", "8c")):
             h = rd.get(key)
             if h:
                 n = h["tasks"]
-                out.append((
-                    f"{tag} html report {n // 1000:,}k" if n < 1_000_000 else f"{tag} html report {n / 1e6:g}M",
-                    f"{h['html_seconds']:.2f} s",
-                    f"{h['replay_seconds']:.2f} s replay()",
-                    f"{h['ratio']:.3f}",
-                    f"{h['html_bytes_per_task']:.1f} B/task ({h['html_bytes'] / 1e6:.1f} MB; "
-                    f"log {h['log_bytes_per_task']:.1f} B/task); {_num(h['tasks_per_s'], 'tasks/s')}",
-                    "",
-                ))  # fmt: skip
+                out.append(
+                    (
+                        f"{tag} html report {n // 1000:,}k" if n < 1_000_000 else f"{tag} html report {n / 1e6:g}M",
+                        f"{h['html_seconds']:.2f} s",
+                        f"{h['replay_seconds']:.2f} s replay()",
+                        f"{h['ratio']:.3f}",
+                        f"{h['html_bytes_per_task']:.1f} B/task ({h['html_bytes'] / 1e6:.1f} MB; "
+                        f"log {h['log_bytes_per_task']:.1f} B/task); {_num(h['tasks_per_s'], 'tasks/s')}",
+                        "",
+                    )
+                )
     if results.get("serve"):
         from . import serve
 
@@ -261,16 +299,16 @@ def header(results: dict) -> str:
     ov = results.get("overhead")
     if ov:
         p = results["params"]
-        foreign = [f for w in ov["workloads"].values() for f in (w["foreign_cores"]["median"],
-                                                                  w["foreign_cores"]["max"])]  # fmt: skip
+        foreign = [
+            f for w in ov["workloads"].values() for f in (w["foreign_cores"]["median"], w["foreign_cores"]["max"])
+        ]
         lines.append(
             f"overhead: {ov['pairs']} interleaved pairs x {p['overhead_tasks']} tasks per run and "
             f"workload; other processes used median {min(foreign[0::2]):.2f}-{max(foreign[0::2]):.2f}"
             f", max {max(foreign[1::2]):.2f} of the {m['cpus']} cores meanwhile "
             f"(pairs under {ov['quiet_threshold']} are 'quiet')"
         )
-    loads = [f"{name} {results[name]['loadavg_start']}" for name in ("tail", "sustained", "render")
-             if name in results]  # fmt: skip
+    loads = [f"{name} {results[name]['loadavg_start']}" for name in ("tail", "sustained", "render") if name in results]
     if loads:
         lines.append("load average at the start of " + ", ".join(loads))
     return "\n".join(lines)
@@ -340,8 +378,7 @@ def main(argv=None) -> int:
         if "render" in sections:
             from . import render
 
-            results["render"] = render.run(tmpdir, P["render_tasks"], P["render_repeats"],
-                                           P["html_big_tasks"] or None)  # fmt: skip
+            results["render"] = render.run(tmpdir, P["render_tasks"], P["render_repeats"], P["html_big_tasks"] or None)
         if "serve" in sections:
             from . import serve
 

@@ -1,4 +1,5 @@
 """Shared pieces: statistics, realistic synthetic events, machine description."""
+
 from __future__ import annotations
 
 import gc
@@ -192,23 +193,37 @@ def scheduled_task_events(n: int, t0_us: int, engines: int = 8, rate: float = 34
         received_us = completed_us + rng.randint(1_000, 4_000)
         heapq.heappush(free, (completed_us + 200, engine))
         failed = rng.random() < 0.005
-        heapq.heappush(later, (start_us, order, {
-            "kind": "start",
-            "msg_id": mid,
-            "t": (EPOCH_NAIVE + td(microseconds=start_us)).isoformat() + "Z",
-            "engine_id": engine,
-        }))  # fmt: skip
-        heapq.heappush(later, (received_us, order + 1, {
-            "kind": "complete",
-            "msg_id": mid,
-            "status": "error" if failed else "ok",
-            "started": (EPOCH + td(microseconds=started_us)).astimezone(local),
-            "completed": (EPOCH_NAIVE + td(microseconds=completed_us)).isoformat() + "Z",
-            "received": EPOCH + td(microseconds=received_us),
-            "engine_id": engine,
-            "ename": "ValueError" if failed else None,
-            "evalue": f"input {i} out of range" if failed else None,
-        }))  # fmt: skip
+        heapq.heappush(
+            later,
+            (
+                start_us,
+                order,
+                {
+                    "kind": "start",
+                    "msg_id": mid,
+                    "t": (EPOCH_NAIVE + td(microseconds=start_us)).isoformat() + "Z",
+                    "engine_id": engine,
+                },
+            ),
+        )
+        heapq.heappush(
+            later,
+            (
+                received_us,
+                order + 1,
+                {
+                    "kind": "complete",
+                    "msg_id": mid,
+                    "status": "error" if failed else "ok",
+                    "started": (EPOCH + td(microseconds=started_us)).astimezone(local),
+                    "completed": (EPOCH_NAIVE + td(microseconds=completed_us)).isoformat() + "Z",
+                    "received": EPOCH + td(microseconds=received_us),
+                    "engine_id": engine,
+                    "ename": "ValueError" if failed else None,
+                    "evalue": f"input {i} out of range" if failed else None,
+                },
+            ),
+        )
         order += 2
     while later:
         yield heapq.heappop(later)[2]
@@ -217,8 +232,13 @@ def scheduled_task_events(n: int, t0_us: int, engines: int = 8, rate: float = 34
 def engine_registrations(t0, engines: int = 2):
     """The engine_register events that open a log of ``engines`` engines (t0: a datetime)."""
     for engine_id in range(engines):
-        yield {"kind": "engine_register", "t": t0, "engine_id": engine_id,
-               "uuid": engine_uuid(engine_id), "present": True}  # fmt: skip
+        yield {
+            "kind": "engine_register",
+            "t": t0,
+            "engine_id": engine_id,
+            "uuid": engine_uuid(engine_id),
+            "present": True,
+        }
 
 
 def rss_bytes(pid="self") -> int:
@@ -244,9 +264,7 @@ def now_us() -> int:
 # -- where and what we measured -------------------------------------------------------
 def _git(*args) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
-        )
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True)
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -303,7 +321,6 @@ def write_task_log(path, tasks: int, t0_us: int) -> None:
     t0 = EPOCH + timedelta(microseconds=t0_us)
     with LogWriter(path, "w", new_header(t0=t0)) as writer:
         for engine_id, uuid in enumerate(ENGINE_UUIDS):
-            writer.append({"kind": "engine_register", "t": t0, "engine_id": engine_id,
-                           "uuid": uuid, "present": True})  # fmt: skip
+            writer.append({"kind": "engine_register", "t": t0, "engine_id": engine_id, "uuid": uuid, "present": True})
         for event in task_events(tasks, t0_us):
             writer.append(event)

@@ -21,6 +21,7 @@ thread, the recorder's), the cluster's (controller, schedulers, engines,
 nannies; via psutil), both counted until the log is closed, and the CPU used
 meanwhile by processes that are not ours ("other load", in cores).
 """
+
 from __future__ import annotations
 
 import gc
@@ -139,8 +140,13 @@ class Bench:
         if recorded:
             state = ipyrecorder.replay(path)
             summary = state.summary()
-            if not closed or summary["tasks"] != n or summary["by_status"] != {"ok": n} \
-                    or not summary["closed"] or state.damage:  # fmt: skip
+            if (
+                not closed
+                or summary["tasks"] != n
+                or summary["by_status"] != {"ok": n}
+                or not summary["closed"]
+                or state.damage
+            ):
                 raise RuntimeError(f"recording of {name} run is incomplete: {summary}")
             size = os.path.getsize(path)
             out.update(
@@ -200,8 +206,10 @@ def _summarise(runs: list[dict]) -> dict:
 def run(tmpdir, tasks: int, pairs: int) -> dict:
     log("[overhead] starting a 2-engine cluster ...")
     bench = Bench(tmpdir, tasks)
-    log(f"[overhead] cluster up in {bench.startup_seconds:.1f} s; {pairs} pairs x "
-        f"{len(WORKLOADS)} workloads x {tasks} tasks")  # fmt: skip
+    log(
+        f"[overhead] cluster up in {bench.startup_seconds:.1f} s; {pairs} pairs x "
+        f"{len(WORKLOADS)} workloads x {tasks} tasks"
+    )
     results = {name: [] for name in WORKLOADS}
     try:
         for name in WORKLOADS:  # warm up both paths (imports, caches, connections)
@@ -211,12 +219,15 @@ def run(tmpdir, tasks: int, pairs: int) -> dict:
             for name in WORKLOADS:
                 pair = {"baseline": bench.run(name, False), "recorded": bench.run(name, True)}
                 results[name].append(pair)
-                log(f"[overhead] pair {i + 1}/{pairs} {name:5s}: "
+                log(
+                    f"[overhead] pair {i + 1}/{pairs} {name:5s}: "
                     f"baseline {pair['baseline']['tasks_per_s']:6.0f}/s  "
                     f"recorded {pair['recorded']['tasks_per_s']:6.0f}/s  "
                     f"ratio {pair['recorded']['tasks_per_s'] / pair['baseline']['tasks_per_s']:.3f}  "
-                    f"client CPU x{pair['recorded']['client_cpu_us_per_task'] / pair['baseline']['client_cpu_us_per_task']:.3f}  "
-                    f"other load {pair['baseline']['foreign_cores']:.2f}/{pair['recorded']['foreign_cores']:.2f} cores")  # fmt: skip
+                    "client CPU x"
+                    f"{pair['recorded']['client_cpu_us_per_task'] / pair['baseline']['client_cpu_us_per_task']:.3f}  "
+                    f"other load {pair['baseline']['foreign_cores']:.2f}/{pair['recorded']['foreign_cores']:.2f} cores"
+                )
     finally:
         bench.stop()
     return {
@@ -225,7 +236,6 @@ def run(tmpdir, tasks: int, pairs: int) -> dict:
         "cluster_startup_seconds": bench.startup_seconds,
         "quiet_threshold": QUIET,
         "workloads": {
-            name: {"code": WORKLOADS[name].__doc__, "runs": runs, **_summarise(runs)}
-            for name, runs in results.items()
+            name: {"code": WORKLOADS[name].__doc__, "runs": runs, **_summarise(runs)} for name, runs in results.items()
         },
     }

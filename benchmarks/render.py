@@ -19,6 +19,7 @@ file), for 100,000 tasks and, in the full run, 1,000,000; and the report's
 bytes per task. Baseline: ``replay()`` of the same log (what every sink pays
 first); the log's bytes per task are shown beside the report's.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,7 +33,7 @@ from ipyrecorder import open_log, replay
 from ipyrecorder.log import new_header
 from ipyrecorder.sinks import Log
 
-from ._util import EPOCH, ROOT, engine_registrations, log, loadavg, now_us, scheduled_task_events, timed
+from ._util import EPOCH, ROOT, engine_registrations, loadavg, log, now_us, scheduled_task_events, timed
 
 ENGINES = 8
 TARGET_SECONDS = 3.0
@@ -78,8 +79,9 @@ def _bare(n: int, out):
     left = np.sort(rng.uniform(0, 250, n))
     right = left + 0.002
     y0, y1 = row - 0.36, row + 0.36
-    verts = np.stack([np.stack([left, y0], 1), np.stack([left, y1], 1),
-                      np.stack([right, y1], 1), np.stack([right, y0], 1)], 1)  # fmt: skip
+    verts = np.stack(
+        [np.stack([left, y0], 1), np.stack([left, y1], 1), np.stack([right, y1], 1), np.stack([right, y0], 1)], 1
+    )
     fig = Figure(figsize=figure_size(ENGINES))
     ax = fig.subplots()
     ax.add_collection(PolyCollection(verts, facecolors="#1f77b4", edgecolors="none"))
@@ -91,8 +93,13 @@ def _bare(n: int, out):
 
 def _cli(path, out) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "ipyrecorder", "replay", path, "--sink", "matplotlib", "-o", out],
-                   cwd=ROOT, check=True, capture_output=True, timeout=600)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "ipyrecorder", "replay", path, "--sink", "matplotlib", "-o", out],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     return time.perf_counter() - t0
 
 
@@ -177,12 +184,16 @@ def run(tmpdir, tasks: int, repeats: int, html_big: int | None) -> dict:
         "cli_seconds": cli_s,
         "target_seconds": TARGET_SECONDS,
     }
-    log(f"[render] timeline {total:.2f} s (draw {out['timeline_draw_seconds']:.2f} + savefig "
+    log(
+        f"[render] timeline {total:.2f} s (draw {out['timeline_draw_seconds']:.2f} + savefig "
         f"{out['timeline_savefig_seconds']:.2f}), bare {bare:.2f} s, replay {replay_s:.2f} s, "
-        f"CLI end to end {cli_s:.2f} s")  # fmt: skip
+        f"CLI end to end {cli_s:.2f} s"
+    )
     out["html"] = _html_case(tmpdir, path, state, tasks, repeats, replay_s)
-    log(f"[render] html {tasks:,} tasks: {out['html']['html_seconds']:.2f} s, "
-        f"{out['html']['html_bytes_per_task']:.1f} B/task")  # fmt: skip
+    log(
+        f"[render] html {tasks:,} tasks: {out['html']['html_seconds']:.2f} s, "
+        f"{out['html']['html_bytes_per_task']:.1f} B/task"
+    )
     del state
     os.remove(path)
     os.remove(png)
@@ -192,8 +203,10 @@ def run(tmpdir, tasks: int, repeats: int, html_big: int | None) -> dict:
         build_log(path, html_big)
         big_replay_s, state = timed(replay, path)
         out["html_big"] = _html_case(tmpdir, path, state, html_big, 1, big_replay_s)
-        log(f"[render] html {html_big:,} tasks: {out['html_big']['html_seconds']:.2f} s, "
-            f"{out['html_big']['html_bytes_per_task']:.1f} B/task (replay {big_replay_s:.2f} s)")  # fmt: skip
+        log(
+            f"[render] html {html_big:,} tasks: {out['html_big']['html_seconds']:.2f} s, "
+            f"{out['html_big']['html_bytes_per_task']:.1f} B/task (replay {big_replay_s:.2f} s)"
+        )
         del state
         os.remove(path)
     return out

@@ -14,6 +14,7 @@ viewer usually replays once in a new process, where the allocator and the
 garbage collector have more work, so the same is also timed in a fresh
 interpreter (``replay()`` only, not the interpreter start or the import).
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,9 @@ print(json.dumps({"seconds": time.perf_counter() - t0, "events": state.events}))
 
 def _fresh_replay(path) -> float:
     """Seconds for replay(path) in a new interpreter, importing ipyrecorder from this tree."""
-    out = subprocess.run([sys.executable, "-c", FRESH, path], cwd=ROOT, capture_output=True,
-                         text=True, check=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", FRESH, path], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
 
@@ -54,9 +56,7 @@ def build_log(path, wire_events: int) -> dict:
 
 
 def _unpack_all(blob: bytes) -> int:
-    unpacker = msgpack.Unpacker(
-        raw=False, use_list=False, strict_map_key=False, max_buffer_size=len(blob) + 1
-    )
+    unpacker = msgpack.Unpacker(raw=False, use_list=False, strict_map_key=False, max_buffer_size=len(blob) + 1)
     unpacker.feed(blob)
     n = 0
     for _ in unpacker:

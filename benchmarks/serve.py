@@ -28,6 +28,7 @@
 ``rows(result)`` gives the table rows in ``benchmarks.__main__``'s format.
 Standalone: ``python -m benchmarks.serve [--quick]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,14 @@ from ._util import EPOCH, ROOT, engine_registrations, log, now_us, quantile, rss
 PARAMS = {"backlog_events": (1_000_000, 200_000), "rate": (10_000, 10_000), "seconds": (15.0, 5.0)}  # (full, quick)
 FRAME_TARGET_MS = 50.0  # p95 interval between frames while streaming: at least 20 frames per second
 LATENCY_TARGET_MS = 250.0
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 READY = "() => window.ipyrecorderLive && (window.ipyrecorderLive.ready || window.ipyrecorderLive.error)"
 
 
@@ -58,8 +65,13 @@ class Server:
     """``python -m ipyrecorder serve LOG --port 0`` in a fresh process; ``url`` once it listens."""
 
     def __init__(self, path):
-        self.proc = subprocess.Popen([sys.executable, "-m", "ipyrecorder", "serve", str(path), "--port", "0"],
-                                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ipyrecorder", "serve", str(path), "--port", "0"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         first = self.proc.stdout.readline()
         url = self.proc.stdout.readline().strip()
         if not url.startswith("http://"):
@@ -128,13 +140,29 @@ def build_backlog(path, wire_events: int, engines: int = 16, seed: int = 3) -> d
             writer.append({"kind": "start", "msg_id": msg_id, "t": start / 1e6, "engine_id": e})
             wire += 4  # with the task's id definition
             if i % 10 == 3:
-                writer.append({"kind": "stdout", "msg_id": msg_id, "t": start / 1e6, "text": f"chunk {i}: {rng.randint(1, 4096)} rows\n"})
+                writer.append(
+                    {
+                        "kind": "stdout",
+                        "msg_id": msg_id,
+                        "t": start / 1e6,
+                        "text": f"chunk {i}: {rng.randint(1, 4096)} rows\n",
+                    }
+                )
                 wire += 1
             failed = i % 997 == 17
-            writer.append({"kind": "complete", "msg_id": msg_id, "status": "error" if failed else "ok",
-                           "started": start / 1e6, "completed": end / 1e6, "received": (end + rng.randint(500, 4_000)) / 1e6,
-                           "engine_id": e, "ename": "ValueError" if failed else None,
-                           "evalue": f"bad chunk {i}" if failed else None})  # fmt: skip
+            writer.append(
+                {
+                    "kind": "complete",
+                    "msg_id": msg_id,
+                    "status": "error" if failed else "ok",
+                    "started": start / 1e6,
+                    "completed": end / 1e6,
+                    "received": (end + rng.randint(500, 4_000)) / 1e6,
+                    "engine_id": e,
+                    "ename": "ValueError" if failed else None,
+                    "evalue": f"bad chunk {i}" if failed else None,
+                }
+            )
             if i % 4 == 0:
                 writer.append({"kind": "label", "msg_id": msg_id, "name": f"{function}[{i}]"})
                 wire += 1
@@ -170,7 +198,9 @@ def backlog(tmpdir, browser, wire_events: int) -> dict:
             page.goto(server.url)
             page.wait_for_function(READY, timeout=300_000)
             ready_s = time.perf_counter() - t0
-            page.wait_for_function("n => (window.ipyrecorderLive.lastDraw || {}).bars === n", arg=tasks, timeout=300_000)
+            page.wait_for_function(
+                "n => (window.ipyrecorderLive.lastDraw || {}).bars === n", arg=tasks, timeout=300_000
+            )
             drawn_s = time.perf_counter() - t0
             timing = page.evaluate("""() => {
                 const nav = performance.getEntriesByType("navigation")[0];
@@ -192,14 +222,26 @@ def backlog(tmpdir, browser, wire_events: int) -> dict:
         os.remove(path)
     sent = timing["page"] + timing["resources"]
     return {
-        "wire_events": events, "tasks": tasks, "log_bytes": size, "build_seconds": built["build_seconds"],
-        "replay_seconds": fold_s, "server_fold_seconds": server_fold_s, "page_ready_seconds": ready_s,
-        "first_full_draw_seconds": drawn_s, "ratio_vs_replay": drawn_s / fold_s, "bytes_sent": sent,
-        "snapshot_bytes": timing["snapshot"], "snapshot_decoded_bytes": timing["snapshot_decoded"],
-        "bytes_per_task": sent / tasks, "ratio_bytes_vs_log": sent / size, "page_install_ms": timing["install_ms"],
-        "page_draw_ms": timing["draw_ms"], "page_js_heap_bytes": timing["heap"], "server_rss_folded": rss_folded,
+        "wire_events": events,
+        "tasks": tasks,
+        "log_bytes": size,
+        "build_seconds": built["build_seconds"],
+        "replay_seconds": fold_s,
+        "server_fold_seconds": server_fold_s,
+        "page_ready_seconds": ready_s,
+        "first_full_draw_seconds": drawn_s,
+        "ratio_vs_replay": drawn_s / fold_s,
+        "bytes_sent": sent,
+        "snapshot_bytes": timing["snapshot"],
+        "snapshot_decoded_bytes": timing["snapshot_decoded"],
+        "bytes_per_task": sent / tasks,
+        "ratio_bytes_vs_log": sent / size,
+        "page_install_ms": timing["install_ms"],
+        "page_draw_ms": timing["draw_ms"],
+        "page_js_heap_bytes": timing["heap"],
+        "server_rss_folded": rss_folded,
         "server_rss_after_serving": rss_served,
-    }  # fmt: skip
+    }
 
 
 def _writer(path, rate: float, seconds: float, stop: threading.Event, out: dict):
@@ -299,14 +341,28 @@ def sustained(tmpdir, browser, rate: float, seconds: float) -> dict:
         os.remove(path)
     rss_max = max(samples) if samples else server.rss()
     return {
-        "rate_target": rate, "events": out["events"], "events_per_s": out["events"] / out["seconds"],
-        "seconds": out["seconds"], "tasks_seen": tasks, "idle_frames": idle, "live_frames": live,
-        "frame_p95_ms": live["frame_p95"], "idle_frame_p95_ms": idle["frame_p95"],
-        "frame_ratio": live["frame_p95"] / idle["frame_p95"], "long_frames": live["long_frames"],
-        "draw_p95_ms": live["draw_p95"], "latency_ms": {"p50": statistics.median(stale), "p95": quantile(stale, 0.95),
-                                                         "max": max(stale), "n": len(stale)},
-        "server_rss_before": rss_before, "server_rss_max": rss_max, "rss_ratio": rss_max / rss_before,
-    }  # fmt: skip
+        "rate_target": rate,
+        "events": out["events"],
+        "events_per_s": out["events"] / out["seconds"],
+        "seconds": out["seconds"],
+        "tasks_seen": tasks,
+        "idle_frames": idle,
+        "live_frames": live,
+        "frame_p95_ms": live["frame_p95"],
+        "idle_frame_p95_ms": idle["frame_p95"],
+        "frame_ratio": live["frame_p95"] / idle["frame_p95"],
+        "long_frames": live["long_frames"],
+        "draw_p95_ms": live["draw_p95"],
+        "latency_ms": {
+            "p50": statistics.median(stale),
+            "p95": quantile(stale, 0.95),
+            "max": max(stale),
+            "n": len(stale),
+        },
+        "server_rss_before": rss_before,
+        "server_rss_max": rss_max,
+        "rss_ratio": rss_max / rss_before,
+    }
 
 
 def _sample_rss(server, thread):
@@ -321,7 +377,10 @@ def run(tmpdir, backlog_events: int = 1_000_000, rate: float = 10_000, seconds: 
     with sync_playwright() as pw:
         browser = _browser(pw)
         try:
-            result = {"backlog": backlog(tmpdir, browser, backlog_events), "sustained": sustained(tmpdir, browser, rate, seconds)}
+            result = {
+                "backlog": backlog(tmpdir, browser, backlog_events),
+                "sustained": sustained(tmpdir, browser, rate, seconds),
+            }
         finally:
             browser.close()
     return result
@@ -336,40 +395,65 @@ def rows(result: dict) -> list[tuple]:
     out = []
     b = result.get("backlog")
     if b:
-        out.append((
-            f"9a serve: {b['wire_events'] / 1e6:.2g}M-event backlog, first full draw",
-            f"{b['first_full_draw_seconds']:.2f} s", f"{b['replay_seconds']:.2f} s replay()",
-            f"{b['ratio_vs_replay']:.2f}",
-            f"{b['tasks']:,} tasks; page ready {b['page_ready_seconds']:.2f} s (decode {b['page_install_ms'] / 1e3:.2f} s), "
-            f"draw {b['page_draw_ms']:.0f} ms; server fold at start {b['server_fold_seconds']:.1f} s",
-            "",
-        ))  # fmt: skip
-        out.append((
-            "9b serve: bytes to a new browser", _mb(b["bytes_sent"]), _mb(b["log_bytes"]) + " log on disk",
-            f"{b['ratio_bytes_vs_log']:.3f}",
-            f"{b['bytes_per_task']:.1f} B/task; snapshot {_mb(b['snapshot_bytes'])} gzip of {_mb(b['snapshot_decoded_bytes'])}",
-            "",
-        ))  # fmt: skip
+        out.append(
+            (
+                f"9a serve: {b['wire_events'] / 1e6:.2g}M-event backlog, first full draw",
+                f"{b['first_full_draw_seconds']:.2f} s",
+                f"{b['replay_seconds']:.2f} s replay()",
+                f"{b['ratio_vs_replay']:.2f}",
+                f"{b['tasks']:,} tasks; page ready {b['page_ready_seconds']:.2f} s "
+                f"(decode {b['page_install_ms'] / 1e3:.2f} s), "
+                f"draw {b['page_draw_ms']:.0f} ms; server fold at start {b['server_fold_seconds']:.1f} s",
+                "",
+            )
+        )
+        out.append(
+            (
+                "9b serve: bytes to a new browser",
+                _mb(b["bytes_sent"]),
+                _mb(b["log_bytes"]) + " log on disk",
+                f"{b['ratio_bytes_vs_log']:.3f}",
+                f"{b['bytes_per_task']:.1f} B/task; snapshot {_mb(b['snapshot_bytes'])} gzip of "
+                f"{_mb(b['snapshot_decoded_bytes'])}",
+                "",
+            )
+        )
     s = result.get("sustained")
     if s:
         f = s["live_frames"]
-        out.append((
-            f"9c serve: frame p95 at {s['events_per_s'] / 1e3:.1f}k events/s",
-            f"{s['frame_p95_ms']:.1f} ms", f"{s['idle_frame_p95_ms']:.1f} ms idle", f"{s['frame_ratio']:.2f}",
-            f"{s['seconds']:.0f} s, {s['tasks_seen']:,} tasks; frames p50 {f['frame_p50']:.1f} ms, max {f['frame_max']:.0f} ms, "
-            f"{s['long_frames']} over 50 ms; draw p95 {s['draw_p95_ms']:.1f} ms",
-            f"<= {FRAME_TARGET_MS:.0f} ms: " + ("met" if s["frame_p95_ms"] <= FRAME_TARGET_MS else "MISSED"),
-        ))  # fmt: skip
+        out.append(
+            (
+                f"9c serve: frame p95 at {s['events_per_s'] / 1e3:.1f}k events/s",
+                f"{s['frame_p95_ms']:.1f} ms",
+                f"{s['idle_frame_p95_ms']:.1f} ms idle",
+                f"{s['frame_ratio']:.2f}",
+                f"{s['seconds']:.0f} s, {s['tasks_seen']:,} tasks; frames p50 {f['frame_p50']:.1f} ms, "
+                f"max {f['frame_max']:.0f} ms, "
+                f"{s['long_frames']} over 50 ms; draw p95 {s['draw_p95_ms']:.1f} ms",
+                f"<= {FRAME_TARGET_MS:.0f} ms: " + ("met" if s["frame_p95_ms"] <= FRAME_TARGET_MS else "MISSED"),
+            )
+        )
         lat = s["latency_ms"]
-        out.append((
-            "9d serve: append -> page", f"{lat['p95']:.0f} ms p95", "", "",
-            f"median {lat['p50']:.0f} ms, max {lat['max']:.0f} ms over {lat['n']} batches",
-            f"< {LATENCY_TARGET_MS:.0f} ms: " + ("met" if lat["p95"] < LATENCY_TARGET_MS else "MISSED"),
-        ))  # fmt: skip
-        out.append((
-            "9e serve: server RSS while streaming", _mb(s["server_rss_max"]), _mb(s["server_rss_before"]) + " before",
-            f"{s['rss_ratio']:.2f}", "max over the run, sampled every 0.25 s", "",
-        ))  # fmt: skip
+        out.append(
+            (
+                "9d serve: append -> page",
+                f"{lat['p95']:.0f} ms p95",
+                "",
+                "",
+                f"median {lat['p50']:.0f} ms, max {lat['max']:.0f} ms over {lat['n']} batches",
+                f"< {LATENCY_TARGET_MS:.0f} ms: " + ("met" if lat["p95"] < LATENCY_TARGET_MS else "MISSED"),
+            )
+        )
+        out.append(
+            (
+                "9e serve: server RSS while streaming",
+                _mb(s["server_rss_max"]),
+                _mb(s["server_rss_before"]) + " before",
+                f"{s['rss_ratio']:.2f}",
+                "max over the run, sampled every 0.25 s",
+                "",
+            )
+        )
     return out
 
 

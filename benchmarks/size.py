@@ -9,6 +9,7 @@ ipyparallel's ``Client.metadata`` entries, filled as after a successful task,
 times as ISO 8601 strings. Both the compact dump (the ratio's baseline) and an
 ``indent=2`` dump are reported.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,25 @@ from ._util import ENGINE_UUIDS, EPOCH, log, msg_id, now_us, write_task_log
 
 # The keys of ipyparallel.client.client.Metadata (9.2); checked when importable.
 METADATA_KEYS = (
-    "msg_id", "submitted", "started", "completed", "received", "engine_uuid",
-    "engine_id", "follow", "after", "status", "execute_input", "execute_result",
-    "error", "stdout", "stderr", "outputs", "data", "label",
-)  # fmt: skip
+    "msg_id",
+    "submitted",
+    "started",
+    "completed",
+    "received",
+    "engine_uuid",
+    "engine_id",
+    "follow",
+    "after",
+    "status",
+    "execute_input",
+    "execute_result",
+    "error",
+    "stdout",
+    "stderr",
+    "outputs",
+    "data",
+    "label",
+)
 
 
 def _check_keys():

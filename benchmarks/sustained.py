@@ -17,6 +17,7 @@ tasks held, at the rate a plain ``replay()`` of the same log needs, with no
 growth from reading. Baseline: the RSS of a new process after ``replay()`` of
 the finished log (the same tasks, folded in one go).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -25,7 +26,7 @@ import os
 import subprocess
 import sys
 
-from ._util import ROOT, log, loadavg, quantile, task_events
+from ._util import ROOT, loadavg, log, quantile, task_events
 from .tail import Reader, append_paced, latencies, new_log, summary_ms
 
 RATE = 10_000  # events/s
@@ -43,8 +44,9 @@ print(json.dumps({"rss_before": before, "rss_after": rss_bytes(), "tasks": len(s
 
 
 def _replay_rss(path) -> dict:
-    out = subprocess.run([sys.executable, "-c", REPLAY_RSS, path], cwd=ROOT, capture_output=True,
-                         text=True, check=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", REPLAY_RSS, path], cwd=ROOT, capture_output=True, text=True, check=True, timeout=300
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -65,8 +67,10 @@ def run(tmpdir, seconds: float) -> dict:
     writer, t0_us = new_log(path)
     reader = Reader(path, "tail", poll=False, sample_every=SAMPLE_EVERY)
     n_batches = round(seconds / FLUSH_EVERY)
-    log(f"[sustained] {RATE:,} events/s for {seconds:g} s, a flush every {FLUSH_EVERY * 1e3:g} ms; "
-        "follower in its own process")  # fmt: skip
+    log(
+        f"[sustained] {RATE:,} events/s for {seconds:g} s, a flush every {FLUSH_EVERY * 1e3:g} ms; "
+        "follower in its own process"
+    )
     try:
         first = reader.start()
         events = task_events(int(RATE * seconds / 3) + 10_000, t0_us, rate=RATE / 3)
@@ -152,8 +156,10 @@ def run(tmpdir, seconds: float) -> dict:
         "replay_rss_per_task": replay_growth / replayed["tasks"] if replayed["tasks"] else float("nan"),
         "rss_ratio": end_rss / replayed["rss_after"],
     }
-    log(f"[sustained] wrote {written_rate:,.0f} events/s, folded {folded_rate:,.0f}/s; max lag "
+    log(
+        f"[sustained] wrote {written_rate:,.0f} events/s, folded {folded_rate:,.0f}/s; max lag "
         f"{out['max_lag_events']} events, {out['latency_max_ms']:.1f} ms; follower RSS "
         f"{first['rss_start'] / 1e6:.0f} -> {end_rss / 1e6:.0f} MB for {tasks:,} tasks "
-        f"(replay: {replayed['rss_after'] / 1e6:.0f} MB)")  # fmt: skip
+        f"(replay: {replayed['rss_after'] / 1e6:.0f} MB)"
+    )
     return out

@@ -23,6 +23,7 @@ flush interval) so that they do not lock in phase with the polling; the first
 
 The machinery (paced appender, reader process) is shared with ``sustained``.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -41,7 +42,7 @@ from datetime import timedelta
 from ipyrecorder import open_log
 from ipyrecorder.log import new_header
 
-from ._util import EPOCH, ROOT, engine_registrations, log, loadavg, now_us, quantile, rss_bytes, task_events
+from ._util import EPOCH, ROOT, engine_registrations, loadavg, log, now_us, quantile, rss_bytes, task_events
 
 RATE = 1_200  # events/s: 400 tasks/s, what the cluster runs of figure 1 reach on 2 cores
 INTERVALS = (0.010, 0.040)  # seconds between flushes: uniform, mean 25 ms (recorder.FLUSH_INTERVAL)
@@ -171,8 +172,13 @@ def _reader(path, kind, poll, conn, sample_every):
     info["gc_full_collections"] = pauses
     if kind == "tail":
         s = tail.state
-        info.update(follower_mode=follower.mode, notices=list(tail.notices), folded_tasks=len(s.tasks),
-                    folded_wire_events=s.events, damage=[str(d) for d in tail.damage])  # fmt: skip
+        info.update(
+            follower_mode=follower.mode,
+            notices=list(tail.notices),
+            folded_tasks=len(s.tasks),
+            folded_wire_events=s.events,
+            damage=[str(d) for d in tail.damage],
+        )
     conn.send((folds, samples, info))
 
 
@@ -200,8 +206,13 @@ class Reader:
 
     def __init__(self, path, kind: str, poll: bool, sample_every: float | None = None):
         args = json.dumps({"path": path, "kind": kind, "poll": poll, "sample_every": sample_every})
-        self.process = subprocess.Popen([sys.executable, "-c", CHILD, str(ROOT), args], cwd=ROOT,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(ROOT), args],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
 
     def _recv(self, timeout: float):
         ready, _, _ = select.select([self.process.stdout], [], [], timeout)
@@ -327,17 +338,27 @@ def measure(tmpdir, kind: str, poll: bool, n_batches: int, seed: int) -> dict:
 
 def run(tmpdir, n_batches: int) -> dict:
     started = loadavg()
-    log(f"[tail] 4 runs of {n_batches} batches (~{RATE} events/s, flush every 10-40 ms): "
-        "bare and LogTail readers, file events and polling")  # fmt: skip
+    log(
+        f"[tail] 4 runs of {n_batches} batches (~{RATE} events/s, flush every 10-40 ms): "
+        "bare and LogTail readers, file events and polling"
+    )
     runs = {}
     for mode, poll in (("events", False), ("polling", True)):
         for kind in ("bare", "tail"):
             runs[f"{kind}_{mode}"] = r = measure(tmpdir, kind, poll, n_batches, seed=len(runs))
             extra = f" (follower ended in mode {r['follower_mode']!r})" if kind == "tail" else ""
-            log(f"[tail]   {kind:4} {mode:7}: p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, "
-                f"max {r['max_ms']:.1f} ms over {r['batches']} batches{extra}")  # fmt: skip
-    out = {"rate": RATE, "intervals_s": list(INTERVALS), "batches": n_batches, "warmup": WARMUP,
-           "loadavg_start": started, "runs": runs}  # fmt: skip
+            log(
+                f"[tail]   {kind:4} {mode:7}: p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, "
+                f"max {r['max_ms']:.1f} ms over {r['batches']} batches{extra}"
+            )
+    out = {
+        "rate": RATE,
+        "intervals_s": list(INTERVALS),
+        "batches": n_batches,
+        "warmup": WARMUP,
+        "loadavg_start": started,
+        "runs": runs,
+    }
     for mode in ("events", "polling"):
         tail, bare = runs[f"tail_{mode}"], runs[f"bare_{mode}"]
         out[f"ratio_{mode}"] = tail["p95_ms"] / bare["p95_ms"] if bare["p95_ms"] > 0 else float("inf")

@@ -6,6 +6,7 @@ temporary directory; the closing fsync is not timed).
 Baseline: events/s of ``msgpack.packb`` on the very wire arrays the encoder
 produces for those events, appended to a bytearray: the cost of msgpack alone.
 """
+
 from __future__ import annotations
 
 import gc

@@ -6,6 +6,7 @@ The data flows one way: tap -> events -> log -> reader -> state -> sink/viewer.
         view.map_async(f, items).get()
     state = ipyrecorder.replay("run.mpk")
 """
+
 __version__ = "0.1.0"
 
 from .log import (  # noqa: E402
@@ -21,9 +22,14 @@ from .log import (  # noqa: E402
 )
 from .state import Engine, Mark, State, Task, replay  # noqa: E402
 
-
-_LAZY = {"recording": "recorder", "Recording": "recorder", "RecorderWarning": "errors", "TapError": "errors",
-         "snapshot": "snapshot", "dump": "snapshot"}  # fmt: skip
+_LAZY = {
+    "recording": "recorder",
+    "Recording": "recorder",
+    "RecorderWarning": "errors",
+    "TapError": "errors",
+    "snapshot": "snapshot",
+    "dump": "snapshot",
+}
 
 
 def __getattr__(name):
@@ -36,7 +42,24 @@ def __getattr__(name):
 
 
 __all__ = [
-    "Damage", "Engine", "LogError", "LogLocked", "LogReader", "LogWriter", "Mark",
-    "NotALog", "Recording", "RecorderWarning", "State", "TapError", "Task", "UnsupportedVersion",
-    "dump", "open_log", "read_events", "recording", "replay", "snapshot",
-]  # fmt: skip
+    "Damage",
+    "Engine",
+    "LogError",
+    "LogLocked",
+    "LogReader",
+    "LogWriter",
+    "Mark",
+    "NotALog",
+    "Recording",
+    "RecorderWarning",
+    "State",
+    "TapError",
+    "Task",
+    "UnsupportedVersion",
+    "dump",
+    "open_log",
+    "read_events",
+    "recording",
+    "replay",
+    "snapshot",
+]

@@ -1,4 +1,5 @@
 """``python -m ipyrecorder``: the same CLI as the ``ipyrecorder`` command."""
+
 import sys
 
 from .cli import main

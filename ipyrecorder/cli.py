@@ -1,4 +1,5 @@
 """The ``ipyrecorder`` command line. Every failure is one line and an exit code."""
+
 from __future__ import annotations
 
 import contextlib
@@ -110,14 +111,29 @@ def _warn_damage(logs, damage) -> None:
     for path, found in by_log.items():
         kinds = ", ".join(sorted({d.reason.split(" (")[0] for d in found}))
         size = sum(d.length for d in found)
-        click.echo(f"ipyrecorder: warning: {path}: {len(found)} damaged region(s) skipped ({kinds}, {size} bytes); "
-                   f"what they held is missing: see `ipyrecorder check {path}`", err=True)  # fmt: skip
+        click.echo(
+            f"ipyrecorder: warning: {path}: {len(found)} damaged region(s) skipped ({kinds}, {size} bytes); "
+            f"what they held is missing: see `ipyrecorder check {path}`",
+            err=True,
+        )
 
 
 @cli.command()
 @_reads_logs
-@click.option("--sink", "-s", "sink_name", default="json", show_default=True, help="Sink to replay into (see `ipyrecorder sinks`).")
-@click.option("-o", "--output", default=None, help="Output file ('-' for stdout; default: stdout, or LOG's name with the sink's suffix).")
+@click.option(
+    "--sink",
+    "-s",
+    "sink_name",
+    default="json",
+    show_default=True,
+    help="Sink to replay into (see `ipyrecorder sinks`).",
+)
+@click.option(
+    "-o",
+    "--output",
+    default=None,
+    help="Output file ('-' for stdout; default: stdout, or LOG's name with the sink's suffix).",
+)
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A sink option; repeatable.")
 def replay(logs, sink_name, output, options, until):
     """Replay LOG (several are merged) into a sink: json, csv, matplotlib, ..."""
@@ -204,7 +220,9 @@ def viewers(verbose):
 
 @cli.command()
 @click.argument("log")
-@click.option("--viewer", "-w", "viewer_name", default="terminal", show_default=True, help="Viewer (see `ipyrecorder viewers`).")
+@click.option(
+    "--viewer", "-w", "viewer_name", default="terminal", show_default=True, help="Viewer (see `ipyrecorder viewers`)."
+)
 @click.option("--poll", is_flag=True, help="Poll the file instead of waiting for file events (network file systems).")
 @click.option("--once", is_flag=True, help="Show the current state once and exit.")
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A viewer option; repeatable.")
@@ -244,7 +262,9 @@ def info(logs, as_json, until):
 
 @cli.command()
 @_reads_logs
-@click.option("--where", "-q", default="{}", show_default=True, help='A Mongo-style query, as JSON: \'{"status": "error"}\'.')
+@click.option(
+    "--where", "-q", default="{}", show_default=True, help='A Mongo-style query, as JSON: \'{"status": "error"}\'.'
+)
 @click.option("--keys", "-k", default=None, help="Comma-separated keys to show (msg_id is always included).")
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 def query(logs, where, keys, fmt, until):
@@ -260,7 +280,9 @@ def query(logs, where, keys, fmt, until):
     default_keys = ["name", "function", "engine_id", "status", "started", "run_seconds", "error"]
     wanted = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
     try:
-        records = run_query(state, condition, wanted if wanted is not None else default_keys if fmt == "table" else None)
+        records = run_query(
+            state, condition, wanted if wanted is not None else default_keys if fmt == "table" else None
+        )
     except QueryError as exc:
         raise Failure(str(exc), ExitStatus.USAGE) from None
     _print_records(records, fmt)
@@ -317,20 +339,25 @@ def _format_summary(logs, state, summary) -> str:
     status = ", ".join(f"{n} {s}" for s, n in summary["by_status"].items()) or "none"
     lines.append(f"  tasks: {status}")
     if summary["engines"]:
-        labels = {engine_id: engine_label(engine_id)[len("engine "):] for engine_id in summary["engines"]}
+        labels = {engine_id: engine_label(engine_id)[len("engine ") :] for engine_id in summary["engines"]}
         width = max(6, *map(len, labels.values()))
         lines.append(f"  {'engine':>{width}}  tasks  errors  busy s   utilisation")
         for engine_id, e in summary["engines"].items():
             util = "-" if e["utilisation"] is None else f"{e['utilisation']:.1%}"
-            lines.append(f"  {labels[engine_id]:>{width}}  {e['tasks']:>5}  {e['errors']:>6}  {e['busy_seconds']:>7.3f}  "
-                         f"{util:>11}")  # fmt: skip
+            lines.append(
+                f"  {labels[engine_id]:>{width}}  {e['tasks']:>5}  {e['errors']:>6}  {e['busy_seconds']:>7.3f}  "
+                f"{util:>11}"
+            )
     if state.marks:
         lines.append("  marks: " + ", ".join(m.text for m in state.marks))
     for ended in dict.fromkeys(summary["ended"]):
         lines.append(f"  ended: {ended}")
     failed = state.failures()
     if failed:
-        lines.append(f"  failed attempts: {len(failed)} (`ipyrecorder failures {' '.join(map(str, logs))}` shows their tracebacks)")
+        lines.append(
+            f"  failed attempts: {len(failed)} "
+            f"(`ipyrecorder failures {' '.join(map(str, logs))}` shows their tracebacks)"
+        )
     for damage in summary["damage"]:
         lines.append(f"  damage: {damage}")
     return "\n".join(lines)
@@ -347,10 +374,21 @@ def failures(logs, as_json, until):
     state = _fold_all(logs, until)
     found = state.failures()
     if as_json:
-        records = [{"msg_id": task.msg_id, "name": task.name, "function": task.function, "status": task.state,
-                    "engine_id": engine_id, "t": None if t_us is None else from_us(t_us).isoformat(),
-                    "ename": ename, "evalue": evalue, "traceback": traceback, "stderr": task.stderr or None}
-                   for task, engine_id, t_us, ename, evalue, traceback in found]  # fmt: skip
+        records = [
+            {
+                "msg_id": task.msg_id,
+                "name": task.name,
+                "function": task.function,
+                "status": task.state,
+                "engine_id": engine_id,
+                "t": None if t_us is None else from_us(t_us).isoformat(),
+                "ename": ename,
+                "evalue": evalue,
+                "traceback": traceback,
+                "stderr": task.stderr or None,
+            }
+            for task, engine_id, t_us, ename, evalue, traceback in found
+        ]
         click.echo(json.dumps(records, indent=2))
         return
     for task, engine_id, t_us, ename, evalue, traceback in found:
@@ -440,8 +478,9 @@ def record(profile, url_file, output, interval):
 
     from .hub import Observer
 
-    observer = Observer(lambda: _connect(profile, url_file), output, interval=interval,
-                        echo=lambda text: click.echo(text, err=True))  # fmt: skip
+    observer = Observer(
+        lambda: _connect(profile, url_file), output, interval=interval, echo=lambda text: click.echo(text, err=True)
+    )
     stop = lambda *_: observer.stop.set()  # noqa: E731
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -455,8 +494,12 @@ def record(profile, url_file, output, interval):
 
 @cli.command()
 @click.argument("log")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind. Any but 127.0.0.1, ::1 and localhost needs a token.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind. Any but 127.0.0.1, ::1 and localhost needs a token.",
+)
 @click.option("--port", default=8181, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free port).")
 @click.option("--certfile", default=None, help="TLS certificate (PEM): serve https.")
 @click.option("--keyfile", default=None, help="TLS private key (PEM), when not in the certificate file.")
@@ -520,4 +563,3 @@ def main(argv=None) -> int:
         )
         return ExitStatus.ERROR
     return ExitStatus.OK
-

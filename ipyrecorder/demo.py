@@ -4,6 +4,7 @@ The workload is small but varied, so that every part of a recording shows:
 named map tasks, labelled tasks, DirectView execute, stdout and stderr, one
 failing task, and marks between phases.
 """
+
 from __future__ import annotations
 
 import os

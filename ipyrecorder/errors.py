@@ -1,4 +1,5 @@
 """What the recorder raises and warns: it runs inside other people's programs."""
+
 from __future__ import annotations
 
 import sys
@@ -23,5 +24,6 @@ def warn_hook_failure(where: str) -> None:
     if key in _reported:
         return
     _reported.add(key)
-    warnings.warn(f"ipyrecorder: {where} hook failed ({exc!r}); recording may be incomplete",
-                  RecorderWarning, stacklevel=2)  # fmt: skip
+    warnings.warn(
+        f"ipyrecorder: {where} hook failed ({exc!r}); recording may be incomplete", RecorderWarning, stacklevel=2
+    )

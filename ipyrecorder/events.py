@@ -6,6 +6,7 @@ On the wire every event is a msgpack array whose first element is its kind code
 and ``Decoder`` hold the per-segment state that makes the wire form compact:
 interned strings (symbols), short task ids and the time base.
 """
+
 from __future__ import annotations
 
 import sys
@@ -207,9 +208,7 @@ class Encoder:
             array = [START, self.tid(event["msg_id"]), self.time(get("t")), get("engine_id")]
         elif kind == "complete":
             status = STATUS_CODES[event["status"]]
-            started, completed, received = self.times(
-                get("started"), get("completed"), get("received"), required=False
-            )
+            started, completed, received = self.times(get("started"), get("completed"), get("received"), required=False)
             array = [
                 COMPLETE,
                 self.tid(event["msg_id"]),

@@ -6,6 +6,7 @@ records everybody's tasks as they happen: starts, output and errors from the
 engines' iopub traffic (which every client receives), engine registrations,
 and submissions and completions by polling ``db_query`` from its own thread.
 """
+
 from __future__ import annotations
 
 import collections
@@ -18,8 +19,23 @@ from .log import LogWriter, new_header
 from .messages import completion, engine_event, final_record_events, iopub_events, submission
 
 HUB_DB_NOTE = "the Hub's default in-memory database (DictDB) keeps only the newest 1,024 task records"
-RECORD_KEYS = ["msg_id", "header", "submitted", "started", "completed", "received", "engine_uuid",
-               "client_uuid", "queue", "result_content", "error", "label", "resubmitted", "stdout", "stderr"]  # fmt: skip
+RECORD_KEYS = [
+    "msg_id",
+    "header",
+    "submitted",
+    "started",
+    "completed",
+    "received",
+    "engine_uuid",
+    "client_uuid",
+    "queue",
+    "result_content",
+    "error",
+    "label",
+    "resubmitted",
+    "stdout",
+    "stderr",
+]
 IOPUB_TYPES = ("status", "stream", "error")
 DB_TIMEOUT = 10.0  # seconds the Hub may take to answer a query before it counts as gone
 
@@ -28,7 +44,9 @@ def connect(profile=None, url_file=None, timeout: float = 30):
     """A Client for a running cluster, by profile or connection file."""
     import ipyparallel as ipp
 
-    client = ipp.Client(url_file, timeout=timeout) if url_file else ipp.Client(profile=profile or "default", timeout=timeout)
+    client = (
+        ipp.Client(url_file, timeout=timeout) if url_file else ipp.Client(profile=profile or "default", timeout=timeout)
+    )
     return client
 
 
@@ -54,7 +72,10 @@ def import_hub(client, path, where=None, mode: str = "w") -> int:
     header = new_header(reconstructed=True, note=f"imported from the Hub's task database; {HUB_DB_NOTE}")
     with LogWriter(path, mode, header) as log:
         for uuid, engine_id in sorted(engine_ids.items(), key=lambda item: item[1]):
-            _append(log, {"kind": "engine_register", "t": header["t0"], "engine_id": engine_id, "uuid": uuid, "present": True})
+            _append(
+                log,
+                {"kind": "engine_register", "t": header["t0"], "engine_id": engine_id, "uuid": uuid, "present": True},
+            )
         for record in records:
             _append(log, submission(record))
             for event in final_record_events(record["msg_id"], record, engine_ids.get(record.get("engine_uuid"))):
@@ -63,8 +84,15 @@ def import_hub(client, path, where=None, mode: str = "w") -> int:
             if done is not None:
                 _append(log, done)
             if record.get("resubmitted"):
-                _append(log, {"kind": "resubmit", "t": record.get("submitted"), "msg_id": record["msg_id"],
-                            "new_msg_id": record["resubmitted"]})  # fmt: skip
+                _append(
+                    log,
+                    {
+                        "kind": "resubmit",
+                        "t": record.get("submitted"),
+                        "msg_id": record["msg_id"],
+                        "new_msg_id": record["resubmitted"],
+                    },
+                )
     return len(records)
 
 
@@ -77,8 +105,17 @@ class Observer:
     If the controller goes away, the observer reconnects and notes the gap.
     """
 
-    def __init__(self, connect_client, path, *, interval: float = 0.5, mode: str = "a", capture_output=True,
-                 echo=print, query_timeout: float = DB_TIMEOUT):  # fmt: skip
+    def __init__(
+        self,
+        connect_client,
+        path,
+        *,
+        interval: float = 0.5,
+        mode: str = "a",
+        capture_output=True,
+        echo=print,
+        query_timeout: float = DB_TIMEOUT,
+    ):
         self.connect_client = connect_client
         self.path = path
         self.interval = interval
@@ -88,7 +125,9 @@ class Observer:
         self.stop = threading.Event()
         self.connected = threading.Event()
         self._queue = collections.deque()
-        self._log = LogWriter(path, mode, new_header(observer=True, note="cluster-wide recording by ipyrecorder record"))
+        self._log = LogWriter(
+            path, mode, new_header(observer=True, note="cluster-wide recording by ipyrecorder record")
+        )
         self._client = None
         self._pending: set = set()  # msg_ids submitted and not yet completed
         self._seen: set = set()
@@ -147,8 +186,14 @@ class Observer:
         self._log.flush()
 
     def _reconnect(self, exc):
-        self._append({"kind": "mark", "t": datetime.now(timezone.utc), "text": "observer: connection lost",
-                          "data": {"error": f"{type(exc).__name__}: {exc}"}})  # fmt: skip
+        self._append(
+            {
+                "kind": "mark",
+                "t": datetime.now(timezone.utc),
+                "text": "observer: connection lost",
+                "data": {"error": f"{type(exc).__name__}: {exc}"},
+            }
+        )
         self._log.flush()
         self.echo(f"ipyrecorder record: lost the controller ({exc}); reconnecting")
         self._close_client()
@@ -211,8 +256,14 @@ class Observer:
                     self._append(done)
                     self._pending.discard(msg_id)
                 if record.get("resubmitted"):
-                    self._append({"kind": "resubmit", "t": datetime.now(timezone.utc), "msg_id": msg_id,
-                                      "new_msg_id": record["resubmitted"]})  # fmt: skip
+                    self._append(
+                        {
+                            "kind": "resubmit",
+                            "t": datetime.now(timezone.utc),
+                            "msg_id": msg_id,
+                            "new_msg_id": record["resubmitted"],
+                        }
+                    )
 
     def _drain(self):
         queue = self._queue

@@ -10,6 +10,7 @@ written with one ``write`` call; a crash can tear only the last one. Readers
 check the CRC-32 of every payload: a torn tail is dropped, a damaged region is
 skipped up to the next frame that checks out, and both are reported.
 """
+
 from __future__ import annotations
 
 import errno
@@ -220,7 +221,6 @@ class LogWriter:
         except BaseException:
             os.close(self._fd)
             raise
-
 
     def append(self, event: dict) -> None:
         """Encode one event dict (see docs/format.md) into the current frame."""
@@ -465,4 +465,3 @@ def read_events(path) -> Iterator[dict]:
 
 class LogDamageWarning(UserWarning):
     """Part of a log could not be read (see ``LogReader.damage``)."""
-

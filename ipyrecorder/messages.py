@@ -5,6 +5,7 @@ see the same kinds of raw material: iopub messages from engines, registration
 notifications, and the Hub's TaskRecords. This module is the one place that
 says which events each becomes.
 """
+
 from __future__ import annotations
 
 import re

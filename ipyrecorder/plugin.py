@@ -5,6 +5,7 @@ Plugins are classes found in an entry-point group (``ipyrecorder.sinks``,
 third-party plugin would be. A plugin that fails to load is kept as an entry
 with its error and a warning, so the others keep working.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -104,8 +105,11 @@ def discover(group: str, base: type) -> dict[str, PluginEntry]:
             entry.cls = cls
         except Exception as exc:  # any plugin bug must not break the CLI
             entry.error = f"{type(exc).__name__}: {exc}"
-            warnings.warn(f"{group.rsplit('.', 1)[-1][:-1]} {ep.name!r} failed to load: {entry.error}",
-                          PluginWarning, stacklevel=2)  # fmt: skip
+            warnings.warn(
+                f"{group.rsplit('.', 1)[-1][:-1]} {ep.name!r} failed to load: {entry.error}",
+                PluginWarning,
+                stacklevel=2,
+            )
         found[ep.name] = entry
     return dict(sorted(found.items()))
 

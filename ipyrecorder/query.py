@@ -5,12 +5,12 @@ returns a list of dicts with TaskRecord-style keys. Operators: ``$in $nin $eq $n
 $gt $gte $lt $lte $glob``, plus IPython's original ``$ge`` and ``$le``, which its
 table defined as ``>`` and ``<`` (aliases of ``$gt`` and ``$lt``).
 """
+
 from __future__ import annotations
 
 import fnmatch
 import re
 from datetime import datetime, timedelta, timezone
-
 
 
 class QueryError(ValueError):
@@ -19,12 +19,53 @@ class QueryError(ValueError):
 
 TIME_KEYS = ("submitted", "started", "completed", "received")
 NUMBER_KEYS = ("engine_id", "target", "chunk", "run_seconds", "queue_seconds", "wall_seconds", "attempts")
-TEXT_KEYS = ("msg_id", "name", "label", "function", "queue", "status", "error", "ename", "evalue",
-             "traceback", "stdout", "stderr", "engine_uuid", "resubmitted", "resubmit_of", "broadcast")  # fmt: skip
-KEYS = ("msg_id", "name", "label", "function", "queue", "target", "chunk", "engine_id", "engine_uuid",
-        "status", "submitted", "started", "completed", "received", "run_seconds", "queue_seconds",
-        "wall_seconds", "error", "ename", "evalue", "traceback", "attempts", "stdout", "stderr", "resubmitted",
-        "resubmit_of", "broadcast")  # fmt: skip
+TEXT_KEYS = (
+    "msg_id",
+    "name",
+    "label",
+    "function",
+    "queue",
+    "status",
+    "error",
+    "ename",
+    "evalue",
+    "traceback",
+    "stdout",
+    "stderr",
+    "engine_uuid",
+    "resubmitted",
+    "resubmit_of",
+    "broadcast",
+)
+KEYS = (
+    "msg_id",
+    "name",
+    "label",
+    "function",
+    "queue",
+    "target",
+    "chunk",
+    "engine_id",
+    "engine_uuid",
+    "status",
+    "submitted",
+    "started",
+    "completed",
+    "received",
+    "run_seconds",
+    "queue_seconds",
+    "wall_seconds",
+    "error",
+    "ename",
+    "evalue",
+    "traceback",
+    "attempts",
+    "stdout",
+    "stderr",
+    "resubmitted",
+    "resubmit_of",
+    "broadcast",
+)
 
 ALIASES = {"$ge": "$gt", "$le": "$lt"}  # IPython's table: '$ge' is '>', '$le' is '<'
 OPERATORS = {
@@ -108,17 +149,34 @@ def task_record(task, engines) -> dict:
     """The queryable record of a task: TaskRecord-style keys, times as UTC datetimes."""
     engine = engines.get(task.engine_id)
     return {
-        "msg_id": task.msg_id, "name": task.name, "label": task.label, "function": task.function,
-        "queue": task.queue, "target": task.target, "chunk": task.chunk, "engine_id": task.engine_id,
-        "engine_uuid": engine.uuid if engine is not None else None, "status": task.state,
-        "submitted": task.submitted, "started": task.started, "completed": task.completed,
-        "received": task.received, "run_seconds": task.run_seconds, "queue_seconds": task.queue_seconds,
-        "wall_seconds": task.wall_seconds, "error": task.error, "ename": task.ename, "evalue": task.evalue,
-        "traceback": task.traceback, "attempts": len(task.attempts) if task.attempts else (
-            1 if task.start_us is not None else 0),
-        "stdout": task.stdout, "stderr": task.stderr, "resubmitted": task.resubmitted,
-        "resubmit_of": task.resubmit_of, "broadcast": task.broadcast,
-    }  # fmt: skip
+        "msg_id": task.msg_id,
+        "name": task.name,
+        "label": task.label,
+        "function": task.function,
+        "queue": task.queue,
+        "target": task.target,
+        "chunk": task.chunk,
+        "engine_id": task.engine_id,
+        "engine_uuid": engine.uuid if engine is not None else None,
+        "status": task.state,
+        "submitted": task.submitted,
+        "started": task.started,
+        "completed": task.completed,
+        "received": task.received,
+        "run_seconds": task.run_seconds,
+        "queue_seconds": task.queue_seconds,
+        "wall_seconds": task.wall_seconds,
+        "error": task.error,
+        "ename": task.ename,
+        "evalue": task.evalue,
+        "traceback": task.traceback,
+        "attempts": len(task.attempts) if task.attempts else (1 if task.start_us is not None else 0),
+        "stdout": task.stdout,
+        "stderr": task.stderr,
+        "resubmitted": task.resubmitted,
+        "resubmit_of": task.resubmit_of,
+        "broadcast": task.broadcast,
+    }
 
 
 def query(state, where: dict, keys=None) -> list[dict]:
@@ -145,7 +203,8 @@ def parse_until(text: str, origin: datetime | None) -> datetime:
             raise QueryError("a relative --until needs a log with a start time")
         total = timedelta()
         for number, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", match.group(1)):
-            total += timedelta(**{{"ms": "milliseconds", "h": "hours", "m": "minutes", "s": "seconds"}[unit]: float(number)})
+            total += timedelta(
+                **{{"ms": "milliseconds", "h": "hours", "m": "minutes", "s": "seconds"}[unit]: float(number)}
+            )
         return origin + total
     return parse_time(text, "--until")
-

@@ -7,6 +7,7 @@ recording outlives its ``with`` block until every task submitted inside it
 has finished; a new recording of the same file in the same process while an
 earlier one still follows its tasks continues in the same writer.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -145,7 +146,9 @@ class Recording:
         self._exit(ended)
         # The log now holds what the user holds; with nothing left to follow, it is closed too.
         if not self.flush():
-            warnings.warn(f"ipyrecorder: {self.path} was not written within {FLUSH_WAIT} s", RecorderWarning, stacklevel=2)
+            warnings.warn(
+                f"ipyrecorder: {self.path} was not written within {FLUSH_WAIT} s", RecorderWarning, stacklevel=2
+            )
         elif not self._translator.pending:
             self.closed.wait(FLUSH_WAIT)
         return False
@@ -193,10 +196,18 @@ class Recording:
         self._translator.sweep_names()
         pending = len(self._translator.pending)
         if pending:
-            warnings.warn(f"ipyrecorder: stopped following {pending} pending task(s) of {self.path} "
-                          f"({self.gave_up}); the log says so", RecorderWarning, stacklevel=2)  # fmt: skip
-        return {"pending": pending, "ended": self.ended, "gave_up": self.gave_up if pending else None,
-                **self._translator.counts}  # fmt: skip
+            warnings.warn(
+                f"ipyrecorder: stopped following {pending} pending task(s) of {self.path} "
+                f"({self.gave_up}); the log says so",
+                RecorderWarning,
+                stacklevel=2,
+            )
+        return {
+            "pending": pending,
+            "ended": self.ended,
+            "gave_up": self.gave_up if pending else None,
+            **self._translator.counts,
+        }
 
 
 class _Channel:
@@ -216,8 +227,10 @@ class _Channel:
                     return cls(recording.path, key, recording.client)
                 if not channel.closing:
                     if channel.client is not recording.client:
-                        raise TapError(f"{recording.path} is still being written by a recording of another "
-                                       "client in this process; close() that one or record to another file")
+                        raise TapError(
+                            f"{recording.path} is still being written by a recording of another "
+                            "client in this process; close() that one or record to another file"
+                        )
                     return channel
             channel.done.wait(STOP_WAIT)  # it is closing its log: open ours once it has
 

@@ -4,6 +4,7 @@ A sink turns a log into a JSON dump, a CSV table, a picture... Sinks are found
 in the ``ipyrecorder.sinks`` entry-point group; the built-in ones in
 ``plugins/`` are registered there exactly like a third-party sink.
 """
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -11,8 +12,11 @@ from typing import Iterator
 
 from . import plugin
 from .log import LogReader
-from .plugin import Option, PluginError as SinkError  # noqa: F401  (the names sink authors use)
+from .plugin import Option
+from .plugin import PluginError as SinkError
 from .state import State, replay
+
+__all__ = ["ENTRY_POINT_GROUP", "Log", "Option", "Sink", "SinkError", "discover", "get_sink"]  # for sink authors
 
 ENTRY_POINT_GROUP = "ipyrecorder.sinks"
 

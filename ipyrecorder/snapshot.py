@@ -5,6 +5,7 @@ keeps the metadata of its own tasks. ``snapshot`` turns that into a log whose
 header says it was reconstructed: there were no live events, so attempts,
 output chunks and engine arrivals are not known, only each task's final record.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,14 @@ def _events_for(ar, names: dict):
     for index, md in enumerate(metadata):
         msg_id = md["msg_id"]
         engine_id = md.get("engine_id") if isinstance(md.get("engine_id"), int) else None
-        yield {"kind": "submit", "msg_id": msg_id, "t": md.get("submitted"), "function": function,
-               "label": md.get("label"), "chunk": index if several else None}  # fmt: skip
+        yield {
+            "kind": "submit",
+            "msg_id": msg_id,
+            "t": md.get("submitted"),
+            "function": function,
+            "label": md.get("label"),
+            "chunk": index if several else None,
+        }
         yield from final_record_events(msg_id, md, engine_id)
         if md.get("status") is not None:
             yield metadata_completion(msg_id, md, engine_id)
@@ -49,8 +56,9 @@ def snapshot(source, path, names=None, mode: str = "w") -> str:
     ``recording``. The header carries ``reconstructed: True`` and a note.
     """
     results = _async_results(source)
-    header = new_header(reconstructed=True,
-                        note="reconstructed after the fact from AsyncResult metadata by ipyrecorder.snapshot")  # fmt: skip
+    header = new_header(
+        reconstructed=True, note="reconstructed after the fact from AsyncResult metadata by ipyrecorder.snapshot"
+    )
     engines = {}
     with LogWriter(path, mode, header) as log:
         for ar in results:
@@ -58,7 +66,9 @@ def snapshot(source, path, names=None, mode: str = "w") -> str:
                 if isinstance(md.get("engine_id"), int) and md.get("engine_uuid"):
                     engines[md["engine_id"]] = md["engine_uuid"]
         for engine_id, uuid in sorted(engines.items()):
-            log.append({"kind": "engine_register", "t": header["t0"], "engine_id": engine_id, "uuid": uuid, "present": True})
+            log.append(
+                {"kind": "engine_register", "t": header["t0"], "engine_id": engine_id, "uuid": uuid, "present": True}
+            )
         for ar in results:
             mapping = names if isinstance(names, dict) else names_for(ar, names) if callable(names) else {}
             for event in _events_for(ar, mapping):

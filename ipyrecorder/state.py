@@ -5,6 +5,7 @@
 viewer; times are kept as integer microseconds and turned into UTC datetimes
 only when an attribute is read.
 """
+
 from __future__ import annotations
 
 import gc
@@ -38,11 +39,32 @@ class Task:
     """
 
     __slots__ = (
-        "msg_id", "name", "label", "function", "queue", "target", "chunk",
-        "submitted_us", "start_us", "started_us", "completed_us", "received_us",
-        "engine_id", "status", "ename", "evalue", "traceback", "_stdout", "_stderr",
-        "attempts", "attempt_errors", "resubmitted", "resubmit_of", "broadcast", "_source",
-    )  # fmt: skip
+        "msg_id",
+        "name",
+        "label",
+        "function",
+        "queue",
+        "target",
+        "chunk",
+        "submitted_us",
+        "start_us",
+        "started_us",
+        "completed_us",
+        "received_us",
+        "engine_id",
+        "status",
+        "ename",
+        "evalue",
+        "traceback",
+        "_stdout",
+        "_stderr",
+        "attempts",
+        "attempt_errors",
+        "resubmitted",
+        "resubmit_of",
+        "broadcast",
+        "_source",
+    )
 
     def __init__(self, msg_id: str):
         self.msg_id = msg_id
@@ -59,9 +81,7 @@ class Task:
         self._source = None  # which of several merged logs gave this task's output and attempts
 
     submitted = property(lambda self: from_us(self.submitted_us))
-    started = property(
-        lambda self: from_us(self.started_us if self.started_us is not None else self.start_us)
-    )
+    started = property(lambda self: from_us(self.started_us if self.started_us is not None else self.start_us))
     completed = property(lambda self: from_us(self.completed_us))
     received = property(lambda self: from_us(self.received_us))
     stdout = property(lambda self: "".join(self._stdout) if self._stdout else "")
@@ -135,7 +155,9 @@ class Task:
             "attempt_errors": [
                 {"engine_id": e, "t": iso(t), "ename": n, "evalue": v, "traceback": tb}
                 for e, t, n, v, tb in self.attempt_errors
-            ] if self.attempt_errors else None,
+            ]
+            if self.attempt_errors
+            else None,
             "stdout": self.stdout,
             "stderr": self.stderr,
             "attempts": [[e, iso(t)] for e, t in self.attempts] if self.attempts else None,
@@ -152,9 +174,16 @@ class Engine:
     """One engine: identity, lifetime and what it did."""
 
     __slots__ = (
-        "id", "uuid", "registered_us", "unregistered_us", "present_at_start",
-        "tasks_done", "errors", "busy_us", "current",
-    )  # fmt: skip
+        "id",
+        "uuid",
+        "registered_us",
+        "unregistered_us",
+        "present_at_start",
+        "tasks_done",
+        "errors",
+        "busy_us",
+        "current",
+    )
 
     def __init__(self, engine_id: int):
         self.id = engine_id  # the key in State.engines (see ``cluster``)
@@ -323,8 +352,11 @@ class State:
                             task.broadcast = symbols[a[8]]
                 if offset and task.target is not None:
                     target = task.target
-                    task.target = target + offset if isinstance(target, int) else [
-                        None if e is None else e + offset for e in target]
+                    task.target = (
+                        target + offset
+                        if isinstance(target, int)
+                        else [None if e is None else e + offset for e in target]
+                    )
             elif kind == ev.START:
                 task = tids[a[1]]
                 t = base + a[2]
@@ -489,10 +521,7 @@ class State:
     def span_us(self):
         """(first, last) client-clock time of the run, or (None, None)."""
         firsts = [t.submitted_us for t in self.tasks.values() if t.submitted_us is not None]
-        lasts = [
-            t.received_us if t.received_us is not None else t.completed_us
-            for t in self.tasks.values()
-        ]
+        lasts = [t.received_us if t.received_us is not None else t.completed_us for t in self.tasks.values()]
         lasts = [t for t in lasts if t is not None]
         firsts += [m.t_us for m in self.marks]
         if not firsts:
@@ -537,7 +566,9 @@ class State:
         for task in self.tasks.values():
             attempts = list(task.attempt_errors or ())
             final = task.status in ("error", "aborted")
-            if final and not any(a[2] == task.ename and a[3] == task.evalue and a[0] == task.engine_id for a in attempts):
+            if final and not any(
+                a[2] == task.ename and a[3] == task.evalue and a[0] == task.engine_id for a in attempts
+            ):
                 attempts.append((task.engine_id, task.completed_us or task.received_us, task.ename, task.evalue, None))
             for engine_id, t_us, ename, evalue, traceback in attempts:
                 if final and ename == task.ename and evalue == task.evalue:
@@ -601,8 +632,9 @@ def replay(*paths, until=None) -> State:
     if clip is not None:
         state.until = from_us(clip.until)
         # tasks the log defines but that had not been submitted yet at that moment
-        for msg_id in [m for m, t in state.tasks.items() if t.submitted_us is None and t.start_us is None
-                       and t.status is None]:  # fmt: skip
+        for msg_id in [
+            m for m, t in state.tasks.items() if t.submitted_us is None and t.start_us is None and t.status is None
+        ]:
             del state.tasks[msg_id]
     return state
 
@@ -614,8 +646,18 @@ class _Clip:
     before is kept as started (running).
     """
 
-    TIME_AT = {ev.SUBMIT: 2, ev.START: 2, ev.STDOUT: 2, ev.STDERR: 2, ev.ATTEMPT_ERROR: 2,
-               ev.ENGINE_REGISTER: 1, ev.ENGINE_UNREGISTER: 1, ev.MARK: 1, ev.RESUBMIT: 1, ev.CLOSE: 1}  # fmt: skip
+    TIME_AT = {
+        ev.SUBMIT: 2,
+        ev.START: 2,
+        ev.STDOUT: 2,
+        ev.STDERR: 2,
+        ev.ATTEMPT_ERROR: 2,
+        ev.ENGINE_REGISTER: 1,
+        ev.ENGINE_UNREGISTER: 1,
+        ev.MARK: 1,
+        ev.RESUBMIT: 1,
+        ev.CLOSE: 1,
+    }
 
     def __init__(self, until_us: int):
         self.until = until_us

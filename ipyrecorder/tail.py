@@ -6,6 +6,7 @@ complete frames into its ``State``; a partial last frame waits for the rest.
 where the file system delivers them, else (``poll=True``, or a mount that turns
 out to give no events, as NFS, GPFS, SSHFS and CIFS do) by polling.
 """
+
 from __future__ import annotations
 
 import gc
@@ -178,8 +179,16 @@ class Follower:
     main loop). ``mode`` says how changes are noticed: "events" or "polling".
     """
 
-    def __init__(self, tail: LogTail, on_change: Callable, *, poll: bool = False, interval: float = POLL_INTERVAL,
-                 observer_class=None, lock=None):  # fmt: skip
+    def __init__(
+        self,
+        tail: LogTail,
+        on_change: Callable,
+        *,
+        poll: bool = False,
+        interval: float = POLL_INTERVAL,
+        observer_class=None,
+        lock=None,
+    ):
         self.observer_class = observer_class  # default: watchdog's Observer (inotify on Linux)
         self.lock = lock or threading.Lock()  # held while the tail reads and on_change runs
         self.tail = tail

@@ -6,6 +6,7 @@ those tuples into events (``recorder.py``). Where each hook sits, and why, is
 explained in docs/internals.md. Every hook swallows its own exceptions: a bug
 here must never become a failure in the user's computation.
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,7 +16,8 @@ import threading
 import time
 from functools import partial
 
-from .errors import TapError, warn_hook_failure as _warn_hook_failure
+from .errors import TapError
+from .errors import warn_hook_failure as _warn_hook_failure
 
 # Record tags: the first element of every tuple this module queues.
 SUBMIT = "submit"  # (SUBMIT, future, queue, msg_type, ident, metadata, (function, chunk), broadcast request)

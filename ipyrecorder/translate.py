@@ -6,6 +6,7 @@ event dicts for the log, keeping what that needs between records: the
 uuid -> engine id map, the tasks still pending, and the names to give. It
 does no IO and starts no thread, so tests can drive it without a cluster.
 """
+
 from __future__ import annotations
 
 import collections
@@ -41,10 +42,14 @@ def names_for(async_result, names) -> dict:
     if len(names) != len(msg_ids):
         warnings.warn(
             f"ipyrecorder: {len(names)} names for {len(msg_ids)} tasks; "
-            + ("the extra names are ignored" if len(names) > len(msg_ids) else
-               f"the last {len(msg_ids) - len(names)} tasks stay unnamed"),
-            RecorderWarning, stacklevel=3,
-        )  # fmt: skip
+            + (
+                "the extra names are ignored"
+                if len(names) > len(msg_ids)
+                else f"the last {len(msg_ids) - len(names)} tasks stay unnamed"
+            ),
+            RecorderWarning,
+            stacklevel=3,
+        )
     return {m: str(n) for m, n in zip(msg_ids, names)}
 
 
@@ -118,17 +123,19 @@ class Translator:
         self.pending[future.msg_id] = _Pending(future, getattr(future, "output", None) is not None)
 
     def _submit(self, msg_id, t, queue, call, target, metadata, request=None):
-        self.emit({
-            "kind": "submit",
-            "msg_id": msg_id,
-            "t": t,
-            "queue": queue,
-            "function": call[0],
-            "target": target,
-            "label": (metadata or {}).get("label"),
-            "chunk": call[1],
-            "broadcast": request,
-        })  # fmt: skip
+        self.emit(
+            {
+                "kind": "submit",
+                "msg_id": msg_id,
+                "t": t,
+                "queue": queue,
+                "function": call[0],
+                "target": target,
+                "label": (metadata or {}).get("label"),
+                "chunk": call[1],
+                "broadcast": request,
+            }
+        )
         self.counts["tasks"] += 1
         if isinstance(self.names, dict):
             self._submitted.add(msg_id)
@@ -188,8 +195,15 @@ class Translator:
         if entry.done is None:
             return
         for msg_id in [m for m in entry.tasks if m in self._idle]:
-            self.emit({**entry.done, "msg_id": msg_id, "started": None, "completed": self._idle.pop(msg_id),
-                       "engine_id": entry.tasks.pop(msg_id)})  # fmt: skip
+            self.emit(
+                {
+                    **entry.done,
+                    "msg_id": msg_id,
+                    "started": None,
+                    "completed": self._idle.pop(msg_id),
+                    "engine_id": entry.tasks.pop(msg_id),
+                }
+            )
             self.counts[entry.done["status"]] += 1
         if not entry.tasks:
             del self._coalesced[request]

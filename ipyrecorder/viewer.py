@@ -5,6 +5,7 @@ built-in ones in ``viewers/`` are registered there exactly like a third-party
 viewer. A viewer is given a ``LogTail`` and keeps it up to date with a
 ``Follower`` (file events, or polling).
 """
+
 from __future__ import annotations
 
 from . import plugin

@@ -6,6 +6,7 @@ that overlap on one engine (clock jitter, retries) go to further threads, so
 that slices on one track always nest. Timestamps are microseconds since the
 first event of the run.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,12 +43,18 @@ def trace_events(state) -> list:
         {"ph": "M", "name": "process_sort_index", "pid": CLIENT_PID, "tid": 0, "args": {"sort_index": -1}},
         {"ph": "M", "name": "thread_name", "pid": CLIENT_PID, "tid": 0, "args": {"name": "submissions"}},
     ]
-    engine_ids = sorted({e for e in state.engines if e is not None} |
-                        {t.engine_id for t in state.tasks.values() if t.engine_id is not None})  # fmt: skip
+    engine_ids = sorted(
+        {e for e in state.engines if e is not None}
+        | {t.engine_id for t in state.tasks.values() if t.engine_id is not None}
+    )
     for engine_id in engine_ids:
         pid = engine_id + 1
-        events.append({"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": engine_label(engine_id)}})
-        events.append({"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": engine_id}})
+        events.append(
+            {"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": engine_label(engine_id)}}
+        )
+        events.append(
+            {"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": engine_id}}
+        )
     named_threads = set()
 
     def ts(us):
@@ -69,8 +76,15 @@ def trace_events(state) -> list:
         for (started, end, task), lane in zip(intervals, _lanes([(s, e) for s, e, _ in intervals])):
             if (pid, lane) not in named_threads:
                 named_threads.add((pid, lane))
-                events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": lane,
-                               "args": {"name": "tasks" if lane == 0 else f"overlapping tasks {lane}"}})  # fmt: skip
+                events.append(
+                    {
+                        "ph": "M",
+                        "name": "thread_name",
+                        "pid": pid,
+                        "tid": lane,
+                        "args": {"name": "tasks" if lane == 0 else f"overlapping tasks {lane}"},
+                    }
+                )
             name = task.display_name
             args = {"msg_id": task.msg_id, "function": task.function, "status": task.state}
             if task.name:
@@ -79,34 +93,100 @@ def trace_events(state) -> list:
                 args["error"] = task.error
             if task.traceback:
                 args["traceback"] = task.traceback
-            events.append({"ph": "X", "name": name, "cat": task.state, "pid": pid, "tid": lane,
-                           "ts": ts(started), "dur": end - started, "args": args})  # fmt: skip
+            events.append(
+                {
+                    "ph": "X",
+                    "name": name,
+                    "cat": task.state,
+                    "pid": pid,
+                    "tid": lane,
+                    "ts": ts(started),
+                    "dur": end - started,
+                    "args": args,
+                }
+            )
             busy_changes += [(started, 1), (end, -1)]
             if task.submitted_us is not None and task.submitted_us <= started:
                 flow_id += 1
                 submit = {"pid": CLIENT_PID, "tid": 0, "ts": ts(task.submitted_us)}
-                events.append({"ph": "X", "name": f"submit {name}", "cat": "submit", "dur": 1, **submit,
-                               "args": {"msg_id": task.msg_id}})  # fmt: skip
-                events.append({"ph": "b", "name": "queued", "cat": "queue", "id": flow_id, **submit,
-                               "args": {"msg_id": task.msg_id}})  # fmt: skip
-                events.append({"ph": "e", "name": "queued", "cat": "queue", "id": flow_id,
-                               "pid": CLIENT_PID, "tid": 0, "ts": ts(started)})  # fmt: skip
+                events.append(
+                    {
+                        "ph": "X",
+                        "name": f"submit {name}",
+                        "cat": "submit",
+                        "dur": 1,
+                        **submit,
+                        "args": {"msg_id": task.msg_id},
+                    }
+                )
+                events.append(
+                    {
+                        "ph": "b",
+                        "name": "queued",
+                        "cat": "queue",
+                        "id": flow_id,
+                        **submit,
+                        "args": {"msg_id": task.msg_id},
+                    }
+                )
+                events.append(
+                    {
+                        "ph": "e",
+                        "name": "queued",
+                        "cat": "queue",
+                        "id": flow_id,
+                        "pid": CLIENT_PID,
+                        "tid": 0,
+                        "ts": ts(started),
+                    }
+                )
                 events.append({"ph": "s", "name": "run", "cat": "flow", "id": flow_id, **submit})
-                events.append({"ph": "f", "bp": "e", "name": "run", "cat": "flow", "id": flow_id,
-                               "pid": pid, "tid": lane, "ts": ts(started)})  # fmt: skip
+                events.append(
+                    {
+                        "ph": "f",
+                        "bp": "e",
+                        "name": "run",
+                        "cat": "flow",
+                        "id": flow_id,
+                        "pid": pid,
+                        "tid": lane,
+                        "ts": ts(started),
+                    }
+                )
 
     busy = 0
     for t, change in sorted(busy_changes):
         busy += change
-        events.append({"ph": "C", "name": "busy engines", "pid": CLIENT_PID, "tid": 0, "ts": ts(t), "args": {"busy": busy}})
+        events.append(
+            {"ph": "C", "name": "busy engines", "pid": CLIENT_PID, "tid": 0, "ts": ts(t), "args": {"busy": busy}}
+        )
     for mark in state.marks:
-        events.append({"ph": "i", "s": "g", "name": mark.text, "cat": "mark", "pid": CLIENT_PID, "tid": 0,
-                       "ts": ts(mark.t_us), "args": dict(mark.data or {})})  # fmt: skip
+        events.append(
+            {
+                "ph": "i",
+                "s": "g",
+                "name": mark.text,
+                "cat": "mark",
+                "pid": CLIENT_PID,
+                "tid": 0,
+                "ts": ts(mark.t_us),
+                "args": dict(mark.data or {}),
+            }
+        )
     for engine in state.engines.values():
         for what, us in (("registered", engine.registered_us), ("unregistered", engine.unregistered_us)):
             if us is not None and not (what == "registered" and engine.present_at_start):
-                events.append({"ph": "i", "s": "p", "name": f"engine {what}", "cat": "engine",
-                               "pid": engine.id + 1, "tid": 0, "ts": ts(us)})  # fmt: skip
+                events.append(
+                    {
+                        "ph": "i",
+                        "s": "p",
+                        "name": f"engine {what}",
+                        "cat": "engine",
+                        "pid": engine.id + 1,
+                        "tid": 0,
+                        "ts": ts(us),
+                    }
+                )
     return events
 
 

@@ -1,13 +1,29 @@
 """``csv`` sink: one row per task, ready for a spreadsheet or pandas."""
+
 import csv
 
 from ipyrecorder.sinks import Option, Sink
 
 COLUMNS = (
-    "msg_id", "name", "function", "label", "queue", "chunk", "engine_id", "status",
-    "submitted", "started", "completed", "received",
-    "queue_seconds", "run_seconds", "wall_seconds", "error", "traceback", "broadcast",
-)  # fmt: skip
+    "msg_id",
+    "name",
+    "function",
+    "label",
+    "queue",
+    "chunk",
+    "engine_id",
+    "status",
+    "submitted",
+    "started",
+    "completed",
+    "received",
+    "queue_seconds",
+    "run_seconds",
+    "wall_seconds",
+    "error",
+    "traceback",
+    "broadcast",
+)
 
 
 class CsvSink(Sink):

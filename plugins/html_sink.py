@@ -24,6 +24,7 @@ the previous task's start), ``end`` and ``sub`` as ``rel:start`` (minus the
 task's start, when it has one), ``recv`` as ``rel:end``; each as int32 when the
 stored values fit (missing: ``-2**31``), else float64 (missing: NaN).
 """
+
 from __future__ import annotations
 
 import base64
@@ -241,8 +242,10 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
         add("ms", "u4", array("I", ms))
     text = json.dumps(
         {"strings": strings.items, "stdout": stdout, "stderr": stderr, "errors": errors, "tracebacks": tracebacks},
-        ensure_ascii=False, separators=(",", ":"), default=str,
-    ).encode("utf-8", "surrogatepass")  # fmt: skip
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=str,
+    ).encode("utf-8", "surrogatepass")
     chunks.append(text)
     blob = b"".join(chunks)
 
@@ -252,16 +255,18 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
         engine = state.engines.get(engine_id)
         stats = summary["engines"].get(engine_id, {})
         rel = lambda us: None if us is None else us - origin  # noqa: E731
-        engines.append({
-            "id": engine_id,
-            "tasks": stats.get("tasks", 0),
-            "errors": stats.get("errors", 0),
-            "busy_seconds": stats.get("busy_seconds", 0.0),
-            "utilisation": stats.get("utilisation"),
-            "registered": rel(engine.registered_us) if engine else None,
-            "unregistered": rel(engine.unregistered_us) if engine else None,
-            "present_at_start": engine.present_at_start if engine else True,
-        })  # fmt: skip
+        engines.append(
+            {
+                "id": engine_id,
+                "tasks": stats.get("tasks", 0),
+                "errors": stats.get("errors", 0),
+                "busy_seconds": stats.get("busy_seconds", 0.0),
+                "utilisation": stats.get("utilisation"),
+                "registered": rel(engine.registered_us) if engine else None,
+                "unregistered": rel(engine.unregistered_us) if engine else None,
+                "present_at_start": engine.present_at_start if engine else True,
+            }
+        )
     recording = {key: _plain(header.get(key)) for key in ("host", "pid", "python", "ipyparallel", "recorder")}
     recording["t0"] = header["t0"].isoformat() if header.get("t0") else None
     meta = {
@@ -271,8 +276,10 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
         "origin": from_us(origin).isoformat(),
         "tasks": n,
         "span_us": None if start_us is None else end_us - start_us,
-        "summary": {key: summary[key] for key in ("tasks", "by_status", "start", "end", "span_seconds",
-                                                 "marks", "segments", "closed", "damage")},  # fmt: skip
+        "summary": {
+            key: summary[key]
+            for key in ("tasks", "by_status", "start", "end", "span_seconds", "marks", "segments", "closed", "damage")
+        },
         "engines": engines,
         "marks": [{"t": m.t_us - origin, "text": str(m.text), "data": _data_text(m.data)} for m in state.marks],
         "recording": recording,
@@ -298,8 +305,10 @@ def render_html(meta: dict, blob: bytes, compress: bool = True) -> str:
     payload = zlib.compress(blob, 6) if compress else blob
     parts = {
         "TITLE": html.escape(meta["title"]).encode("ascii", "xmlcharrefreplace").decode("ascii"),
-        "CSP": (f"default-src 'none'; script-src {_csp_hash(js)}; style-src {_csp_hash(css)}; "
-                "base-uri 'none'; form-action 'none'"),
+        "CSP": (
+            f"default-src 'none'; script-src {_csp_hash(js)}; style-src {_csp_hash(css)}; "
+            "base-uri 'none'; form-action 'none'"
+        ),
         "CSS": css,
         "META": _json_for_script(meta),
         "BLOB": base64.b64encode(payload).decode("ascii"),

@@ -1,4 +1,5 @@
 """``json`` sink: the whole folded state as one JSON document."""
+
 import json
 
 from ipyrecorder.sinks import Option, Sink

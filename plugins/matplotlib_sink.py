@@ -4,6 +4,7 @@ What ipy_client_usage drew, done right: queue time and reply latency are
 visible, failures stand out, marks and engine arrivals/departures are shown,
 and bars are drawn as collections so that 100,000 tasks render in seconds.
 """
+
 from __future__ import annotations
 
 from ipyrecorder.sinks import Option, Sink, SinkError
@@ -56,10 +57,16 @@ class TimelineData:
         self.colours = [STATUS_COLOURS.get(t.state) or self.colour_of[t.function or ""] for t in placed]
         self.span = max(last, float(self.end.max()) if len(self.end) else 0.0, 1e-3)
         self.marks = [(sec(m.t_us), m.text) for m in state.marks]
-        self.joins = [(sec(e.registered_us), self.row_of[e.id]) for e in state.engines.values()
-                      if e.id in self.row_of and e.registered_us is not None and not e.present_at_start]  # fmt: skip
-        self.leaves = [(sec(e.unregistered_us), self.row_of[e.id]) for e in state.engines.values()
-                       if e.id in self.row_of and e.unregistered_us is not None]  # fmt: skip
+        self.joins = [
+            (sec(e.registered_us), self.row_of[e.id])
+            for e in state.engines.values()
+            if e.id in self.row_of and e.registered_us is not None and not e.present_at_start
+        ]
+        self.leaves = [
+            (sec(e.unregistered_us), self.row_of[e.id])
+            for e in state.engines.values()
+            if e.id in self.row_of and e.unregistered_us is not None
+        ]
 
     def busy_curve(self, bins: int = BUSY_BINS):
         """(times, busy engines) as a step function, and its time-weighted mean.
@@ -93,8 +100,9 @@ def _bars(row, left, right, low, high):
     import numpy as np
 
     y0, y1 = row + low, row + high
-    return np.stack([np.stack([left, y0], 1), np.stack([left, y1], 1),
-                     np.stack([right, y1], 1), np.stack([right, y0], 1)], 1)  # fmt: skip
+    return np.stack(
+        [np.stack([left, y0], 1), np.stack([left, y1], 1), np.stack([right, y1], 1), np.stack([right, y0], 1)], 1
+    )
 
 
 def task_collections(data: TimelineData, edges: bool = True) -> list:
@@ -107,13 +115,23 @@ def task_collections(data: TimelineData, edges: bool = True) -> list:
     queued = ~np.isnan(data.submitted) & (data.submitted < data.start)
     late = ~np.isnan(data.received) & (data.received > data.end)
     return [
-        PolyCollection(_bars(data.row[queued], data.submitted[queued], data.start[queued], -0.12, 0.12),
-                       facecolors="#c6dbef", edgecolors="none"),
-        PolyCollection(_bars(data.row[late], data.end[late], data.received[late], -0.12, 0.12),
-                       facecolors="#fdd0a2", edgecolors="none"),
-        PolyCollection(_bars(data.row, data.start, np.maximum(data.end, data.start), -0.36, 0.36),
-                       facecolors=data.colours, edgecolors="white", linewidths=0.3 if edges else 0),
-    ]  # fmt: skip
+        PolyCollection(
+            _bars(data.row[queued], data.submitted[queued], data.start[queued], -0.12, 0.12),
+            facecolors="#c6dbef",
+            edgecolors="none",
+        ),
+        PolyCollection(
+            _bars(data.row[late], data.end[late], data.received[late], -0.12, 0.12),
+            facecolors="#fdd0a2",
+            edgecolors="none",
+        ),
+        PolyCollection(
+            _bars(data.row, data.start, np.maximum(data.end, data.start), -0.36, 0.36),
+            facecolors=data.colours,
+            edgecolors="white",
+            linewidths=0.3 if edges else 0,
+        ),
+    ]
 
 
 def draw_busy(busy_ax, times, busy, mean, engines: int) -> None:
@@ -131,9 +149,18 @@ def draw_busy(busy_ax, times, busy, mean, engines: int) -> None:
 def draw_mark(ax, busy_ax, t, text) -> None:
     for axis in (ax, busy_ax):
         axis.axvline(t, color="#444444", linewidth=0.8, linestyle="--")
-    ax.annotate(text, (t, 0.98), xycoords=("data", "axes fraction"), xytext=(2, 0),
-                textcoords="offset points", fontsize=7, rotation=90, va="top", ha="left",
-                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})  # fmt: skip
+    ax.annotate(
+        text,
+        (t, 0.98),
+        xycoords=("data", "axes fraction"),
+        xytext=(2, 0),
+        textcoords="offset points",
+        fontsize=7,
+        rotation=90,
+        va="top",
+        ha="left",
+        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+    )
 
 
 def figure_size(engines: int) -> tuple:
@@ -169,8 +196,9 @@ def draw_timeline(state, figure=None):
     if data.leaves:
         ax.scatter([t for t, _ in data.leaves], [r for _, r in data.leaves], marker="x", color="black", zorder=3, s=30)
 
-    ax.set_yticks(range(len(data.engine_ids)), [engine_label(e) for e in data.engine_ids],
-                  fontsize=max(4, min(9, 300 / n)))  # fmt: skip
+    ax.set_yticks(
+        range(len(data.engine_ids)), [engine_label(e) for e in data.engine_ids], fontsize=max(4, min(9, 300 / n))
+    )
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlim(0, data.span * 1.01)
     ax.grid(axis="x", alpha=0.3)
@@ -180,14 +208,20 @@ def draw_timeline(state, figure=None):
     ax.set_title(
         f"{len(state.tasks)} tasks on {len(data.engine_ids)} engines ({status})"
         + (f", from {started:%Y-%m-%d %H:%M:%S} UTC" if started else ""),
-        fontsize=10, loc="left",
-    )  # fmt: skip
+        fontsize=10,
+        loc="left",
+    )
     legend = [Patch(color=c, label=f or "(unknown)") for f, c in list(data.colour_of.items())[:8]]
-    legend += [Patch(color=STATUS_COLOURS["error"], label="error"), Patch(color="#c6dbef", label="queued"),
-               Patch(color="#fdd0a2", label="reply latency")]  # fmt: skip
+    legend += [
+        Patch(color=STATUS_COLOURS["error"], label="error"),
+        Patch(color="#c6dbef", label="queued"),
+        Patch(color="#fdd0a2", label="reply latency"),
+    ]
     if data.joins or data.leaves:
-        legend += [Line2D([], [], marker=">", color="green", ls="", label="engine joined"),
-                   Line2D([], [], marker="x", color="black", ls="", label="engine left")]  # fmt: skip
+        legend += [
+            Line2D([], [], marker=">", color="green", ls="", label="engine joined"),
+            Line2D([], [], marker="x", color="black", ls="", label="engine left"),
+        ]
     ax.legend(handles=legend, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 
     draw_busy(busy_ax, *data.busy_curve(), len(data.engine_ids))
@@ -208,8 +242,16 @@ def _label_bars(ax, fig, data):
         text = f"{task.name or task.function or ''}\n{task.run_seconds or 0:.2f}s"
         if len(text.split("\n")[0]) * 5.5 > widths[i]:
             text = f"{task.run_seconds or 0:.2f}s"
-        ax.text((data.start[i] + data.end[i]) / 2, data.row[i], text, ha="center", va="center",
-                fontsize=6.5, color="white", clip_on=True)  # fmt: skip
+        ax.text(
+            (data.start[i] + data.end[i]) / 2,
+            data.row[i],
+            text,
+            ha="center",
+            va="center",
+            fontsize=6.5,
+            color="white",
+            clip_on=True,
+        )
 
 
 class MatplotlibSink(Sink):

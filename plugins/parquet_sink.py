@@ -3,6 +3,7 @@
 Writes a tasks table (one row per task, typed UTC timestamps) and, on request,
 an events table beside it. Needs the ``parquet`` extra (pyarrow).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -71,13 +72,15 @@ def events_table(events):
         engines.append(event.get("engine_id") if isinstance(event.get("engine_id"), int) else None)
         rest = {k: v for k, v in event.items() if k not in ("kind", "msg_id", "t", "engine_id")}
         details.append(json.dumps(rest, default=str))
-    return pa.table({
-        "kind": pa.array(kinds, pa.string()),
-        "msg_id": pa.array(msg_ids, pa.string()),
-        "t": pa.array(times, pa.timestamp("us", tz="UTC")),
-        "engine_id": pa.array(engines, pa.int64()),
-        "details": pa.array(details, pa.string()),
-    })  # fmt: skip
+    return pa.table(
+        {
+            "kind": pa.array(kinds, pa.string()),
+            "msg_id": pa.array(msg_ids, pa.string()),
+            "t": pa.array(times, pa.timestamp("us", tz="UTC")),
+            "engine_id": pa.array(engines, pa.int64()),
+            "details": pa.array(details, pa.string()),
+        }
+    )
 
 
 class ParquetSink(Sink):

@@ -1,4 +1,5 @@
 """Shared fixtures: one real ipyparallel cluster per test session."""
+
 import os
 import time
 

@@ -6,6 +6,7 @@ recording is closed just before the client closes. Then the log must hold a
 completion for every task that client had finished, and the close must not
 have waited out its timeout. Problems are listed at the end, and fail the run.
 """
+
 import json
 import os
 import tempfile
@@ -39,8 +40,11 @@ def _check(client, rec, finished, waited) -> None:
     state = ipyrecorder.replay(rec.path)
     stats["tasks"] += len(state.tasks)
     for msg_id in finished:
-        tasks = [state.tasks[msg_id]] if msg_id in state.tasks else [
-            t for t in state.tasks.values() if t.broadcast == msg_id]  # a coalescing broadcast: one per engine
+        tasks = (
+            [state.tasks[msg_id]]
+            if msg_id in state.tasks
+            else [t for t in state.tasks.values() if t.broadcast == msg_id]
+        )  # a coalescing broadcast: one per engine
         stats["checked"] += 1
         if not tasks or any(t.status is None for t in tasks):
             problems.append(f"{rec.path}: {msg_id} finished in the client but has no completion in the log")

@@ -1,4 +1,5 @@
 """The command line: outputs, sinks, and one-line errors with documented exit codes."""
+
 import csv
 import io
 import json
@@ -20,7 +21,9 @@ def write_sample(path, tasks=3, close=True):
     """A small log with ok and failed tasks, output, engines and a mark."""
     log = ipyrecorder.open_log(path, "w")
     for engine_id in (0, 1):
-        log.append({"kind": "engine_register", "t": T0, "engine_id": engine_id, "uuid": f"uuid-{engine_id}", "present": True})
+        log.append(
+            {"kind": "engine_register", "t": T0, "engine_id": engine_id, "uuid": f"uuid-{engine_id}", "present": True}
+        )
     for i in range(tasks):
         msg_id = f"sess_1_{i}"
         t = T0 + timedelta(seconds=i)
@@ -28,12 +31,19 @@ def write_sample(path, tasks=3, close=True):
         log.append({"kind": "start", "msg_id": msg_id, "t": t + timedelta(milliseconds=10), "engine_id": i % 2})
         log.append({"kind": "stdout", "msg_id": msg_id, "t": t, "text": f"hello {i}\n"})
         failed = i == tasks - 1
-        log.append({
-            "kind": "complete", "msg_id": msg_id, "status": "error" if failed else "ok",
-            "started": t + timedelta(milliseconds=10), "completed": t + timedelta(milliseconds=510),
-            "received": t + timedelta(milliseconds=520), "engine_id": i % 2,
-            "ename": "ValueError" if failed else None, "evalue": "boom" if failed else None,
-        })  # fmt: skip
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": msg_id,
+                "status": "error" if failed else "ok",
+                "started": t + timedelta(milliseconds=10),
+                "completed": t + timedelta(milliseconds=510),
+                "received": t + timedelta(milliseconds=520),
+                "engine_id": i % 2,
+                "ename": "ValueError" if failed else None,
+                "evalue": "boom" if failed else None,
+            }
+        )
         log.append({"kind": "label", "msg_id": msg_id, "name": f"task-{i}"})
     log.append({"kind": "mark", "t": T0, "text": "start", "data": {"n": tasks}})
     if close:
@@ -67,7 +77,9 @@ def test_replay_json_has_tasks_engines_marks_summary(tmp_path, capsys):
 def test_replay_csv_to_file_has_header_and_durations(tmp_path, capsys):
     write_sample(tmp_path / "a.mpk")
     out_file = tmp_path / "tasks.csv"
-    status, _, err = run(capsys, "replay", str(tmp_path / "a.mpk"), "--sink", "csv", "-o", str(out_file), "-O", "output=true")
+    status, _, err = run(
+        capsys, "replay", str(tmp_path / "a.mpk"), "--sink", "csv", "-o", str(out_file), "-O", "output=true"
+    )
     assert status == 0, err
     rows = list(csv.DictReader(io.StringIO(out_file.read_text())))
     assert [r["msg_id"] for r in rows] == ["sess_1_0", "sess_1_1", "sess_1_2"]
@@ -154,7 +166,9 @@ def test_python_dash_m_and_console_script_agree(tmp_path):
     outputs = []
     script = shutil.which("ipyrecorder", path=os.path.dirname(sys.executable))
     for command in ([sys.executable, "-m", "ipyrecorder"], [script]):
-        result = subprocess.run([*command, "info", str(tmp_path / "a.mpk"), "--json"], capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [*command, "info", str(tmp_path / "a.mpk"), "--json"], capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stderr
         outputs.append(json.loads(result.stdout))
     assert outputs[0] == outputs[1]

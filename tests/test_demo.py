@@ -1,4 +1,5 @@
 """The demo workload, recorded on the session's cluster, shows every part of a recording."""
+
 import pytest
 
 import ipyrecorder

@@ -6,6 +6,7 @@ The reader below was written from docs/format.md alone and uses only ``msgpack``
 must not import ipyrecorder's reader or decoder; ipyrecorder is used here only to
 WRITE test logs (``open_log``) and as the reference the results are compared to.
 """
+
 from __future__ import annotations
 
 import io
@@ -30,10 +31,19 @@ HEAD = struct.Struct(">BBIBI")  # 0x92, 0xce, crc (u32be), 0xc6, length (u32be)
 MAX_PAYLOAD = 2**28
 HEADER, SYMBOL, TASK, TIMEBASE, FRAME = 0, 1, 2, 3, 16
 NAMES = {
-    4: "submit", 5: "start", 6: "complete", 7: "stdout", 8: "stderr",
-    9: "attempt_error", 10: "engine_register", 11: "engine_unregister",
-    12: "mark", 13: "label", 14: "resubmit", 15: "close",
-}  # fmt: skip
+    4: "submit",
+    5: "start",
+    6: "complete",
+    7: "stdout",
+    8: "stderr",
+    9: "attempt_error",
+    10: "engine_register",
+    11: "engine_unregister",
+    12: "mark",
+    13: "label",
+    14: "resubmit",
+    15: "close",
+}
 STATUSES = ("ok", "error", "aborted")
 QUEUES = ("task", "mux", "broadcast")
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -180,20 +190,34 @@ def decode(a, seg: Segment | None, frame_aware=True):
     t = seg.time
     e = {"kind": NAMES[kind]}
     if kind == 4:
-        e.update(msg_id=seg.task(req(1)), t=t(req(2)), queue=code(QUEUES, opt(3)),
-                 function=seg.symbol(opt(4)), target=opt(5), label=seg.symbol(opt(6)),
-                 chunk=opt(7), broadcast=seg.symbol(opt(8)))  # fmt: skip
+        e.update(
+            msg_id=seg.task(req(1)),
+            t=t(req(2)),
+            queue=code(QUEUES, opt(3)),
+            function=seg.symbol(opt(4)),
+            target=opt(5),
+            label=seg.symbol(opt(6)),
+            chunk=opt(7),
+            broadcast=seg.symbol(opt(8)),
+        )
     elif kind == 5:
         e.update(msg_id=seg.task(req(1)), t=t(req(2)), engine_id=opt(3))
     elif kind == 6:
-        e.update(msg_id=seg.task(req(1)), status=code(STATUSES, req(2), optional=False),
-                 started=t(opt(3)), completed=t(opt(4)), received=t(opt(5)),
-                 engine_id=opt(6), ename=opt(7), evalue=opt(8), traceback=opt(9))  # fmt: skip
+        e.update(
+            msg_id=seg.task(req(1)),
+            status=code(STATUSES, req(2), optional=False),
+            started=t(opt(3)),
+            completed=t(opt(4)),
+            received=t(opt(5)),
+            engine_id=opt(6),
+            ename=opt(7),
+            evalue=opt(8),
+            traceback=opt(9),
+        )
     elif kind in (7, 8):
         e.update(msg_id=seg.task(req(1)), t=t(req(2)), text=req(3))
     elif kind == 9:
-        e.update(msg_id=seg.task(req(1)), t=t(req(2)), engine_id=opt(3), ename=opt(4), evalue=opt(5),
-                 traceback=opt(6))  # fmt: skip
+        e.update(msg_id=seg.task(req(1)), t=t(req(2)), engine_id=opt(3), ename=opt(4), evalue=opt(5), traceback=opt(6))
     elif kind == 10:
         e.update(t=t(req(1)), engine_id=req(2), uuid=opt(3), present=bool(opt(4)))
     elif kind == 11:
@@ -250,8 +274,17 @@ US = timedelta(microseconds=1)
 
 
 def header(t0, **extra):
-    return {"format": "ipyrecorder", "version": 1, "t0": t0, "recorder": "test",
-            "ipyparallel": None, "python": "3", "host": "h", "pid": 1, **extra}  # fmt: skip
+    return {
+        "format": "ipyrecorder",
+        "version": 1,
+        "t0": t0,
+        "recorder": "test",
+        "ipyparallel": None,
+        "python": "3",
+        "host": "h",
+        "pid": 1,
+        **extra,
+    }
 
 
 def us(t: datetime) -> int:
@@ -269,12 +302,38 @@ def write_every_kind(path, future_frames=True):
     with open_log(path, "w", header=header(T0, session="sess-abc")) as log:
         log.append({"kind": "engine_register", "t": T0, "engine_id": 0, "uuid": "u0", "present": True})
         log.append({"kind": "engine_register", "t": T0 + 500_000 * US, "engine_id": 1, "uuid": "u1"})
-        log.append({"kind": "submit", "msg_id": s + "0", "t": T0 + 1_000_000 * US, "queue": "task",
-                    "function": "f", "label": "lab", "chunk": 3})  # fmt: skip
-        log.append({"kind": "submit", "msg_id": s + "1", "t": T0 + 1_000_100 * US, "queue": "mux",
-                    "function": "f", "target": 1})  # fmt: skip
-        log.append({"kind": "submit", "msg_id": s + "2", "t": T0 + 1_000_200 * US, "queue": "broadcast",
-                    "function": "g", "target": [0, 1], "broadcast": s + "req"})  # fmt: skip
+        log.append(
+            {
+                "kind": "submit",
+                "msg_id": s + "0",
+                "t": T0 + 1_000_000 * US,
+                "queue": "task",
+                "function": "f",
+                "label": "lab",
+                "chunk": 3,
+            }
+        )
+        log.append(
+            {
+                "kind": "submit",
+                "msg_id": s + "1",
+                "t": T0 + 1_000_100 * US,
+                "queue": "mux",
+                "function": "f",
+                "target": 1,
+            }
+        )
+        log.append(
+            {
+                "kind": "submit",
+                "msg_id": s + "2",
+                "t": T0 + 1_000_200 * US,
+                "queue": "broadcast",
+                "function": "g",
+                "target": [0, 1],
+                "broadcast": s + "req",
+            }
+        )
         log.append({"kind": "submit", "msg_id": "nounderscore", "t": T0 + 1_000_300 * US})
         log.append({"kind": "submit", "msg_id": s + "007", "t": T0 + 1_000_400 * US, "function": "f"})
         log.flush()
@@ -284,22 +343,56 @@ def write_every_kind(path, future_frames=True):
         log.append({"kind": "stdout", "msg_id": s + "0", "t": T0 + 1_100_001 * US, "text": ""})
         log.append({"kind": "stderr", "msg_id": s + "0", "t": T0 + 1_100_002 * US, "text": "ünïcödé ✓\n"})
         log.append({"kind": "start", "msg_id": s + "1", "t": T0 + 1_200_000 * US, "engine_id": 1})
-        log.append({"kind": "attempt_error", "msg_id": s + "1", "t": T0 + 1_300_000 * US, "engine_id": 1,
-                    "ename": "ZeroDivisionError", "evalue": "division by zero",
-                    "traceback": "Traceback (most recent call last):\nZeroDivisionError: division by zero"})  # fmt: skip
+        log.append(
+            {
+                "kind": "attempt_error",
+                "msg_id": s + "1",
+                "t": T0 + 1_300_000 * US,
+                "engine_id": 1,
+                "ename": "ZeroDivisionError",
+                "evalue": "division by zero",
+                "traceback": "Traceback (most recent call last):\nZeroDivisionError: division by zero",
+            }
+        )
         log.append({"kind": "start", "msg_id": s + "1", "t": T0 + 1_400_000 * US, "engine_id": 0})
         log.flush()
-        log.append({"kind": "complete", "msg_id": s + "0", "status": "ok", "started": T0 + 1_000_500 * US,
-                    "completed": T0 + 1_900_000 * US, "received": T0 + 2_000_000 * US, "engine_id": 0})  # fmt: skip
-        log.append({"kind": "complete", "msg_id": s + "1", "status": "error", "started": T0 + 1_400_000 * US,
-                    "completed": T0 + 1_500_000 * US, "received": T0 + 1_600_000 * US, "engine_id": 0,
-                    "ename": "ValueError", "evalue": "bad", "traceback": "ValueError: bad"})  # fmt: skip
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": s + "0",
+                "status": "ok",
+                "started": T0 + 1_000_500 * US,
+                "completed": T0 + 1_900_000 * US,
+                "received": T0 + 2_000_000 * US,
+                "engine_id": 0,
+            }
+        )
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": s + "1",
+                "status": "error",
+                "started": T0 + 1_400_000 * US,
+                "completed": T0 + 1_500_000 * US,
+                "received": T0 + 1_600_000 * US,
+                "engine_id": 0,
+                "ename": "ValueError",
+                "evalue": "bad",
+                "traceback": "ValueError: bad",
+            }
+        )
         log.append({"kind": "complete", "msg_id": s + "2", "status": "aborted"})
         log.append({"kind": "label", "msg_id": s + "0", "name": "first"})
         log.append({"kind": "submit", "msg_id": s + "3", "t": T0 + 2_100_000 * US})
         log.append({"kind": "resubmit", "t": T0 + 2_100_000 * US, "msg_id": s + "1", "new_msg_id": s + "3"})
-        log.append({"kind": "mark", "t": T0 + 2_200_000 * US, "text": "phase",
-                    "data": {"n": 1, "xs": [1, 2], "b": b"\x00\x92\xce", "nested": {"k": None}, "f": 0.5}})  # fmt: skip
+        log.append(
+            {
+                "kind": "mark",
+                "t": T0 + 2_200_000 * US,
+                "text": "phase",
+                "data": {"n": 1, "xs": [1, 2], "b": b"\x00\x92\xce", "nested": {"k": None}, "f": 0.5},
+            }
+        )
         log.flush()
         # more than 2**31 us after t0: forces a TIMEBASE
         log.append({"kind": "mark", "t": T0 + (2**31 + 5) * US, "text": "late"})
@@ -374,8 +467,12 @@ def test_independent_reader_matches_read_events(every_kind):
     # the base of the second segment's close, a TIMEBASE to "now"); the frame
     # without FRAME keeps that base.
     assert arrays[-5] == (15, 0) and arrays[-4][0] == FRAME
-    assert starts[-1] == {"kind": "start", "msg_id": "sess-abc_99_0", "t": T0 + timedelta(hours=2, microseconds=10),
-                          "engine_id": 1}  # fmt: skip
+    assert starts[-1] == {
+        "kind": "start",
+        "msg_id": "sess-abc_99_0",
+        "t": T0 + timedelta(hours=2, microseconds=10),
+        "engine_id": 1,
+    }
     assert by_text["no FRAME"]["t"] == T0 + timedelta(hours=2, microseconds=20)
     msg_ids = {e["msg_id"] for e in events if e["kind"] == "submit"}
     assert {"nounderscore", "sess-abc_99_007", "sess-abc_99_3"} <= msg_ids
@@ -401,7 +498,7 @@ def test_frames_are_as_documented(every_kind):
     # base its first event is encoded against.
     t0 = base = None
     written_by_ipyrecorder = frames[:-2]  # the last two were injected by the test
-    for offset, payload in written_by_ipyrecorder:
+    for _offset, payload in written_by_ipyrecorder:
         values = list(msgpack.Unpacker(io.BytesIO(payload), strict_map_key=False))
         if values[0][0] == HEADER:
             assert len(values) == 1
@@ -501,9 +598,15 @@ def test_worked_example_hexdump(tmp_path, monkeypatch):
     assert events == reference(tmp_path / "tiny.mpk")[0]
     t0 = 1704067200000000
     assert [tuple(a) for a in arrays[1:9]] == [
-        (16, t0, t0), (1, 0, "s1_4242_"), (2, 0, 0, 7), (1, 1, "square"), (4, 0, 1000000, 0, 1),
-        (5, 0, 1000500, 3), (3, 1704070800000000), (12, 0, "hi"),
-    ]  # fmt: skip
+        (16, t0, t0),
+        (1, 0, "s1_4242_"),
+        (2, 0, 0, 7),
+        (1, 1, "square"),
+        (4, 0, 1000000, 0, 1),
+        (5, 0, 1000500, 3),
+        (3, 1704070800000000),
+        (12, 0, "hi"),
+    ]
     # Frame 3: FRAME and TIMEBASE both to the time of the close, then close at +0.
     assert arrays[9][:2] == (16, t0) and arrays[10] == (3, arrays[9][2]) and arrays[11] == (15, 0)
     assert len(frames[2][1]) == 34
@@ -528,8 +631,17 @@ def test_compactness_figure(tmp_path, flush_every, size, per_task):
         msg_id, t = f"{session}_4242_{i}", T0 + (1000 * i + 137) * US
         log.append({"kind": "submit", "msg_id": msg_id, "t": t, "queue": "task", "function": "square"})
         log.append({"kind": "start", "msg_id": msg_id, "t": t + 2311 * US, "engine_id": i % 4})
-        log.append({"kind": "complete", "msg_id": msg_id, "status": "ok", "started": t + 2411 * US,
-                    "completed": t + 5123 * US, "received": t + 6789 * US, "engine_id": i % 4})  # fmt: skip
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": msg_id,
+                "status": "ok",
+                "started": t + 2411 * US,
+                "completed": t + 5123 * US,
+                "received": t + 6789 * US,
+                "engine_id": i % 4,
+            }
+        )
         if flush_every and (i + 1) % flush_every == 0:
             log.flush()
     log.flush()
@@ -547,8 +659,15 @@ def test_complete_straddling_a_timebase_change(tmp_path):
 
     path = tmp_path / "straddle.mpk"
     with open_log(path, "w", header=header(T0)) as log:
-        log.append({"kind": "complete", "msg_id": "x_1", "status": "ok",
-                    "started": T0 + timedelta(minutes=35), "completed": T0 + timedelta(minutes=37)})  # fmt: skip
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": "x_1",
+                "status": "ok",
+                "started": T0 + timedelta(minutes=35),
+                "completed": T0 + timedelta(minutes=37),
+            }
+        )
     events, _, _ = read_log(path)
     assert events[1]["started"] == T0 + timedelta(minutes=35)
 
@@ -582,8 +701,17 @@ def test_lost_segment_header_is_not_decoded_against_the_previous_segment(tmp_pat
         log.flush()
         log.append({"kind": "start", "msg_id": a + "0", "t": T0 + 2000 * US, "engine_id": 0})
         log.flush()
-        log.append({"kind": "complete", "msg_id": a + "0", "status": "ok", "started": T0 + 2000 * US,
-                    "completed": T0 + 3000 * US, "received": T0 + 4000 * US, "engine_id": 0})  # fmt: skip
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": a + "0",
+                "status": "ok",
+                "started": T0 + 2000 * US,
+                "completed": T0 + 3000 * US,
+                "received": T0 + 4000 * US,
+                "engine_id": 0,
+            }
+        )
     t1 = T0 + timedelta(hours=3)
     b = "bbbb_2_"
     with open_log(path, "a", header=header(t1)) as log:
@@ -596,8 +724,17 @@ def test_lost_segment_header_is_not_decoded_against_the_previous_segment(tmp_pat
         log.append({"kind": "label", "msg_id": b + "0", "name": "second segment"})
         log.flush()
         log.append({"kind": "mark", "t": t1 + 40 * US, "text": "in the second segment"})
-        log.append({"kind": "complete", "msg_id": b + "1", "status": "error", "completed": t1 + 50 * US,
-                    "engine_id": 0, "ename": "E", "evalue": "v"})  # fmt: skip
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": b + "1",
+                "status": "error",
+                "completed": t1 + 50 * US,
+                "engine_id": 0,
+                "ename": "E",
+                "evalue": "v",
+            }
+        )
     # ... and a third segment, which decodes again
     t2 = T0 + timedelta(hours=4)
     with open_log(path, "a", header=header(t2)) as log:
@@ -605,7 +742,16 @@ def test_lost_segment_header_is_not_decoded_against_the_previous_segment(tmp_pat
 
     intact, _, _ = read_log(path)
     i2, i3 = [i for i, e in enumerate(intact) if e["kind"] == "header"][1:]
-    assert [e["kind"] for e in intact[i2:i3]] == ["header", "submit", "submit", "start", "label", "mark", "complete", "close"]
+    assert [e["kind"] for e in intact[i2:i3]] == [
+        "header",
+        "submit",
+        "submit",
+        "start",
+        "label",
+        "mark",
+        "complete",
+        "close",
+    ]
     frames, _ = scan_frames(path.read_bytes())
     headers = [i for i, (_, payload) in enumerate(frames) if payload[1] == HEADER]
     assert len(headers) == 3
@@ -660,8 +806,17 @@ def test_lost_timebase_does_not_shift_later_frames(tmp_path):
         log.append({"kind": "start", "msg_id": x + "0", "t": jump + 10 * US, "engine_id": 2})
         log.append({"kind": "mark", "t": jump + 20 * US, "text": "after"})
         log.flush()
-        log.append({"kind": "complete", "msg_id": x + "0", "status": "ok", "started": jump + 10 * US,
-                    "completed": jump + 30 * US, "received": jump + 40 * US, "engine_id": 2})  # fmt: skip
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": x + "0",
+                "status": "ok",
+                "started": jump + 10 * US,
+                "completed": jump + 30 * US,
+                "received": jump + 40 * US,
+                "engine_id": 2,
+            }
+        )
 
     frames, _ = scan_frames(path.read_bytes())
     lost = list(msgpack.Unpacker(io.BytesIO(frames[2][1])))
@@ -675,14 +830,18 @@ def test_lost_timebase_does_not_shift_later_frames(tmp_path):
         assert by_kind["mark"] == {"kind": "mark", "t": jump + 20 * US, "text": "after", "data": {}}, name
         complete = by_kind["complete"]
         assert (complete["started"], complete["completed"], complete["received"]) == (
-            jump + 10 * US, jump + 30 * US, jump + 40 * US), name  # fmt: skip
+            jump + 10 * US,
+            jump + 30 * US,
+            jump + 40 * US,
+        ), name
         assert by_kind["submit"]["t"] == T0 + 1000 * US, name
         assert "jump" not in [e.get("text") for e in events], name
 
     state = ipyrecorder.replay(path)
     task = state.tasks[x + "0"]
     assert (task.start_us, task.started_us, task.completed_us, task.received_us) == tuple(
-        us(jump + n * US) for n in (10, 10, 30, 40))  # fmt: skip
+        us(jump + n * US) for n in (10, 10, 30, 40)
+    )
     assert [(m.t_us, m.text) for m in state.marks] == [(us(jump + 20 * US), "after")]
 
     # Without FRAME the lost TIMEBASE would shift every later time by the jump.

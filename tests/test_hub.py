@@ -1,4 +1,5 @@
 """The whole cluster: import-hub and the record observer, with separate client processes."""
+
 import glob
 import json
 import os
@@ -6,6 +7,7 @@ import signal
 import subprocess
 import sys
 
+import ipyparallel as ipp
 import pytest
 
 import ipyrecorder
@@ -25,8 +27,15 @@ def url_file(cluster):
 
 def same_task(a, b):
     """The facts a client and an observer both know, equal to the microsecond."""
-    return (a.msg_id, a.engine_id, a.status, a.submitted, a.started, a.completed, a.stdout) == \
-        (b.msg_id, b.engine_id, b.status, b.submitted, b.started, b.completed, b.stdout)  # fmt: skip
+    return (a.msg_id, a.engine_id, a.status, a.submitted, a.started, a.completed, a.stdout) == (
+        b.msg_id,
+        b.engine_id,
+        b.status,
+        b.submitted,
+        b.started,
+        b.completed,
+        b.stdout,
+    )
 
 
 def test_import_hub_writes_every_clients_records(rc, engines, url_file, tmp_path, capsys):
@@ -35,12 +44,15 @@ def test_import_hub_writes_every_clients_records(rc, engines, url_file, tmp_path
         ok = lview.map_async(echo, range(3))
         bad = lview.apply_async(fail, 9)
         ok.get(timeout=30)
-        with pytest.raises(Exception):
+        with pytest.raises(ipp.error.RemoteError):
             bad.get(timeout=30)
     rec.close(timeout=60)
     ids = ok.msg_ids + bad.msg_ids
     out = tmp_path / "hub.mpk"
-    assert main(["import-hub", "--url-file", url_file, "-o", str(out), "--where", json.dumps({"msg_id": {"$in": ids}})]) == 0
+    assert (
+        main(["import-hub", "--url-file", url_file, "-o", str(out), "--where", json.dumps({"msg_id": {"$in": ids}})])
+        == 0
+    )
     assert "1,024" in capsys.readouterr().err
     hub, mine = ipyrecorder.replay(out), ipyrecorder.replay(tmp_path / "client.mpk")
     assert sorted(hub.tasks) == sorted(ids)
@@ -51,7 +63,10 @@ def test_import_hub_writes_every_clients_records(rc, engines, url_file, tmp_path
 
 
 def test_import_hub_errors(tmp_path, capsys):
-    assert main(["import-hub", "--url-file", str(tmp_path / "nope.json"), "-o", str(tmp_path / "x.mpk")]) == ExitStatus.NO_FILE
+    assert (
+        main(["import-hub", "--url-file", str(tmp_path / "nope.json"), "-o", str(tmp_path / "x.mpk")])
+        == ExitStatus.NO_FILE
+    )
     assert main(["import-hub", "--url-file", "x", "-o", "y", "--where", "{bad"]) == ExitStatus.USAGE
 
 
@@ -72,16 +87,35 @@ rc.close()
 
 def test_record_observes_two_client_processes(cluster, rc, engines, url_file, tmp_path):
     observed = tmp_path / "observer.mpk"
-    observer = subprocess.Popen([sys.executable, "-m", "ipyrecorder", "record", "--url-file", url_file,
-                                 "-o", str(observed), "--interval", "0.2"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    observer = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ipyrecorder",
+            "record",
+            "--url-file",
+            url_file,
+            "-o",
+            str(observed),
+            "--interval",
+            "0.2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        wait_until(lambda: observed.exists() and set(engines) <= set(ipyrecorder.replay(observed).engines),
-                   timeout=60, message="the observer to connect")  # fmt: skip
+        wait_until(
+            lambda: observed.exists() and set(engines) <= set(ipyrecorder.replay(observed).engines),
+            timeout=60,
+            message="the observer to connect",
+        )
         script = tmp_path / "client.py"
         script.write_text(CLIENT)
-        clients = [subprocess.Popen([sys.executable, str(script), url_file, str(tmp_path / f"c{i}.mpk"), str(i)])
-                   for i in (1, 2)]  # fmt: skip
+        clients = [
+            subprocess.Popen([sys.executable, str(script), url_file, str(tmp_path / f"c{i}.mpk"), str(i)])
+            for i in (1, 2)
+        ]
         assert [c.wait(timeout=120) for c in clients] == [0, 0]
         logs = [ipyrecorder.replay(tmp_path / f"c{i}.mpk") for i in (1, 2)]
         wanted = {m for log in logs for m in log.tasks}
@@ -126,8 +160,9 @@ def test_record_survives_a_controller_restart(tmp_path, monkeypatch):
     path = tmp_path / "observer.mpk"
     try:
         (url,) = glob.glob(os.path.join(cluster.profile_dir, "security", "ipcontroller-*client.json"))
-        observer = Observer(lambda: ipp.Client(url, timeout=30), path, interval=0.2, mode="w", query_timeout=2,
-                            echo=lambda text: None)  # fmt: skip
+        observer = Observer(
+            lambda: ipp.Client(url, timeout=30), path, interval=0.2, mode="w", query_timeout=2, echo=lambda text: None
+        )
         with_marks = lambda *texts: lambda: set(texts) <= {m.text for m in ipyrecorder.replay(path).marks}  # noqa: E731
         thread = threading.Thread(target=observer.run, daemon=True)
         thread.start()
@@ -142,9 +177,14 @@ def test_record_survives_a_controller_restart(tmp_path, monkeypatch):
         client.wait_for_engines(1, timeout=60)
         ar = client[:].apply_async(os.getpid)
         ar.get(timeout=60)
-        wait_until(lambda: ar.msg_ids[0] in ipyrecorder.replay(path).tasks
-                   and ipyrecorder.replay(path).tasks[ar.msg_ids[0]].status == "ok",
-                   timeout=60, message="a task after the restart")  # fmt: skip
+        wait_until(
+            lambda: (
+                ar.msg_ids[0] in ipyrecorder.replay(path).tasks
+                and ipyrecorder.replay(path).tasks[ar.msg_ids[0]].status == "ok"
+            ),
+            timeout=60,
+            message="a task after the restart",
+        )
         client.close()
         observer.stop.set()
         thread.join(timeout=30)

@@ -3,6 +3,7 @@
 None of their tests may break, every task their clients finished must have its
 completion in the log, and no recording's close may wait out its timeout.
 """
+
 import json
 import os
 import subprocess
@@ -25,10 +26,30 @@ def test_ipyparallels_own_tests_pass_under_recording(tmp_path):
     env = {**os.environ, "IPYRECORDER_SUITE_LOGS": str(tmp_path), "PYTHONPATH": str(ROOT)}
     env.pop("IPYTHONDIR", None)  # their fixtures make their own
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "tests.ipp_under_recording", "-p", "no:cacheprovider",
-         "--rootdir", str(tmp_path), "-c", os.devnull, "--timeout", "300", "--pyargs", *SUITES],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1100,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "tests.ipp_under_recording",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            "-c",
+            os.devnull,
+            "--timeout",
+            "300",
+            "--pyargs",
+            *SUITES,
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1100,
+    )
     tail = "\n".join(run.stdout.splitlines()[-30:]) + run.stderr[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert run.returncode == 0, tail

@@ -1,4 +1,5 @@
 """The distribution: plugins/ and viewers/ install as ipyrecorder.plugins/.viewers."""
+
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -14,8 +15,10 @@ def test_plain_install_ships_plugins_and_viewers(tmp_path):
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert (target / "ipyrecorder" / "plugins" / "json_sink.py").exists()
     assert (target / "ipyrecorder" / "viewers" / "__init__.py").exists()
     assert (target / "ipyrecorder" / "plugins" / "html_report" / "report.js").exists()
@@ -23,8 +26,14 @@ def test_plain_install_ships_plugins_and_viewers(tmp_path):
         "import ipyrecorder.plugins.json_sink, ipyrecorder.plugins.csv_sink, ipyrecorder.viewers, sys;"
         "print(ipyrecorder.plugins.json_sink.__file__)"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path,
-                            env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(str(target))
 

@@ -1,4 +1,5 @@
 """Sinks from outside: a third-party distribution, parquet, and pandas."""
+
 import os
 import subprocess
 import sys
@@ -15,8 +16,22 @@ HERE = Path(__file__).resolve().parent
 
 def test_third_party_sink_is_listed_and_usable(tmp_path):
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(HERE / "plugin_example")],
-                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(HERE / "plugin_example"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     env = {**os.environ, "PYTHONPATH": str(site)}
     cli = [sys.executable, "-m", "ipyrecorder"]
     listed = subprocess.run([*cli, "sinks", "--verbose"], capture_output=True, text=True, env=env, timeout=60)
@@ -24,8 +39,13 @@ def test_third_party_sink_is_listed_and_usable(tmp_path):
     assert "count" in listed.stdout and "How many tasks ended in each status." in listed.stdout
     assert "sep=str" in listed.stdout
     write_sample(tmp_path / "a.mpk")
-    replayed = subprocess.run([*cli, "replay", str(tmp_path / "a.mpk"), "--sink", "count", "-O", "sep==", "-o", "-"],
-                              capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    replayed = subprocess.run(
+        [*cli, "replay", str(tmp_path / "a.mpk"), "--sink", "count", "-O", "sep==", "-o", "-"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout.splitlines() == ["error=1", "ok=2"]
 
@@ -34,7 +54,12 @@ def test_parquet_tasks_table_matches_the_state(tmp_path, capsys):
     pq = pytest.importorskip("pyarrow.parquet")
     write_sample(tmp_path / "a.mpk")
     out = tmp_path / "a.parquet"
-    assert ipyrecorder.cli.main(["replay", str(tmp_path / "a.mpk"), "--sink", "parquet", "-o", str(out), "-O", "events=true"]) == 0
+    assert (
+        ipyrecorder.cli.main(
+            ["replay", str(tmp_path / "a.mpk"), "--sink", "parquet", "-o", str(out), "-O", "events=true"]
+        )
+        == 0
+    )
     table = pq.read_table(out)
     state = ipyrecorder.replay(tmp_path / "a.mpk")
     assert table.num_rows == len(state.tasks)
@@ -43,7 +68,12 @@ def test_parquet_tasks_table_matches_the_state(tmp_path, capsys):
     for msg_id, task in state.tasks.items():
         row = rows[msg_id]
         assert (row["started"], row["completed"], row["received"]) == (task.started, task.completed, task.received)
-        assert (row["engine_id"], row["status"], row["name"], row["stdout"]) == (task.engine_id, task.status, task.name, task.stdout)
+        assert (row["engine_id"], row["status"], row["name"], row["stdout"]) == (
+            task.engine_id,
+            task.status,
+            task.name,
+            task.stdout,
+        )
     events = pq.read_table(tmp_path / "a.events.parquet")
     assert events.num_rows == sum(1 for e in ipyrecorder.read_events(tmp_path / "a.mpk") if e["kind"] != "header")
     assert set(events.column("kind").to_pylist()) >= {"submit", "start", "complete", "stdout", "mark", "close"}

@@ -1,4 +1,5 @@
 """Hub-style queries, several logs merged, and time travel with --until."""
+
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -79,7 +80,11 @@ def test_query_command_formats_and_errors(tmp_path, capsys):
     (record,) = json.loads(capsys.readouterr().out)
     assert record["msg_id"] == "sess_1_3" and record["error"] == "ValueError: boom"
     assert main(["query", log, "-q", '{"engine_id": 0}', "-k", "name,run_seconds", "-f", "csv"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["msg_id,name,run_seconds", "sess_1_0,task-0,0.500000", "sess_1_2,task-2,0.500000"]
+    assert capsys.readouterr().out.splitlines() == [
+        "msg_id,name,run_seconds",
+        "sess_1_0,task-0,0.500000",
+        "sess_1_2,task-2,0.500000",
+    ]
     assert main(["query", log, "-q", '{"status": "ok"}']) == 0
     out = capsys.readouterr().out
     assert "task-0" in out and "sess_1_3" not in out
@@ -99,8 +104,16 @@ def test_several_logs_merge_by_msg_id(tmp_path, capsys):
     with ipyrecorder.open_log(observer, "w") as log:
         log.append({"kind": "engine_register", "t": T0, "engine_id": 4, "uuid": "u4", "present": True})
         log.append({"kind": "start", "msg_id": "c_1", "t": T0 + timedelta(seconds=1), "engine_id": 4})
-        log.append({"kind": "complete", "msg_id": "c_1", "status": "ok", "engine_id": 4,
-                    "started": T0 + timedelta(seconds=1), "completed": T0 + timedelta(seconds=3)})  # fmt: skip
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": "c_1",
+                "status": "ok",
+                "engine_id": 4,
+                "started": T0 + timedelta(seconds=1),
+                "completed": T0 + timedelta(seconds=3),
+            }
+        )
     state = ipyrecorder.replay(client, observer)
     first = state.tasks["c_1"]
     assert (first.name, first.function, first.engine_id, first.run_seconds) == ("first", "f", 4, 2.0)

@@ -1,4 +1,5 @@
 """The recorder against a real cluster: what it logs must match what ipyparallel says."""
+
 import glob
 import os
 import signal
@@ -8,6 +9,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 
+import ipyparallel as ipp
 import pytest
 
 import ipyrecorder
@@ -158,7 +160,7 @@ def test_raising_task(rc, engines, log_path):
 
     def body(rec):
         ar = lview.apply_async(fail, 3)
-        with pytest.raises(Exception):
+        with pytest.raises(ipp.error.RemoteError):
             ar.get(timeout=30)
         return ar
 
@@ -178,7 +180,7 @@ def test_abort_queued_tasks(rc, engines, log_path):
         view.abort(queued)
         blocker.get(timeout=30)
         for ar in queued:
-            with pytest.raises(Exception):
+            with pytest.raises(ipp.error.TaskAborted):
                 ar.get(timeout=30)
         return queued
 
@@ -332,7 +334,7 @@ def test_engine_killed_mid_task(rc, engines, log_path):
 
     def body(rec):
         ar = rc[victim].apply_async(die_after, 0.5)
-        with pytest.raises(Exception):
+        with pytest.raises(ipp.error.RemoteError, match="EngineError: Engine .* died"):
             ar.get(timeout=60)
         wait_until(lambda: victim not in rc.ids, message="the engine to unregister")
         return ar

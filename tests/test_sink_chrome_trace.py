@@ -1,4 +1,5 @@
 """The chrome-trace sink obeys the Trace Event Format's rules."""
+
 import json
 from collections import defaultdict
 from datetime import timedelta
@@ -45,7 +46,11 @@ def test_sample_log_gives_a_valid_trace(tmp_path, capsys):
     assert main(["replay", str(tmp_path / "a.mpk"), "--sink", "chrome-trace"]) == 0
     events = check_trace(json.loads((tmp_path / "a.trace.json").read_text()))
     tasks = [e for e in events if e["ph"] == "X" and e["pid"] > 0]
-    assert [(e["name"], e["pid"], e["dur"]) for e in tasks] == [("task-0", 1, 500000), ("task-2", 1, 500000), ("task-1", 2, 500000)]
+    assert [(e["name"], e["pid"], e["dur"]) for e in tasks] == [
+        ("task-0", 1, 500000),
+        ("task-2", 1, 500000),
+        ("task-1", 2, 500000),
+    ]
     assert tasks[1]["args"]["error"] == "ValueError: boom"
     counter = [e["args"]["busy"] for e in events if e["ph"] == "C"]
     assert max(counter) == 1 and counter[-1] == 0
@@ -60,8 +65,16 @@ def test_overlapping_tasks_on_one_engine_get_their_own_track(tmp_path):
         for i, (start, end) in enumerate([(0, 100), (50, 150), (100, 200)]):
             msg_id = f"s_1_{i}"
             log.append({"kind": "submit", "msg_id": msg_id, "t": T0})
-            log.append({"kind": "complete", "msg_id": msg_id, "status": "ok", "engine_id": 3,
-                        "started": T0 + timedelta(milliseconds=start), "completed": T0 + timedelta(milliseconds=end)})  # fmt: skip
+            log.append(
+                {
+                    "kind": "complete",
+                    "msg_id": msg_id,
+                    "status": "ok",
+                    "engine_id": 3,
+                    "started": T0 + timedelta(milliseconds=start),
+                    "completed": T0 + timedelta(milliseconds=end),
+                }
+            )
         log.append({"kind": "engine_unregister", "t": T0 + timedelta(milliseconds=300), "engine_id": 3})
     from ipyrecorder.plugins.chrome_trace_sink import trace_events
 

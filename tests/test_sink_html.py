@@ -5,6 +5,7 @@ Python package; no browser is downloaded. Without chromium or Playwright they
 skip, except when the CI environment variable is set: then they fail, so that CI
 cannot pass without running them.
 """
+
 import base64
 import json
 import os
@@ -27,8 +28,14 @@ from .test_cli import T0, write_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 XSS = (
     "<script>window.__xss=1</script>",
     '<img src=x onerror="window.__xss=1">',
@@ -63,7 +70,7 @@ def decoded(meta, blob):
         dtype, offset, count, transform = meta["columns"][name]
         code = {"u1": "B", "u2": "H", "u4": "I", "i4": "i", "f8": "d"}[dtype]
         width = array(code).itemsize
-        planes = blob[offset:offset + count * width]
+        planes = blob[offset : offset + count * width]
         data = bytes(planes[k * count + i] for i in range(count) for k in range(width))
         values = [None if v in (meta["int32_missing"], float("nan")) or v != v else int(v) for v in array(code, data)]
         if transform == "delta":
@@ -82,8 +89,17 @@ def decoded(meta, blob):
 def rich_log(path, n=600, engines=6, seed=7):
     """A realistic small run: three functions, queueing, output, failures, marks, an engine leaving."""
     rng = random.Random(seed)
-    header = {"kind": "header", "format": "ipyrecorder", "version": 1, "t0": T0, "host": "node17.example",
-              "pid": 4987, "python": "3.11.7", "recorder": ipyrecorder.__version__, "ipyparallel": "9.0.0"}  # fmt: skip
+    header = {
+        "kind": "header",
+        "format": "ipyrecorder",
+        "version": 1,
+        "t0": T0,
+        "host": "node17.example",
+        "pid": 4987,
+        "python": "3.11.7",
+        "recorder": ipyrecorder.__version__,
+        "ipyparallel": "9.0.0",
+    }
     free = [0.0] * engines
     with ipyrecorder.open_log(path, "w", header=header) as log:
         for e in range(engines):
@@ -102,11 +118,19 @@ def rich_log(path, n=600, engines=6, seed=7):
             if i % 9 == 0:
                 log.append({"kind": "stdout", "msg_id": msg_id, "t": at(started), "text": f"chunk {i}: 1024 rows\n"})
             failed = i % 61 == 17
-            log.append({
-                "kind": "complete", "msg_id": msg_id, "status": "error" if failed else "ok", "started": at(started),
-                "completed": at(ended), "received": at(ended + 0.002), "engine_id": e,
-                "ename": "ValueError" if failed else None, "evalue": f"bad chunk {i % 2}" if failed else None,
-            })  # fmt: skip
+            log.append(
+                {
+                    "kind": "complete",
+                    "msg_id": msg_id,
+                    "status": "error" if failed else "ok",
+                    "started": at(started),
+                    "completed": at(ended),
+                    "received": at(ended + 0.002),
+                    "engine_id": e,
+                    "ename": "ValueError" if failed else None,
+                    "evalue": f"bad chunk {i % 2}" if failed else None,
+                }
+            )
             if i % 4 == 0:
                 log.append({"kind": "label", "msg_id": msg_id, "name": f"{function}[{i}]"})
         log.append({"kind": "mark", "t": T0, "text": "load"})
@@ -124,11 +148,19 @@ def xss_log(path):
             log.append({"kind": "submit", "msg_id": msg_id, "t": t, "function": f"f{i}{payload}"})
             log.append({"kind": "stdout", "msg_id": msg_id, "t": t, "text": f"out {payload}\n"})
             log.append({"kind": "stderr", "msg_id": msg_id, "t": t, "text": f"err {payload}\n"})
-            log.append({
-                "kind": "complete", "msg_id": msg_id, "status": "error", "engine_id": 0,
-                "started": t + timedelta(milliseconds=10), "completed": t + timedelta(milliseconds=700),
-                "ename": "RuntimeError", "evalue": payload, "traceback": f"Traceback\n  {payload}\nRuntimeError: {payload}",
-            })  # fmt: skip
+            log.append(
+                {
+                    "kind": "complete",
+                    "msg_id": msg_id,
+                    "status": "error",
+                    "engine_id": 0,
+                    "started": t + timedelta(milliseconds=10),
+                    "completed": t + timedelta(milliseconds=700),
+                    "ename": "RuntimeError",
+                    "evalue": payload,
+                    "traceback": f"Traceback\n  {payload}\nRuntimeError: {payload}",
+                }
+            )
             log.append({"kind": "label", "msg_id": msg_id, "name": payload})
             log.append({"kind": "mark", "t": t, "text": payload, "data": {"html": payload}})
 
@@ -146,8 +178,16 @@ def million_log(path, n, engines=16):
             append({"kind": "mark", "t": base + k * 0.001, "text": f"phase {k} " * 20})
         for i in range(n):
             t = base + (i // engines) * 0.001
-            append({"kind": "complete", "msg_id": f"s_1_{i}", "status": "error" if i % 10007 == 3 else "ok",
-                    "started": t + 0.0001, "completed": t + 0.0009, "engine_id": i % engines})  # fmt: skip
+            append(
+                {
+                    "kind": "complete",
+                    "msg_id": f"s_1_{i}",
+                    "status": "error" if i % 10007 == 3 else "ok",
+                    "started": t + 0.0001,
+                    "completed": t + 0.0009,
+                    "engine_id": i % engines,
+                }
+            )
 
 
 # -- the file itself (no browser) -----------------------------------------------------------------
@@ -170,7 +210,7 @@ def test_embedded_columns_match_the_state(tmp_path):
     origin = state.span_us()[0]
 
     column = decoded(meta, blob)
-    text = json.loads(blob[meta["text"][0]:meta["text"][0] + meta["text"][1]])
+    text = json.loads(blob[meta["text"][0] : meta["text"][0] + meta["text"][1]])
     strings = text["strings"]
     tasks = list(state.tasks.values())
     assert meta["tasks"] == len(tasks) == 4
@@ -189,7 +229,7 @@ def test_scripts_cannot_be_closed_by_log_text(tmp_path):
     xss_log(tmp_path / "x.mpk")
     page = report(tmp_path / "x.mpk", None, f"title={XSS[2]}")
     assert page.count("</script>") == 3 and page.count("<script") == 3
-    assert "<img" not in page and "onerror=" not in page.split("id=\"ipyr-meta\">")[0]
+    assert "<img" not in page and "onerror=" not in page.split('id="ipyr-meta">')[0]
     meta, blob = embedded(page)
     assert meta["title"] == XSS[2] and [m["text"] for m in meta["marks"]] == list(XSS)
     assert "<title>&lt;/script&gt;&lt;script&gt;" in page
@@ -197,13 +237,14 @@ def test_scripts_cannot_be_closed_by_log_text(tmp_path):
 
 def test_options_title_output_chars_and_compress(tmp_path, capsys):
     write_sample(tmp_path / "a.mpk")
-    meta, blob = embedded(report(tmp_path / "a.mpk", tmp_path / "b.html", "title=Nightly run", "output_chars=3",
-                                 "compress=false"))  # fmt: skip
-    text = json.loads(blob[meta["text"][0]:])
+    meta, blob = embedded(
+        report(tmp_path / "a.mpk", tmp_path / "b.html", "title=Nightly run", "output_chars=3", "compress=false")
+    )
+    text = json.loads(blob[meta["text"][0] :])
     assert meta["title"] == "Nightly run" and meta["compression"] is None
     assert text["stdout"][0] == [0, "hel"]
     meta, blob = embedded(report(tmp_path / "a.mpk", tmp_path / "c.html", "output_chars=0"))
-    assert json.loads(blob[meta["text"][0]:])["stdout"] == []
+    assert json.loads(blob[meta["text"][0] :])["stdout"] == []
     capsys.readouterr()
     status = main(["replay", str(tmp_path / "a.mpk"), "--sink", "html", "-O", "output_chars=-1"])
     err = capsys.readouterr().err
@@ -254,7 +295,7 @@ class Page:
         self.page.wait_for_function(
             "() => window.ipyrecorderReport && (window.ipyrecorderReport.ready || window.ipyrecorderReport.error)",
             timeout=timeout * 1000,
-        )  # fmt: skip
+        )
         assert self.js("window.ipyrecorderReport.error") is None
         return self
 
@@ -271,12 +312,14 @@ class Page:
 
     def pixel(self, x, y):
         """RGB of the timeline canvas at CSS pixel (x, y) relative to the canvas."""
-        return tuple(self.js(
-            """([x, y]) => { const c = document.getElementById("timeline"), d = window.devicePixelRatio || 1;
+        return tuple(
+            self.js(
+                """([x, y]) => { const c = document.getElementById("timeline"), d = window.devicePixelRatio || 1;
                 const px = c.getContext("2d").getImageData(Math.floor(x * d), Math.floor(y * d), 1, 1).data;
                 return Array.from(px).slice(0, 3); }""",
-            [x, y],
-        ))  # fmt: skip
+                [x, y],
+            )
+        )
 
     def hover(self, x, y):
         box = self.canvas_box()
@@ -385,8 +428,9 @@ def test_zoom_pan_and_reset(page, sample):
     layout = page.js("window.ipyrecorderReport.layout()")
     page.page.mouse.move(box["x"] + layout["left"] + layout["plotW"] / 2, box["y"] + y_of(layout, 0))
     page.page.mouse.wheel(0, -400)
-    page.page.wait_for_function("w => { const v = window.ipyrecorderReport.view(); return v.v1 - v.v0 < w * 0.8; }",
-                                arg=full["v1"] - full["v0"])  # fmt: skip
+    page.page.wait_for_function(
+        "w => { const v = window.ipyrecorderReport.view(); return v.v1 - v.v0 < w * 0.8; }", arg=full["v1"] - full["v0"]
+    )
     zoomed = page.js("window.ipyrecorderReport.view()")
     page.page.mouse.down()
     page.page.mouse.move(box["x"] + layout["left"] + layout["plotW"] / 2 + 200, box["y"] + y_of(layout, 0), steps=5)
@@ -422,8 +466,9 @@ def test_script_in_log_text_is_shown_not_run(page, tmp_path):
     view, layout = page.js("window.ipyrecorderReport.view()"), page.js("window.ipyrecorderReport.layout()")
     for i, payload in enumerate(XSS):
         page.hover(x_of(layout, view, i + 0.3), y_of(layout, 0))
-        page.page.wait_for_function("p => document.getElementById('tooltip').textContent.includes('out ' + p)",
-                                    arg=payload)  # fmt: skip
+        page.page.wait_for_function(
+            "p => document.getElementById('tooltip').textContent.includes('out ' + p)", arg=payload
+        )
         tip = page.page.locator("#tooltip").inner_text()
         assert tip.splitlines()[0] == payload and f"err {payload}" in tip
     # Search for the payloads.
@@ -443,8 +488,10 @@ def test_a_million_tasks_open_and_draw(page, tmp_path):
     size = (tmp_path / "big.html").stat().st_size
     page.open(tmp_path / "big.html", timeout=60)
     opened = time.perf_counter()
-    print(f"\n{n} tasks: log {written - started:.1f} s, report {generated - written:.1f} s "
-          f"({size / n:.1f} bytes/task), open in browser {opened - generated:.1f} s")  # fmt: skip
+    print(
+        f"\n{n} tasks: log {written - started:.1f} s, report {generated - written:.1f} s "
+        f"({size / n:.1f} bytes/task), open in browser {opened - generated:.1f} s"
+    )
     assert page.js("window.ipyrecorderReport.lastDraw.bars") == n
     layout = page.js("window.ipyrecorderReport.layout()")
     # Every engine row is solid with (merged) bars across the run: sample a few columns per row.
@@ -468,11 +515,27 @@ def odd_log(path):
         log.append({"kind": "complete", "msg_id": "gone_1", "status": "aborted"})
         log.append({"kind": "submit", "msg_id": "late_2", "t": T0 + timedelta(hours=3), "function": "spin"})
         late = T0 + timedelta(hours=3)
-        log.append({"kind": "complete", "msg_id": "late_2", "status": "ok", "engine_id": 10,
-                    "started": late + timedelta(seconds=1), "completed": late + timedelta(seconds=2)})  # fmt: skip
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": "late_2",
+                "status": "ok",
+                "engine_id": 10,
+                "started": late + timedelta(seconds=1),
+                "completed": late + timedelta(seconds=2),
+            }
+        )
         log.append({"kind": "submit", "msg_id": "fail_3", "t": T0, "function": "spin"})
-        log.append({"kind": "complete", "msg_id": "fail_3", "status": "error", "engine_id": 3,
-                    "started": T0 + timedelta(seconds=2), "completed": T0 + timedelta(seconds=2)})  # fmt: skip
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": "fail_3",
+                "status": "error",
+                "engine_id": 3,
+                "started": T0 + timedelta(seconds=2),
+                "completed": T0 + timedelta(seconds=2),
+            }
+        )
         log.append({"kind": "engine_unregister", "t": T0 + timedelta(hours=4), "engine_id": 3})
 
 

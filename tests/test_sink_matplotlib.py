@@ -1,4 +1,5 @@
 """The matplotlib timeline sink: real files, drawn with collections."""
+
 from datetime import timedelta
 
 import pytest
@@ -43,11 +44,17 @@ def many_tasks(path, n, engines=8):
         for i in range(n):
             msg_id, t = f"s_1_{i}", T0 + timedelta(milliseconds=10 * (i // engines))
             log.append({"kind": "submit", "msg_id": msg_id, "t": t, "function": "f" if i % 3 else "g"})
-            log.append({
-                "kind": "complete", "msg_id": msg_id, "status": "error" if i == 7 else "ok",
-                "started": t + timedelta(milliseconds=1), "completed": t + timedelta(milliseconds=9),
-                "received": t + timedelta(milliseconds=10), "engine_id": i % engines,
-            })  # fmt: skip
+            log.append(
+                {
+                    "kind": "complete",
+                    "msg_id": msg_id,
+                    "status": "error" if i == 7 else "ok",
+                    "started": t + timedelta(milliseconds=1),
+                    "completed": t + timedelta(milliseconds=9),
+                    "received": t + timedelta(milliseconds=10),
+                    "engine_id": i % engines,
+                }
+            )
         log.append({"kind": "mark", "t": T0 + timedelta(seconds=1), "text": "halfway"})
 
 

@@ -1,7 +1,9 @@
 """History after the fact: snapshot() and dump() from AsyncResults of unrecorded work."""
+
 import io
 import json
 
+import ipyparallel as ipp
 import pytest
 
 import ipyrecorder
@@ -18,7 +20,7 @@ def test_snapshot_matches_the_async_results(rc, engines, log_path):
     single = rc[engines[0]].apply_async(echo, "direct")
     failing = lview.apply_async(fail, 1)
     amr.get(timeout=30), single.get(timeout=30)
-    with pytest.raises(Exception):
+    with pytest.raises(ipp.error.RemoteError):
         failing.get(timeout=30)
     for ar in (amr, single, failing):
         ar.wait_for_output(timeout=30)

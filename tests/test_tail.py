@@ -1,4 +1,5 @@
 """The tailer: only new bytes, partial frames, truncation, deletion, file events or polling."""
+
 import os
 import threading
 from datetime import timedelta
@@ -108,7 +109,7 @@ def test_follower_sees_appends(tmp_path, poll):
         for i in range(5):
             submit(log, i)
             log.flush()
-            wait_until(lambda: follower.tail.state.tasks.get(f"s_1_{i}"), timeout=10, message=f"task {i}")
+            wait_until(lambda i=i: follower.tail.state.tasks.get(f"s_1_{i}"), timeout=10, message=f"task {i}")
         log.close()
         assert follower.mode == ("polling" if poll else "events")
         assert changes and changes[-1] == 5
@@ -145,7 +146,7 @@ def test_a_mount_without_file_events_switches_to_polling(tmp_path, monkeypatch):
             log.flush()
             if follower.mode == "polling":
                 break
-            wait_until(lambda: f"s_1_{i}" in follower.tail.state.tasks, timeout=10, message=f"task {i}")
+            wait_until(lambda i=i: f"s_1_{i}" in follower.tail.state.tasks, timeout=10, message=f"task {i}")
         assert follower.mode == "polling"
         assert any("no file events" in n for n in follower.tail.notices)
         submit(log, 99)

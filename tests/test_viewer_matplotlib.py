@@ -1,4 +1,5 @@
 """The live matplotlib viewer, offscreen, against a log that a real recording is appending to."""
+
 import io
 import os
 import subprocess
@@ -44,7 +45,9 @@ def test_frames_grow_with_the_log_and_the_last_is_the_sinks(rc, engines, log_pat
         with ipyrecorder.recording(lview, log_path, mode="w") as rec:
             for wave in range(3):
                 lview.map_async(named_sleep, [0.15] * 4, [f"w{wave}-{i}" for i in range(4)]).get(timeout=60)
-                wait_until(lambda: tail.state.n_completed >= 4 * (wave + 1), timeout=30, message=f"wave {wave}")
+                wait_until(
+                    lambda wave=wave: tail.state.n_completed >= 4 * (wave + 1), timeout=30, message=f"wave {wave}"
+                )
             rec.mark("done")
         rec.close(timeout=60)
         wait_until(lambda: tail.state.closes, timeout=30, message="the close event")
@@ -68,9 +71,25 @@ def test_frames_grow_with_the_log_and_the_last_is_the_sinks(rc, engines, log_pat
 def test_headless_watch_exits_when_the_log_closes(rc, engines, log_path, tmp_path):
     picture = tmp_path / "live.png"
     env = {**os.environ, "MPLBACKEND": "Agg"}
-    proc = subprocess.Popen([sys.executable, "-m", "ipyrecorder", "watch", str(log_path), "--viewer", "matplotlib",
-                             "-O", f"save={picture}", "-O", "interval=0.05"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ipyrecorder",
+            "watch",
+            str(log_path),
+            "--viewer",
+            "matplotlib",
+            "-O",
+            f"save={picture}",
+            "-O",
+            "interval=0.05",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         lview = rc.load_balanced_view()
         with ipyrecorder.recording(lview, log_path, mode="w") as rec:

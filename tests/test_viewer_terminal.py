@@ -1,4 +1,5 @@
 """The terminal viewer, driven for real against logs that a real recording is appending to."""
+
 import os
 import pty
 import re
@@ -68,8 +69,15 @@ def spawn_in_pty(args):
     """Run the CLI in a real pseudo-terminal; returns (process, master fd)."""
     master, slave = pty.openpty()
     env = {**os.environ, "COLUMNS": "110", "LINES": "40", "TERM": "xterm-256color"}
-    proc = subprocess.Popen([sys.executable, "-m", "ipyrecorder", *args], stdin=slave, stdout=slave, stderr=slave,
-                            env=env, close_fds=True, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ipyrecorder", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+        start_new_session=True,
+    )
     os.close(slave)
     return proc, master
 
@@ -113,8 +121,12 @@ def test_plain_lines_when_not_a_terminal(tmp_path):
     from .test_cli import write_sample
 
     write_sample(tmp_path / "a.mpk")
-    proc = subprocess.Popen([sys.executable, "-m", "ipyrecorder", "watch", str(tmp_path / "a.mpk")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ipyrecorder", "watch", str(tmp_path / "a.mpk")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith("3/3 done, 1 failed, 0 running")
@@ -144,16 +156,26 @@ def test_recent_errors_show_where_the_newest_failed(tmp_path):
     path = tmp_path / "failed.mpk"
     with ipyrecorder.open_log(path, "w") as log:
         log.append({"kind": "submit", "msg_id": "s_1", "t": T0, "function": "simulate"})
-        log.append({"kind": "complete", "msg_id": "s_1", "status": "error", "engine_id": 0,
-                    "started": T0, "completed": T0 + timedelta(seconds=1), "ename": "KeyError", "evalue": "'x'",
-                    "traceback": "Traceback (most recent call last)\n\n  File model.py:12, in simulate(p)\n"
-                                 "---> 12     return table[p]\n\nKeyError: 'x'"})  # fmt: skip
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": "s_1",
+                "status": "error",
+                "engine_id": 0,
+                "started": T0,
+                "completed": T0 + timedelta(seconds=1),
+                "ename": "KeyError",
+                "evalue": "'x'",
+                "traceback": "Traceback (most recent call last)\n\n  File model.py:12, in simulate(p)\n"
+                "---> 12     return table[p]\n\nKeyError: 'x'",
+            }
+        )
     tail = LogTail(path)
     tail.poll()
     screen = text_of(render(tail))
     assert "simulate: KeyError: 'x'" in screen
     lines = [line.rstrip() for line in screen.splitlines()]
     at = lines.index("      File model.py:12, in simulate(p)")  # the traceback's own indent, under the error
-    assert lines[at + 1:at + 3] == ["    ---> 12     return table[p]", "    KeyError: 'x'"]
+    assert lines[at + 1 : at + 3] == ["    ---> 12     return table[p]", "    KeyError: 'x'"]
     plain = 'Traceback (most recent call last):\n  File "a.py", line 3, in f\n    raise KeyError(1)\nKeyError: 1'
     assert where_it_failed(plain) == ['  File "a.py", line 3, in f', "    raise KeyError(1)", "KeyError: 1"]

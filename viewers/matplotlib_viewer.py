@@ -6,6 +6,7 @@ figure is drawn again only when the rows or the time origin change, and once
 more when the recording closes, so that the last frame is exactly the sink's
 picture. Closing the window ends the viewer.
 """
+
 from __future__ import annotations
 
 import threading

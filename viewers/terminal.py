@@ -3,6 +3,7 @@
 A rich live display in a terminal; plain status lines when the output is not a
 terminal (pipes, CI logs); ``--once`` prints the current state and exits.
 """
+
 from __future__ import annotations
 
 import threading
@@ -38,16 +39,26 @@ def progress(state) -> dict:
             if submitted > done and rate > 0:
                 eta = (submitted - done) / rate
     running = sum(1 for e in state.engines.values() if e.current is not None)
-    return {"done": done, "submitted": submitted, "failed": state.n_failed, "running": running,
-            "rate": rate, "eta": eta}  # fmt: skip
+    return {
+        "done": done,
+        "submitted": submitted,
+        "failed": state.n_failed,
+        "running": running,
+        "rate": rate,
+        "eta": eta,
+    }
 
 
 def status_line(state) -> str:
     """One plain line: progress, errors, busy engines, rate and ETA."""
     p = progress(state)
     live = [e for e in state.engines.values() if e.unregistered_us is None]
-    parts = [f"{p['done']}/{p['submitted']} done", f"{p['failed']} failed", f"{p['running']} running",
-             f"{p['running']}/{len(live)} engines busy"]  # fmt: skip
+    parts = [
+        f"{p['done']}/{p['submitted']} done",
+        f"{p['failed']} failed",
+        f"{p['running']} running",
+        f"{p['running']}/{len(live)} engines busy",
+    ]
     if p["rate"] is not None:
         parts.append(f"{p['rate']:.1f} tasks/s")
     if p["eta"] is not None:
@@ -80,8 +91,10 @@ def render(tail: LogTail, now_us: int | None = None):
     p = progress(state)
     parts = [Text(f"{tail.path}  ", style="bold") + Text(status_line(state))]
     bar = Table.grid(padding=(0, 1))
-    bar.add_row(ProgressBar(total=max(p["submitted"], 1), completed=p["done"], width=50),
-                f"{p['done'] / max(p['submitted'], 1):.0%}")  # fmt: skip
+    bar.add_row(
+        ProgressBar(total=max(p["submitted"], 1), completed=p["done"], width=50),
+        f"{p['done'] / max(p['submitted'], 1):.0%}",
+    )
     parts.append(bar)
 
     span_s = None
@@ -89,8 +102,16 @@ def render(tail: LogTail, now_us: int | None = None):
     if start is not None:
         span_s = max((end - start) / 1e6, 1e-9)
     table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
-    for column, justify in (("engine", "right"), ("state", "left"), ("task", "left"), ("running", "right"),
-                            ("done", "right"), ("errors", "right"), ("busy s", "right"), ("util", "right")):  # fmt: skip
+    for column, justify in (
+        ("engine", "right"),
+        ("state", "left"),
+        ("task", "left"),
+        ("running", "right"),
+        ("done", "right"),
+        ("errors", "right"),
+        ("busy s", "right"),
+        ("util", "right"),
+    ):
         table.add_column(column, justify=justify, no_wrap=True, overflow="ellipsis", max_width=28)
     for engine_id in sorted((e for e in state.engines if e is not None)):
         engine = state.engines[engine_id]
@@ -103,10 +124,16 @@ def render(tail: LogTail, now_us: int | None = None):
             what, style = "idle", ""
         running = _seconds(max(now_us - task.start_us, 0)) if task is not None and task.start_us else ""
         util = f"{engine.busy_seconds / span_s:.0%}" if span_s else ""
-        table.add_row(str(engine_id), Text(what, style=style),
-                      Text(task.display_name) if task else "", running,
-                      str(engine.tasks_done), Text(str(engine.errors), style="red" if engine.errors else ""),
-                      f"{engine.busy_seconds:.1f}", util)  # fmt: skip
+        table.add_row(
+            str(engine_id),
+            Text(what, style=style),
+            Text(task.display_name) if task else "",
+            running,
+            str(engine.tasks_done),
+            Text(str(engine.errors), style="red" if engine.errors else ""),
+            f"{engine.busy_seconds:.1f}",
+            util,
+        )
     parts.append(table)
 
     if state.recent_errors:
@@ -193,4 +220,3 @@ class TerminalViewer(Viewer):
                 last = line
             if stop.wait(1.0):
                 break
-

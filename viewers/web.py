@@ -25,6 +25,7 @@ address needs a token (generated, or ``--token``), checked on every request;
 TLS with ``--certfile``/``--keyfile``. Every text from the log reaches the
 page through ``textContent`` or canvas ``fillText``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -75,8 +76,10 @@ TASK_TEXT_MAX = 4 << 20  # characters of stdout/stderr per task in /api/task
 KEEPALIVE = 15.0  # seconds between SSE comments on a quiet stream
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 LOCAL_HOST_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
-       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")  # fmt: skip
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 # The only files the server sends: name -> (package, resource, content type). Loaded once, at start.
 ASSETS = {
@@ -89,12 +92,18 @@ ASSETS = {
 # Every page is the shell (web_static/page.html) around its own main content.
 PAGE_SHELL = "web_static/page.html"
 PAGES = {
-    "cluster": ("web_static/cluster.html", "",
-                '      <a class="navlink current" id="nav-cluster" href="/@@QUERY@@">Cluster</a>\n'),
-    "engine": ("web_static/engine.html", "Engine &middot; ",
-               '      <a class="navlink" id="nav-cluster" href="/@@QUERY@@">Cluster</a>\n'
-               '      <span class="navlink current" id="nav-engine">Engine</span>\n'),
-}  # fmt: skip
+    "cluster": (
+        "web_static/cluster.html",
+        "",
+        '      <a class="navlink current" id="nav-cluster" href="/@@QUERY@@">Cluster</a>\n',
+    ),
+    "engine": (
+        "web_static/engine.html",
+        "Engine &middot; ",
+        '      <a class="navlink" id="nav-cluster" href="/@@QUERY@@">Cluster</a>\n'
+        '      <span class="navlink current" id="nav-engine">Engine</span>\n',
+    ),
+}
 
 _TASK_KINDS = frozenset({ev.TASK, ev.SUBMIT, ev.START, ev.COMPLETE, ev.STDOUT, ev.STDERR, ev.ATTEMPT_ERROR, ev.LABEL})
 
@@ -163,16 +172,37 @@ def task_row(task, chars: int = OUTPUT_CHARS) -> list:
     if task.ename is not None or status == 1:
         error = _text(task.error) or "(no error message)"
     started = task.started_us if task.started_us is not None else task.start_us
-    return [prefix, suffix, _text(task.name), _text(task.function), task.engine_id, status, task.submitted_us, started,
-            task.completed_us, task.received_us, error, _head(task._stdout, chars), _head(task._stderr, chars)]  # fmt: skip
+    return [
+        prefix,
+        suffix,
+        _text(task.name),
+        _text(task.function),
+        task.engine_id,
+        status,
+        task.submitted_us,
+        started,
+        task.completed_us,
+        task.received_us,
+        error,
+        _head(task._stdout, chars),
+        _head(task._stderr, chars),
+    ]
 
 
 def engine_row(engine) -> list:
     """[id, registered, unregistered, present at start, tasks done, errors, busy µs, current msg_id, its start]."""
     task = engine.current
-    return [engine.id, engine.registered_us, engine.unregistered_us, engine.present_at_start, engine.tasks_done,
-            engine.errors, engine.busy_us, task.msg_id if task is not None else None,
-            task.start_us if task is not None else None]  # fmt: skip
+    return [
+        engine.id,
+        engine.registered_us,
+        engine.unregistered_us,
+        engine.present_at_start,
+        engine.tasks_done,
+        engine.errors,
+        engine.busy_us,
+        task.msg_id if task is not None else None,
+        task.start_us if task is not None else None,
+    ]
 
 
 def _now_us() -> int:
@@ -203,8 +233,16 @@ class Hub:
     and reads the state only through executor threads.
     """
 
-    def __init__(self, tail: LogTail, *, poll: bool = False, interval: float = BATCH_INTERVAL,
-                 ring_batches: int = RING_BATCHES, ring_bytes: int = RING_BYTES, output_chars: int = OUTPUT_CHARS):  # fmt: skip
+    def __init__(
+        self,
+        tail: LogTail,
+        *,
+        poll: bool = False,
+        interval: float = BATCH_INTERVAL,
+        ring_batches: int = RING_BATCHES,
+        ring_bytes: int = RING_BYTES,
+        output_chars: int = OUTPUT_CHARS,
+    ):
         if not isinstance(tail.state, TrackedState):
             tail = LogTail(tail.path, freeze_gc=tail.freeze_gc, state_class=TrackedState)
         self.tail = tail
@@ -341,12 +379,19 @@ class Hub:
             if self._engines.get(engine.id) != row:
                 self._engines[engine.id] = row
                 engines.append(row)
-        marks = state.marks[self._sent_marks:]
-        notices = self.tail.notices[self._sent_notices:]
+        marks = state.marks[self._sent_marks :]
+        notices = self.tail.notices[self._sent_notices :]
         damage = self._damage_count(state)
         live = self._live(state)
-        if not (tasks or engines or marks or notices or damage != self._sent_damage
-                or live["closed"] != self._closed or live["exists"] != self._exists):  # fmt: skip
+        if not (
+            tasks
+            or engines
+            or marks
+            or notices
+            or damage != self._sent_damage
+            or live["closed"] != self._closed
+            or live["exists"] != self._exists
+        ):
             return None
         self.seq += 1
         batch = {"seq": self.seq, **live, "tasks": tasks, "engines": engines}
@@ -393,8 +438,12 @@ class Hub:
     async def snapshot(self) -> Snapshot:
         """A snapshot for a new browser: the cached one while it is recent, else a new one (one at a time)."""
         cached = self._snapshot
-        if cached is not None and cached.epoch == self.loop_epoch and self._in_ring(cached.seq) \
-                and self.loop_seq - cached.seq <= SNAPSHOT_REUSE:  # fmt: skip
+        if (
+            cached is not None
+            and cached.epoch == self.loop_epoch
+            and self._in_ring(cached.seq)
+            and self.loop_seq - cached.seq <= SNAPSHOT_REUSE
+        ):
             return cached
         if self._snapshot_future is None:
             future = asyncio.ensure_future(IOLoop.current().run_in_executor(None, self.build_snapshot))
@@ -414,9 +463,13 @@ class Hub:
             if task is None:
                 return None
             record = task.to_dict()
-            record.update(engine_id=task.engine_id, submitted_us=task.submitted_us, completed_us=task.completed_us,
-                          started_us=task.started_us if task.started_us is not None else task.start_us,
-                          received_us=task.received_us)  # fmt: skip
+            record.update(
+                engine_id=task.engine_id,
+                submitted_us=task.submitted_us,
+                completed_us=task.completed_us,
+                started_us=task.started_us if task.started_us is not None else task.start_us,
+                received_us=task.received_us,
+            )
         for key in ("stdout", "stderr"):
             text = record[key]
             record[key + "_chars"] = len(text)
@@ -624,14 +677,23 @@ def is_loopback(host: str) -> bool:
 class WebServer:
     """Binds, serves and follows. ``listen()`` then ``run()`` (blocks until ``stop()`` or Ctrl-C)."""
 
-    def __init__(self, tail: LogTail, *, host: str = "127.0.0.1", port: int = 8181, token: str | None = None,
-                 certfile: str | None = None, keyfile: str | None = None, poll: bool = False, **hub_options):  # fmt: skip
+    def __init__(
+        self,
+        tail: LogTail,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8181,
+        token: str | None = None,
+        certfile: str | None = None,
+        keyfile: str | None = None,
+        poll: bool = False,
+        **hub_options,
+    ):
         self.host, self.port = host, port
         self.certfile, self.keyfile = certfile, keyfile
         self.hub = Hub(tail, poll=poll, **hub_options)
         if token == "" and not is_loopback(host):
-            raise ServeError(f"binding {host} needs a token: give a non-empty --token, or none to get one",
-                             "USAGE")  # fmt: skip
+            raise ServeError(f"binding {host} needs a token: give a non-empty --token, or none to get one", "USAGE")
         if token is None and not is_loopback(host):
             token = secrets.token_hex(24)
         self.token = token or None
@@ -646,7 +708,9 @@ class WebServer:
         self.pages = {}
         for page, (body, title, nav) in PAGES.items():
             text = shell.replace("@@PAGE@@", page).replace("@@TITLE@@", title).replace("@@NAV@@", nav)
-            self.pages[page] = self._render(text.replace("@@BODY@@", _load("ipyrecorder.viewers", body).decode("utf-8")))
+            self.pages[page] = self._render(
+                text.replace("@@BODY@@", _load("ipyrecorder.viewers", body).decode("utf-8"))
+            )
 
     def _ssl_context(self):
         if self.certfile is None:
@@ -666,8 +730,12 @@ class WebServer:
     def _render(self, template: str) -> bytes:
         query = "?token=" + quote(self.token, safe="") if self.token else ""
         name = os.path.basename(str(self.hub.tail.path))
-        for key, value in (("@@QUERY@@", html.escape(query)), ("@@TOKEN@@", html.escape(self.token or "")),
-                           ("@@LOG@@", html.escape(name)), ("@@VERSION@@", html.escape(__version__))):  # fmt: skip
+        for key, value in (
+            ("@@QUERY@@", html.escape(query)),
+            ("@@TOKEN@@", html.escape(self.token or "")),
+            ("@@LOG@@", html.escape(name)),
+            ("@@VERSION@@", html.escape(__version__)),
+        ):
             template = template.replace(key, value)
         return template.encode("utf-8")
 
@@ -694,8 +762,9 @@ class WebServer:
         except OSError as exc:
             where = f"{self.host}:{self.port}"
             if exc.errno == errno.EADDRINUSE:
-                raise ServeError(f"port {self.port} is in use on {self.host} (choose another with --port)",
-                                 "PORT_IN_USE") from None  # fmt: skip
+                raise ServeError(
+                    f"port {self.port} is in use on {self.host} (choose another with --port)", "PORT_IN_USE"
+                ) from None
             raise ServeError(f"cannot listen on {where}: {exc.strerror or exc}", "PORT_IN_USE") from None
         except socket.gaierror as exc:
             raise ServeError(f"cannot listen on {self.host}: {exc}", "PORT_IN_USE") from None
@@ -798,8 +867,15 @@ class WebViewer(Viewer):
     def server(self, tail, *, poll=False) -> WebServer:
         """A bound server (ServeError when it cannot start)."""
         config = self.config
-        server = WebServer(tail, host=config["host"], port=config["port"], token=config["token"],
-                           certfile=config["certfile"], keyfile=config["keyfile"], poll=poll)  # fmt: skip
+        server = WebServer(
+            tail,
+            host=config["host"],
+            port=config["port"],
+            token=config["token"],
+            certfile=config["certfile"],
+            keyfile=config["keyfile"],
+            poll=poll,
+        )
         server.listen()
         return server
 

@@ -1,4 +1,5 @@
 """A third-party sink: counts tasks by status (the example in docs/sinks.md)."""
+
 from ipyrecorder.sinks import Option, Sink
 
 
