@@ -7,29 +7,21 @@ The data flows one way: tap -> events -> log -> reader -> state -> sink/viewer.
     state = ipyrecorder.replay("run.mpk")
 """
 
-__version__ = "0.1.0"
-
-from .log import (  # noqa: E402
-    Damage,
+from ._version import __version__
+from .errors import (
+    IpyrecorderError,
+    IpyrecorderWarning,
     LogError,
     LogLocked,
-    LogReader,
-    LogWriter,
     NotALog,
+    RecorderWarning,
+    TapError,
     UnsupportedVersion,
-    open_log,
-    read_events,
 )
-from .state import Engine, Mark, State, Task, replay  # noqa: E402
+from .log import Damage, LogReader, LogWriter, open_log, read_events
+from .state import Engine, Mark, State, Task, replay
 
-_LAZY = {
-    "recording": "recorder",
-    "Recording": "recorder",
-    "RecorderWarning": "errors",
-    "TapError": "errors",
-    "snapshot": "snapshot",
-    "dump": "snapshot",
-}
+_LAZY = {"recording": "recorder", "Recording": "recorder", "snapshot": "snapshot", "dump": "snapshot"}
 
 
 def __getattr__(name):
@@ -42,8 +34,11 @@ def __getattr__(name):
 
 
 __all__ = [
+    "__version__",
     "Damage",
     "Engine",
+    "IpyrecorderError",
+    "IpyrecorderWarning",
     "LogError",
     "LogLocked",
     "LogReader",

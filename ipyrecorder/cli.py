@@ -7,50 +7,52 @@ import json
 import os
 import sys
 import warnings
-from enum import IntEnum
 from pathlib import Path
 
 import click
 
-from .log import LogError, LogLocked, LogReader, NotALog, UnsupportedVersion, read_header
+from .errors import (
+    Damaged,
+    IpyrecorderError,
+    LogError,
+    LogLocked,
+    NoCluster,
+    NoFile,
+    PortInUse,
+    UsageError,
+)
+from .log import LogReader, read_header
 from .log import repair as repair_tail
+from .status import ExitStatus
+
+# The one mapping from errors to exit statuses: the first class an error is an instance of.
+EXIT_STATUS = (
+    (LogLocked, ExitStatus.LOCKED),
+    (LogError, ExitStatus.NOT_A_LOG),
+    (UsageError, ExitStatus.USAGE),
+    (NoFile, ExitStatus.NO_FILE),
+    (Damaged, ExitStatus.DAMAGED),
+    (NoCluster, ExitStatus.NO_CLUSTER),
+    (PortInUse, ExitStatus.PORT_IN_USE),
+    (click.ClickException, ExitStatus.USAGE),
+)
 
 
-class ExitStatus(IntEnum):
-    """Exit codes, documented in docs/cli.md."""
-
-    OK = 0
-    ERROR = 1  # unexpected internal error
-    USAGE = 2  # bad arguments, unknown sink, bad sink option
-    NO_FILE = 3  # a named file does not exist or cannot be read/written
-    NOT_A_LOG = 4  # not an ipyrecorder log, or a newer format version
-    DAMAGED = 5  # `check` found damage (and did not repair all of it)
-    LOCKED = 6  # another writer holds the log's lock
-    NO_CLUSTER = 7  # cannot connect to the cluster (import-hub, record)
-    PORT_IN_USE = 8  # serve: the port is taken, or the address cannot be bound
-
-
-class Failure(Exception):
-    """An expected failure: printed as one line, exits with ``status``."""
-
-    def __init__(self, message: str, status: ExitStatus):
-        super().__init__(message)
-        self.status = status
+def exit_status_of(error: BaseException) -> ExitStatus:
+    return next((status for kind, status in EXIT_STATUS if isinstance(error, kind)), ExitStatus.ERROR)
 
 
 @contextlib.contextmanager
 def _log_errors(path):
-    """One line and the right exit status for a missing, unreadable or foreign log."""
+    """A missing or unreadable log is NoFile, naming it."""
     try:
         yield
     except FileNotFoundError:
-        raise Failure(f"{path}: no such file", ExitStatus.NO_FILE) from None
+        raise NoFile(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise Failure(f"{path}: is a directory", ExitStatus.NO_FILE) from None
+        raise NoFile(f"{path}: is a directory") from None
     except PermissionError:
-        raise Failure(f"{path}: permission denied", ExitStatus.NO_FILE) from None
-    except (NotALog, UnsupportedVersion) as exc:
-        raise Failure(str(exc), ExitStatus.NOT_A_LOG) from None
+        raise NoFile(f"{path}: permission denied") from None
 
 
 def _open_reader(path) -> LogReader:
@@ -58,12 +60,19 @@ def _open_reader(path) -> LogReader:
         return LogReader(path)
 
 
+def _json_option(name: str, text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{name} is not valid JSON: {exc}") from None
+
+
 def _parse_options(pairs) -> dict:
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise Failure(f"--option takes key=value, not {pair!r}", ExitStatus.USAGE)
+            raise UsageError(f"--option takes key=value, not {pair!r}")
         options[key.strip()] = value
     return options
 
@@ -91,14 +100,10 @@ def _open_all(logs):
 
 
 def _fold_all(logs, until):
-    from .query import QueryError
     from .state import replay as fold
 
     _open_all(logs)
-    try:
-        state = fold(*logs, until=until)
-    except QueryError as exc:
-        raise Failure(str(exc), ExitStatus.USAGE) from None
+    state = fold(*logs, until=until)
     _warn_damage(logs, state.damage)
     return state
 
@@ -137,31 +142,22 @@ def _warn_damage(logs, damage) -> None:
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A sink option; repeatable.")
 def replay(logs, sink_name, output, options, until):
     """Replay LOG (several are merged) into a sink: json, csv, matplotlib, ..."""
-    from .sinks import Log, SinkError, get_sink
+    from .sinks import Log, get_sink
 
     _open_all(logs)
-    try:
-        sink = get_sink(sink_name).from_strings(_parse_options(options))
-    except SinkError as exc:
-        raise Failure(str(exc), ExitStatus.USAGE) from None
+    sink = get_sink(sink_name).from_strings(_parse_options(options))
     log = Log(*logs, until=until)
     if until is not None:
         log.state = _fold_all(logs, until)
         log.damage = []  # already reported
     if not sink.wants_output():
-        try:
-            sink.write(log, None)
-        except SinkError as exc:
-            raise Failure(str(exc), ExitStatus.USAGE) from None
+        sink.write(log, None)
         _warn_damage(logs, log.damage)
         return
     if output is None:
         output = str(Path(logs[0]).with_suffix(sink.suffix)) if sink.suffix else "-"
-    try:
-        with _output(output, sink.binary) as out:
-            sink.write(log, out)
-    except SinkError as exc:
-        raise Failure(str(exc), ExitStatus.USAGE) from None
+    with _output(output, sink.binary) as out:
+        sink.write(log, out)
     _warn_damage(logs, log.damage)
     if output != "-":
         click.echo(f"wrote {output}", err=True)
@@ -175,7 +171,7 @@ def _output(path, binary):
     try:
         fh = open(path, "wb") if binary else open(path, "w", newline="", encoding="utf-8")
     except OSError as exc:
-        raise Failure(f"{path}: cannot write ({exc.strerror})", ExitStatus.NO_FILE) from None
+        raise NoFile(f"{path}: cannot write ({exc.strerror})") from None
     try:
         with fh:
             yield fh
@@ -228,22 +224,13 @@ def viewers(verbose):
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A viewer option; repeatable.")
 def watch(log, viewer_name, poll, once, options):
     """Follow LOG as it grows and show the cluster's state live."""
-    from .plugin import PluginError
     from .tail import LogTail
     from .viewer import get_viewer
 
-    try:
-        viewer = get_viewer(viewer_name).from_strings(_parse_options(options))
-    except PluginError as exc:
-        raise Failure(str(exc), ExitStatus.USAGE) from None
+    viewer = get_viewer(viewer_name).from_strings(_parse_options(options))
     if once:
         _open_all([log])  # one line, and the right status, for a missing or bad file
-    try:
-        viewer.run(LogTail(log, freeze_gc=True), poll=poll, once=once)
-    except (NotALog, UnsupportedVersion) as exc:
-        raise Failure(str(exc), ExitStatus.NOT_A_LOG) from None
-    except PluginError as exc:
-        raise Failure(str(exc), ExitStatus.USAGE) from None
+    viewer.run(LogTail(log, freeze_gc=True), poll=poll, once=once)
 
 
 @cli.command()
@@ -269,22 +256,13 @@ def info(logs, as_json, until):
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 def query(logs, where, keys, fmt, until):
     """Find tasks with Hub-style queries: $in $nin $eq $ne $gt $gte $lt $lte $glob."""
-    from .query import QueryError
     from .query import query as run_query
 
-    try:
-        condition = json.loads(where)
-    except json.JSONDecodeError as exc:
-        raise Failure(f"--where is not valid JSON: {exc}", ExitStatus.USAGE) from None
+    condition = _json_option("--where", where)
     state = _fold_all(logs, until)
     default_keys = ["name", "function", "engine_id", "status", "started", "run_seconds", "error"]
     wanted = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
-    try:
-        records = run_query(
-            state, condition, wanted if wanted is not None else default_keys if fmt == "table" else None
-        )
-    except QueryError as exc:
-        raise Failure(str(exc), ExitStatus.USAGE) from None
+    records = run_query(state, condition, wanted if wanted is not None else default_keys if fmt == "table" else None)
     _print_records(records, fmt)
 
 
@@ -415,10 +393,7 @@ def check(log, repair):
     damage = reader.damage
     tail = [d for d in damage if d.reason == "torn tail"]
     if repair and tail:
-        try:
-            cut = repair_tail(log)
-        except LogLocked as exc:
-            raise Failure(str(exc), ExitStatus.LOCKED) from None
+        cut = repair_tail(log)
         if cut is not None:
             click.echo(f"{log}: repaired: cut {cut}")
             damage = [d for d in damage if d.reason != "torn tail"]
@@ -426,7 +401,7 @@ def check(log, repair):
         click.echo(f"{log}: {d}")
     click.echo(f"{log}: {events} events, {'ok' if not damage else f'{len(damage)} damaged region(s)'}")
     if damage:
-        raise Failure(f"{log}: damaged", ExitStatus.DAMAGED)
+        raise Damaged(f"{log}: damaged")
 
 
 def _cluster_options(f):
@@ -439,11 +414,11 @@ def _connect(profile, url_file):
     from .hub import connect
 
     if url_file and not os.path.exists(url_file):
-        raise Failure(f"{url_file}: no such file", ExitStatus.NO_FILE)
+        raise NoFile(f"{url_file}: no such file")
     try:
         return connect(profile=profile, url_file=url_file)
     except Exception as exc:
-        raise Failure(f"cannot connect to the cluster: {type(exc).__name__}: {exc}", ExitStatus.NO_CLUSTER) from None
+        raise NoCluster(f"cannot connect to the cluster: {type(exc).__name__}: {exc}") from None
 
 
 @cli.command("import-hub")
@@ -455,10 +430,7 @@ def import_hub(profile, url_file, output, where):
     from .hub import HUB_DB_NOTE
     from .hub import import_hub as run_import
 
-    try:
-        condition = json.loads(where)
-    except json.JSONDecodeError as exc:
-        raise Failure(f"--where is not valid JSON: {exc}", ExitStatus.USAGE) from None
+    condition = _json_option("--where", where)
     client = _connect(profile, url_file)
     try:
         count = run_import(client, output, condition)
@@ -507,17 +479,11 @@ def record(profile, url_file, output, interval):
 @click.option("--poll", is_flag=True, help="Poll the file instead of waiting for file events (network file systems).")
 def serve(log, host, port, certfile, keyfile, token, poll):
     """Serve a live web dashboard of LOG: engines, timeline, engine pages, task search (read-only)."""
-    from .plugin import PluginError
     from .tail import LogTail
     from .viewers.web import WebViewer
 
     viewer = WebViewer(host=host, port=port, certfile=certfile, keyfile=keyfile, token=token)
-    try:
-        viewer.run(LogTail(log, freeze_gc=True), poll=poll)
-    except (NotALog, UnsupportedVersion) as exc:
-        raise Failure(str(exc), ExitStatus.NOT_A_LOG) from None
-    except PluginError as exc:
-        raise Failure(str(exc), ExitStatus.USAGE) from None
+    viewer.run(LogTail(log, freeze_gc=True), poll=poll)
 
 
 @cli.command()
@@ -535,23 +501,17 @@ def main(argv=None) -> int:
     debug = bool(os.environ.get("IPYRECORDER_DEBUG"))
     try:
         cli.main(args=argv, prog_name="ipyrecorder", standalone_mode=False)
-    except Failure as exc:
-        click.echo(f"ipyrecorder: error: {exc}", err=True)
-        return exc.status
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.Abort:
         click.echo("ipyrecorder: aborted", err=True)
-        return 130
+        return ExitStatus.INTERRUPTED
     except click.ClickException as exc:
         click.echo(f"ipyrecorder: error: {exc.format_message()}", err=True)
-        return ExitStatus.USAGE
-    except LogLocked as exc:
+        return exit_status_of(exc)
+    except IpyrecorderError as exc:
         click.echo(f"ipyrecorder: error: {exc}", err=True)
-        return ExitStatus.LOCKED
-    except LogError as exc:
-        click.echo(f"ipyrecorder: error: {exc}", err=True)
-        return ExitStatus.NOT_A_LOG
+        return exit_status_of(exc)
     except BrokenPipeError:
         return ExitStatus.OK
     except Exception as exc:

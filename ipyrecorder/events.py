@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timedelta, timezone
 
+from .errors import FormatError
+
 FORMAT_NAME = "ipyrecorder"
 FORMAT_VERSION = 1
 
@@ -61,10 +63,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ISO_Z = sys.version_info >= (3, 11)  # fromisoformat reads a trailing "Z" itself
 # Keep encoded times within int32 (5 bytes in msgpack) by moving the base.
 TIMEBASE_SPAN = 2**31 - 1
-
-
-class FormatError(ValueError):
-    """The bytes are framed correctly but do not hold a valid event."""
 
 
 def to_us(value) -> int | None:

@@ -26,6 +26,23 @@ from typing import Iterator
 import msgpack
 
 from . import events as ev
+from .errors import LogDamageWarning, LogError, LogLocked, NotALog, UnsupportedVersion
+
+__all__ = [
+    "Damage",
+    "FrameScanner",
+    "LogDamageWarning",
+    "LogError",
+    "LogLocked",
+    "LogReader",
+    "LogWriter",
+    "NotALog",
+    "UnsupportedVersion",
+    "open_log",
+    "read_events",
+    "read_header",
+    "repair",
+]
 
 try:  # advisory locks are POSIX-only; elsewhere two writers are not prevented
     import fcntl
@@ -37,22 +54,6 @@ HEAD_SIZE = FRAME_HEAD.size  # 11
 MAX_PAYLOAD = 1 << 28  # larger length fields are damage, not a frame to wait for
 FRAME_PREFIX_MAX = 32  # room for the FRAME event that opens every frame
 FLUSH_BYTES = 1 << 20  # the writer starts a new frame past this many buffered bytes
-
-
-class LogError(Exception):
-    """Base class for errors about a log file as a whole."""
-
-
-class NotALog(LogError):
-    """The file is not an ipyrecorder log."""
-
-
-class UnsupportedVersion(LogError):
-    """The log was written by a newer, incompatible format version."""
-
-
-class LogLocked(LogError):
-    """Another writer holds the log's advisory lock."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,7 @@ def new_header(**fields) -> dict:
         ipp_version = version("ipyparallel")
     except PackageNotFoundError:  # pragma: no cover
         ipp_version = None
-    from . import __version__
+    from ._version import __version__
 
     header = {
         "kind": "header",
@@ -461,7 +462,3 @@ def read_events(path) -> Iterator[dict]:
     yield from reader.events()
     for damage in reader.damage:
         warnings.warn(f"{path}: {damage}", LogDamageWarning, stacklevel=2)
-
-
-class LogDamageWarning(UserWarning):
-    """Part of a log could not be read (see ``LogReader.damage``)."""

@@ -13,13 +13,9 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any, Callable
 
+from .errors import PluginError, PluginWarning
 
-class PluginError(Exception):
-    """A plugin was asked for something it cannot do (unknown option, bad value, missing extra)."""
-
-
-class PluginWarning(UserWarning):
-    """A plugin could not be loaded; the others keep working."""
+__all__ = ["Option", "Plugin", "PluginEntry", "PluginError", "PluginWarning", "discover", "get"]
 
 
 def parse_bool(text: str) -> bool:

@@ -12,10 +12,7 @@ import fnmatch
 import re
 from datetime import datetime, timedelta, timezone
 
-
-class QueryError(ValueError):
-    """The query cannot be run: unknown key or operator, or a value of the wrong type."""
-
+from .errors import QueryError
 
 TIME_KEYS = ("submitted", "started", "completed", "received")
 NUMBER_KEYS = ("engine_id", "target", "chunk", "run_seconds", "queue_seconds", "wall_seconds", "attempts")

@@ -59,6 +59,7 @@ from tornado.iostream import StreamClosedError
 
 from ipyrecorder import __version__
 from ipyrecorder import events as ev
+from ipyrecorder.errors import NoFile, PortInUse
 from ipyrecorder.plugin import Option, PluginError
 from ipyrecorder.plugins.html_sink import NO_SUFFIX, STATUS_CODE, build_report_data
 from ipyrecorder.state import State
@@ -106,14 +107,6 @@ PAGES = {
 }
 
 _TASK_KINDS = frozenset({ev.TASK, ev.SUBMIT, ev.START, ev.COMPLETE, ev.STDOUT, ev.STDERR, ev.ATTEMPT_ERROR, ev.LABEL})
-
-
-class ServeError(Exception):
-    """The server cannot start: ``status`` names the ExitStatus (PORT_IN_USE, NO_FILE, USAGE)."""
-
-    def __init__(self, message: str, status: str):
-        super().__init__(message)
-        self.status = status
 
 
 # -- following the log ------------------------------------------------------------------------------
@@ -693,7 +686,7 @@ class WebServer:
         self.certfile, self.keyfile = certfile, keyfile
         self.hub = Hub(tail, poll=poll, **hub_options)
         if token == "" and not is_loopback(host):
-            raise ServeError(f"binding {host} needs a token: give a non-empty --token, or none to get one", "USAGE")
+            raise PluginError(f"binding {host} needs a token: give a non-empty --token, or none to get one")
         if token is None and not is_loopback(host):
             token = secrets.token_hex(24)
         self.token = token or None
@@ -715,16 +708,16 @@ class WebServer:
     def _ssl_context(self):
         if self.certfile is None:
             if self.keyfile is not None:
-                raise ServeError("--keyfile needs --certfile", "USAGE")
+                raise PluginError("--keyfile needs --certfile")
             return None
         for path in (self.certfile, self.keyfile):
             if path is not None and not os.path.isfile(path):
-                raise ServeError(f"{path}: no such file", "NO_FILE")
+                raise NoFile(f"{path}: no such file")
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         try:
             context.load_cert_chain(self.certfile, self.keyfile)
         except (ssl.SSLError, OSError) as exc:
-            raise ServeError(f"cannot load the TLS certificate and key: {exc}", "USAGE") from None
+            raise PluginError(f"cannot load the TLS certificate and key: {exc}") from None
         return context
 
     def _render(self, template: str) -> bytes:
@@ -756,18 +749,16 @@ class WebServer:
 
     # -- running -----------------------------------------------------------------------------------
     def listen(self) -> None:
-        """Bind the port (ServeError PORT_IN_USE when it is taken or cannot be bound)."""
+        """Bind the port (PortInUse when it is taken or cannot be bound)."""
         try:
             self.sockets = tornado.netutil.bind_sockets(self.port, address=self.host or None, reuse_port=False)
         except OSError as exc:
             where = f"{self.host}:{self.port}"
             if exc.errno == errno.EADDRINUSE:
-                raise ServeError(
-                    f"port {self.port} is in use on {self.host} (choose another with --port)", "PORT_IN_USE"
-                ) from None
-            raise ServeError(f"cannot listen on {where}: {exc.strerror or exc}", "PORT_IN_USE") from None
+                raise PortInUse(f"port {self.port} is in use on {self.host} (choose another with --port)") from None
+            raise PortInUse(f"cannot listen on {where}: {exc.strerror or exc}") from None
         except socket.gaierror as exc:
-            raise ServeError(f"cannot listen on {self.host}: {exc}", "PORT_IN_USE") from None
+            raise PortInUse(f"cannot listen on {self.host}: {exc}") from None
         self.port = self.sockets[0].getsockname()[1]
 
     def urls(self) -> list:
@@ -865,7 +856,7 @@ class WebViewer(Viewer):
     )
 
     def server(self, tail, *, poll=False) -> WebServer:
-        """A bound server (ServeError when it cannot start)."""
+        """A bound server (PluginError, NoFile or PortInUse when it cannot start)."""
         config = self.config
         server = WebServer(
             tail,
@@ -885,12 +876,7 @@ class WebViewer(Viewer):
         port = self.config["port"]
         if port is None or not 0 <= port <= 65535:
             raise PluginError(f"bad value for option 'port': {port!r} (0 to 65535)")
-        try:
-            server = self.server(tail, poll=poll)
-        except ServeError as exc:
-            from ipyrecorder.cli import ExitStatus, Failure
-
-            raise Failure(str(exc), ExitStatus[exc.status]) from None
+        server = self.server(tail, poll=poll)
         server.announce()
         previous = {}
         if threading.current_thread() is threading.main_thread():  # Ctrl-C and SIGTERM stop it cleanly
