@@ -39,6 +39,7 @@ from array import array
 from importlib import resources
 
 from ipyrecorder import __version__
+from ipyrecorder.colours import with_colours
 from ipyrecorder.events import from_us, split_msg_id, to_us
 from ipyrecorder.sinks import Option, Sink, SinkError
 
@@ -297,7 +298,7 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
 def render_html(meta: dict, blob: bytes, compress: bool = True) -> str:
     """The whole page: template with CSS, JS and data inlined. ASCII only."""
     template, css, js = (_template_text(name) for name in TEMPLATE_FILES)
-    js = _template_text(SHARED_JS) + "\n" + js
+    js = with_colours(_template_text(SHARED_JS)) + "\n" + js
     for text, tag in ((css, "</style"), (js, "</script")):
         if tag in text.lower():  # the bundled assets must not end their own element
             raise SinkError(f"html_report asset contains {tag!r}")

@@ -7,11 +7,10 @@ and bars are drawn as collections so that 100,000 tasks render in seconds.
 
 from __future__ import annotations
 
+from ipyrecorder.colours import BUSY, MARK, MEAN, QUEUED, REPLY_LATENCY, STATUS_COLOURS, colour_of
 from ipyrecorder.sinks import Option, Sink, SinkError
 from ipyrecorder.state import engine_label
 
-STATUS_COLOURS = {"error": "#d62728", "aborted": "#7f7f7f", "running": "#ffbf00"}
-FUNCTION_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#aec7e8")
 DPI = 120
 BUSY_BINS = 2000  # the busy curve is averaged into this many slices at most
 THIN_BAR_PX = 3  # bars narrower than this (median) get no white edges: they would wash out
@@ -42,7 +41,7 @@ class TimelineData:
         self.engine_ids = sorted(set(rows))
         self.row_of = {e: i for i, e in enumerate(self.engine_ids)}
         functions = sorted({t.function or "" for t in state.tasks.values()})
-        self.colour_of = {f: FUNCTION_COLOURS[i % len(FUNCTION_COLOURS)] for i, f in enumerate(functions)}
+        self.colour_of = {f: colour_of(f) for f in functions}
 
         tasks = state.tasks.values() if tasks is None else tasks
         placed = [t for t in tasks if t.engine_id in self.row_of and (t.started_us or t.start_us)]
@@ -117,12 +116,12 @@ def task_collections(data: TimelineData, edges: bool = True) -> list:
     return [
         PolyCollection(
             _bars(data.row[queued], data.submitted[queued], data.start[queued], -0.12, 0.12),
-            facecolors="#c6dbef",
+            facecolors=QUEUED,
             edgecolors="none",
         ),
         PolyCollection(
             _bars(data.row[late], data.end[late], data.received[late], -0.12, 0.12),
-            facecolors="#fdd0a2",
+            facecolors=REPLY_LATENCY,
             edgecolors="none",
         ),
         PolyCollection(
@@ -136,9 +135,9 @@ def task_collections(data: TimelineData, edges: bool = True) -> list:
 
 def draw_busy(busy_ax, times, busy, mean, engines: int) -> None:
     """The busy-engines panel: a step curve and its mean."""
-    busy_ax.fill_between(times, busy, step="post", color="#1f77b4", alpha=0.35, linewidth=0)
-    busy_ax.step(times, busy, where="post", color="#1f77b4", linewidth=0.8)
-    busy_ax.axhline(mean, color="#d62728", linewidth=0.8, label=f"mean {mean:.2f}")
+    busy_ax.fill_between(times, busy, step="post", color=BUSY, alpha=0.35, linewidth=0)
+    busy_ax.step(times, busy, where="post", color=BUSY, linewidth=0.8)
+    busy_ax.axhline(mean, color=MEAN, linewidth=0.8, label=f"mean {mean:.2f}")
     busy_ax.set_ylim(0, max(engines, 1) * 1.05)
     busy_ax.set_ylabel("busy engines", fontsize=8)
     busy_ax.set_xlabel("seconds since the first submission (client clock; bars use engine clocks)", fontsize=8)
@@ -148,7 +147,7 @@ def draw_busy(busy_ax, times, busy, mean, engines: int) -> None:
 
 def draw_mark(ax, busy_ax, t, text) -> None:
     for axis in (ax, busy_ax):
-        axis.axvline(t, color="#444444", linewidth=0.8, linestyle="--")
+        axis.axvline(t, color=MARK, linewidth=0.8, linestyle="--")
     ax.annotate(
         text,
         (t, 0.98),
@@ -214,8 +213,8 @@ def draw_timeline(state, figure=None):
     legend = [Patch(color=c, label=f or "(unknown)") for f, c in list(data.colour_of.items())[:8]]
     legend += [
         Patch(color=STATUS_COLOURS["error"], label="error"),
-        Patch(color="#c6dbef", label="queued"),
-        Patch(color="#fdd0a2", label="reply latency"),
+        Patch(color=QUEUED, label="queued"),
+        Patch(color=REPLY_LATENCY, label="reply latency"),
     ]
     if data.joins or data.leaves:
         legend += [

@@ -41,7 +41,7 @@ XSS = (
     '<img src=x onerror="window.__xss=1">',
     "</script><script>window.__xss=1</script>",
 )
-COLOURS = {"work": (0x1F, 0x77, 0xB4), "error": (0xD6, 0x27, 0x28)}  # first palette colour; errors
+COLOURS = {"work": (0x1F, 0x77, 0xB4), "error": (0xD6, 0x27, 0x28)}  # colour_of("work"); errors
 
 
 def report(log_path, out=None, *options):
@@ -560,3 +560,17 @@ def test_empty_and_odd_logs_render(page, tmp_path, kind):
         assert [r.split("\t")[0] for r in page.search("spin engine:10")] == ["late_2"]
         assert len(page.search("id:run_00")) == 1
     page.assert_clean()
+
+
+def test_functions_have_the_same_colour_in_python_and_the_page(page, tmp_path):
+    from ipyrecorder.colours import FUNCTION_PALETTE, colour_of, palette_index
+
+    write_sample(tmp_path / "a.mpk")
+    report(tmp_path / "a.mpk")
+    page.open(tmp_path / "a.html")
+    names = ["work", "", "simulate", "post-process", "\u00e9t\u00e9 \u2713", "\U0001f600", "f" * 300, "_map"]
+    in_page = page.js("names => names.map(n => window.ipyrecorderCommon.colourIndex(n))", names)
+    assert in_page == [palette_index(name) for name in names]
+    assert page.js("window.ipyrecorderCommon.PALETTE") == list(FUNCTION_PALETTE)
+    assert colour_of("work") == FUNCTION_PALETTE[palette_index("work")]
+    assert len({palette_index(f"f{i}") for i in range(100)}) == len(FUNCTION_PALETTE)  # the hash spreads names

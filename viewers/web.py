@@ -59,6 +59,7 @@ from tornado.iostream import StreamClosedError
 
 from ipyrecorder import __version__
 from ipyrecorder import events as ev
+from ipyrecorder.colours import with_colours
 from ipyrecorder.errors import NoFile, PortInUse
 from ipyrecorder.plugin import Option, PluginError
 from ipyrecorder.plugins.html_sink import NO_SUFFIX, STATUS_CODE, build_report_data
@@ -697,6 +698,8 @@ class WebServer:
         self._stopped = None
         self._stop_requested = False
         self.assets = {name: (_load(pkg, res), ctype) for name, (pkg, res, ctype) in ASSETS.items()}
+        common, ctype = self.assets["common.js"]
+        self.assets["common.js"] = (with_colours(common.decode("utf-8")).encode("utf-8"), ctype)
         shell = _load("ipyrecorder.viewers", PAGE_SHELL).decode("utf-8")
         self.pages = {}
         for page, (body, title, nav) in PAGES.items():

@@ -12,10 +12,17 @@
 
   var C = (root.ipyrecorderCommon = {});
 
-  // Colours: functions as the matplotlib sink colours them (sorted names, same palette).
-  C.PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#aec7e8"];
-  C.C_ERROR = "#d62728"; C.C_ABORTED = "#7f7f7f"; C.C_RUNNING = "#ffbf00"; C.C_QUEUED = "#c6dbef";
-  C.C_GRID = "#eaeef2"; C.C_ZEBRA = "#f6f8fa"; C.C_TEXT = "#57606a"; C.C_MARK = "#3d444d";
+  // Colours come from ipyrecorder/colours.py (substituted when the page or asset is built).
+  var COLOURS = /*@@COLOURS@@*/ null;
+  C.PALETTE = COLOURS.palette;
+  C.C_ERROR = COLOURS.error; C.C_ABORTED = COLOURS.aborted; C.C_RUNNING = COLOURS.running; C.C_QUEUED = COLOURS.queued;
+  // A function's palette index: FNV-1a over the UTF-8 bytes of its name, as colours.palette_index.
+  C.colourIndex = function (name) {
+    var bytes = new TextEncoder().encode(name || ""), h = 0x811c9dc5;
+    for (var k = 0; k < bytes.length; k++) h = Math.imul(h ^ bytes[k], 0x01000193) >>> 0;
+    return h % C.PALETTE.length;
+  };
+  C.C_GRID = "#eaeef2"; C.C_ZEBRA = "#f6f8fa"; C.C_TEXT = "#57606a"; C.C_MARK = COLOURS.mark;
   C.FONT = "12px system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif";
   var MU = (C.MU = "\u00b5"), DASH = (C.DASH = "\u2013");
   C.TIMES = "\u00d7";

@@ -118,7 +118,7 @@
     if (st === 3) return P + 2;
     var f = D.fn[i], c = S.fnColour.get(f);
     if (c === undefined) {
-      c = S.functions.length % P;
+      c = C.colourIndex(D.strings[f]);
       S.fnColour.set(f, c);
       S.functions.push(f);
       Legend.dirty = true;
@@ -251,11 +251,11 @@
       S.rowOf.set(e.id, r);
     });
     live.engines.forEach(applyEngine);
-    // function colours: sorted names, as the report and the matplotlib sink colour them
+    // function colours: C.colourIndex of each name, as every view colours them; the legend lists them sorted
     var used = new Set();
     for (var i = 0; i < n; i++) used.add(D.fn[i]);
     Array.from(used).sort(function (a, b) { var x = D.strings[a], y = D.strings[b]; return x < y ? -1 : x > y ? 1 : 0; })
-      .forEach(function (f, j) { S.fnColour.set(f, j % P); S.functions.push(f); });
+      .forEach(function (f) { S.fnColour.set(f, C.colourIndex(D.strings[f])); S.functions.push(f); });
     var R = D.engines.length, counts = new Uint32Array(R);
     for (i = 0; i < n; i++) {
       S.index.set(D.mp[i] * TWO32 + D.ms[i], i);
