@@ -238,13 +238,15 @@ def watch(log, viewer_name, poll, once, options):
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(logs, as_json, until):
     """Summarise LOG (several are merged): tasks by status, span, engines, damage."""
+    from .text import summary_text
+
     state = _fold_all(logs, until)
     summary = state.summary()
     if as_json:
         headers = [_header_json(h) for h in state.headers]
         click.echo(json.dumps({"logs": list(logs), "headers": headers, **summary}, indent=2, default=str))
         return
-    click.echo(_format_summary(logs, state, summary))
+    click.echo(summary_text(logs, state, summary))
 
 
 @cli.command()
@@ -302,43 +304,6 @@ def _print_records(records, fmt):
 
 def _header_json(header):
     return {**header, "t0": header["t0"].isoformat()}
-
-
-def _format_summary(logs, state, summary) -> str:
-    from .state import engine_label
-
-    lines = [f"{', '.join(map(str, logs))}: {summary['tasks']} tasks in {summary['span_seconds']:.3f} s"]
-    if state.headers:
-        first = state.headers[0]
-        lines.append(
-            f"  recorded on {first.get('host')} (pid {first.get('pid')}) from {first['t0']:%Y-%m-%d %H:%M:%S} UTC, "
-            f"{summary['segments']} segment(s), {'closed' if summary['closed'] else 'not closed'}"
-        )
-    status = ", ".join(f"{n} {s}" for s, n in summary["by_status"].items()) or "none"
-    lines.append(f"  tasks: {status}")
-    if summary["engines"]:
-        labels = {engine_id: engine_label(engine_id)[len("engine ") :] for engine_id in summary["engines"]}
-        width = max(6, *map(len, labels.values()))
-        lines.append(f"  {'engine':>{width}}  tasks  errors  busy s   utilisation")
-        for engine_id, e in summary["engines"].items():
-            util = "-" if e["utilisation"] is None else f"{e['utilisation']:.1%}"
-            lines.append(
-                f"  {labels[engine_id]:>{width}}  {e['tasks']:>5}  {e['errors']:>6}  {e['busy_seconds']:>7.3f}  "
-                f"{util:>11}"
-            )
-    if state.marks:
-        lines.append("  marks: " + ", ".join(m.text for m in state.marks))
-    for ended in dict.fromkeys(summary["ended"]):
-        lines.append(f"  ended: {ended}")
-    failed = state.failures()
-    if failed:
-        lines.append(
-            f"  failed attempts: {len(failed)} "
-            f"(`ipyrecorder failures {' '.join(map(str, logs))}` shows their tracebacks)"
-        )
-    for damage in summary["damage"]:
-        lines.append(f"  damage: {damage}")
-    return "\n".join(lines)
 
 
 @cli.command()
@@ -480,9 +445,9 @@ def record(profile, url_file, output, interval):
 def serve(log, host, port, certfile, keyfile, token, poll):
     """Serve a live web dashboard of LOG: engines, timeline, engine pages, task search (read-only)."""
     from .tail import LogTail
-    from .viewers.web import WebViewer
+    from .viewer import get_viewer
 
-    viewer = WebViewer(host=host, port=port, certfile=certfile, keyfile=keyfile, token=token)
+    viewer = get_viewer("web")(host=host, port=port, certfile=certfile, keyfile=keyfile, token=token)
     viewer.run(LogTail(log, freeze_gc=True), poll=poll)
 
 

@@ -73,11 +73,9 @@ def run_demo(output_dir, engines: int = 2, echo=print, scale: float = 1.0) -> Pa
     """Start a cluster in a private IPYTHONDIR, record the workload, print a summary."""
     import ipyparallel as ipp
 
-    from .cli import _format_summary
-    from .plugins.json_sink import JsonSink
-    from .plugins.matplotlib_sink import MatplotlibSink
     from .recorder import recording
-    from .sinks import Log
+    from .sinks import Log, get_sink
+    from .text import summary_text
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,10 +96,10 @@ def run_demo(output_dir, engines: int = 2, echo=print, scale: float = 1.0) -> Pa
 
     log = Log(log_path)
     with open(out / "demo.json", "w") as fh:
-        JsonSink().write(log, fh)
+        get_sink("json")().write(log, fh)
     with open(out / "demo.png", "wb") as fh:
-        MatplotlibSink().write(log, fh)
-    echo(_format_summary([log_path], log.state, log.state.summary()))
+        get_sink("matplotlib")().write(log, fh)
+    echo(summary_text([log_path], log.state, log.state.summary()))
     echo(f"wrote {out / 'demo.json'} and the timeline {out / 'demo.png'}")
     return log_path
 

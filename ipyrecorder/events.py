@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timedelta, timezone
 
-from .errors import FormatError
+from .errors import FormatError, NotALog, UnsupportedVersion
 
 FORMAT_NAME = "ipyrecorder"
 FORMAT_VERSION = 1
@@ -63,6 +63,22 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ISO_Z = sys.version_info >= (3, 11)  # fromisoformat reads a trailing "Z" itself
 # Keep encoded times within int32 (5 bytes in msgpack) by moving the base.
 TIMEBASE_SPAN = 2**31 - 1
+
+
+def check_header(array, path) -> dict:
+    """Validate a segment's header array and return its fields."""
+    if not (isinstance(array, (list, tuple)) and len(array) == 2 and array[0] == HEADER):
+        raise NotALog(f"{path} does not start with an ipyrecorder header")
+    fields = array[1]
+    if not isinstance(fields, dict) or fields.get("format") != FORMAT_NAME:
+        raise NotALog(f"{path} is not an ipyrecorder log")
+    version = fields.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise UnsupportedVersion(
+            f"{path} uses log format version {version}; this ipyrecorder reads up to "
+            f"{FORMAT_VERSION} (upgrade ipyrecorder)"
+        )
+    return fields
 
 
 def to_us(value) -> int | None:
@@ -313,8 +329,6 @@ class Decoder:
             self.base = a[2]
             return None
         if kind == HEADER:
-            from .log import check_header
-
             header = dict(check_header(a, "log"))
             self.reset(header["t0"])
             header["t0"] = from_us(header["t0"])

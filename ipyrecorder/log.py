@@ -27,8 +27,10 @@ import msgpack
 
 from . import events as ev
 from .errors import LogDamageWarning, LogError, LogLocked, NotALog, UnsupportedVersion
+from .events import check_header
 
 __all__ = [
+    "check_header",
     "Damage",
     "FrameScanner",
     "LogDamageWarning",
@@ -353,22 +355,6 @@ def read_frames(path, scanner: FrameScanner | None = None):
 def unpacker() -> msgpack.Unpacker:
     """A msgpack unpacker configured for log payloads."""
     return msgpack.Unpacker(raw=False, use_list=False, strict_map_key=False, max_buffer_size=MAX_PAYLOAD + 1)
-
-
-def check_header(array, path) -> dict:
-    """Validate a segment's header array and return its fields."""
-    if not (isinstance(array, (list, tuple)) and len(array) == 2 and array[0] == ev.HEADER):
-        raise NotALog(f"{path} does not start with an ipyrecorder header")
-    fields = array[1]
-    if not isinstance(fields, dict) or fields.get("format") != ev.FORMAT_NAME:
-        raise NotALog(f"{path} is not an ipyrecorder log")
-    version = fields.get("version")
-    if not isinstance(version, int) or version > ev.FORMAT_VERSION:
-        raise UnsupportedVersion(
-            f"{path} uses log format version {version}; this ipyrecorder reads up to "
-            f"{ev.FORMAT_VERSION} (upgrade ipyrecorder)"
-        )
-    return fields
 
 
 def header_of(payload: bytes, path) -> dict:

@@ -82,10 +82,9 @@ def dump(fh, source, uuid_to_name=None) -> None:
     Built on ``snapshot`` and the json sink; tasks are keyed by msg_id, with their
     name (from ``uuid_to_name``) included, so equal names never overwrite each other.
     """
-    from .plugins.json_sink import JsonSink
-    from .sinks import Log
+    from .sinks import Log, get_sink
 
     with tempfile.TemporaryDirectory(prefix="ipyrecorder-dump-") as tmp:
         path = os.path.join(tmp, "snapshot.mpk")
         snapshot(source, path, names=uuid_to_name)
-        JsonSink().write(Log(path), fh)
+        get_sink("json")().write(Log(path), fh)

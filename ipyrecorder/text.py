@@ -1,0 +1,41 @@
+"""Plain-text renderings of a folded state, for the terminal (``info``, the demo)."""
+
+from __future__ import annotations
+
+from .state import engine_label
+
+
+def summary_text(logs, state, summary) -> str:
+    """What `ipyrecorder info` prints: the run in a few lines."""
+    lines = [f"{', '.join(map(str, logs))}: {summary['tasks']} tasks in {summary['span_seconds']:.3f} s"]
+    if state.headers:
+        first = state.headers[0]
+        lines.append(
+            f"  recorded on {first.get('host')} (pid {first.get('pid')}) from {first['t0']:%Y-%m-%d %H:%M:%S} UTC, "
+            f"{summary['segments']} segment(s), {'closed' if summary['closed'] else 'not closed'}"
+        )
+    status = ", ".join(f"{n} {s}" for s, n in summary["by_status"].items()) or "none"
+    lines.append(f"  tasks: {status}")
+    if summary["engines"]:
+        labels = {engine_id: engine_label(engine_id)[len("engine ") :] for engine_id in summary["engines"]}
+        width = max(6, *map(len, labels.values()))
+        lines.append(f"  {'engine':>{width}}  tasks  errors  busy s   utilisation")
+        for engine_id, e in summary["engines"].items():
+            util = "-" if e["utilisation"] is None else f"{e['utilisation']:.1%}"
+            lines.append(
+                f"  {labels[engine_id]:>{width}}  {e['tasks']:>5}  {e['errors']:>6}  {e['busy_seconds']:>7.3f}  "
+                f"{util:>11}"
+            )
+    if state.marks:
+        lines.append("  marks: " + ", ".join(m.text for m in state.marks))
+    for ended in dict.fromkeys(summary["ended"]):
+        lines.append(f"  ended: {ended}")
+    failed = state.failures()
+    if failed:
+        lines.append(
+            f"  failed attempts: {len(failed)} "
+            f"(`ipyrecorder failures {' '.join(map(str, logs))}` shows their tracebacks)"
+        )
+    for damage in summary["damage"]:
+        lines.append(f"  damage: {damage}")
+    return "\n".join(lines)
