@@ -81,7 +81,13 @@ class Task:
         self._source = None  # which of several merged logs gave this task's output and attempts
 
     submitted = property(lambda self: from_us(self.submitted_us))
-    started = property(lambda self: from_us(self.started_us if self.started_us is not None else self.start_us))
+
+    @property
+    def effective_start_us(self) -> int | None:
+        """When it started: the engine's own stamp from the reply, else the latest start (busy) seen."""
+        return self.started_us if self.started_us is not None else self.start_us
+
+    started = property(lambda self: from_us(self.effective_start_us))
     completed = property(lambda self: from_us(self.completed_us))
     received = property(lambda self: from_us(self.received_us))
     stdout = property(lambda self: "".join(self._stdout) if self._stdout else "")
@@ -109,7 +115,7 @@ class Task:
     @property
     def run_seconds(self) -> float | None:
         """Execution time, completed - started, both on the engine's clock."""
-        start = self.started_us if self.started_us is not None else self.start_us
+        start = self.effective_start_us
         if start is None or self.completed_us is None:
             return None
         return (self.completed_us - start) / 1e6
@@ -124,7 +130,7 @@ class Task:
     @property
     def queue_seconds(self) -> float | None:
         """Waiting time, started - submitted: mixes engine and client clocks."""
-        start = self.started_us if self.started_us is not None else self.start_us
+        start = self.effective_start_us
         if start is None or self.submitted_us is None:
             return None
         return (start - self.submitted_us) / 1e6
@@ -132,7 +138,7 @@ class Task:
     def to_dict(self) -> dict:
         """A JSON-ready record (times as ISO 8601 UTC strings)."""
         iso = lambda us: None if us is None else from_us(us).isoformat()  # noqa: E731
-        started = self.started_us if self.started_us is not None else self.start_us
+        started = self.effective_start_us
         return {
             "msg_id": self.msg_id,
             "name": self.name,
@@ -407,7 +413,7 @@ class State:
                     engine.tasks_done += 1
                     if a[2] != 0:
                         engine.errors += 1
-                    start = task.started_us if task.started_us is not None else task.start_us
+                    start = task.effective_start_us
                     if start is not None and task.completed_us is not None:
                         engine.busy_us += task.completed_us - start
                     if engine.current is task:
@@ -495,7 +501,7 @@ class State:
         engine.tasks_done -= 1
         if task.status != "ok":
             engine.errors -= 1
-        start = task.started_us if task.started_us is not None else task.start_us
+        start = task.effective_start_us
         if start is not None and task.completed_us is not None:
             engine.busy_us -= task.completed_us - start
 

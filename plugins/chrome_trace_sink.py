@@ -62,7 +62,7 @@ def trace_events(state) -> list:
 
     runs = {}  # engine id -> [(start, end, task)]
     for task in state.tasks.values():
-        started = task.started_us if task.started_us is not None else task.start_us
+        started = task.effective_start_us
         if task.engine_id is None or started is None:
             continue
         end = task.completed_us if task.completed_us is not None else started

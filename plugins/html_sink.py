@@ -141,7 +141,7 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
     header = state.headers[0] if state.headers else {}
     origin = start_us
     if origin is None:
-        firsts = [t.started_us if t.started_us is not None else t.start_us for t in tasks.values()]
+        firsts = [t.effective_start_us for t in tasks.values()]
         firsts = [t for t in firsts if t is not None]
         if firsts:
             origin = min(firsts)

@@ -44,11 +44,11 @@ class TimelineData:
         self.colour_of = {f: colour_of(f) for f in functions}
 
         tasks = state.tasks.values() if tasks is None else tasks
-        placed = [t for t in tasks if t.engine_id in self.row_of and (t.started_us or t.start_us)]
+        placed = [t for t in tasks if t.engine_id in self.row_of and t.effective_start_us is not None]
         sec = lambda us: (us - self.t0) / 1e6  # noqa: E731
         self.tasks = placed
         self.row = np.array([self.row_of[t.engine_id] for t in placed], dtype=float)
-        self.start = np.array([sec(t.started_us if t.started_us is not None else t.start_us) for t in placed])
+        self.start = np.array([sec(t.effective_start_us) for t in placed])
         last = sec(end) if end is not None else 0.0
         self.end = np.array([sec(t.completed_us) if t.completed_us is not None else last for t in placed])
         self.submitted = np.array([sec(t.submitted_us) if t.submitted_us is not None else np.nan for t in placed])

@@ -31,7 +31,7 @@ def tasks_table(state):
     def column(values, type_):
         return pa.array(values, type=type_)
 
-    started = [t.started_us if t.started_us is not None else t.start_us for t in tasks]
+    started = [t.effective_start_us for t in tasks]
     columns = {
         "msg_id": column([t.msg_id for t in tasks], pa.string()),
         "name": column([t.name for t in tasks], pa.string()),

@@ -1,21 +1,11 @@
-"""Shared fixtures: one real ipyparallel cluster per test session."""
+"""Shared fixtures: one real ipyparallel cluster per test session, and a headless browser."""
 
 import os
-import time
+import shutil
 
 import pytest
 
-
-def wait_until(predicate, timeout=30.0, interval=0.02, message="condition"):
-    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
-        time.sleep(interval)
+from .helpers import CHROMIUM_ARGS, missing_browser
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +41,18 @@ def engines(rc, cluster):
 @pytest.fixture
 def log_path(tmp_path):
     return tmp_path / "run.mpk"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    missing = missing_browser()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing}: CI must run the browser tests")
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -63,3 +63,15 @@ def test_built_in_plugins_are_reached_only_through_the_registry():
             continue
         reached = imports(name, path, known) & plugins
         assert not reached, f"{name} imports {sorted(reached)} directly instead of through its entry point"
+
+
+def test_no_test_module_imports_another():
+    """Shared test code lives in helpers.py (and fixtures in conftest.py), so each test module stands alone."""
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.level
+                and (node.module or "").startswith(("test_", "conftest"))
+            ):
+                raise AssertionError(f"{path.name} imports .{node.module}: move what it shares to helpers.py")

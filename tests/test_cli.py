@@ -7,50 +7,13 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
 
 import pytest
 
 import ipyrecorder
 from ipyrecorder.cli import ExitStatus, main
 
-T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
-
-
-def write_sample(path, tasks=3, close=True):
-    """A small log with ok and failed tasks, output, engines and a mark."""
-    log = ipyrecorder.open_log(path, "w")
-    for engine_id in (0, 1):
-        log.append(
-            {"kind": "engine_register", "t": T0, "engine_id": engine_id, "uuid": f"uuid-{engine_id}", "present": True}
-        )
-    for i in range(tasks):
-        msg_id = f"sess_1_{i}"
-        t = T0 + timedelta(seconds=i)
-        log.append({"kind": "submit", "msg_id": msg_id, "t": t, "queue": "task", "function": "work"})
-        log.append({"kind": "start", "msg_id": msg_id, "t": t + timedelta(milliseconds=10), "engine_id": i % 2})
-        log.append({"kind": "stdout", "msg_id": msg_id, "t": t, "text": f"hello {i}\n"})
-        failed = i == tasks - 1
-        log.append(
-            {
-                "kind": "complete",
-                "msg_id": msg_id,
-                "status": "error" if failed else "ok",
-                "started": t + timedelta(milliseconds=10),
-                "completed": t + timedelta(milliseconds=510),
-                "received": t + timedelta(milliseconds=520),
-                "engine_id": i % 2,
-                "ename": "ValueError" if failed else None,
-                "evalue": "boom" if failed else None,
-            }
-        )
-        log.append({"kind": "label", "msg_id": msg_id, "name": f"task-{i}"})
-    log.append({"kind": "mark", "t": T0, "text": "start", "data": {"n": tasks}})
-    if close:
-        log.close()
-    else:
-        log.flush()
-    return log
+from .helpers import write_sample
 
 
 def run(capsys, *args):

@@ -14,9 +14,7 @@ import ipyrecorder
 from ipyrecorder.cli import main
 from ipyrecorder.messages import plain_traceback
 
-from .conftest import wait_until
-from .test_cli import T0, write_sample
-from .test_recorder import fail, record
+from .helpers import T0, fail, record, wait_until, write_sample
 
 pytestmark = pytest.mark.cluster
 

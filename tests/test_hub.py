@@ -13,8 +13,7 @@ import pytest
 import ipyrecorder
 from ipyrecorder.cli import ExitStatus, main
 
-from .conftest import wait_until
-from .test_recorder import echo, fail
+from .helpers import echo, fail, wait_until
 
 pytestmark = pytest.mark.cluster
 

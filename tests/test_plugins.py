@@ -9,7 +9,7 @@ import pytest
 
 import ipyrecorder
 
-from .test_cli import write_sample
+from .helpers import write_sample
 
 HERE = Path(__file__).resolve().parent
 

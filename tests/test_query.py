@@ -9,7 +9,7 @@ import ipyrecorder
 from ipyrecorder.cli import ExitStatus, main
 from ipyrecorder.query import QueryError
 
-from .test_cli import T0, write_sample
+from .helpers import T0, write_sample
 
 
 @pytest.fixture

@@ -15,44 +15,9 @@ import pytest
 import ipyrecorder
 from ipyrecorder.tap import TapError
 
-from .conftest import wait_until
+from .helpers import assert_matches_metadata, echo, fail, record, wait_until
 
 pytestmark = pytest.mark.cluster
-
-
-def as_utc(value):
-    """ipyparallel metadata times (str or datetime, any zone) as UTC datetimes."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return value.astimezone(timezone.utc)
-
-
-def assert_matches_metadata(state, ar):
-    """Every task of ``ar`` is in ``state`` exactly as the AsyncResult's metadata has it."""
-    ar.wait_for_output(timeout=30)
-    for md in ar.metadata if isinstance(ar.metadata, list) else [ar.metadata]:
-        task = state.tasks[md["msg_id"]]
-        for key in ("submitted", "started", "completed", "received"):
-            assert getattr(task, key) == as_utc(md[key]), (key, task, md[key])
-        assert task.engine_id == md["engine_id"]
-        assert task.status == md["status"]
-        assert task.stdout == md["stdout"]
-        assert task.stderr == md["stderr"]
-
-
-def record(view, path, body, **kwargs):
-    """Run ``body(rec)`` inside a recording and wait until its log is closed."""
-    with ipyrecorder.recording(view, path, mode="w", **kwargs) as rec:
-        result = body(rec)
-    assert rec.close(timeout=60)
-    return rec, result
-
-
-def echo(x):
-    print(f"out {x}")
-    return x
 
 
 def test_load_balanced_map_and_apply_match_metadata(rc, engines, log_path):
@@ -149,10 +114,6 @@ def test_names_callable_sees_every_async_result(rc, engines, log_path):
     _, ar = record(lview, log_path, body, names=lambda ar: [f"{ar._fname}#{i}" for i in range(len(ar.msg_ids))])
     state = ipyrecorder.replay(log_path)
     assert [state.tasks[m].name for m in ar.msg_ids] == ["echo#0", "echo#1", "echo#2"]
-
-
-def fail(x):
-    raise ValueError(f"bad input {x}")
 
 
 def test_raising_task(rc, engines, log_path):

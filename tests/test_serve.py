@@ -36,9 +36,7 @@ from ipyrecorder.tail import LogTail
 from ipyrecorder.viewers import web
 from ipyrecorder.viewers.web import WebServer
 
-from .conftest import wait_until
-from .test_cli import T0
-from .test_sink_html import ARTIFACTS, Page, browser  # noqa: F401  (browser: the shared fixture)
+from .helpers import ARTIFACTS, T0, Page, rich_log, wait_until, write_sample
 
 XSS_NAME = '<img src=x onerror="window.__xss=1">'
 XSS_OUT = "<script>window.__xss=1</script>"
@@ -425,7 +423,6 @@ def test_stream_resumes_from_its_cursor(tmp_path):
 
 # -- safety -----------------------------------------------------------------------------------------
 def test_token_is_required_off_loopback(tmp_path, pages):
-    from .test_sink_html import rich_log
 
     rich_log(tmp_path / "t.mpk", n=60)
     with serving(tmp_path / "t.mpk", host="127.0.0.2") as server:
@@ -456,7 +453,6 @@ def test_token_is_required_off_loopback(tmp_path, pages):
 
 
 def test_serve_prints_a_token_url_like_jupyter(tmp_path):
-    from .test_cli import write_sample
 
     write_sample(tmp_path / "a.mpk")
     proc = subprocess.Popen(
@@ -489,7 +485,6 @@ def test_serve_prints_a_token_url_like_jupyter(tmp_path):
 
 
 def test_loopback_refuses_foreign_host_names(tmp_path):
-    from .test_cli import write_sample
 
     write_sample(tmp_path / "a.mpk")
     with serving(tmp_path / "a.mpk") as server:
@@ -501,7 +496,6 @@ def test_loopback_refuses_foreign_host_names(tmp_path):
 
 
 def test_paths_never_leave_the_whitelist(tmp_path, monkeypatch):
-    from .test_cli import write_sample
 
     write_sample(tmp_path / "a.mpk")
     log = str(tmp_path / "a.mpk")
@@ -562,7 +556,6 @@ def test_paths_never_leave_the_whitelist(tmp_path, monkeypatch):
 
 
 def test_tls_with_a_self_signed_certificate(tmp_path, pages):
-    from .test_cli import write_sample
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     if not _self_signed(cert, key):
@@ -651,7 +644,6 @@ def _self_signed(cert, key) -> bool:
 
 # -- the command line -------------------------------------------------------------------------------
 def test_errors_are_one_line_with_their_status(tmp_path, capsys):
-    from .test_cli import write_sample
 
     write_sample(tmp_path / "a.mpk")
     log = str(tmp_path / "a.mpk")

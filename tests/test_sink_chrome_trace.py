@@ -7,7 +7,7 @@ from datetime import timedelta
 import ipyrecorder
 from ipyrecorder.cli import main
 
-from .test_cli import T0, write_sample
+from .helpers import T0, write_sample
 
 
 def check_trace(doc):

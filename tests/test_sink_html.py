@@ -8,10 +8,7 @@ cannot pass without running them.
 
 import base64
 import json
-import os
-import random
 import re
-import shutil
 import time
 import zlib
 from array import array
@@ -24,18 +21,9 @@ import ipyrecorder
 from ipyrecorder.cli import ExitStatus, main
 from ipyrecorder.sinks import Log
 
-from .test_cli import T0, write_sample
+from .helpers import ARTIFACTS, T0, Page, rich_log, write_sample
 
 ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 XSS = (
     "<script>window.__xss=1</script>",
     '<img src=x onerror="window.__xss=1">',
@@ -84,58 +72,6 @@ def decoded(meta, blob):
             values = [v if v is None or r is None else v + r for v, r in zip(values, refs)]
         out[name] = values
     return lambda name: out[name]
-
-
-def rich_log(path, n=600, engines=6, seed=7):
-    """A realistic small run: three functions, queueing, output, failures, marks, an engine leaving."""
-    rng = random.Random(seed)
-    header = {
-        "kind": "header",
-        "format": "ipyrecorder",
-        "version": 1,
-        "t0": T0,
-        "host": "node17.example",
-        "pid": 4987,
-        "python": "3.11.7",
-        "recorder": ipyrecorder.__version__,
-        "ipyparallel": "9.0.0",
-    }
-    free = [0.0] * engines
-    with ipyrecorder.open_log(path, "w", header=header) as log:
-        for e in range(engines):
-            log.append({"kind": "engine_register", "t": T0, "engine_id": e, "uuid": f"uuid-{e}", "present": True})
-        for i in range(n):
-            function = "reduce_partial" if i % 10 == 0 else "load_chunk" if i % 5 == 0 else "simulate"
-            submitted = (i // 150) * 1.5
-            e = min(range(engines), key=free.__getitem__)
-            started = max(free[e], submitted) + rng.uniform(0.001, 0.004)
-            ended = started + rng.lognormvariate(-2.6, 0.5) * (3 if function == "reduce_partial" else 1)
-            free[e] = ended
-            msg_id = f"5287fcdc-61bcbc355f01_4987_{i}"
-            at = lambda s: T0 + timedelta(seconds=s)  # noqa: E731
-            log.append({"kind": "submit", "msg_id": msg_id, "t": at(submitted), "queue": "task", "function": function})
-            log.append({"kind": "start", "msg_id": msg_id, "t": at(started), "engine_id": e})
-            if i % 9 == 0:
-                log.append({"kind": "stdout", "msg_id": msg_id, "t": at(started), "text": f"chunk {i}: 1024 rows\n"})
-            failed = i % 61 == 17
-            log.append(
-                {
-                    "kind": "complete",
-                    "msg_id": msg_id,
-                    "status": "error" if failed else "ok",
-                    "started": at(started),
-                    "completed": at(ended),
-                    "received": at(ended + 0.002),
-                    "engine_id": e,
-                    "ename": "ValueError" if failed else None,
-                    "evalue": f"bad chunk {i % 2}" if failed else None,
-                }
-            )
-            if i % 4 == 0:
-                log.append({"kind": "label", "msg_id": msg_id, "name": f"{function}[{i}]"})
-        log.append({"kind": "mark", "t": T0, "text": "load"})
-        log.append({"kind": "mark", "t": T0 + timedelta(seconds=3), "text": "reduce", "data": {"phase": 2}})
-        log.append({"kind": "engine_unregister", "t": T0 + timedelta(seconds=max(free) + 0.05), "engine_id": 5})
 
 
 def xss_log(path):
@@ -252,83 +188,6 @@ def test_options_title_output_chars_and_compress(tmp_path, capsys):
 
 
 # -- in a browser ---------------------------------------------------------------------------------
-def _missing_browser():
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "Playwright is not installed (pip install playwright)"
-    if not shutil.which("chromium"):
-        return "chromium is not installed (apt-get install chromium)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    missing = _missing_browser()
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(f"{missing}: CI must run the browser tests")
-        pytest.skip(missing)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-class Page:
-    """A fresh page that records console errors, page errors and every request."""
-
-    def __init__(self, browser):
-        self.context = browser.new_context(viewport={"width": 1400, "height": 900})
-        self.page = self.context.new_page()
-        self.page.set_default_timeout(15_000)
-        self.errors, self.requests = [], []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text}"))
-        self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
-        self.page.on("request", lambda r: self.requests.append(r.url))
-
-    def open(self, path, timeout=30):
-        self.url = Path(path).resolve().as_uri()
-        self.page.goto(self.url)
-        self.page.wait_for_function(
-            "() => window.ipyrecorderReport && (window.ipyrecorderReport.ready || window.ipyrecorderReport.error)",
-            timeout=timeout * 1000,
-        )
-        assert self.js("window.ipyrecorderReport.error") is None
-        return self
-
-    def js(self, expression, arg=None):
-        return self.page.evaluate(expression, arg)
-
-    def assert_clean(self):
-        assert self.errors == []
-        assert self.requests == [self.url], "the report fetched something"
-
-    def canvas_box(self):
-        self.page.locator("#timeline").scroll_into_view_if_needed()
-        return self.page.locator("#timeline").bounding_box()
-
-    def pixel(self, x, y):
-        """RGB of the timeline canvas at CSS pixel (x, y) relative to the canvas."""
-        return tuple(
-            self.js(
-                """([x, y]) => { const c = document.getElementById("timeline"), d = window.devicePixelRatio || 1;
-                const px = c.getContext("2d").getImageData(Math.floor(x * d), Math.floor(y * d), 1, 1).data;
-                return Array.from(px).slice(0, 3); }""",
-                [x, y],
-            )
-        )
-
-    def hover(self, x, y):
-        box = self.canvas_box()
-        self.page.mouse.move(box["x"] + x, box["y"] + y)
-
-    def search(self, text):
-        self.page.fill("#search", text)
-        self.page.wait_for_function("q => (window.ipyrecorderReport.lastSearch || {}).query === q", arg=text)
-        return self.page.locator("#task-list tbody tr").all_inner_texts()
 
 
 @pytest.fixture

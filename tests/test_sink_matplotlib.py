@@ -8,7 +8,7 @@ import ipyrecorder
 from ipyrecorder.cli import ExitStatus, main
 from ipyrecorder.sinks import Log
 
-from .test_cli import T0, write_sample
+from .helpers import T0, write_sample
 
 matplotlib_sink = pytest.importorskip("ipyrecorder.plugins.matplotlib_sink")
 

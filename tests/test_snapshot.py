@@ -8,8 +8,7 @@ import pytest
 
 import ipyrecorder
 
-from .conftest import wait_until
-from .test_recorder import assert_matches_metadata, echo, fail
+from .helpers import assert_matches_metadata, echo, fail, wait_until
 
 pytestmark = pytest.mark.cluster
 

@@ -9,8 +9,7 @@ import pytest
 import ipyrecorder
 from ipyrecorder.tail import Follower, LogTail
 
-from .conftest import wait_until
-from .test_cli import T0, write_sample
+from .helpers import T0, wait_until, write_sample
 
 
 def submit(log, i, engine=0):

@@ -13,14 +13,13 @@ from ipyrecorder.cli import ExitStatus, main
 from ipyrecorder.sinks import Log
 from ipyrecorder.tail import Follower, LogTail
 
-from .conftest import wait_until
-from .test_viewer_terminal import named_sleep
-
 pytest.importorskip("matplotlib")
 from matplotlib.figure import Figure  # noqa: E402
 
 from ipyrecorder.plugins.matplotlib_sink import MatplotlibSink  # noqa: E402
 from ipyrecorder.viewers.matplotlib_viewer import LiveTimeline  # noqa: E402
+
+from .helpers import named_sleep, wait_until, write_sample
 
 pytestmark = pytest.mark.cluster
 
@@ -104,7 +103,6 @@ def test_headless_watch_exits_when_the_log_closes(rc, engines, log_path, tmp_pat
 
 
 def test_no_display_and_no_save_is_a_one_line_error(tmp_path, capsys, monkeypatch):
-    from .test_cli import write_sample
 
     monkeypatch.setenv("MPLBACKEND", "Agg")
     write_sample(tmp_path / "a.mpk")

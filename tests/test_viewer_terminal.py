@@ -18,7 +18,7 @@ from ipyrecorder.cli import ExitStatus, main
 from ipyrecorder.tail import Follower, LogTail
 from ipyrecorder.viewers.terminal import render, status_line, where_it_failed
 
-from .conftest import wait_until
+from .helpers import T0, named_sleep, wait_until, write_sample
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -27,14 +27,6 @@ def text_of(renderable, width=120):
     console = Console(record=True, force_terminal=True, width=width, file=open(os.devnull, "w"))
     console.print(renderable)
     return console.export_text()
-
-
-def named_sleep(seconds, name):
-    import time
-
-    time.sleep(seconds)
-    print(f"{name} woke up")
-    return name
 
 
 @pytest.mark.cluster
@@ -118,7 +110,6 @@ def test_watch_in_a_real_terminal_until_ctrl_c(rc, engines, log_path):
 
 
 def test_plain_lines_when_not_a_terminal(tmp_path):
-    from .test_cli import write_sample
 
     write_sample(tmp_path / "a.mpk")
     proc = subprocess.Popen(
@@ -138,7 +129,6 @@ def test_plain_lines_when_not_a_terminal(tmp_path):
 
 
 def test_once_prints_and_exits(tmp_path, capsys):
-    from .test_cli import write_sample
 
     write_sample(tmp_path / "a.mpk")
     assert main(["watch", str(tmp_path / "a.mpk"), "--once"]) == 0
@@ -150,8 +140,6 @@ def test_once_prints_and_exits(tmp_path, capsys):
 
 def test_recent_errors_show_where_the_newest_failed(tmp_path):
     from datetime import timedelta
-
-    from .test_cli import T0
 
     path = tmp_path / "failed.mpk"
     with ipyrecorder.open_log(path, "w") as log:

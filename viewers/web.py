@@ -165,7 +165,7 @@ def task_row(task, chars: int = OUTPUT_CHARS) -> list:
     error = None
     if task.ename is not None or status == 1:
         error = _text(task.error) or "(no error message)"
-    started = task.started_us if task.started_us is not None else task.start_us
+    started = task.effective_start_us
     return [
         prefix,
         suffix,
@@ -461,7 +461,7 @@ class Hub:
                 engine_id=task.engine_id,
                 submitted_us=task.submitted_us,
                 completed_us=task.completed_us,
-                started_us=task.started_us if task.started_us is not None else task.start_us,
+                started_us=task.effective_start_us,
                 received_us=task.received_us,
             )
         for key in ("stdout", "stderr"):

@@ -1,0 +1,239 @@
+"""What the tests share: sample logs, the recorder's test tasks, polling, and a browser page.
+
+Test modules import from here (and get fixtures from conftest.py), never from each other.
+"""
+
+import random
+import shutil
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import ipyrecorder
+
+
+def wait_until(predicate, timeout=30.0, interval=0.02, message="condition"):
+    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
+
+
+def write_sample(path, tasks=3, close=True):
+    """A small log with ok and failed tasks, output, engines and a mark."""
+    log = ipyrecorder.open_log(path, "w")
+    for engine_id in (0, 1):
+        log.append(
+            {"kind": "engine_register", "t": T0, "engine_id": engine_id, "uuid": f"uuid-{engine_id}", "present": True}
+        )
+    for i in range(tasks):
+        msg_id = f"sess_1_{i}"
+        t = T0 + timedelta(seconds=i)
+        log.append({"kind": "submit", "msg_id": msg_id, "t": t, "queue": "task", "function": "work"})
+        log.append({"kind": "start", "msg_id": msg_id, "t": t + timedelta(milliseconds=10), "engine_id": i % 2})
+        log.append({"kind": "stdout", "msg_id": msg_id, "t": t, "text": f"hello {i}\n"})
+        failed = i == tasks - 1
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": msg_id,
+                "status": "error" if failed else "ok",
+                "started": t + timedelta(milliseconds=10),
+                "completed": t + timedelta(milliseconds=510),
+                "received": t + timedelta(milliseconds=520),
+                "engine_id": i % 2,
+                "ename": "ValueError" if failed else None,
+                "evalue": "boom" if failed else None,
+            }
+        )
+        log.append({"kind": "label", "msg_id": msg_id, "name": f"task-{i}"})
+    log.append({"kind": "mark", "t": T0, "text": "start", "data": {"n": tasks}})
+    if close:
+        log.close()
+    else:
+        log.flush()
+    return log
+
+
+def echo(x):
+    print(f"out {x}")
+    return x
+
+
+def fail(x):
+    raise ValueError(f"bad input {x}")
+
+
+def named_sleep(seconds, name):
+    import time
+
+    time.sleep(seconds)
+    print(f"{name} woke up")
+    return name
+
+
+def as_utc(value):
+    """ipyparallel metadata times (str or datetime, any zone) as UTC datetimes."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value.astimezone(timezone.utc)
+
+
+def assert_matches_metadata(state, ar):
+    """Every task of ``ar`` is in ``state`` exactly as the AsyncResult's metadata has it."""
+    ar.wait_for_output(timeout=30)
+    for md in ar.metadata if isinstance(ar.metadata, list) else [ar.metadata]:
+        task = state.tasks[md["msg_id"]]
+        for key in ("submitted", "started", "completed", "received"):
+            assert getattr(task, key) == as_utc(md[key]), (key, task, md[key])
+        assert task.engine_id == md["engine_id"]
+        assert task.status == md["status"]
+        assert task.stdout == md["stdout"]
+        assert task.stderr == md["stderr"]
+
+
+def record(view, path, body, **kwargs):
+    """Run ``body(rec)`` inside a recording and wait until its log is closed."""
+    with ipyrecorder.recording(view, path, mode="w", **kwargs) as rec:
+        result = body(rec)
+    assert rec.close(timeout=60)
+    return rec, result
+
+
+def rich_log(path, n=600, engines=6, seed=7):
+    """A realistic small run: three functions, queueing, output, failures, marks, an engine leaving."""
+    rng = random.Random(seed)
+    header = {
+        "kind": "header",
+        "format": "ipyrecorder",
+        "version": 1,
+        "t0": T0,
+        "host": "node17.example",
+        "pid": 4987,
+        "python": "3.11.7",
+        "recorder": ipyrecorder.__version__,
+        "ipyparallel": "9.0.0",
+    }
+    free = [0.0] * engines
+    with ipyrecorder.open_log(path, "w", header=header) as log:
+        for e in range(engines):
+            log.append({"kind": "engine_register", "t": T0, "engine_id": e, "uuid": f"uuid-{e}", "present": True})
+        for i in range(n):
+            function = "reduce_partial" if i % 10 == 0 else "load_chunk" if i % 5 == 0 else "simulate"
+            submitted = (i // 150) * 1.5
+            e = min(range(engines), key=free.__getitem__)
+            started = max(free[e], submitted) + rng.uniform(0.001, 0.004)
+            ended = started + rng.lognormvariate(-2.6, 0.5) * (3 if function == "reduce_partial" else 1)
+            free[e] = ended
+            msg_id = f"5287fcdc-61bcbc355f01_4987_{i}"
+            at = lambda s: T0 + timedelta(seconds=s)  # noqa: E731
+            log.append({"kind": "submit", "msg_id": msg_id, "t": at(submitted), "queue": "task", "function": function})
+            log.append({"kind": "start", "msg_id": msg_id, "t": at(started), "engine_id": e})
+            if i % 9 == 0:
+                log.append({"kind": "stdout", "msg_id": msg_id, "t": at(started), "text": f"chunk {i}: 1024 rows\n"})
+            failed = i % 61 == 17
+            log.append(
+                {
+                    "kind": "complete",
+                    "msg_id": msg_id,
+                    "status": "error" if failed else "ok",
+                    "started": at(started),
+                    "completed": at(ended),
+                    "received": at(ended + 0.002),
+                    "engine_id": e,
+                    "ename": "ValueError" if failed else None,
+                    "evalue": f"bad chunk {i % 2}" if failed else None,
+                }
+            )
+            if i % 4 == 0:
+                log.append({"kind": "label", "msg_id": msg_id, "name": f"{function}[{i}]"})
+        log.append({"kind": "mark", "t": T0, "text": "load"})
+        log.append({"kind": "mark", "t": T0 + timedelta(seconds=3), "text": "reduce", "data": {"phase": 2}})
+        log.append({"kind": "engine_unregister", "t": T0 + timedelta(seconds=max(free) + 0.05), "engine_id": 5})
+
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def missing_browser():
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright is not installed (pip install playwright)"
+    if not shutil.which("chromium"):
+        return "chromium is not installed (apt-get install chromium)"
+    return None
+
+
+class Page:
+    """A fresh page that records console errors, page errors and every request."""
+
+    def __init__(self, browser):
+        self.context = browser.new_context(viewport={"width": 1400, "height": 900})
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(15_000)
+        self.errors, self.requests = [], []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(f"console: {m.text}"))
+        self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        self.page.on("request", lambda r: self.requests.append(r.url))
+
+    def open(self, path, timeout=30):
+        self.url = Path(path).resolve().as_uri()
+        self.page.goto(self.url)
+        self.page.wait_for_function(
+            "() => window.ipyrecorderReport && (window.ipyrecorderReport.ready || window.ipyrecorderReport.error)",
+            timeout=timeout * 1000,
+        )
+        assert self.js("window.ipyrecorderReport.error") is None
+        return self
+
+    def js(self, expression, arg=None):
+        return self.page.evaluate(expression, arg)
+
+    def assert_clean(self):
+        assert self.errors == []
+        assert self.requests == [self.url], "the report fetched something"
+
+    def canvas_box(self):
+        self.page.locator("#timeline").scroll_into_view_if_needed()
+        return self.page.locator("#timeline").bounding_box()
+
+    def pixel(self, x, y):
+        """RGB of the timeline canvas at CSS pixel (x, y) relative to the canvas."""
+        return tuple(
+            self.js(
+                """([x, y]) => { const c = document.getElementById("timeline"), d = window.devicePixelRatio || 1;
+                const px = c.getContext("2d").getImageData(Math.floor(x * d), Math.floor(y * d), 1, 1).data;
+                return Array.from(px).slice(0, 3); }""",
+                [x, y],
+            )
+        )
+
+    def hover(self, x, y):
+        box = self.canvas_box()
+        self.page.mouse.move(box["x"] + x, box["y"] + y)
+
+    def search(self, text):
+        self.page.fill("#search", text)
+        self.page.wait_for_function("q => (window.ipyrecorderReport.lastSearch || {}).query === q", arg=text)
+        return self.page.locator("#task-list tbody tr").all_inner_texts()
