@@ -852,7 +852,10 @@
       }
       var err = rec ? rec.error : C.errorText(D, i);
       if (err || st === "error") block("error", err || "(no error message)", "err");
-      if (rec && rec.traceback) block("traceback", rec.traceback, "err");
+      if (rec && rec.traceback) {
+        block("traceback", rec.traceback, "err");
+        box.lastChild.scrollTop = box.lastChild.scrollHeight;  // read from its end, where the exception is
+      }
       if (rec && rec.attempt_errors && (rec.attempt_errors.length > 1 || st === "ok")) {
         block("failed attempts", rec.attempt_errors.map(function (a) {
           return "engine " + a.engine_id + ": " + a.ename + (a.evalue ? ": " + a.evalue : "") + (a.traceback ? "\n" + a.traceback + "\n" : "");
