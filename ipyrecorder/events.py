@@ -10,6 +10,7 @@ interned strings (symbols), short task ids and the time base.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from .errors import FormatError, NotALog, UnsupportedVersion
@@ -17,40 +18,109 @@ from .errors import FormatError, NotALog, UnsupportedVersion
 FORMAT_NAME = "ipyrecorder"
 FORMAT_VERSION = 1
 
-# Wire kind codes. Encoding-only kinds (never seen by tools) come first.
-HEADER = 0
+# Encoding-only kinds: they define what later events refer to, and are consumed by readers.
+HEADER = 0  # [0, {fields}]                         opens a segment (docs/format.md 4.2)
 SYMBOL = 1  # [1, sym, text]
 TASK = 2  # [2, tid, prefix_sym, suffix]            defines a task id
 TIMEBASE = 3  # [3, epoch_us]                         later times are relative to it
-SUBMIT = 4  # [4, tid, t, queue, function_sym, target, label_sym, chunk, broadcast_sym]
-START = 5  # [5, tid, t, engine_id]
-COMPLETE = 6  # [6, tid, status, started, completed, received, engine_id, ename, evalue, traceback]
-STDOUT = 7  # [7, tid, t, text]
-STDERR = 8  # [8, tid, t, text]
-ATTEMPT_ERROR = 9  # [9, tid, t, engine_id, ename, evalue, traceback]
-ENGINE_REGISTER = 10  # [10, t, engine_id, uuid, present]
-ENGINE_UNREGISTER = 11  # [11, t, engine_id]
-MARK = 12  # [12, t, text, data]
-LABEL = 13  # [13, tid, name]
-RESUBMIT = 14  # [14, t, tid, new_tid]
-CLOSE = 15  # [15, t, stats]
 FRAME = 16  # [16, segment_t0_us, base_us]  opens every frame but a segment's first
 
-KIND_NAMES = {
-    HEADER: "header",
-    SUBMIT: "submit",
-    START: "start",
-    COMPLETE: "complete",
-    STDOUT: "stdout",
-    STDERR: "stderr",
-    ATTEMPT_ERROR: "attempt_error",
-    ENGINE_REGISTER: "engine_register",
-    ENGINE_UNREGISTER: "engine_unregister",
-    MARK: "mark",
-    LABEL: "label",
-    RESUBMIT: "resubmit",
-    CLOSE: "close",
-}
+
+@dataclass(frozen=True)
+class Field:
+    """One position of an event's wire array: its key in event dicts, how it is stored, and
+    whether every event of its kind has it.
+
+    ``codec``: ``task`` a task id, ``time`` µs relative to the time base, ``symbol`` an
+    interned string, ``status`` / ``queue`` a code (STATUSES, QUEUES), ``flag`` true or
+    omitted, ``map`` a map omitted when empty, ``value`` stored as it is.
+    """
+
+    key: str
+    codec: str = "value"
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Kind:
+    """An event kind: its wire code, its name, and its fields in wire order (position 1 on)."""
+
+    code: int
+    name: str
+    fields: tuple
+
+    def at(self, *keys) -> tuple:
+        """The wire positions of ``keys``."""
+        positions = {f.key: i for i, f in enumerate(self.fields, 1)}
+        return tuple(positions[k] for k in keys)
+
+    def positions(self, codec: str) -> tuple:
+        """The wire positions of the fields stored with ``codec`` (``time``, ``task``...)."""
+        return tuple(i for i, f in enumerate(self.fields, 1) if f.codec == codec)
+
+
+_TASK = Field("msg_id", "task", required=True)
+_T = Field("t", "time", required=True)
+_ENGINE = Field("engine_id")
+_ERROR = (Field("ename"), Field("evalue"), Field("traceback"))
+
+# Every event kind, declared once: the codec, the decoder, clipping (replay's ``until``)
+# and the positions the fold reads are derived from this table; docs/format.md section 6
+# describes the same table, and a test holds the two together.
+KINDS = (
+    Kind(
+        4,
+        "submit",
+        (
+            _TASK,
+            _T,
+            Field("queue", "queue"),
+            Field("function", "symbol"),
+            Field("target"),
+            Field("label", "symbol"),
+            Field("chunk"),
+            Field("broadcast", "symbol"),
+        ),
+    ),
+    Kind(5, "start", (_TASK, _T, _ENGINE)),
+    Kind(
+        6,
+        "complete",
+        (
+            _TASK,
+            Field("status", "status", required=True),
+            Field("started", "time"),
+            Field("completed", "time"),
+            Field("received", "time"),
+            _ENGINE,
+            *_ERROR,
+        ),
+    ),
+    Kind(7, "stdout", (_TASK, _T, Field("text", required=True))),
+    Kind(8, "stderr", (_TASK, _T, Field("text", required=True))),
+    Kind(9, "attempt_error", (_TASK, _T, _ENGINE, *_ERROR)),
+    Kind(10, "engine_register", (_T, Field("engine_id", required=True), Field("uuid"), Field("present", "flag"))),
+    Kind(11, "engine_unregister", (_T, Field("engine_id", required=True))),
+    Kind(12, "mark", (_T, Field("text", required=True), Field("data", "map"))),
+    Kind(13, "label", (_TASK, Field("name", required=True))),
+    Kind(14, "resubmit", (_T, _TASK, Field("new_msg_id", "task", required=True))),
+    Kind(15, "close", (_T, Field("stats", "map"))),
+)
+KIND = {kind.name: kind for kind in KINDS}
+# The codes by name, for the fold and the tools that switch on them.
+SUBMIT = KIND["submit"].code
+START = KIND["start"].code
+COMPLETE = KIND["complete"].code
+STDOUT = KIND["stdout"].code
+STDERR = KIND["stderr"].code
+ATTEMPT_ERROR = KIND["attempt_error"].code
+ENGINE_REGISTER = KIND["engine_register"].code
+ENGINE_UNREGISTER = KIND["engine_unregister"].code
+MARK = KIND["mark"].code
+LABEL = KIND["label"].code
+RESUBMIT = KIND["resubmit"].code
+CLOSE = KIND["close"].code
+KIND_NAMES = {HEADER: "header", **{kind.code: kind.name for kind in KINDS}}
 KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
 
 # Small closed vocabularies are integers on the wire.
@@ -203,85 +273,18 @@ class Encoder:
         """Wire arrays for one event dict: definitions it needs, then the event."""
         out = self._out = []
         self._undo = []
-        kind = event["kind"]
-        get = event.get
-        if kind == "submit":
-            queue, label, broadcast = get("queue"), get("label"), get("broadcast")
-            array = [
-                SUBMIT,
-                self.tid(event["msg_id"]),
-                self.time(get("t")),
-                None if queue is None else QUEUE_CODES[queue],
-                self.symbol(get("function")),
-                get("target"),
-                None if label is None else self.symbol(label),
-                get("chunk"),
-                None if broadcast is None else self.symbol(broadcast),
-            ]
-        elif kind == "start":
-            array = [START, self.tid(event["msg_id"]), self.time(get("t")), get("engine_id")]
-        elif kind == "complete":
-            status = STATUS_CODES[event["status"]]
-            started, completed, received = self.times(get("started"), get("completed"), get("received"), required=False)
-            array = [
-                COMPLETE,
-                self.tid(event["msg_id"]),
-                status,
-                started,
-                completed,
-                received,
-                get("engine_id"),
-                get("ename"),
-                get("evalue"),
-                get("traceback"),
-            ]
-        elif kind in ("stdout", "stderr"):
-            code = STDOUT if kind == "stdout" else STDERR
-            array = [code, self.tid(event["msg_id"]), self.time(get("t")), event["text"]]
-        elif kind == "attempt_error":
-            array = [
-                ATTEMPT_ERROR,
-                self.tid(event["msg_id"]),
-                self.time(get("t")),
-                get("engine_id"),
-                get("ename"),
-                get("evalue"),
-                get("traceback"),
-            ]
-        elif kind == "engine_register":
-            array = [
-                ENGINE_REGISTER,
-                self.time(get("t")),
-                event["engine_id"],
-                get("uuid"),
-                True if get("present") else None,
-            ]
-        elif kind == "engine_unregister":
-            array = [ENGINE_UNREGISTER, self.time(get("t")), event["engine_id"]]
-        elif kind == "mark":
-            array = [MARK, self.time(get("t")), event["text"], get("data") or None]
-        elif kind == "label":
-            array = [LABEL, self.tid(event["msg_id"]), event["name"]]
-        elif kind == "resubmit":
-            array = [
-                RESUBMIT,
-                self.time(get("t")),
-                self.tid(event["msg_id"]),
-                self.tid(event["new_msg_id"]),
-            ]
-        elif kind == "close":
-            array = [CLOSE, self.time(get("t")), get("stats") or None]
-        else:
-            raise FormatError(f"unknown event kind {kind!r}")
-        out.append(_trim(array))
+        encode = _ENCODERS.get(event["kind"])
+        if encode is None:
+            raise FormatError(f"unknown event kind {event['kind']!r}")
+        out.append(_trim(encode(self, event, event.get)))
         return out
 
 
 class Decoder:
     """Turns wire arrays back into public event dicts, one segment at a time.
 
-    The same per-segment state (symbols, task ids, time base) is kept by the
-    fast fold in ``state.py``; this class is the readable reference.
+    Each kind's decoder is derived from ``KINDS``; the same per-segment state
+    (symbols, task ids, time base) is kept by the fast fold in ``state.py``.
     """
 
     def __init__(self):
@@ -333,74 +336,76 @@ class Decoder:
             self.reset(header["t0"])
             header["t0"] = from_us(header["t0"])
             return {"kind": "header", **header}
-        t = self._t
-        if kind == SUBMIT:
-            queue, fn, label, broadcast = field(3), field(4), field(6), field(8)
-            return {
-                "kind": "submit",
-                "msg_id": self.msg_ids[a[1]],
-                "t": t(a[2]),
-                "queue": None if queue is None else QUEUES[queue],
-                "function": None if fn is None else sym[fn],
-                "target": field(5),
-                "label": None if label is None else sym[label],
-                "chunk": field(7),
-                "broadcast": None if broadcast is None else sym[broadcast],
-            }
-        if kind == START:
-            return {"kind": "start", "msg_id": self.msg_ids[a[1]], "t": t(a[2]), "engine_id": field(3)}
-        if kind == COMPLETE:
-            return {
-                "kind": "complete",
-                "msg_id": self.msg_ids[a[1]],
-                "status": STATUSES[a[2]],
-                "started": t(field(3)),
-                "completed": t(field(4)),
-                "received": t(field(5)),
-                "engine_id": field(6),
-                "ename": field(7),
-                "evalue": field(8),
-                "traceback": field(9),
-            }
-        if kind in (STDOUT, STDERR):
-            return {
-                "kind": KIND_NAMES[kind],
-                "msg_id": self.msg_ids[a[1]],
-                "t": t(a[2]),
-                "text": a[3],
-            }
-        if kind == ATTEMPT_ERROR:
-            return {
-                "kind": "attempt_error",
-                "msg_id": self.msg_ids[a[1]],
-                "t": t(a[2]),
-                "engine_id": field(3),
-                "ename": field(4),
-                "evalue": field(5),
-                "traceback": field(6),
-            }
-        if kind == ENGINE_REGISTER:
-            return {
-                "kind": "engine_register",
-                "t": t(a[1]),
-                "engine_id": a[2],
-                "uuid": field(3),
-                "present": bool(field(4)),
-            }
-        if kind == ENGINE_UNREGISTER:
-            return {"kind": "engine_unregister", "t": t(a[1]), "engine_id": a[2]}
-        if kind == MARK:
-            return {"kind": "mark", "t": t(a[1]), "text": a[2], "data": field(3) or {}}
-        if kind == LABEL:
-            return {"kind": "label", "msg_id": self.msg_ids[a[1]], "name": a[2]}
-        if kind == RESUBMIT:
-            return {
-                "kind": "resubmit",
-                "t": t(a[1]),
-                "msg_id": self.msg_ids[a[2]],
-                "new_msg_id": self.msg_ids[a[3]],
-            }
-        if kind == CLOSE:
-            return {"kind": "close", "t": t(a[1]), "stats": field(2) or {}}
-        # Unknown kinds are skipped so that newer minor additions stay readable.
-        return None
+        decode = _DECODERS.get(kind)
+        return None if decode is None else decode(self, a, len(a), self._t, sym)
+
+
+# -- the codec of each kind, derived from KINDS --------------------------------------------------
+# Each kind gets an encoder and a decoder written out from its fields, as fast as
+# hand-written code (the writer and ``read_events`` are hot paths).
+def _encoder_source(kind: Kind) -> str:
+    """``encode_NAME(self, event, get) -> wire array`` for one kind."""
+    lines = [f"def encode_{kind.name}(self, event, get):"]
+    times = [f for f in kind.fields if f.codec == "time"]
+    if len(times) > 1:  # several times share one base: decide it for all of them at once
+        names = ", ".join(f"t_{f.key}" for f in times)
+        values = ", ".join(f"get({f.key!r})" for f in times)
+        lines.append(f"    {names}, = self.times({values}, required={times[0].required})")
+    items = [str(kind.code)]
+    for i, f in enumerate(kind.fields, 1):
+        # a missing required time is a FormatError (from ``time``), another required field a KeyError
+        value = f"event[{f.key!r}]" if f.required and f.codec != "time" else f"get({f.key!r})"
+        if f.codec in ("symbol", "queue"):
+            lines.append(f"    v{i} = {value}")
+        if f.codec == "task":
+            items.append(f"self.tid(event[{f.key!r}])")
+        elif f.codec == "time":
+            items.append(f"t_{f.key}" if len(times) > 1 else f"self.time({value})")
+        elif f.codec == "symbol":
+            items.append(f"None if v{i} is None else self.symbol(v{i})")
+        elif f.codec == "queue":
+            items.append(f"None if v{i} is None else QUEUE_CODES[v{i}]")
+        elif f.codec == "status":
+            items.append(f"STATUS_CODES[{value}]")
+        elif f.codec == "flag":
+            items.append(f"True if {value} else None")
+        elif f.codec == "map":
+            items.append(f"{value} or None")
+        else:
+            items.append(value)
+    lines.append(f"    return [{', '.join(items)}]")
+    return "\n".join(lines)
+
+
+def _decoder_source(kind: Kind) -> str:
+    """``decode_NAME(self, a, n, t, sym) -> event dict`` for one kind (``n`` = len(a))."""
+    items = [f'"kind": {kind.name!r}']
+    for i, f in enumerate(kind.fields, 1):
+        raw = f"a[{i}]" if f.required else f"(a[{i}] if n > {i} else None)"
+        if f.codec == "task":
+            value = f"self.msg_ids[{raw}]"
+        elif f.codec == "time":
+            value = f"t({raw})"
+        elif f.codec in ("symbol", "queue"):
+            table = "sym" if f.codec == "symbol" else "QUEUES"
+            value = f"{table}[{raw}]" if f.required else f"(None if n <= {i} or a[{i}] is None else {table}[a[{i}]])"
+        elif f.codec == "status":
+            value = f"STATUSES[{raw}]"
+        elif f.codec == "flag":
+            value = f"bool({raw})"
+        elif f.codec == "map":
+            value = f"({raw} or {{}})"
+        else:
+            value = raw
+        items.append(f"{f.key!r}: {value}")
+    return f"def decode_{kind.name}(self, a, n, t, sym):\n    return {{{', '.join(items)}}}"
+
+
+def _compile(source: str, name: str):
+    scope = {"QUEUE_CODES": QUEUE_CODES, "STATUS_CODES": STATUS_CODES, "QUEUES": QUEUES, "STATUSES": STATUSES}
+    exec(compile(source, f"<ipyrecorder.events: {name}>", "exec"), scope)
+    return scope[name]
+
+
+_ENCODERS = {kind.name: _compile(_encoder_source(kind), f"encode_{kind.name}") for kind in KINDS}
+_DECODERS = {kind.code: _compile(_decoder_source(kind), f"decode_{kind.name}") for kind in KINDS}

@@ -18,6 +18,29 @@ from .log import Damage, LogReader, check_header
 from_us = ev.from_us
 QUEUES = ev.QUEUES
 STATUSES = ev.STATUSES
+# The wire positions the fold reads, named after the fields of events.KINDS.
+_K = ev.KIND
+SUBMIT_TASK, SUBMIT_T, SUBMIT_QUEUE, SUBMIT_FUNCTION, SUBMIT_TARGET, SUBMIT_LABEL, SUBMIT_CHUNK, SUBMIT_BROADCAST = _K[
+    "submit"
+].at("msg_id", "t", "queue", "function", "target", "label", "chunk", "broadcast")
+START_TASK, START_T, START_ENGINE = _K["start"].at("msg_id", "t", "engine_id")
+COMPLETE_TASK, COMPLETE_STATUS, COMPLETE_STARTED, COMPLETE_COMPLETED, COMPLETE_RECEIVED = _K["complete"].at(
+    "msg_id", "status", "started", "completed", "received"
+)
+COMPLETE_ENGINE, COMPLETE_ENAME, COMPLETE_EVALUE, COMPLETE_TRACEBACK = _K["complete"].at(
+    "engine_id", "ename", "evalue", "traceback"
+)
+OUTPUT_TASK, OUTPUT_TEXT = _K["stdout"].at("msg_id", "text")
+assert _K["stderr"].fields == _K["stdout"].fields  # the fold reads both alike
+ATTEMPT_TASK, *ATTEMPT_FIELDS = _K["attempt_error"].at("msg_id", "t", "engine_id", "ename", "evalue", "traceback")
+REGISTER_T, REGISTER_ENGINE, REGISTER_UUID, REGISTER_PRESENT = _K["engine_register"].at(
+    "t", "engine_id", "uuid", "present"
+)
+UNREGISTER_T, UNREGISTER_ENGINE = _K["engine_unregister"].at("t", "engine_id")
+MARK_T, MARK_TEXT, MARK_DATA = _K["mark"].at("t", "text", "data")
+LABEL_TASK, LABEL_NAME = _K["label"].at("msg_id", "name")
+RESUBMIT_T, RESUBMIT_TASK, RESUBMIT_NEW = _K["resubmit"].at("t", "msg_id", "new_msg_id")
+CLOSE_T, CLOSE_STATS = _K["close"].at("t", "stats")
 CLUSTER_STRIDE = 1_000_000  # engine keys of the n-th merged cluster start at (n - 1) * this
 
 
@@ -337,25 +360,25 @@ class State:
                     task = tasks[msg_id] = Task(msg_id)
                 tids.append(task)
             elif kind == ev.SUBMIT:
-                task = tids[a[1]]
+                task = tids[a[SUBMIT_TASK]]
                 if task.submitted_us is None:
                     self.n_submitted += 1
-                task.submitted_us = base + a[2]
+                task.submitted_us = base + a[SUBMIT_T]
                 size = len(a)
-                if size > 3 and a[3] is not None:
-                    task.queue = QUEUES[a[3]]
-                if size > 4 and a[4] is not None:
-                    task.function = symbols[a[4]]
-                if size > 5:
-                    task.target = a[5]
-                    if size > 6 and a[6] is not None:
-                        task.label = symbols[a[6]]
+                if size > SUBMIT_QUEUE and a[SUBMIT_QUEUE] is not None:
+                    task.queue = QUEUES[a[SUBMIT_QUEUE]]
+                if size > SUBMIT_FUNCTION and a[SUBMIT_FUNCTION] is not None:
+                    task.function = symbols[a[SUBMIT_FUNCTION]]
+                if size > SUBMIT_TARGET:
+                    task.target = a[SUBMIT_TARGET]
+                    if size > SUBMIT_LABEL and a[SUBMIT_LABEL] is not None:
+                        task.label = symbols[a[SUBMIT_LABEL]]
                         if task.name is None:
                             task.name = task.label
-                    if size > 7:
-                        task.chunk = a[7]
-                        if size > 8 and a[8] is not None:
-                            task.broadcast = symbols[a[8]]
+                    if size > SUBMIT_CHUNK:
+                        task.chunk = a[SUBMIT_CHUNK]
+                        if size > SUBMIT_BROADCAST and a[SUBMIT_BROADCAST] is not None:
+                            task.broadcast = symbols[a[SUBMIT_BROADCAST]]
                 if offset and task.target is not None:
                     target = task.target
                     task.target = (
@@ -364,9 +387,9 @@ class State:
                         else [None if e is None else e + offset for e in target]
                     )
             elif kind == ev.START:
-                task = tids[a[1]]
-                t = base + a[2]
-                engine_id = a[3] if len(a) > 3 else None
+                task = tids[a[START_TASK]]
+                t = base + a[START_T]
+                engine_id = a[START_ENGINE] if len(a) > START_ENGINE else None
                 if offset and engine_id is not None:
                     engine_id += offset
                 if task.start_us is not None:
@@ -384,34 +407,35 @@ class State:
                     if engine_id is not None:
                         engine_of(engine_id).current = task
             elif kind == ev.COMPLETE:
-                task = tids[a[1]]
+                task = tids[a[COMPLETE_TASK]]
                 size = len(a)
+                status = a[COMPLETE_STATUS]
                 if task.status is None:
                     self.n_completed += 1
                     self.completed.append(task)
-                    if a[2] != 0:
+                    if status != 0:
                         self.n_failed += 1
                         self.recent_errors.append(task)
                 else:  # completed again (merged logs): replace what the first completion counted
                     self._uncount(task)
-                task.status = STATUSES[a[2]]
-                if size > 3 and a[3] is not None:
-                    task.started_us = base + a[3]
-                if size > 4 and a[4] is not None:
-                    task.completed_us = base + a[4]
-                if size > 5 and a[5] is not None:
-                    task.received_us = base + a[5]
-                if size > 6 and a[6] is not None:
-                    task.engine_id = a[6] + offset
-                if size > 7:
-                    task.ename = a[7]
-                    task.evalue = a[8] if size > 8 else None
-                    task.traceback = a[9] if size > 9 else None
+                task.status = STATUSES[status]
+                if size > COMPLETE_STARTED and a[COMPLETE_STARTED] is not None:
+                    task.started_us = base + a[COMPLETE_STARTED]
+                if size > COMPLETE_COMPLETED and a[COMPLETE_COMPLETED] is not None:
+                    task.completed_us = base + a[COMPLETE_COMPLETED]
+                if size > COMPLETE_RECEIVED and a[COMPLETE_RECEIVED] is not None:
+                    task.received_us = base + a[COMPLETE_RECEIVED]
+                if size > COMPLETE_ENGINE and a[COMPLETE_ENGINE] is not None:
+                    task.engine_id = a[COMPLETE_ENGINE] + offset
+                if size > COMPLETE_ENAME:
+                    task.ename = a[COMPLETE_ENAME]
+                    task.evalue = a[COMPLETE_EVALUE] if size > COMPLETE_EVALUE else None
+                    task.traceback = a[COMPLETE_TRACEBACK] if size > COMPLETE_TRACEBACK else None
                 engine_id = task.engine_id
                 if engine_id is not None:
                     engine = engines.get(engine_id) or engine_of(engine_id)
                     engine.tasks_done += 1
-                    if a[2] != 0:
+                    if status != 0:
                         engine.errors += 1
                     start = task.effective_start_us
                     if start is not None and task.completed_us is not None:
@@ -422,18 +446,19 @@ class State:
                 if done is not None:
                     self.recent_completions.append(done)
             elif kind == ev.STDOUT or kind == ev.STDERR:
-                task = tids[a[1]]
+                task = tids[a[OUTPUT_TASK]]
                 if task._source != source:
                     if task._source is not None:
                         continue  # output another of the merged logs already gave
                     task._source = source
                 name = "_stdout" if kind == ev.STDOUT else "_stderr"
+                text = a[OUTPUT_TEXT]
                 chunks = getattr(task, name)
                 if chunks is None:
-                    setattr(task, name, [a[3]])
+                    setattr(task, name, [text])
                 else:
-                    chunks.append(a[3])
-                self.recent_output.append((task, name[1:], a[3]))
+                    chunks.append(text)
+                self.recent_output.append((task, name[1:], text))
             elif kind == ev.SYMBOL:
                 if a[1] != len(symbols):
                     raise ev.FormatError(f"symbol {a[1]} defined out of order")
@@ -445,13 +470,13 @@ class State:
                     raise ev.FormatError("frame of a segment whose header was lost")
                 base = a[2]
             elif kind == ev.ATTEMPT_ERROR:
-                task = tids[a[1]]
+                task = tids[a[ATTEMPT_TASK]]
                 if task._source != source:
                     if task._source is not None:
                         continue
                     task._source = source
-                pad = list(a[2:7]) + [None] * (7 - len(a))
-                t, engine_id, ename, evalue, traceback = pad
+                size = len(a)
+                t, engine_id, ename, evalue, traceback = (a[i] if size > i else None for i in ATTEMPT_FIELDS)
                 if offset and engine_id is not None:
                     engine_id += offset
                 entry = (engine_id, None if t is None else base + t, ename, evalue, traceback)
@@ -460,22 +485,24 @@ class State:
                 else:
                     task.attempt_errors.append(entry)
             elif kind == ev.ENGINE_REGISTER:
-                engine = self._register_engine(a[2], a[3] if len(a) > 3 else None)
+                uuid = a[REGISTER_UUID] if len(a) > REGISTER_UUID else None
+                engine = self._register_engine(a[REGISTER_ENGINE], uuid)
                 offset = self._offset
-                engine.registered_us = base + a[1]
-                engine.uuid = a[3] if len(a) > 3 else None
-                engine.present_at_start = len(a) > 4 and bool(a[4])
+                engine.registered_us = base + a[REGISTER_T]
+                engine.uuid = uuid
+                engine.present_at_start = len(a) > REGISTER_PRESENT and bool(a[REGISTER_PRESENT])
                 engine.unregistered_us = None
             elif kind == ev.ENGINE_UNREGISTER:
-                engine = engine_of(a[2] + offset)
-                engine.unregistered_us = base + a[1]
+                engine = engine_of(a[UNREGISTER_ENGINE] + offset)
+                engine.unregistered_us = base + a[UNREGISTER_T]
                 engine.current = None
             elif kind == ev.MARK:
-                self.marks.append(Mark(base + a[1], a[2], a[3] if len(a) > 3 else {}))
+                data = a[MARK_DATA] if len(a) > MARK_DATA else {}
+                self.marks.append(Mark(base + a[MARK_T], a[MARK_TEXT], data))
             elif kind == ev.LABEL:
-                tids[a[1]].name = a[2]
+                tids[a[LABEL_TASK]].name = a[LABEL_NAME]
             elif kind == ev.RESUBMIT:
-                old, new = tids[a[2]], tids[a[3]]
+                old, new = tids[a[RESUBMIT_TASK]], tids[a[RESUBMIT_NEW]]
                 old.resubmitted = new.msg_id
                 new.resubmit_of = old.msg_id
                 new.function = new.function or old.function  # the Hub re-sends the same request
@@ -489,8 +516,8 @@ class State:
                 offset = self._offset = 0
                 self._offset_known = False
             elif kind == ev.CLOSE:
-                stats = a[2] if len(a) > 2 else {}
-                self.closes.append({"t": from_us(base + a[1]), **(stats or {})})
+                stats = a[CLOSE_STATS] if len(a) > CLOSE_STATS else {}
+                self.closes.append({"t": from_us(base + a[CLOSE_T]), **(stats or {})})
         return base, n
 
     def _uncount(self, task: Task) -> None:
@@ -652,18 +679,8 @@ class _Clip:
     before is kept as started (running).
     """
 
-    TIME_AT = {
-        ev.SUBMIT: 2,
-        ev.START: 2,
-        ev.STDOUT: 2,
-        ev.STDERR: 2,
-        ev.ATTEMPT_ERROR: 2,
-        ev.ENGINE_REGISTER: 1,
-        ev.ENGINE_UNREGISTER: 1,
-        ev.MARK: 1,
-        ev.RESUBMIT: 1,
-        ev.CLOSE: 1,
-    }
+    # The position of each kind's one time; complete, with three, is clipped on its own.
+    TIME_AT = {kind.code: kind.positions("time")[0] for kind in ev.KINDS if len(kind.positions("time")) == 1}
 
     def __init__(self, until_us: int):
         self.until = until_us
@@ -680,14 +697,17 @@ class _Clip:
             elif kind == ev.FRAME:
                 self.base = a[2]
             elif kind == ev.COMPLETE:
-                completed = a[4] if len(a) > 4 else None
+                size = len(a)
+                completed = a[COMPLETE_COMPLETED] if size > COMPLETE_COMPLETED else None
                 if completed is not None and self.base + completed > until:
-                    started = a[3] if len(a) > 3 else None
-                    if started is not None and self.base + started <= until:
-                        yield (ev.START, a[1], started, a[6] if len(a) > 6 else None)
+                    started = a[COMPLETE_STARTED] if size > COMPLETE_STARTED else None
+                    if started is not None and self.base + started <= until:  # running at that moment
+                        engine = a[COMPLETE_ENGINE] if size > COMPLETE_ENGINE else None
+                        yield (ev.START, a[COMPLETE_TASK], started, engine)
                     continue
-                if len(a) > 5 and a[5] is not None and self.base + a[5] > until:
-                    a = a[:5] + (None,) + tuple(a[6:])  # not yet received by the client
+                received = a[COMPLETE_RECEIVED] if size > COMPLETE_RECEIVED else None
+                if received is not None and self.base + received > until:  # not yet received by the client
+                    a = a[:COMPLETE_RECEIVED] + (None,) + tuple(a[COMPLETE_RECEIVED + 1 :])
             elif kind in self.TIME_AT:
                 t = a[self.TIME_AT[kind]]
                 if t is not None and self.base + t > until:

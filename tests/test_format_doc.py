@@ -856,3 +856,46 @@ def test_a_reader_that_skips_frame_decodes_intact_logs_alike(tmp_path):
     events, damage, arrays = read_log(path)
     assert not damage and sum(1 for a in arrays if a[0] == FRAME) >= 4
     assert read_log(path, frame_aware=False)[:2] == (events, [])
+
+
+DOC_TYPES = {
+    "task id": "task",
+    "time": "time",
+    "symbol": "symbol",
+    "int code": "code",
+    "true or nil": "flag",
+    "map or nil": "map",
+}
+
+
+def documented_kinds() -> dict:
+    """{kind name: (code, [(position, key, codec, required)])} from the tables of section 6."""
+    text = DOC.read_text(encoding="utf-8")
+    section = text[text.index("## 6. Event kinds") : text.index("## 7.")]
+    kinds = {}
+    for block in re.split(r"\n### 6\.\d+ ", section)[1:]:
+        title, _, rest = block.partition("\n")
+        rows = [
+            [cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in rest.splitlines()
+            if re.match(r"\|\s*\d+\s*\|", line)
+        ]
+        fields = [
+            (int(r[0]), r[1].strip("`"), DOC_TYPES.get(r[2], "value"), r[3] == "yes") for r in rows if len(r) == 6
+        ]
+        for name, code in re.findall(r"(\w+) — code (\d+)", title):
+            kinds[name] = (int(code), fields)
+    return kinds
+
+
+def test_the_kind_table_is_the_documented_one():
+    """events.KINDS (from which the codec, the fold and clipping derive) and docs/format.md agree."""
+    from ipyrecorder.events import KINDS
+
+    documented = documented_kinds()
+    assert set(documented) == {kind.name for kind in KINDS}
+    for kind in KINDS:
+        code, fields = documented[kind.name]
+        codec = {"status": "code", "queue": "code"}
+        ours = [(i, f.key, codec.get(f.codec, f.codec), f.required) for i, f in enumerate(kind.fields, 1)]
+        assert (code, fields) == (kind.code, ours), kind.name

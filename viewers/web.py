@@ -107,7 +107,8 @@ PAGES = {
     ),
 }
 
-_TASK_KINDS = frozenset({ev.TASK, ev.SUBMIT, ev.START, ev.COMPLETE, ev.STDOUT, ev.STDERR, ev.ATTEMPT_ERROR, ev.LABEL})
+# Where each kind refers to tasks (events.KINDS; TASK defines one at position 1).
+_TASK_POSITIONS = {ev.TASK: (1,), **{kind.code: kind.positions("task") for kind in ev.KINDS if kind.positions("task")}}
 
 
 # -- following the log ------------------------------------------------------------------------------
@@ -127,15 +128,11 @@ class TrackedState(State):
     def _track(self, arrays):
         add = self.touched.add
         tids = self._tids
-        kinds = _TASK_KINDS
+        positions_of = _TASK_POSITIONS.get
         for a in arrays:
-            yield a  # resumed once the fold has applied it: tids[a[1]] is defined by then
-            kind = a[0]
-            if kind in kinds:
-                add(tids[a[1]])
-            elif kind == ev.RESUBMIT:
-                add(tids[a[2]])
-                add(tids[a[3]])
+            yield a  # resumed once the fold has applied it: the task ids are defined by then
+            for position in positions_of(a[0], ()):
+                add(tids[a[position]])
 
 
 def _text(value):
