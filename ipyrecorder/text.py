@@ -1,8 +1,17 @@
-"""Plain-text renderings of a folded state, for the terminal (``info``, the demo)."""
+"""Text from a log, shown inertly, and plain-text renderings of a folded state (``info``, the demo)."""
 
 from __future__ import annotations
 
+import re
+
 from .state import engine_label
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but tab and newline, DEL, C1
+
+
+def visible(text: str) -> str:
+    """``text`` with every control character shown as ``\\xNN``: never interpreted, never lost."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def summary_text(logs, state, summary) -> str:

@@ -10,6 +10,13 @@ from __future__ import annotations
 from ipyrecorder.colours import BUSY, MARK, MEAN, QUEUED, REPLY_LATENCY, STATUS_COLOURS, colour_of
 from ipyrecorder.sinks import Option, Sink, SinkError
 from ipyrecorder.state import engine_label
+from ipyrecorder.text import visible
+
+
+def drawn(text: str) -> str:
+    """Log text as matplotlib must draw it: controls made visible, ``$`` not taken for mathtext."""
+    return visible(text).replace("$", r"\$")
+
 
 DPI = 120
 BUSY_BINS = 2000  # the busy curve is averaged into this many slices at most
@@ -55,7 +62,7 @@ class TimelineData:
         self.received = np.array([sec(t.received_us) if t.received_us is not None else np.nan for t in placed])
         self.colours = [STATUS_COLOURS.get(t.state) or self.colour_of[t.function or ""] for t in placed]
         self.span = max(last, float(self.end.max()) if len(self.end) else 0.0, 1e-3)
-        self.marks = [(sec(m.t_us), m.text) for m in state.marks]
+        self.marks = [(sec(m.t_us), drawn(m.text)) for m in state.marks]
         self.joins = [
             (sec(e.registered_us), self.row_of[e.id])
             for e in state.engines.values()
@@ -210,7 +217,7 @@ def draw_timeline(state, figure=None):
         fontsize=10,
         loc="left",
     )
-    legend = [Patch(color=c, label=f or "(unknown)") for f, c in list(data.colour_of.items())[:8]]
+    legend = [Patch(color=c, label=drawn(f) or "(unknown)") for f, c in list(data.colour_of.items())[:8]]
     legend += [
         Patch(color=STATUS_COLOURS["error"], label="error"),
         Patch(color=QUEUED, label="queued"),
@@ -238,7 +245,7 @@ def _label_bars(ax, fig, data):
     wide = [i for i in widths.argsort()[::-1][:MAX_BAR_TEXTS] if widths[i] > 40]
     for i in wide:
         task = data.tasks[i]
-        text = f"{task.name or task.function or ''}\n{task.run_seconds or 0:.2f}s"
+        text = f"{drawn(task.name or task.function or '')}\n{task.run_seconds or 0:.2f}s"
         if len(text.split("\n")[0]) * 5.5 > widths[i]:
             text = f"{task.run_seconds or 0:.2f}s"
         ax.text(
