@@ -520,6 +520,11 @@ class State:
                 self.closes.append({"t": from_us(base + a[CLOSE_T]), **(stats or {})})
         return base, n
 
+    @property
+    def closed(self) -> bool:
+        """The log is finished: it has a segment, and every segment has its close event."""
+        return bool(self.headers) and len(self.closes) >= len(self.headers)
+
     def _uncount(self, task: Task) -> None:
         """Take back what a task's completion added to its engine's totals."""
         engine = self.engines.get(task.engine_id)
@@ -584,7 +589,7 @@ class State:
             "engines": engines,
             "marks": len(self.marks),
             "segments": len(self.headers),
-            "closed": len(self.closes) == len(self.headers),
+            "closed": self.closed,
             "ended": [_ending(close) for close in self.closes if "ended" in close],
             "damage": [str(d) for d in self.damage],
         }

@@ -73,11 +73,6 @@ class LiveTimeline:
         draw_busy(busy_ax, *whole.busy_curve(), len(whole.engine_ids))
 
 
-def _closed(state) -> bool:
-    """Every segment of the log has its close event, and nothing is running."""
-    return bool(state.headers) and len(state.closes) == len(state.headers)
-
-
 class MatplotlibViewer(Viewer):
     name = "matplotlib"
     description = "The matplotlib timeline in a window, growing as the log grows."
@@ -118,7 +113,7 @@ class MatplotlibViewer(Viewer):
         if not once:
             with self._follower(tail, poll) as follower:
                 try:
-                    while not _closed(tail.state):
+                    while not tail.state.closed:
                         follower.changed.wait(self.config["interval"])
                         follower.changed.clear()
                         with follower.lock:
@@ -145,7 +140,7 @@ class MatplotlibViewer(Viewer):
                 if finished:
                     return
                 with follower.lock:
-                    done = _closed(tail.state)
+                    done = tail.state.closed
                     live.update(tail.state, final=done)
                 finished = done
                 fig.canvas.draw_idle()

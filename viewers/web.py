@@ -333,7 +333,7 @@ class Hub:
         return {
             "now": _now_us(),
             "progress": {**p, "tasks": len(state.tasks), "events": state.events},
-            "closed": bool(state.headers) and len(state.closes) >= len(state.headers),
+            "closed": state.closed,
             "exists": tail.exists,
             "t0": ev.to_us(state.headers[0]["t0"]) if state.headers else None,
             "segments": len(state.headers),
