@@ -120,8 +120,6 @@ MARK = KIND["mark"].code
 LABEL = KIND["label"].code
 RESUBMIT = KIND["resubmit"].code
 CLOSE = KIND["close"].code
-KIND_NAMES = {HEADER: "header", **{kind.code: kind.name for kind in KINDS}}
-KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
 
 # Small closed vocabularies are integers on the wire.
 STATUSES = ("ok", "error", "aborted")
@@ -307,11 +305,6 @@ class Decoder:
 
     def _decode(self, a) -> dict | None:
         kind = a[0]
-        n = len(a)
-
-        def field(i):
-            return a[i] if i < n else None
-
         sym = self.symbols
         if kind == SYMBOL:
             if a[1] != len(sym):

@@ -39,7 +39,7 @@ REGISTER_T, REGISTER_ENGINE, REGISTER_UUID, REGISTER_PRESENT = _K["engine_regist
 UNREGISTER_T, UNREGISTER_ENGINE = _K["engine_unregister"].at("t", "engine_id")
 MARK_T, MARK_TEXT, MARK_DATA = _K["mark"].at("t", "text", "data")
 LABEL_TASK, LABEL_NAME = _K["label"].at("msg_id", "name")
-RESUBMIT_T, RESUBMIT_TASK, RESUBMIT_NEW = _K["resubmit"].at("t", "msg_id", "new_msg_id")
+RESUBMIT_TASK, RESUBMIT_NEW = _K["resubmit"].at("msg_id", "new_msg_id")
 CLOSE_T, CLOSE_STATS = _K["close"].at("t", "stats")
 CLUSTER_STRIDE = 1_000_000  # engine keys of the n-th merged cluster start at (n - 1) * this
 

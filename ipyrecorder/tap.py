@@ -33,7 +33,6 @@ FLUSH = "flush"  # (FLUSH, threading.Event) set once everything before it is wri
 TASK_REQUESTS = ("apply_request", "execute_request")
 HUB_REQUESTS = ("resubmit_request", "result_request")
 IOPUB_TYPES = ("status", "stream", "error")
-CLIENT_HOOKS = ("_send", "send_apply_request", "wait", "spin")
 
 # _send(socket, msg_type, content, parent, ident, buffers, track, header, metadata, ...)
 _IDENT_POS, _METADATA_POS, _HOOK_POS = 2, 6, 8

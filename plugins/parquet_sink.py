@@ -10,8 +10,6 @@ from pathlib import Path
 
 from ipyrecorder.sinks import Option, Sink, SinkError
 
-TS = ("submitted", "started", "completed", "received")
-
 
 def _pyarrow():
     try:

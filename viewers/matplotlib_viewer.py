@@ -21,7 +21,6 @@ class LiveTimeline:
 
     def __init__(self, figure):
         self.figure = figure
-        self.full_draws = 0
         self.frames = 0
         self._key = None
 
@@ -36,7 +35,6 @@ class LiveTimeline:
             self._drawn = len(state.completed)
             self._marks = len(state.marks)
             self._running = []
-            self.full_draws += 1
             self.frames += 1
             return "full"
         new = state.completed[self._drawn :]

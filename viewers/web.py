@@ -207,7 +207,6 @@ class Snapshot:
     epoch: str
     seq: int
     body: bytes
-    raw_size: int
     tasks: int
     seconds: float
 
@@ -424,7 +423,7 @@ class Hub:
         raw = struct.pack("<I", len(head)) + head + blob
         body = gzip.compress(raw, compresslevel=6, mtime=0)
         self.stats["snapshots_built"] += 1
-        return Snapshot(epoch, seq, body, len(raw), tasks, time.perf_counter() - started)
+        return Snapshot(epoch, seq, body, tasks, time.perf_counter() - started)
 
     async def snapshot(self) -> Snapshot:
         """A snapshot for a new browser: the cached one while it is recent, else a new one (one at a time)."""
