@@ -88,6 +88,7 @@ class Translator:
         self._submitted: set = set()  # msg_ids this recording wrote a submit for (the names sweep)
         self._coalesced: dict[str, _Coalesced] = {}  # coalescing broadcast requests not yet complete
         self._idle: dict[str, str] = {}  # per-engine task of a coalescing broadcast -> engine's idle time
+        self._parts: dict[str, list] = {}  # coalescing broadcast request -> its per-engine tasks (for names)
         self._present = (datetime.now(timezone.utc), sorted(engines.items()))
 
     def start(self) -> None:
@@ -150,6 +151,7 @@ class Translator:
             msg_id = f"{request}_{ident}"
             self._submit(msg_id, future.header.get("date"), "broadcast", call, engine_id, metadata, request)
             entry.tasks[msg_id] = engine_id
+        self._parts[request] = list(entry.tasks)
         self.pending[request] = _Pending(future, expects_output=False)
 
     def _on_iopub(self, msg):
@@ -310,8 +312,10 @@ class Translator:
                 self._part_done(msg_id, "output_done")
 
     def _add_name(self, msg_id, name):
-        self._labelled.add(msg_id)
-        self.emit({"kind": "label", "msg_id": msg_id, "name": str(name)})
+        """Name a task; a coalescing broadcast's AsyncResult names the request: each engine's task gets it."""
+        for task_id in self._parts.get(msg_id, (msg_id,)):
+            self._labelled.add(task_id)
+            self.emit({"kind": "label", "msg_id": task_id, "name": str(name)})
 
     def sweep_names(self) -> None:
         """Names a user added to the ``names`` dict after their tasks were submitted."""

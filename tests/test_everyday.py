@@ -45,6 +45,7 @@ def test_broadcast_view_records_one_task_per_engine(own_client, engines, log_pat
 
     def body(rec):
         ar = view.apply_async(shout, 6)
+        rec.name_tasks(ar, "everywhere" if coalescing else ["first", "second"])
         assert ar.get(timeout=30) == [6, 6]
         return ar
 
@@ -60,6 +61,8 @@ def test_broadcast_view_records_one_task_per_engine(own_client, engines, log_pat
         assert task.msg_id == f"{request}_{state.engines[task.engine_id].uuid}"
     assert rec.gave_up is None and state.closes[-1]["pending"] == 0
     assert request not in state.tasks  # the request itself is not a task: its engines' tasks are
+    names = sorted(t.name for t in tasks)
+    assert names == (["everywhere", "everywhere"] if coalescing else ["first", "second"])
 
 
 def test_broadcast_execute_and_direct_view_helpers(own_client, engines, log_path, tmp_path):
