@@ -6,12 +6,15 @@ import re
 
 from .state import engine_label
 
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 but tab and newline, DEL, C1
+# C0 but tab and newline, DEL, C1, and the bidirectional controls that reorder what follows
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def visible(text: str) -> str:
-    """``text`` with every control character shown as ``\\xNN``: never interpreted, never lost."""
-    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """``text`` with every control character shown as ``\\xNN`` (``\\uNNNN``): never interpreted, never lost."""
+    return _CONTROLS.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if m.group() < "\u0100" else f"\\u{ord(m.group()):04x}", text
+    )
 
 
 def summary_text(logs, state, summary) -> str:

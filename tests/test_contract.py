@@ -116,3 +116,13 @@ def test_every_viewer_shows_every_shared_log_once_or_says_it_cannot(viewer, log,
         assert out.strip() and "\x1b]" not in out  # a status line, and no window-title escape
     else:
         assert (tmp_path / "view.png").stat().st_size > 0
+
+
+def test_visible_shows_every_control_and_keeps_all_else():
+    from ipyrecorder.text import visible
+
+    assert visible("\x1b]0;t\x07 \x00\x08\x7f\x9b \u202eevil\u202c \u2066x\u2069") == (
+        "\\x1b]0;t\\x07 \\x00\\x08\\x7f\\x9b \\u202eevil\\u202c \\u2066x\\u2069"
+    )
+    kept = "tab\there\nnew line \u00e9t\u00e9 \U0001f600 [/] <b> $x$ \\"
+    assert visible(kept) == kept
