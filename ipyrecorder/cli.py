@@ -413,9 +413,9 @@ def record(profile, url_file, output, interval):
     """Record every client's tasks on a running cluster until Ctrl-C or SIGTERM."""
     import signal
 
-    from .hub import Observer
+    from .hub import ClusterRecorder
 
-    observer = Observer(
+    observer = ClusterRecorder(
         lambda: _connect(profile, url_file), output, interval=interval, echo=lambda text: click.echo(text, err=True)
     )
     stop = lambda *_: observer.stop.set()  # noqa: E731

@@ -96,7 +96,7 @@ def import_hub(client, path, where=None, mode: str = "w") -> int:
     return len(records)
 
 
-class Observer:
+class ClusterRecorder:
     """Records every client's tasks on a cluster until ``stop`` is set.
 
     The client's IO thread only appends iopub messages and registrations to a

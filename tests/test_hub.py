@@ -152,14 +152,14 @@ def test_record_survives_a_controller_restart(tmp_path, monkeypatch):
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     import ipyparallel as ipp
 
-    from ipyrecorder.hub import Observer
+    from ipyrecorder.hub import ClusterRecorder
 
     cluster = ipp.Cluster(n=1, controller_args=["--HeartMonitor.period=500"], log_level=40)
     cluster.start_cluster_sync()
     path = tmp_path / "observer.mpk"
     try:
         (url,) = glob.glob(os.path.join(cluster.profile_dir, "security", "ipcontroller-*client.json"))
-        observer = Observer(
+        observer = ClusterRecorder(
             lambda: ipp.Client(url, timeout=30), path, interval=0.2, mode="w", query_timeout=2, echo=lambda text: None
         )
         with_marks = lambda *texts: lambda: set(texts) <= {m.text for m in ipyrecorder.replay(path).marks}  # noqa: E731

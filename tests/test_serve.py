@@ -377,9 +377,9 @@ def test_stream_resumes_from_its_cursor(tmp_path):
         log.flush()
 
     with ipyrecorder.LogWriter(path, "w", header) as log, serving(path, ring_batches=5) as server:
-        wait_until(lambda: server.hub.loop_epoch is not None, timeout=10, message="the first fold")
+        wait_until(lambda: server.feed.loop_epoch is not None, timeout=10, message="the first fold")
         task(log, 0)
-        wait_until(lambda: server.hub.loop_seq >= 1, timeout=10, message="a first batch")
+        wait_until(lambda: server.feed.loop_seq >= 1, timeout=10, message="a first batch")
         status, headers, _ = get(server.base + "/api/snapshot")
         cursor = headers["X-Ipyrecorder-Cursor"]
         epoch, seq = cursor.split(":")
@@ -395,7 +395,7 @@ def test_stream_resumes_from_its_cursor(tmp_path):
             seen.append(event_id)
         stream.close()
         task(log, 4)  # while disconnected
-        wait_until(lambda: server.hub.loop_seq >= int(seq) + 4, timeout=10, message="the batch of r_4")
+        wait_until(lambda: server.feed.loop_seq >= int(seq) + 4, timeout=10, message="the batch of r_4")
         # An EventSource reconnects with Last-Event-ID: it gets exactly what came after.
         stream = Stream(server, after=cursor, last_event_id=seen[0])
         ids, tasks = [], []
@@ -408,7 +408,7 @@ def test_stream_resumes_from_its_cursor(tmp_path):
         # A cursor older than the ring (5 batches), of another epoch, or none: a reset (then a new snapshot).
         for i in range(5, 12):  # one batch each: the ring keeps the last 5
             task(log, i)
-            wait_until(lambda i=i: server.hub.loop_seq >= int(seq) + i, timeout=10, message=f"the batch of r_{i}")
+            wait_until(lambda i=i: server.feed.loop_seq >= int(seq) + i, timeout=10, message=f"the batch of r_{i}")
         for cursor_text in (seen[0], f"0123456789ab:{seq}", None, "garbage"):
             stream = Stream(server, last_event_id=cursor_text)
             event_id, event, data = stream.next()

@@ -201,8 +201,9 @@ def _now_us() -> int:
 
 
 @dataclass(frozen=True)
-class Snapshot:
-    """A snapshot's gzip-encoded body, the batch it includes (epoch, seq), and what it cost."""
+class CatchUp:
+    """What a late browser catches up from (``/api/snapshot``): the state's gzip-encoded body,
+    the batch it includes (epoch, seq), and what it cost."""
 
     epoch: str
     seq: int
@@ -215,7 +216,7 @@ class Snapshot:
         return f"{self.epoch}:{self.seq}"
 
 
-class Hub:
+class Feed:
     """Follows one log and hands its changes to any number of browsers, each with its own cursor.
 
     Folding runs on the follower's thread and batching on the batcher's, both
@@ -264,7 +265,7 @@ class Hub:
         self.cond = None
         self.closing = False
         self.clients: set = set()
-        self._snapshot: Snapshot | None = None
+        self._snapshot: CatchUp | None = None
         self._snapshot_future = None
         self.stats = {"batches": 0, "resets": 0, "snapshots_built": 0}
 
@@ -398,7 +399,7 @@ class Hub:
         return ("batch", self.epoch, self.seq, batch)
 
     # -- snapshots (executor threads) -------------------------------------------------------------
-    def build_snapshot(self) -> Snapshot:
+    def build_snapshot(self) -> CatchUp:
         started = time.perf_counter()
         with self.lock:
             state = self.tail.state
@@ -423,9 +424,9 @@ class Hub:
         raw = struct.pack("<I", len(head)) + head + blob
         body = gzip.compress(raw, compresslevel=6, mtime=0)
         self.stats["snapshots_built"] += 1
-        return Snapshot(epoch, seq, body, tasks, time.perf_counter() - started)
+        return CatchUp(epoch, seq, body, tasks, time.perf_counter() - started)
 
-    async def snapshot(self) -> Snapshot:
+    async def snapshot(self) -> CatchUp:
         """A snapshot for a new browser: the cached one while it is recent, else a new one (one at a time)."""
         cached = self._snapshot
         if (
@@ -527,7 +528,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def initialize(self, server):
         self.server = server
-        self.hub = server.hub
+        self.feed = server.feed
 
     def set_default_headers(self):
         self.clear_header("Server")
@@ -577,7 +578,7 @@ class StaticHandler(BaseHandler):
 
 class SnapshotHandler(BaseHandler):
     async def get(self):
-        snap = await self.hub.snapshot()
+        snap = await self.feed.snapshot()
         self.set_header("Content-Type", "application/octet-stream")
         self.set_header("X-Ipyrecorder-Cursor", snap.cursor)
         if "gzip" in self.request.headers.get("Accept-Encoding", ""):
@@ -589,7 +590,7 @@ class SnapshotHandler(BaseHandler):
 
 class TaskHandler(BaseHandler):
     async def get(self, msg_id):
-        body = await IOLoop.current().run_in_executor(None, self.hub.task_json, msg_id)
+        body = await IOLoop.current().run_in_executor(None, self.feed.task_json, msg_id)
         if body is None:
             raise tornado.web.HTTPError(404)
         self.set_header("Content-Type", "application/json")
@@ -598,7 +599,7 @@ class TaskHandler(BaseHandler):
 
 class SummaryHandler(BaseHandler):
     async def get(self):
-        body = await IOLoop.current().run_in_executor(None, self.hub.summary_json)
+        body = await IOLoop.current().run_in_executor(None, self.feed.summary_json)
         self.set_header("Content-Type", "application/json")
         self.write(body)
 
@@ -615,7 +616,7 @@ class StreamHandler(BaseHandler):
         self._sse_headers()
 
     async def get(self):
-        hub = self.hub
+        feed = self.feed
         cursor = self.request.headers.get("Last-Event-ID") or self.get_query_argument("after", "")
         epoch, _, seq = cursor.strip().partition(":")
         try:
@@ -624,14 +625,14 @@ class StreamHandler(BaseHandler):
             epoch, seq = "", -1
         self._sse_headers()
         self._gone = False
-        hub.clients.add(self)
+        feed.clients.add(self)
         try:
             self.write(b"retry: 1000\n\n")
             await self.flush()
-            while not self._gone and not hub.closing:
-                status, items = hub.since(epoch, seq)
+            while not self._gone and not feed.closing:
+                status, items = feed.since(epoch, seq)
                 if status == "reset":
-                    note = json.dumps({"cursor": f"{hub.loop_epoch}:{hub.loop_seq}"})
+                    note = json.dumps({"cursor": f"{feed.loop_epoch}:{feed.loop_seq}"})
                     self.write(f"event: reset\ndata: {note}\n\n".encode("ascii"))
                     break
                 if items:
@@ -640,7 +641,7 @@ class StreamHandler(BaseHandler):
                     seq = items[-1][0]
                     await self.flush()
                     continue
-                if not await hub.cond.wait(timeout=timedelta(seconds=KEEPALIVE)):
+                if not await feed.cond.wait(timeout=timedelta(seconds=KEEPALIVE)):
                     self.write(b": keep-alive\n\n")
                     await self.flush()
             if not self._gone:
@@ -648,11 +649,11 @@ class StreamHandler(BaseHandler):
         except StreamClosedError:
             pass
         finally:
-            hub.clients.discard(self)
+            feed.clients.discard(self)
 
     def on_connection_close(self):
         self._gone = True
-        self.hub.wake()
+        self.feed.wake()
 
 
 # -- the server ----------------------------------------------------------------------------------------
@@ -677,11 +678,11 @@ class WebServer:
         certfile: str | None = None,
         keyfile: str | None = None,
         poll: bool = False,
-        **hub_options,
+        **feed_options,
     ):
         self.host, self.port = host, port
         self.certfile, self.keyfile = certfile, keyfile
-        self.hub = Hub(tail, poll=poll, **hub_options)
+        self.feed = Feed(tail, poll=poll, **feed_options)
         if token == "" and not is_loopback(host):
             raise PluginError(f"binding {host} needs a token: give a non-empty --token, or none to get one")
         if token is None and not is_loopback(host):
@@ -721,7 +722,7 @@ class WebServer:
 
     def _render(self, template: str) -> bytes:
         query = "?token=" + quote(self.token, safe="") if self.token else ""
-        name = os.path.basename(str(self.hub.tail.path))
+        name = os.path.basename(str(self.feed.tail.path))
         for key, value in (
             ("@@QUERY@@", html.escape(query)),
             ("@@TOKEN@@", html.escape(self.token or "")),
@@ -770,7 +771,7 @@ class WebServer:
 
     def announce(self, out=None) -> None:
         out = out or sys.stdout
-        name = self.hub.tail.path
+        name = self.feed.tail.path
         if self.token:
             print(f"ipyrecorder: serving {name}; open this URL (it holds the access token):", file=out)
         else:
@@ -806,20 +807,20 @@ class WebServer:
             self._stopped.set()
         http = HTTPServer(self.application(), ssl_options=self.ssl, idle_connection_timeout=3600)
         http.add_sockets(self.sockets)
-        self.hub.on_failure = lambda exc: self._stopped.set()
-        self.hub.start(self.loop)
+        self.feed.on_failure = lambda exc: self._stopped.set()
+        self.feed.start(self.loop)
         try:
             await self._stopped.wait()
         finally:
             http.stop()
-            self.hub.closing = True
-            self.hub.wake()
+            self.feed.closing = True
+            self.feed.wake()
             await asyncio.sleep(0)
             try:
                 await asyncio.wait_for(http.close_all_connections(), 2)
             except asyncio.TimeoutError:
                 pass
-            self.hub.close()
+            self.feed.close()
 
     def run(self) -> None:
         """Serve until ``stop()``, Ctrl-C, or a failure of the follower (re-raised here)."""
@@ -828,11 +829,11 @@ class WebServer:
         except KeyboardInterrupt:
             pass
         finally:
-            self.hub.close()
+            self.feed.close()
             for sock in self.sockets:
                 sock.close()
-        if self.hub.failure is not None:
-            raise self.hub.failure
+        if self.feed.failure is not None:
+            raise self.feed.failure
 
     def stop(self) -> None:
         """From any thread, or a signal handler (call_soon_threadsafe wakes the loop in both cases);
