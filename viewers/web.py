@@ -59,10 +59,9 @@ from tornado.iostream import StreamClosedError
 
 from ipyrecorder import __version__
 from ipyrecorder import events as ev
-from ipyrecorder.colours import with_colours
+from ipyrecorder.browser import NO_SUFFIX, STATUS_CODE, build_report_data, common_js
 from ipyrecorder.errors import NoFile, PortInUse
 from ipyrecorder.plugin import Option, PluginError
-from ipyrecorder.plugins.html_sink import NO_SUFFIX, STATUS_CODE, build_report_data
 from ipyrecorder.state import State
 from ipyrecorder.tail import Follower, LogTail
 from ipyrecorder.viewer import Viewer
@@ -85,7 +84,6 @@ CSP = (
 
 # The only files the server sends: name -> (package, resource, content type). Loaded once, at start.
 ASSETS = {
-    "common.js": ("ipyrecorder.plugins", "html_report/common.js", "application/javascript; charset=utf-8"),
     "report.css": ("ipyrecorder.plugins", "html_report/report.css", "text/css; charset=utf-8"),
     "dashboard.js": ("ipyrecorder.viewers", "web_static/dashboard.js", "application/javascript; charset=utf-8"),
     "dashboard.css": ("ipyrecorder.viewers", "web_static/dashboard.css", "text/css; charset=utf-8"),
@@ -695,8 +693,7 @@ class WebServer:
         self._stopped = None
         self._stop_requested = False
         self.assets = {name: (_load(pkg, res), ctype) for name, (pkg, res, ctype) in ASSETS.items()}
-        common, ctype = self.assets["common.js"]
-        self.assets["common.js"] = (with_colours(common.decode("utf-8")).encode("utf-8"), ctype)
+        self.assets["common.js"] = (common_js().encode("utf-8"), "application/javascript; charset=utf-8")
         shell = _load("ipyrecorder.viewers", PAGE_SHELL).decode("utf-8")
         self.pages = {}
         for page, (body, title, nav) in PAGES.items():

@@ -14,7 +14,7 @@
   var C = window.ipyrecorderCommon;
   var h = C.h, clear = C.clear, fmtInt = C.fmtInt, fmtDur = C.fmtDur, fmtPct = C.fmtPct, DASH = C.DASH;
   var PALETTE = C.PALETTE, P = PALETTE.length;
-  var STATUSES = ["ok", "error", "aborted", "running", "pending"];
+  var STATUSES = C.STATUSES;
   var NONE = 4294967295;  // no engine / no numeric msg_id suffix, as in the report's columns
   var TWO32 = 4294967296;
   var API = (window.ipyrecorderLive = {

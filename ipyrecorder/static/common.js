@@ -12,8 +12,9 @@
 
   var C = (root.ipyrecorderCommon = {});
 
-  // Colours come from ipyrecorder/colours.py (substituted when the page or asset is built).
+  // Constants from Python (ipyrecorder/browser.py, colours.py), put in when the page or asset is built.
   var COLOURS = /*@@COLOURS@@*/ null;
+  C.STATUSES = /*@@STATUSES@@*/ null;  // a task's status code in the columns -> its name
   C.PALETTE = COLOURS.palette;
   C.C_ERROR = COLOURS.error; C.C_ABORTED = COLOURS.aborted; C.C_RUNNING = COLOURS.running; C.C_QUEUED = COLOURS.queued;
   // A function's palette index: FNV-1a over the UTF-8 bytes of its name, as colours.palette_index.
