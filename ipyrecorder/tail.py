@@ -177,12 +177,15 @@ class Follower:
 
     ``run`` blocks until ``stop`` is set (use it in a thread, or as a viewer's
     main loop). ``mode`` says how changes are noticed: "events" or "polling".
+    Viewers follow a log one way: ``with Follower(tail) as follower:``, then read
+    ``tail.state`` under ``follower.lock``, waking on ``follower.changed`` (or
+    passing ``on_change``, called under the lock, to react on the follower's thread).
     """
 
     def __init__(
         self,
         tail: LogTail,
-        on_change: Callable,
+        on_change: Callable | None = None,
         *,
         poll: bool = False,
         interval: float = POLL_INTERVAL,
@@ -196,6 +199,7 @@ class Follower:
         self.interval = interval
         self.mode = "polling" if poll else "events"
         self.stop = threading.Event()
+        self.changed = threading.Event()  # set after each change; the viewer clears it
         self._wake = threading.Event()
         self._observer = None
         self._watch = None
@@ -270,4 +274,6 @@ class Follower:
         with self.lock:
             notices = len(self.tail.notices)
             if self.tail.poll() or len(self.tail.notices) != notices:
-                self.on_change(self.tail)
+                if self.on_change is not None:
+                    self.on_change(self.tail)
+                self.changed.set()

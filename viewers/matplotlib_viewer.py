@@ -9,8 +9,6 @@ picture. Closing the window ends the viewer.
 
 from __future__ import annotations
 
-import threading
-
 from ipyrecorder.plugin import Option, PluginError
 from ipyrecorder.tail import Follower
 from ipyrecorder.viewer import Viewer
@@ -94,14 +92,6 @@ class MatplotlibViewer(Viewer):
         else:
             self._run_window(tail, poll)
 
-    @staticmethod
-    def _follower(tail, poll):
-        """A follower that sets ``follower.changed`` whenever the state changes."""
-        changed = threading.Event()
-        follower = Follower(tail, lambda t: changed.set(), poll=poll, lock=threading.Lock())
-        follower.changed = changed
-        return follower
-
     def _run_headless(self, tail, poll, once):
         from matplotlib.figure import Figure
 
@@ -109,7 +99,7 @@ class MatplotlibViewer(Viewer):
 
         live = LiveTimeline(Figure(figsize=(12, 6), layout="constrained"))
         if not once:
-            with self._follower(tail, poll) as follower:
+            with Follower(tail, poll=poll) as follower:
                 try:
                     while not tail.state.closed:
                         follower.changed.wait(self.config["interval"])
@@ -131,7 +121,7 @@ class MatplotlibViewer(Viewer):
         fig.canvas.manager.set_window_title(f"ipyrecorder: {tail.path}")
         live = LiveTimeline(fig)
         finished = False
-        with self._follower(tail, poll) as follower:
+        with Follower(tail, poll=poll) as follower:
 
             def tick():
                 nonlocal finished

@@ -6,7 +6,6 @@ terminal (pipes, CI logs); ``--once`` prints the current state and exits.
 
 from __future__ import annotations
 
-import threading
 import time
 
 from ipyrecorder.plugin import Option
@@ -180,16 +179,15 @@ class TerminalViewer(Viewer):
                 print(status_line(tail.state), flush=True)
             return
         tail.poll()  # the backlog first, in this thread, so that a bad file fails here
-        lock = threading.Lock()
-        follower = Follower(tail, lambda t: None, poll=poll, lock=lock)
+        follower = Follower(tail, poll=poll)
         if stop is not None:
             follower.stop = stop
         with follower:
             try:
                 if console.is_terminal:
-                    self._live(console, tail, lock, follower.stop)
+                    self._live(console, tail, follower.lock, follower.stop)
                 else:
-                    self._lines(tail, lock, follower.stop)
+                    self._lines(tail, follower.lock, follower.stop)
             except KeyboardInterrupt:
                 pass
 
