@@ -63,11 +63,11 @@ class Recording:
         self._tap = T.ClientTap(self.client, self._queue.append, self.flush, watch_async_results=callable(names))
         self._tap.attach()  # TapError (closed, or already recorded) before anything is written
         try:
-            self._channel = _Channel.join(self)
+            self._channel = _Channel.join(self, mode)
             self._translator = translate.Translator(
                 self._channel.append, self._tap.engines(), names=names, capture_output=capture_output
             )
-            self._channel.add(self, mode)
+            self._channel.add(self)
         except BaseException:
             self._tap.detach()
             raise
@@ -217,14 +217,21 @@ class _Channel:
     _lock = threading.Lock()
 
     @classmethod
-    def join(cls, recording) -> "_Channel":
-        """The channel a new recording writes to: the live one for its file, or a new one."""
+    def join(cls, recording, mode) -> "_Channel":
+        """The channel a new recording writes to: the live one for its file, or a new one.
+
+        A new one opens its log and is registered under the lock, so two threads
+        starting recordings of one file at once share one channel.
+        """
         key = os.path.realpath(recording.path)
         while True:
             with cls._lock:
                 channel = cls._open.get(key)
                 if channel is None:
-                    return cls(recording.path, key, recording.client)
+                    channel = cls(recording.path, key, recording.client)
+                    channel._open_log(mode)  # LogError (not a log, newer version, locked) is the caller's
+                    cls._open[key] = channel
+                    return channel
                 if not channel.closing:
                     if channel.client is not recording.client:
                         raise TapError(
@@ -250,17 +257,18 @@ class _Channel:
         self._last = {}
         self.thread = threading.Thread(target=self._run, name=f"ipyrecorder:{self.path}", daemon=True)
 
-    def add(self, recording, mode) -> None:
-        """Start writing ``recording``'s events: opening the log (and the thread) for the first one."""
+    def _open_log(self, mode) -> None:
+        try:
+            self.log = LogWriter(self.path, mode, new_header(session=self.client.session.session))
+        except OSError as exc:  # an unwritable place: a warning, and the computation goes on
+            self._fail(exc)
+
+    def add(self, recording) -> None:
+        """Start writing ``recording``'s events (and the channel's thread, for its first)."""
         with self._lock:
-            if self.thread.ident is None:
-                try:  # LogError (not a log, newer version, locked) is the caller's to see
-                    self.log = LogWriter(self.path, mode, new_header(session=self.client.session.session))
-                except OSError as exc:
-                    self._fail(exc)
-                self._open[self.key] = self
-                self.thread.start()
             self.recordings.append(recording)
+            if self.thread.ident is None:
+                self.thread.start()
 
     def append(self, event) -> None:
         if self.log is None:
