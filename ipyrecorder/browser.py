@@ -28,7 +28,7 @@ import sys
 from array import array
 from importlib import resources
 
-from . import __version__
+from ._version import __version__
 from .colours import with_colours
 from .events import from_us, split_msg_id, to_us
 
