@@ -192,9 +192,17 @@ def query(state, where: dict, keys=None) -> list[dict]:
     return records
 
 
+_RELATIVE = re.compile(r"\+?((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)")
+
+
+def is_relative(text: str) -> bool:
+    """True for a time relative to the run's start ('+90s', '1h30m'), false for an absolute one."""
+    return _RELATIVE.fullmatch(text.strip()) is not None
+
+
 def parse_until(text: str, origin: datetime | None) -> datetime:
     """An absolute ISO time, or a time relative to ``origin``: '+90s', '5m', '1h30m', '250ms'."""
-    match = re.fullmatch(r"\+?((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)", text.strip())
+    match = _RELATIVE.fullmatch(text.strip())
     if match:
         if origin is None:
             raise QueryError("a relative --until needs a log with a start time")

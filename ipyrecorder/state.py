@@ -639,12 +639,13 @@ def replay(*paths, until=None) -> State:
     state = State()
     clip = None
     if until is not None:
-        from .query import parse_until
+        from .query import is_relative, parse_until
 
         if isinstance(until, str):
-            # relative to the start of the run, as ``summary()`` gives it: of all the logs together
-            start = replay(*paths).span_us()[0]
-            origin = from_us(start if start is not None else min(r.header["t0"] for r in readers))
+            origin = None
+            if is_relative(until):  # from the start of the run, as ``summary()`` gives it: all the logs together
+                start = replay(*paths).span_us()[0]
+                origin = from_us(start if start is not None else min(r.header["t0"] for r in readers))
             until = parse_until(until, origin)
         clip = _Clip(ev.to_us(until))
     damage = []
