@@ -20,7 +20,7 @@ from .errors import TapError
 from .errors import warn_hook_failure as _warn_hook_failure
 
 # Record tags: the first element of every tuple this module queues.
-SUBMIT = "submit"  # (SUBMIT, future, queue, msg_type, ident, metadata, (function, chunk), broadcast request)
+SUBMIT = "submit"  # (SUBMIT, future, queue, ident, metadata, (function, chunk), broadcast request)
 BROADCAST = "broadcast"  # (BROADCAST, future, metadata, (function, chunk)): a coalescing broadcast
 IOPUB = "iopub"  # (IOPUB, message)
 REPLY = "reply"  # (REPLY, future)
@@ -240,14 +240,14 @@ class ClientTap:
                 if metadata and metadata.get("is_broadcast"):
                     broadcast = (metadata, call)
                 else:
-                    self.push((SUBMIT, future, queue, msg_type, ident, metadata, call, None))
+                    self.push((SUBMIT, future, queue, ident, metadata, call, None))
                     self._follow(future)
         except Exception:
             _warn_hook_failure("message future")
         if chained is not None:
             chained(future)
         if broadcast is not None:
-            self._follow_broadcast(future, msg_type, *broadcast)
+            self._follow_broadcast(future, *broadcast)
 
     def _follow(self, future, output=True):
         future.iopub_callbacks.append(self._on_iopub)
@@ -255,7 +255,7 @@ class ClientTap:
         if output and getattr(future, "output", None) is not None:
             future.output.add_done_callback(self._on_output)
 
-    def _follow_broadcast(self, future, msg_type, metadata, call):
+    def _follow_broadcast(self, future, metadata, call):
         """One task per engine: each engine's own future, or (coalescing) the one reply for all."""
         try:
             if metadata.get("is_coalescing"):
@@ -267,7 +267,7 @@ class ClientTap:
             for ident, _engine_id in metadata.get("targets") or ():
                 engine_future = futures.get(f"{future.msg_id}_{ident}")
                 if engine_future is not None:
-                    self.push((SUBMIT, engine_future, "broadcast", msg_type, ident, metadata, call, future.msg_id))
+                    self.push((SUBMIT, engine_future, "broadcast", ident, metadata, call, future.msg_id))
                     self._follow(engine_future)
         except Exception:
             _warn_hook_failure("broadcast future")

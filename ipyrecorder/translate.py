@@ -114,7 +114,7 @@ class Translator:
             warn_hook_failure("event conversion")
 
     # -- one method per record kind ---------------------------------------------------
-    def _on_submit(self, future, queue, msg_type, ident, metadata, call, request):
+    def _on_submit(self, future, queue, ident, metadata, call, request):
         target = None
         if ident:
             idents = ident if isinstance(ident, list) else [ident]
