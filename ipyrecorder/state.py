@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter, deque
+from dataclasses import dataclass
 from typing import Iterable
 
 from . import events as ev
@@ -42,6 +43,10 @@ LABEL_TASK, LABEL_NAME = _K["label"].at("msg_id", "name")
 RESUBMIT_TASK, RESUBMIT_NEW = _K["resubmit"].at("msg_id", "new_msg_id")
 CLOSE_T, CLOSE_STATS = _K["close"].at("t", "stats")
 CLUSTER_STRIDE = 1_000_000  # engine keys of the n-th merged cluster start at (n - 1) * this
+# Where each kind names tasks (TASK defines one at position 1) and, with no task, an engine:
+# what the fold notes as changed for live viewers (``State.take_changes``).
+_TASKS_AT = {ev.TASK: (1,), **{kind.code: kind.positions("task") for kind in ev.KINDS if kind.positions("task")}}
+_ENGINE_AT = {ev.ENGINE_REGISTER: REGISTER_ENGINE, ev.ENGINE_UNREGISTER: UNREGISTER_ENGINE}
 
 
 def engine_label(engine_id) -> str:
@@ -265,6 +270,24 @@ class Mark:
         return f"<Mark {self.text!r} at {self.t}>"
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What the fold changed between two ``State.take_changes()`` calls, numbered by ``seq``.
+
+    ``full``: the first call, which lists nothing: draw the whole state. Else
+    ``tasks`` (every task an event touched), ``completed`` (tasks whose first
+    completion was folded, in order), ``engines`` (keys of engines whose record
+    may have changed) and ``marks`` (the marks added).
+    """
+
+    seq: int
+    full: bool = False
+    tasks: frozenset = frozenset()
+    completed: tuple = ()
+    engines: frozenset = frozenset()
+    marks: tuple = ()
+
+
 class State:
     """Everything a log says, folded: ``tasks``, ``engines``, ``marks``, ``headers``."""
 
@@ -279,7 +302,6 @@ class State:
         self.events = 0
         # running totals and recent history, so live viewers never scan every task
         self.n_submitted = self.n_completed = self.n_failed = 0
-        self.completed: list = []  # tasks in the order their completion was folded
         self.recent_completions: deque = deque(maxlen=2000)  # received (or completed) times, µs
         self.recent_errors: deque = deque(maxlen=20)  # tasks
         self.recent_output: deque = deque(maxlen=50)  # (task, "stdout" | "stderr", text)
@@ -294,6 +316,10 @@ class State:
         self._offset_known = False
         self._clusters = 1
         self._uuid_keys: dict = {}
+        # what changed, noted only once a live viewer asks (``take_changes``): replay pays nothing
+        self.seq = 0
+        self._changed = None  # (tasks, completed, engines) since the last take
+        self._marks_taken = 0
 
     # -- folding -----------------------------------------------------------
     def _engine(self, engine_id) -> Engine:
@@ -311,12 +337,55 @@ class State:
         engine_of = self._engine
         base = self._base
         n = 0
+        if self._changed is not None:
+            arrays = self._note_changes(arrays)
         try:
             base, n = self._fold(arrays, tasks, tids, symbols, engines, engine_of, base, n)
         finally:
             self._base = base
             self.events += n
         return self
+
+    def take_changes(self) -> Changes:
+        """What the fold changed since the last call; the first call starts noting (``full``)."""
+        self.seq += 1
+        marks = tuple(self.marks[self._marks_taken :])
+        self._marks_taken = len(self.marks)
+        if self._changed is None:
+            self._changed = (set(), [], set())
+            return Changes(self.seq, full=True, marks=marks)
+        tasks, completed, engines = self._changed
+        self._changed = (set(), [], set())
+        engines.discard(None)
+        return Changes(self.seq, False, frozenset(tasks), tuple(completed), frozenset(engines), marks)
+
+    def _note_changes(self, arrays):
+        """Pass ``arrays`` through to the fold, noting what each one changed once it is folded."""
+        tasks, completed, engines = self._changed
+        tids = self._tids
+        for a in arrays:
+            kind = a[0]
+            positions = _TASKS_AT.get(kind)
+            if positions is None:
+                yield a
+                position = _ENGINE_AT.get(kind)
+                if position is not None:
+                    engine_id = a[position] + self._offset
+                    if kind == ev.ENGINE_REGISTER and len(a) > REGISTER_UUID:
+                        engine_id = self._uuid_keys.get(a[REGISTER_UUID], engine_id)
+                    engines.add(engine_id)
+                continue
+            # the engines the tasks were on before (a restart frees one), and their status
+            before = [tids[a[p]] for p in positions if kind != ev.TASK and 0 <= a[p] < len(tids)]
+            pending = [task.status is None for task in before]
+            engines.update(task.engine_id for task in before)
+            yield a  # resumed once the fold has applied it
+            for p in positions:
+                task = tids[a[p]]
+                tasks.add(task)
+                engines.add(task.engine_id)
+            if kind == ev.COMPLETE and pending and pending[0]:
+                completed.append(before[0])
 
     def fold_frame(self, offset: int, arrays: Iterable) -> None:
         """Fold one frame's arrays; a frame that does not decode is listed in ``damage``."""
@@ -412,7 +481,6 @@ class State:
                 status = a[COMPLETE_STATUS]
                 if task.status is None:
                     self.n_completed += 1
-                    self.completed.append(task)
                     if status != 0:
                         self.n_failed += 1
                         self.recent_errors.append(task)

@@ -28,14 +28,14 @@ WRITE_EVENTS = ("modified", "created", "moved", "deleted", "closed")  # "closed"
 class LogTail:
     """Incremental reader of one log file. Not thread-safe: one thread polls it.
 
-    ``notices`` collects what a viewer should tell its user (waiting for the
+    A viewer learns what changed from ``state.take_changes()``; a new ``state``
+    object means the log was read again from the start. ``notices`` collects what a viewer should tell its user (waiting for the
     file, the file was truncated or replaced and reading started over, the
     file was deleted); ``poll`` returns whether the state changed.
     """
 
-    def __init__(self, path, *, freeze_gc: bool = False, state_class=State):
+    def __init__(self, path, *, freeze_gc: bool = False):
         self.path = Path(path)
-        self.state_class = state_class  # a State subclass, for viewers that watch the fold
         # In a process of its own (the CLI's viewers), move what was folded out of the
         # garbage collector's reach: a full collection would otherwise walk every task.
         self.freeze_gc = freeze_gc
@@ -45,7 +45,7 @@ class LogTail:
         self._reset()
 
     def _reset(self):
-        self.state = self.state_class()
+        self.state = State()
         self.offset = 0
         self._head = b""
         self._scanner = FrameScanner()

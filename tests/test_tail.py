@@ -85,6 +85,31 @@ def test_backlog_folds_like_replay(tmp_path):
     assert tail.state.summary() == whole.summary()
 
 
+def test_the_fold_says_what_changed_between_takes(tmp_path):
+    path = tmp_path / "live.mpk"
+    log = ipyrecorder.open_log(path, "w")
+    log.append({"kind": "engine_register", "t": T0, "engine_id": 0, "uuid": "e0"})
+    a = submit(log, 0)
+    log.flush()
+    tail = LogTail(path)
+    tail.poll()
+    first = tail.state.take_changes()
+    assert first.full and first.seq == 1  # the first take starts noting: draw everything
+    assert tail.state.take_changes() == ipyrecorder.state.Changes(seq=2)  # nothing folded since
+    b = submit(log, 1, engine=1)
+    log.append({"kind": "complete", "msg_id": a, "status": "ok", "completed": T0 + timedelta(seconds=2)})
+    log.append({"kind": "mark", "t": T0 + timedelta(seconds=3), "text": "half way"})
+    log.append({"kind": "engine_unregister", "t": T0 + timedelta(seconds=4), "engine_id": 2})
+    log.flush()
+    tail.poll()
+    changes = tail.state.take_changes()
+    assert not changes.full and changes.seq == 3
+    assert {t.msg_id for t in changes.tasks} == {a, b}
+    assert [t.msg_id for t in changes.completed] == [a]
+    assert changes.engines == {0, 1, 2} and [m.text for m in changes.marks] == ["half way"]
+    log.close()
+
+
 def test_not_a_log_is_refused(tmp_path):
     (tmp_path / "x.mpk").write_bytes(b"hello world")
     with pytest.raises(ipyrecorder.NotALog):

@@ -1,6 +1,7 @@
 """``matplotlib`` viewer: the matplotlib sink's timeline, growing as the log grows.
 
-Each frame adds the bars of the tasks completed since the last one and
+Each frame adds the bars of the tasks completed since the last one (the
+fold's ``take_changes``) and
 replaces only the running tasks' bars and the busy-engines panel; the whole
 figure is drawn again only when the rows or the time origin change, and once
 more when the recording closes, so that the last frame is exactly the sink's
@@ -26,24 +27,23 @@ class LiveTimeline:
         """Bring the figure up to date: "full", "incremental" or "none"."""
         from ipyrecorder.plugins.matplotlib_sink import TimelineData, draw_timeline
 
-        key = (state.span_us()[0], tuple(sorted(e for e in state.engines if e is not None)))
-        if final or key != self._key:
+        changes = state.take_changes()
+        key = (id(state), state.span_us()[0], tuple(sorted(e for e in state.engines if e is not None)))
+        if final or changes.full or key != self._key:
             draw_timeline(state, self.figure)
             self._key = key
-            self._drawn = len(state.completed)
-            self._marks = len(state.marks)
             self._running = []
             self.frames += 1
             return "full"
-        new = state.completed[self._drawn :]
+        new = changes.completed
         running = [e.current for e in state.engines.values() if e.current is not None]
-        if not new and not running and len(state.marks) == self._marks and not self._running:
+        if not new and not running and not changes.marks and not self._running:
             return "none"
-        self._draw_increment(state, new, running, TimelineData)
+        self._draw_increment(state, new, running, len(changes.marks), TimelineData)
         self.frames += 1
         return "incremental"
 
-    def _draw_increment(self, state, new, running, TimelineData):  # noqa: N803
+    def _draw_increment(self, state, new, running, new_marks, TimelineData):  # noqa: N803
         from ipyrecorder.plugins.matplotlib_sink import draw_busy, draw_mark, task_collections
 
         ax, busy_ax = self.figure.axes[:2]
@@ -53,15 +53,13 @@ class LiveTimeline:
         if new:
             for collection in task_collections(TimelineData(state, new)):
                 ax.add_collection(collection, autolim=False)
-            self._drawn += len(new)
         if running:
             for collection in task_collections(TimelineData(state, running)):
                 ax.add_collection(collection, autolim=False)
                 self._running.append(collection)
         whole = TimelineData(state)
-        for t, text in whole.marks[self._marks :]:
+        for t, text in whole.marks[len(whole.marks) - new_marks :]:
             draw_mark(ax, busy_ax, t, text)
-        self._marks = len(whole.marks)
         ax.set_xlim(0, whole.span * 1.01)
         for artist in list(busy_ax.lines) + list(busy_ax.collections):
             if artist.get_linestyle() != "--":  # keep the marks' lines

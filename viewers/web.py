@@ -62,7 +62,6 @@ from ipyrecorder import events as ev
 from ipyrecorder.browser import NO_SUFFIX, STATUS_CODE, build_report_data, common_js
 from ipyrecorder.errors import NoFile, PortInUse
 from ipyrecorder.plugin import Option, PluginError
-from ipyrecorder.state import State
 from ipyrecorder.tail import Follower, LogTail
 from ipyrecorder.viewer import Viewer
 from ipyrecorder.viewers.terminal import progress
@@ -105,32 +104,6 @@ PAGES = {
     ),
 }
 
-# Where each kind refers to tasks (events.KINDS; TASK defines one at position 1).
-_TASK_POSITIONS = {ev.TASK: (1,), **{kind.code: kind.positions("task") for kind in ev.KINDS if kind.positions("task")}}
-
-
-# -- following the log ------------------------------------------------------------------------------
-class TrackedState(State):
-    """A ``State`` that, once ``tracking`` is on, notes in ``touched`` every task the fold changes."""
-
-    def __init__(self):
-        super().__init__()
-        self.tracking = False
-        self.touched: set = set()
-
-    def _fold(self, arrays, *args):
-        if self.tracking:
-            arrays = self._track(arrays)
-        return super()._fold(arrays, *args)
-
-    def _track(self, arrays):
-        add = self.touched.add
-        tids = self._tids
-        positions_of = _TASK_POSITIONS.get
-        for a in arrays:
-            yield a  # resumed once the fold has applied it: the task ids are defined by then
-            for position in positions_of(a[0], ()):
-                add(tids[a[position]])
 
 
 def _text(value):
@@ -232,8 +205,6 @@ class Feed:
         ring_bytes: int = RING_BYTES,
         output_chars: int = OUTPUT_CHARS,
     ):
-        if not isinstance(tail.state, TrackedState):
-            tail = LogTail(tail.path, freeze_gc=tail.freeze_gc, state_class=TrackedState)
         self.tail = tail
         self.lock = threading.Lock()
         self.follower = Follower(self.tail, self._on_change, poll=poll, lock=self.lock)
@@ -298,8 +269,7 @@ class Feed:
         state = tail.state
         if state is not self._state:  # the start, or the log was truncated or replaced: a new epoch
             self._state = state
-            state.tracking = True
-            state.touched.clear()
+            state.take_changes()  # from here on the fold notes what it changes
             self._need_reset = True
         self._dirty.set()
 
@@ -350,25 +320,25 @@ class Feed:
         state = self.tail.state
         if self._state is not state:  # folded but not yet seen by _on_change: wait for it
             return None
-        if self._need_reset or len(state.touched) > BIG_BATCH:
+        changes = state.take_changes()
+        if self._need_reset or len(changes.tasks) > BIG_BATCH:
             self._need_reset = False
-            state.touched.clear()
             self.epoch = secrets.token_hex(6)
             self.seq = 0
             self._mark_sent(state)
             return ("reset", self.epoch, 0, None)
         chars = self.output_chars
-        tasks = [task_row(task, chars) for task in state.touched]
-        state.touched.clear()
+        tasks = [task_row(task, chars) for task in changes.tasks]
         engines = []
-        for engine in state.engines.values():
-            if engine.id is None:
+        for engine_id in changes.engines:
+            engine = state.engines.get(engine_id)
+            if engine is None:
                 continue
             row = engine_row(engine)
-            if self._engines.get(engine.id) != row:
-                self._engines[engine.id] = row
+            if self._engines.get(engine_id) != row:
+                self._engines[engine_id] = row
                 engines.append(row)
-        marks = state.marks[self._sent_marks :]
+        marks = changes.marks
         notices = self.tail.notices[self._sent_notices :]
         damage = self._damage_count(state)
         live = self._live(state)
