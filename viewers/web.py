@@ -105,7 +105,6 @@ PAGES = {
 }
 
 
-
 def _text(value):
     return value if value is None or type(value) is str else str(value)
 
