@@ -29,9 +29,10 @@ class LogTail:
     """Incremental reader of one log file. Not thread-safe: one thread polls it.
 
     A viewer learns what changed from ``state.take_changes()``; a new ``state``
-    object means the log was read again from the start. ``notices`` collects what a viewer should tell its user (waiting for the
-    file, the file was truncated or replaced and reading started over, the
-    file was deleted); ``poll`` returns whether the state changed.
+    object means the log was read again from the start. ``notices`` collects
+    what a viewer should tell its user (waiting for the file, the file was
+    truncated or replaced and reading started over, the file was deleted);
+    ``poll`` returns whether the state changed.
     """
 
     def __init__(self, path, *, freeze_gc: bool = False):
