@@ -19,11 +19,19 @@ compress well they are stored transformed: ``start`` as ``delta`` (change from
 the previous task's start), ``end`` and ``sub`` as ``rel:start`` (minus the
 task's start, when it has one), ``recv`` as ``rel:end``; each as int32 when the
 stored values fit (missing: ``-2**31``), else float64 (missing: NaN).
+
+The dashboard's live batches carry changed tasks and engines as rows whose
+fields are named in ``TASK_FIELDS`` and ``ENGINE_FIELDS`` (the snapshot sends
+both lists, and the page reads each row by those names); a task row's fields
+are the report's column names, with times in µs since the epoch.
+
+``fill`` is the one template renderer of both pages.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from array import array
 from importlib import resources
@@ -41,14 +49,79 @@ NO_ENGINE = 2**32 - 1  # engine row of a task that never reached an engine
 NO_SUFFIX = 2**32 - 1  # msg_id stored whole in the string table
 
 
+# A changed task or engine as a live batch sends it (the page reads rows by these names).
+TASK_FIELDS = ("mp", "ms", "name", "fn", "engine", "status", "sub", "start", "end", "recv", "error", "stdout", "stderr")
+ENGINE_FIELDS = ("id", "registered", "unregistered", "present", "done", "errors", "busy_us", "current", "current_start")
+
+
 def _plain(value):
     """None, an int or a string: what a header field may be shown as."""
     return value if value is None or type(value) in (int, str) else str(value)
 
 
-def _data_text(data) -> str:
+def data_text(data) -> str:
     """A mark's data as one line of JSON text (shown as text, never parsed by the page)."""
     return json.dumps(data, ensure_ascii=False, default=str) if data else ""
+
+
+def text_or_none(value):
+    """A log value where the page expects text: None, or a string (any other msgpack value, spelled)."""
+    return value if value is None or type(value) is str else str(value)
+
+
+def _head(chunks, chars: int):
+    """The first ``chars`` characters of output chunks, or None."""
+    if not chunks or chars <= 0:
+        return None
+    out, size = [], 0
+    for chunk in chunks:
+        out.append(chunk)
+        size += len(chunk)
+        if size >= chars:
+            break
+    return "".join(out)[:chars]
+
+
+def task_fields(task, chars: int) -> list:
+    """``task`` as a live batch row (``TASK_FIELDS``); a msg_id without a numeric suffix is whole in ``mp``."""
+    prefix, suffix = split_msg_id(task.msg_id)
+    if type(suffix) is not int or suffix >= NO_SUFFIX:
+        prefix, suffix = task.msg_id, None
+    status = STATUS_CODE.get(task.state, 4)
+    error = None
+    if task.ename is not None or status == 1:
+        error = text_or_none(task.error) or "(no error message)"
+    return [
+        prefix,
+        suffix,
+        text_or_none(task.name),
+        text_or_none(task.function),
+        task.engine_id,
+        status,
+        task.submitted_us,
+        task.effective_start_us,
+        task.completed_us,
+        task.received_us,
+        error,
+        _head(task._stdout, chars),
+        _head(task._stderr, chars),
+    ]
+
+
+def engine_fields(engine) -> list:
+    """``engine`` as a live batch row (``ENGINE_FIELDS``): the task it runs is ``current``, since ``current_start``."""
+    task = engine.current
+    return [
+        engine.id,
+        engine.registered_us,
+        engine.unregistered_us,
+        engine.present_at_start,
+        engine.tasks_done,
+        engine.errors,
+        engine.busy_us,
+        task.msg_id if task is not None else None,
+        task.start_us if task is not None else None,
+    ]
 
 
 def _int_column(values):
@@ -256,7 +329,7 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
             for key in ("tasks", "by_status", "start", "end", "span_seconds", "marks", "segments", "closed", "damage")
         },
         "engines": engines,
-        "marks": [{"t": m.t_us - origin, "text": str(m.text), "data": _data_text(m.data)} for m in state.marks],
+        "marks": [{"t": m.t_us - origin, "text": str(m.text), "data": data_text(m.data)} for m in state.marks],
         "recording": recording,
         "output_chars": output_chars,
         "statuses": list(STATUSES),
@@ -267,6 +340,25 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
         "text": [offset, len(text)],
     }
     return meta, blob
+
+
+def fill(template: str, parts: dict) -> str:
+    """``template`` with every ``@@NAME@@`` replaced by ``parts[NAME]``.
+
+    Only the template is scanned, never what goes into it, so no text from a
+    log can be taken for a placeholder. Every placeholder must have a part and
+    every part a placeholder (ValueError otherwise).
+    """
+    pieces = re.split(r"@@([A-Z]+)@@", template)
+    wanted = set(pieces[1::2])
+    if wanted != set(parts):
+        raise ValueError(f"template placeholders {sorted(wanted)} do not match the parts {sorted(parts)}")
+    return "".join(parts[p] if k % 2 else p for k, p in enumerate(pieces))
+
+
+def common_css() -> str:
+    """The style both pages share (``static/common.css``); each page adds its own on top."""
+    return resources.files(__package__).joinpath("static", "common.css").read_text(encoding="utf-8")
 
 
 def common_js() -> str:

@@ -15,14 +15,11 @@ import hashlib
 import html
 import json
 import os
-import re
 import zlib
 from importlib import resources
 
-from ipyrecorder.browser import build_report_data, common_js
+from ipyrecorder.browser import build_report_data, common_css, common_js, fill
 from ipyrecorder.sinks import Option, Sink, SinkError
-
-TEMPLATE_FILES = ("report.html", "report.css", "report.js")
 
 
 def _template_text(name: str) -> str:
@@ -41,8 +38,9 @@ def _csp_hash(text: str) -> str:
 
 def render_html(meta: dict, blob: bytes, compress: bool = True) -> str:
     """The whole page: template with CSS, JS and data inlined. ASCII only."""
-    template, css, js = (_template_text(name) for name in TEMPLATE_FILES)
-    js = common_js() + "\n" + js  # what the report shares with the dashboard, inlined
+    template = _template_text("report.html")
+    css = common_css()
+    js = common_js() + "\n" + _template_text("report.js")  # what the report shares with the dashboard, inlined
     for text, tag in ((css, "</style"), (js, "</script")):
         if tag in text.lower():  # the bundled assets must not end their own element
             raise SinkError(f"html_report asset contains {tag!r}")
@@ -59,11 +57,7 @@ def render_html(meta: dict, blob: bytes, compress: bool = True) -> str:
         "BLOB": base64.b64encode(payload).decode("ascii"),
         "JS": js,
     }
-    pieces = re.split(r"@@([A-Z]+)@@", template)  # the template alone is scanned, never the data
-    if sorted(pieces[1::2]) != sorted(parts):
-        raise SinkError("html_report/report.html must hold each of @@" + "@@, @@".join(parts) + "@@ once")
-    out = [parts[p] if k % 2 else p for k, p in enumerate(pieces)]
-    return "".join(out)
+    return fill(template, parts)
 
 
 class HtmlSink(Sink):

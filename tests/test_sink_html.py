@@ -214,6 +214,24 @@ def y_of(layout, row):
     return layout["top"] + (row + 0.5) * layout["rowH"]
 
 
+def test_the_page_splits_msg_ids_as_python_does(page, tmp_path):
+    from ipyrecorder.browser import NO_SUFFIX
+    from ipyrecorder.events import split_msg_id
+
+    write_sample(tmp_path / "a.mpk")
+    report(tmp_path / "a.mpk")
+    page.open(tmp_path / "a.html")
+    ids = ["s_1_7", "s_1_0", "s_1_07", "s_1_", "plain", "_3", "a_4294967294", "a_4294967295", "a_1234567890123456789"]
+    ids += ["a_\u0663", "\u00e9t\u00e9_12", "a_-3", "a_1e3", "a_ 4"]
+    expected = []
+    for msg_id in ids:
+        prefix, suffix = split_msg_id(msg_id)
+        whole = type(suffix) is not int or suffix >= NO_SUFFIX
+        expected.append([msg_id, NO_SUFFIX] if whole else [prefix, suffix])
+    got = page.js("([ids, none]) => ids.map(id => window.ipyrecorderCommon.splitMsgId(id, none))", [ids, NO_SUFFIX])
+    assert got == expected
+
+
 def test_report_loads_offline_without_errors(page, tmp_path):
     rich_log(tmp_path / "rich.mpk")
     report(tmp_path / "rich.mpk")

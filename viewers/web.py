@@ -9,7 +9,8 @@ never blocks it. Every browser has its own cursor:
   columnar encoding, ``build_report_data``, plus the live part), gzip; the
   header ``X-Ipyrecorder-Cursor`` says which batch it includes (``EPOCH:SEQ``).
 * ``GET /api/stream?after=EPOCH:SEQ``: Server-Sent Events, one ``batch`` event
-  (``id: EPOCH:SEQ``) per batch after the cursor: the changed tasks, engines,
+  (``id: EPOCH:SEQ``) per batch after the cursor: the changed tasks and engines
+  (rows of ``browser.TASK_FIELDS`` and ``ENGINE_FIELDS``, named in the snapshot),
   new marks and notices, totals. A reconnecting EventSource sends
   ``Last-Event-ID`` and resumes where it was. Batches are kept in a bounded
   ring; a cursor older than the ring, or of another epoch (the log was
@@ -59,7 +60,18 @@ from tornado.iostream import StreamClosedError
 
 from ipyrecorder import __version__
 from ipyrecorder import events as ev
-from ipyrecorder.browser import NO_SUFFIX, STATUS_CODE, build_report_data, common_js
+from ipyrecorder.browser import (
+    ENGINE_FIELDS,
+    TASK_FIELDS,
+    build_report_data,
+    common_css,
+    common_js,
+    data_text,
+    engine_fields,
+    fill,
+    task_fields,
+    text_or_none,
+)
 from ipyrecorder.errors import NoFile, PortInUse
 from ipyrecorder.plugin import Option, PluginError
 from ipyrecorder.tail import Follower, LogTail
@@ -83,7 +95,6 @@ CSP = (
 
 # The only files the server sends: name -> (package, resource, content type). Loaded once, at start.
 ASSETS = {
-    "report.css": ("ipyrecorder.plugins", "html_report/report.css", "text/css; charset=utf-8"),
     "dashboard.js": ("ipyrecorder.viewers", "web_static/dashboard.js", "application/javascript; charset=utf-8"),
     "dashboard.css": ("ipyrecorder.viewers", "web_static/dashboard.css", "text/css; charset=utf-8"),
     "favicon.svg": ("ipyrecorder.viewers", "web_static/favicon.svg", "image/svg+xml"),
@@ -103,67 +114,6 @@ PAGES = {
         '      <span class="navlink current" id="nav-engine">Engine</span>\n',
     ),
 }
-
-
-def _text(value):
-    return value if value is None or type(value) is str else str(value)
-
-
-def _head(chunks, chars: int):
-    """The first ``chars`` characters of output chunks, or None."""
-    if not chunks or chars <= 0:
-        return None
-    out, size = [], 0
-    for chunk in chunks:
-        out.append(chunk)
-        size += len(chunk)
-        if size >= chars:
-            break
-    return "".join(out)[:chars]
-
-
-def task_row(task, chars: int = OUTPUT_CHARS) -> list:
-    """A task as the stream sends it: [msg_id prefix, suffix or None, name, function, engine, status code,
-    submitted, started, completed, received (µs since the epoch or None), error, stdout head, stderr head]."""
-    prefix, suffix = ev.split_msg_id(task.msg_id)
-    if type(suffix) is not int or suffix >= NO_SUFFIX:
-        prefix, suffix = task.msg_id, None
-    status = STATUS_CODE.get(task.state, 4)
-    error = None
-    if task.ename is not None or status == 1:
-        error = _text(task.error) or "(no error message)"
-    started = task.effective_start_us
-    return [
-        prefix,
-        suffix,
-        _text(task.name),
-        _text(task.function),
-        task.engine_id,
-        status,
-        task.submitted_us,
-        started,
-        task.completed_us,
-        task.received_us,
-        error,
-        _head(task._stdout, chars),
-        _head(task._stderr, chars),
-    ]
-
-
-def engine_row(engine) -> list:
-    """[id, registered, unregistered, present at start, tasks done, errors, busy µs, current msg_id, its start]."""
-    task = engine.current
-    return [
-        engine.id,
-        engine.registered_us,
-        engine.unregistered_us,
-        engine.present_at_start,
-        engine.tasks_done,
-        engine.errors,
-        engine.busy_us,
-        task.msg_id if task is not None else None,
-        task.start_us if task is not None else None,
-    ]
 
 
 def _now_us() -> int:
@@ -313,7 +263,7 @@ class Feed:
         self._sent_marks = len(state.marks)
         self._sent_notices = len(self.tail.notices)
         self._sent_damage = self._damage_count(state)
-        self._engines = {e.id: engine_row(e) for e in state.engines.values() if e.id is not None}
+        self._engines = {e.id: engine_fields(e) for e in state.engines.values() if e.id is not None}
 
     def _collect(self):
         state = self.tail.state
@@ -327,13 +277,13 @@ class Feed:
             self._mark_sent(state)
             return ("reset", self.epoch, 0, None)
         chars = self.output_chars
-        tasks = [task_row(task, chars) for task in changes.tasks]
+        tasks = [task_fields(task, chars) for task in changes.tasks]
         engines = []
         for engine_id in changes.engines:
             engine = state.engines.get(engine_id)
             if engine is None:
                 continue
-            row = engine_row(engine)
+            row = engine_fields(engine)
             if self._engines.get(engine_id) != row:
                 self._engines[engine_id] = row
                 engines.append(row)
@@ -354,7 +304,7 @@ class Feed:
         self.seq += 1
         batch = {"seq": self.seq, **live, "tasks": tasks, "engines": engines}
         if marks:
-            batch["marks"] = [self._sent_marks, [[m.t_us, _text(m.text), _data_text(m.data)] for m in marks]]
+            batch["marks"] = [self._sent_marks, [[m.t_us, text_or_none(m.text), data_text(m.data)] for m in marks]]
             self._sent_marks = len(state.marks)
         if notices:
             batch["notices"] = [self._sent_notices, list(notices)]
@@ -376,10 +326,12 @@ class Feed:
             live.update(
                 cursor=f"{self.epoch}:{self.seq}",
                 origin_us=ev.to_us(meta["origin"]),
-                engines=[engine_row(e) for e in state.engines.values() if e.id is not None],
+                task_fields=TASK_FIELDS,
+                engine_fields=ENGINE_FIELDS,
+                engines=[engine_fields(e) for e in state.engines.values() if e.id is not None],
                 notices=list(self.tail.notices),
                 damage=[str(d) for d in self.tail.damage],
-                marks=[[m.t_us, _text(m.text), _data_text(m.data)] for m in state.marks],
+                marks=[[m.t_us, text_or_none(m.text), data_text(m.data)] for m in state.marks],
                 log=str(self.tail.path),
                 output_chars=self.output_chars,
                 version=__version__,
@@ -434,7 +386,7 @@ class Feed:
             if len(text) > TASK_TEXT_MAX:
                 record[key] = text[:TASK_TEXT_MAX]
         for key in ("name", "label", "function", "error", "traceback"):
-            record[key] = _text(record[key])
+            record[key] = text_or_none(record[key])
         return json.dumps(record, ensure_ascii=True, default=str).encode("ascii")
 
     def summary_json(self) -> bytes:
@@ -483,10 +435,6 @@ class Feed:
     def wake(self):
         if self.cond is not None:
             self.cond.notify_all()
-
-
-def _data_text(data) -> str:
-    return json.dumps(data, ensure_ascii=False, default=str) if data else ""
 
 
 # -- HTTP --------------------------------------------------------------------------------------------
@@ -663,13 +611,14 @@ class WebServer:
         self._stop_requested = False
         self.assets = {name: (_load(pkg, res), ctype) for name, (pkg, res, ctype) in ASSETS.items()}
         self.assets["common.js"] = (common_js().encode("utf-8"), "application/javascript; charset=utf-8")
+        self.assets["common.css"] = (common_css().encode("utf-8"), "text/css; charset=utf-8")
         shell = _load("ipyrecorder.viewers", PAGE_SHELL).decode("utf-8")
+        late = {key: f"@@{key}@@" for key in self._page_values()}  # filled below, in the assembled page
         self.pages = {}
         for page, (body, title, nav) in PAGES.items():
-            text = shell.replace("@@PAGE@@", page).replace("@@TITLE@@", title).replace("@@NAV@@", nav)
-            self.pages[page] = self._render(
-                text.replace("@@BODY@@", _load("ipyrecorder.viewers", body).decode("utf-8"))
-            )
+            body = _load("ipyrecorder.viewers", body).decode("utf-8")
+            text = fill(shell, {"PAGE": page, "TITLE": title, "NAV": nav, "BODY": body, **late})
+            self.pages[page] = fill(text, self._page_values()).encode("utf-8")
 
     def _ssl_context(self):
         if self.certfile is None:
@@ -686,17 +635,15 @@ class WebServer:
             raise PluginError(f"cannot load the TLS certificate and key: {exc}") from None
         return context
 
-    def _render(self, template: str) -> bytes:
+    def _page_values(self) -> dict:
+        """What the pages' ``@@NAME@@`` placeholders stand for, escaped for HTML."""
         query = "?token=" + quote(self.token, safe="") if self.token else ""
-        name = os.path.basename(str(self.feed.tail.path))
-        for key, value in (
-            ("@@QUERY@@", html.escape(query)),
-            ("@@TOKEN@@", html.escape(self.token or "")),
-            ("@@LOG@@", html.escape(name)),
-            ("@@VERSION@@", html.escape(__version__)),
-        ):
-            template = template.replace(key, value)
-        return template.encode("utf-8")
+        return {
+            "QUERY": html.escape(query),
+            "TOKEN": html.escape(self.token or ""),
+            "LOG": html.escape(os.path.basename(str(self.feed.tail.path))),
+            "VERSION": html.escape(__version__),
+        }
 
     # -- access ---------------------------------------------------------------------------------
     def allowed(self, request, query_token) -> bool:

@@ -15,7 +15,23 @@
   // Constants from Python (ipyrecorder/browser.py, colours.py), put in when the page or asset is built.
   var COLOURS = /*@@COLOURS@@*/ null;
   C.STATUSES = /*@@STATUSES@@*/ null;  // a task's status code in the columns -> its name
+  var ST = (C.ST = {});  // a status name -> its code
+  C.STATUSES.forEach(function (name, code) { ST[name] = code; });
+  C.isDone = function (st) { return st === ST.ok || st === ST.error || st === ST.aborted; };
   C.PALETTE = COLOURS.palette;
+  // A task's colour slot when its status decides it (after the palette: error, aborted, running), else -1.
+  C.statusSlot = function (st) {
+    var P = C.PALETTE.length;
+    return st === ST.error ? P : st === ST.aborted ? P + 1 : st === ST.running ? P + 2 : -1;
+  };
+  // ipyrecorder.events.split_msg_id as the columns store a msg_id: [prefix, numeric suffix], or [whole, none].
+  C.splitMsgId = function (id, none) {
+    var k = id.lastIndexOf("_"), tail = id.slice(k + 1);
+    if (/^[0-9]+$/.test(tail) && tail.length < 19 && (tail === "0" || tail[0] !== "0") && Number(tail) < none) {
+      return [id.slice(0, k + 1), Number(tail)];
+    }
+    return [id, none];
+  };
   C.C_ERROR = COLOURS.error; C.C_ABORTED = COLOURS.aborted; C.C_RUNNING = COLOURS.running; C.C_QUEUED = COLOURS.queued;
   // A function's palette index: FNV-1a over the UTF-8 bytes of its name, as colours.palette_index.
   C.colourIndex = function (name) {

@@ -287,7 +287,8 @@
       fnColour.forEach(function (c, f) { lut[f] = c; });
       for (i = 0; i < n; i++) {
         var st = status[i];
-        cidx[i] = st === 1 ? P : st === 2 ? P + 1 : st === 3 ? P + 2 : lut[fnIdx[i]];
+        var slot = C.statusSlot(st);
+        cidx[i] = slot < 0 ? lut[fnIdx[i]] : slot;
       }
       this.cidx = cidx;
 
@@ -325,7 +326,7 @@
         var rsub = new Float64Array(m), smin = new Float64Array(m), top = -Infinity;
         for (k = 0; k < m; k++) {
           i = o[k]; s = start[i]; e = end[i];
-          if (e !== e) e = status[i] === 3 ? this.dataEnd : s;
+          if (e !== e) e = status[i] === C.ST.running ? this.dataEnd : s;
           if (e < s) e = s;
           rs[k] = s; re[k] = e; if (e > top) top = e; mx[k] = top;
           var q = sub[i];
@@ -460,7 +461,7 @@
       var r = D.row[i];
       if (r === D.noEngine || D.start[i] !== D.start[i]) return null;
       var s = D.start[i], e = D.end[i];
-      if (e !== e) e = D.status[i] === 3 ? this.dataEnd : s;
+      if (e !== e) e = D.status[i] === C.ST.running ? this.dataEnd : s;
       if (e < s) e = s;
       return this.barBox(r, s, e);
     },

@@ -14,7 +14,7 @@
   var C = window.ipyrecorderCommon;
   var h = C.h, clear = C.clear, fmtInt = C.fmtInt, fmtDur = C.fmtDur, fmtPct = C.fmtPct, DASH = C.DASH;
   var PALETTE = C.PALETTE, P = PALETTE.length;
-  var STATUSES = C.STATUSES;
+  var STATUSES = C.STATUSES, ST = C.ST, isDone = C.isDone;
   var NONE = 4294967295;  // no engine / no numeric msg_id suffix, as in the report's columns
   var TWO32 = 4294967296;
   var API = (window.ipyrecorderLive = {
@@ -58,7 +58,7 @@
     D = { n: 0, cap: 0, strings: [""], statuses: STATUSES, noEngine: NONE, noSuffix: NONE, engines: [],
       stdout: new Map(), stderr: new Map(), errors: new Map() };
     S = { index: new Map(), strIndex: new Map([["", 0]]), origin: 0, originKnown: false, offset: 0,
-      byStatus: [0, 0, 0, 0, 0], marks: [], notices: [], damage: [], closed: false, exists: true, progress: {},
+      byStatus: STATUSES.map(function () { return 0; }), marks: [], notices: [], damage: [], closed: false, exists: true, progress: {},
       log: "", rowOf: new Map(), running: new Set(), fnColour: new Map(), functions: [], rows: [], dataStart: 0,
       dataEnd: 0, failed: [], version: "", segments: 0, outputChars: 200 };
     grow(1024);
@@ -85,15 +85,8 @@
   }
   function see(t) { if (t === t) { if (t > S.dataEnd) S.dataEnd = t; if (t < S.dataStart) S.dataStart = t; } }
 
-  function splitId(id) {  // ipyrecorder.events.split_msg_id, as the report's columns store it
-    var k = id.lastIndexOf("_"), prefix = id.slice(0, k + 1), tail = id.slice(k + 1);
-    if (/^[0-9]+$/.test(tail) && tail.length < 19 && (tail === "0" || tail[0] !== "0") && Number(tail) < NONE) {
-      return [prefix, Number(tail)];
-    }
-    return [id, NONE];
-  }
   function findTask(id) {
-    var p = splitId(String(id)), mp = S.strIndex.get(p[0]);
+    var p = C.splitMsgId(String(id), NONE), mp = S.strIndex.get(p[0]);
     if (mp === undefined) return -1;
     var i = S.index.get(mp * TWO32 + p[1]);
     return i === undefined ? -1 : i;
@@ -112,10 +105,8 @@
   }
 
   function colourOf(i) {
-    var st = D.status[i];
-    if (st === 1) return P;
-    if (st === 2) return P + 1;
-    if (st === 3) return P + 2;
+    var slot = C.statusSlot(D.status[i]);
+    if (slot >= 0) return slot;
     var f = D.fn[i], c = S.fnColour.get(f);
     if (c === undefined) {
       c = C.colourIndex(D.strings[f]);
@@ -159,7 +150,7 @@
   }
   function barEnd(i) { var s = D.start[i], e = D.end[i]; return e === e && e >= s ? e : s; }
   function place(i) {  // keep task i's place in the timeline rows and the running set in step with its fields
-    var st = D.status[i], r = D.row[i], s = D.start[i], drawn = st <= 2 && s === s && r !== NONE;
+    var st = D.status[i], r = D.row[i], s = D.start[i], drawn = isDone(st) && s === s && r !== NONE;
     if (S.inRow[i]) {
       var R0 = S.inRow[i] - 1, e0;
       if (drawn && R0 === r && S.inS[i] === s) {
@@ -177,15 +168,18 @@
       S.inRow[i] = r + 1;
       S.inS[i] = s;
     }
-    if (st === 3 && s === s && r !== NONE) S.running.add(i); else S.running.delete(i);
+    if (st === ST.running && s === s && r !== NONE) S.running.add(i); else S.running.delete(i);
   }
 
   function setText(map, i, text) { if (text === null || text === undefined || text === "") map.delete(i); else map.set(i, text); }
 
-  // A task row of a batch: [prefix, suffix, name, function, engine, status, submitted, started, completed, received,
-  // error, stdout head, stderr head] (times in µs since the epoch).
+  // The positions of a batch row's fields, by name (the snapshot's task_fields and engine_fields).
+  var TF = {}, EF = {};
+  function positions(names, into) { names.forEach(function (name, k) { into[name] = k; }); }
+
+  // A changed task (a row of TASK_FIELDS: the report's column names, times in µs since the epoch).
   function upsert(t) {
-    var mp = intern(t[0]), ms = t[1] === null ? NONE : t[1], key = mp * TWO32 + ms, i = S.index.get(key), old = -1;
+    var mp = intern(t[TF.mp]), ms = t[TF.ms] === null ? NONE : t[TF.ms], key = mp * TWO32 + ms, i = S.index.get(key), old = -1;
     if (i === undefined) {
       i = D.n;
       grow(i + 1);
@@ -197,28 +191,31 @@
       old = D.status[i];
       S.byStatus[old]--;
     }
-    D.name[i] = intern(t[2]);
-    D.fn[i] = intern(t[3]);
-    D.row[i] = t[4] === null || t[4] === undefined ? NONE : rowFor(t[4]);
-    var st = t[5];
+    D.name[i] = intern(t[TF.name]);
+    D.fn[i] = intern(t[TF.fn]);
+    var engine = t[TF.engine];
+    D.row[i] = engine === null || engine === undefined ? NONE : rowFor(engine);
+    var st = t[TF.status];
     D.status[i] = st;
     S.byStatus[st]++;
-    D.sub[i] = rel(t[6]); D.start[i] = rel(t[7]); D.end[i] = rel(t[8]); D.recv[i] = rel(t[9]);
+    D.sub[i] = rel(t[TF.sub]); D.start[i] = rel(t[TF.start]); D.end[i] = rel(t[TF.end]); D.recv[i] = rel(t[TF.recv]);
     see(D.sub[i]); see(D.start[i]); see(D.end[i]); see(D.recv[i]);
-    if (t[10] === null || t[10] === undefined) D.errors.delete(i); else D.errors.set(i, intern(t[10]));
-    setText(D.stdout, i, t[11]);
-    setText(D.stderr, i, t[12]);
+    var error = t[TF.error];
+    if (error === null || error === undefined) D.errors.delete(i); else D.errors.set(i, intern(error));
+    setText(D.stdout, i, t[TF.stdout]);
+    setText(D.stderr, i, t[TF.stderr]);
     S.cidx[i] = colourOf(i);
     place(i);
-    if (st === 1 && old !== 1) S.failed.push(i);
+    if (st === ST.error && old !== ST.error) S.failed.push(i);
     if (i === Details.index) Details.touched = true;
   }
 
-  // An engine row: [id, registered, unregistered, present at start, done, errors, busy µs, current msg_id, its start]
+  // A changed engine (a row of ENGINE_FIELDS; ``current`` is the msg_id it runs).
   function applyEngine(r) {
-    var e = D.engines[rowFor(r[0])];
-    e.registered = rel(r[1]); e.unregistered = rel(r[2]); e.present = !!r[3];
-    e.done = r[4]; e.errors = r[5]; e.busyUs = r[6]; e.current = r[7]; e.currentStart = rel(r[8]);
+    var e = D.engines[rowFor(r[EF.id])];
+    e.registered = rel(r[EF.registered]); e.unregistered = rel(r[EF.unregistered]); e.present = !!r[EF.present];
+    e.done = r[EF.done]; e.errors = r[EF.errors]; e.busyUs = r[EF.busy_us];
+    e.current = r[EF.current]; e.currentStart = rel(r[EF.current_start]);
   }
 
   function applyLive(live) {
@@ -233,6 +230,8 @@
   function install(meta, d) {
     emptyStore();
     var live = meta.live, n = d.n;
+    positions(live.task_fields, TF);
+    positions(live.engine_fields, EF);
     S.origin = live.origin_us || live.t0 || 0;
     S.originKnown = !!S.origin;
     applyLive(live);
@@ -263,16 +262,16 @@
       S.byStatus[st]++;
       S.cidx[i] = colourOf(i);
       see(D.sub[i]); see(D.start[i]); see(D.end[i]); see(D.recv[i]);
-      if (st === 1) S.failed.push(i);
+      if (st === ST.error) S.failed.push(i);
       var r = D.row[i];
-      if (r !== NONE && st <= 2 && D.start[i] === D.start[i]) counts[r]++;
-      else if (r !== NONE && st === 3 && D.start[i] === D.start[i]) S.running.add(i);
+      if (r !== NONE && isDone(st) && D.start[i] === D.start[i]) counts[r]++;
+      else if (r !== NONE && st === ST.running && D.start[i] === D.start[i]) S.running.add(i);
     }
     S.rows = [];
     for (r = 0; r < R; r++) S.rows.push(newRow(Math.max(64, counts[r])));
     for (i = 0; i < n; i++) {  // appended in task order, sorted below where needed
       r = D.row[i];
-      if (r === NONE || D.status[i] > 2 || D.start[i] !== D.start[i]) continue;
+      if (r === NONE || !isDone(D.status[i]) || D.start[i] !== D.start[i]) continue;
       var row = S.rows[r], m = row.m++;
       row.ord[m] = i; S.inRow[i] = r + 1; S.inS[i] = D.start[i];
     }
@@ -486,7 +485,7 @@
     box.appendChild(card("Tasks", fmtInt(p.tasks || D.n), fmtInt(submitted) + " submitted"));
     box.appendChild(card("Completed", fmtInt(done), submitted ? fmtPct(done / submitted) : null, "good"));
     box.appendChild(card("Failed", fmtInt(failed), done ? fmtPct(failed / done) : null, failed ? "bad" : ""));
-    box.appendChild(card("Running", fmtInt(S.byStatus[3]), fmtInt(S.byStatus[4]) + " queued", S.byStatus[3] ? "warn" : ""));
+    box.appendChild(card("Running", fmtInt(S.byStatus[ST.running]), fmtInt(S.byStatus[ST.pending]) + " queued", S.byStatus[ST.running] ? "warn" : ""));
     box.appendChild(card("Engines busy", fmtInt(busy) + " / " + fmtInt(alive), D.engines.length > alive ? fmtInt(D.engines.length - alive) + " gone" : "alive engines"));
     box.appendChild(card("Rate", p.rate === null || p.rate === undefined ? DASH : (p.rate < 10 ? p.rate.toFixed(2) : p.rate.toFixed(0)) + "/s",
       p.eta === null || p.eta === undefined ? "last 30 s" : "ETA " + fmtDur(p.eta * 1e6)));
@@ -701,9 +700,9 @@
         { label: "status", cell: function (i, td) { td.appendChild(C.statusBadge(STATUSES[D.status[i]])); } },
         { label: "started", cls: "num", key: lazy(function (i) { return D.start[i]; }),
           cell: C.cellText(function (i) { return finite(D.start[i]) ? fmtAt(D.start[i]) : null; }) },
-        { label: "duration", cls: "num", desc: true, key: lazy(function (i) { return D.status[i] === 3 ? edge() - D.start[i] : C.runUs(D, i); }),
+        { label: "duration", cls: "num", desc: true, key: lazy(function (i) { return D.status[i] === ST.running ? edge() - D.start[i] : C.runUs(D, i); }),
           cell: C.cellText(function (i) {
-            if (D.status[i] === 3 && finite(D.start[i])) return fmtDur(edge() - D.start[i]) + " so far";
+            if (D.status[i] === ST.running && finite(D.start[i])) return fmtDur(edge() - D.start[i]) + " so far";
             var d = C.runUs(D, i); return d === d ? fmtDur(d) : null;
           }) },
         { label: "output / error", cls: "mono clip", cell: C.cellText(function (i) {
@@ -1039,7 +1038,7 @@
     barRect: function (i) {
       var k = this.slot && this.slot.get(D.row[i]);
       if (k === undefined || D.start[i] !== D.start[i]) return null;
-      return this.barBox(k, D.start[i], D.status[i] === 3 ? edge() : barEnd(i));
+      return this.barBox(k, D.start[i], D.status[i] === ST.running ? edge() : barEnd(i));
     },
 
     selectedIndex: function () { return Details.index; },
@@ -1061,7 +1060,7 @@
       row("msg_id", C.msgId(D, i));
       row("engine", C.engineOf(D, i));
       row("status", STATUSES[D.status[i]]);
-      row("duration", D.status[i] === 3 ? fmtDur(edge() - D.start[i]) + " so far" : fmtDur(C.runUs(D, i)));
+      row("duration", D.status[i] === ST.running ? fmtDur(edge() - D.start[i]) + " so far" : fmtDur(C.runUs(D, i)));
       row("started", fmtAt(D.start[i]));
       C.tipPre(tip, "err", C.errorText(D, i));
       C.tipPre(tip, null, D.stdout.get(i));
@@ -1131,7 +1130,7 @@
     setInterval(function () {  // running times tick
       if (!API.ready) return;
       if (PAGE === "cluster") { renderCards(); Engines.render(); } else EnginePage.render();
-      if (Details.index >= 0 && D.status[Details.index] === 3) Details.render();
+      if (Details.index >= 0 && D.status[Details.index] === ST.running) Details.render();
     }, 1000);
     Conn.start();
   }
