@@ -53,7 +53,8 @@ def build_log(path, tasks: int, engines: int = ENGINES) -> float:
 
 
 def _draw(state, out):
-    from ipyrecorder.plugins.matplotlib_sink import DPI, TimelineData, draw_timeline
+    from ipyrecorder.figure import DPI, draw_timeline
+    from ipyrecorder.timeline import TimelineData
 
     t0 = time.perf_counter()
     TimelineData(state)  # the numpy arrays alone, for the breakdown
@@ -71,7 +72,7 @@ def _bare(n: int, out):
     from matplotlib.collections import PolyCollection
     from matplotlib.figure import Figure
 
-    from ipyrecorder.plugins.matplotlib_sink import DPI, figure_size
+    from ipyrecorder.figure import DPI, figure_size
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(1)

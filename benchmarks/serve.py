@@ -59,6 +59,35 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 READY = "() => window.ipyrecorderLive && (window.ipyrecorderLive.ready || window.ipyrecorderLive.error)"
+# Measured from outside the page, with its public API only: the intervals between animation frames
+# (our own requestAnimationFrame loop) and the time of each timeline draw (``draws``, ``lastDraw.ms``).
+WATCH_FRAMES = """ms => new Promise(resolve => {
+  const live = window.ipyrecorderLive, frames = [], draws = [], stop = performance.now() + ms;
+  let last = null, seen = live.draws;
+  function tick(ts) {
+    if (last !== null) frames.push(ts - last);
+    last = ts;
+    if (live.draws !== seen) { seen = live.draws; draws.push(live.lastDraw.ms); }
+    if (ts < stop) requestAnimationFrame(tick); else resolve({ frames, draws });
+  }
+  requestAnimationFrame(tick);
+})"""
+
+
+def watch_frames(page, ms: int) -> dict:
+    """Frame intervals and draw times (ms) over the next ``ms`` milliseconds, summarised."""
+    got = page.evaluate(WATCH_FRAMES, ms)
+    frames, draws = got["frames"], got["draws"]
+    return {
+        "frames": len(frames) + 1,
+        "frame_p50": quantile(frames, 0.5),
+        "frame_p95": quantile(frames, 0.95),
+        "frame_p99": quantile(frames, 0.99),
+        "frame_max": max(frames, default=math.nan),
+        "long_frames": sum(1 for f in frames if f > FRAME_TARGET_MS),
+        "draws": len(draws),
+        "draw_p95": quantile(draws, 0.95),
+    }
 
 
 class Server:
@@ -317,7 +346,7 @@ def sustained(tmpdir, browser, rate: float, seconds: float) -> dict:
             page.evaluate("window.ipyrecorderLive.setSpan(60)")  # the live, scrolling one-minute window
             time.sleep(0.5)
             log(f"[serve] idle frames (baseline), then {rate:,.0f} events/s for {seconds:g} s ...")
-            idle = page.evaluate("ms => window.ipyrecorderLive.measure(ms)", 3000)
+            idle = watch_frames(page, 3000)
             rss_before = server.rss()
             stop, out = threading.Event(), {}
             thread = threading.Thread(target=_writer, args=(path, rate, seconds, stop, out), daemon=True)
@@ -326,7 +355,7 @@ def sustained(tmpdir, browser, rate: float, seconds: float) -> dict:
             time.sleep(1.0)  # warm up: the first seconds fill the window
             measure = threading.Thread(target=lambda: samples.extend(_sample_rss(server, thread)), daemon=True)
             measure.start()
-            live = page.evaluate("ms => window.ipyrecorderLive.measure(ms)", max(1000, int((seconds - 2) * 1000)))
+            live = watch_frames(page, max(1000, int((seconds - 2) * 1000)))
             thread.join()
             measure.join()
             page.wait_for_function("n => window.ipyrecorderLive.counts().ok === n", arg=out["tasks"], timeout=60_000)

@@ -10,7 +10,10 @@ from ipyrecorder.sinks import Log
 
 from .helpers import T0, write_sample
 
-matplotlib_sink = pytest.importorskip("ipyrecorder.plugins.matplotlib_sink")
+pytest.importorskip("matplotlib")
+from ipyrecorder.colours import STATUS_COLOURS  # noqa: E402
+from ipyrecorder.figure import draw_timeline  # noqa: E402
+from ipyrecorder.timeline import BUSY_BINS, TimelineData  # noqa: E402
 
 MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF", "svg": b"<?xml"}
 
@@ -61,7 +64,7 @@ def many_tasks(path, n, engines=8):
 def test_draws_bars_as_collections_whatever_the_task_count(tmp_path):
     many_tasks(tmp_path / "big.mpk", 5000)
     state = Log(tmp_path / "big.mpk").state
-    fig = matplotlib_sink.draw_timeline(state)
+    fig = draw_timeline(state)
     timeline, busy = fig.axes[:2]
     assert len(timeline.patches) == 0  # no patch per task
     bars = max(timeline.collections, key=lambda c: len(c.get_paths()))
@@ -70,7 +73,7 @@ def test_draws_bars_as_collections_whatever_the_task_count(tmp_path):
     assert any(t.get_text() == "halfway" for t in timeline.texts)
     # busy engines: averaged into slices (5000 tasks make 10,000 changes), all 8 busy at the peak
     curve = max(busy.lines, key=lambda line: len(line.get_ydata()))
-    assert len(curve.get_ydata()) <= matplotlib_sink.BUSY_BINS + 2
+    assert len(curve.get_ydata()) <= BUSY_BINS + 2
     assert max(curve.get_ydata()) == pytest.approx(8)
     assert any("mean" in (line.get_label() or "") for line in busy.lines)
 
@@ -80,7 +83,7 @@ def test_binned_busy_curve_keeps_the_busy_time(tmp_path):
     import numpy as np
 
     many_tasks(tmp_path / "big.mpk", 3000)
-    data = matplotlib_sink.TimelineData(Log(tmp_path / "big.mpk").state)
+    data = TimelineData(Log(tmp_path / "big.mpk").state)
     exact_t, exact_b, exact_mean = data.busy_curve(bins=10**9)
     binned_t, binned_b, binned_mean = data.busy_curve(bins=100)
     assert len(binned_t) == 101 and binned_mean == exact_mean
@@ -91,8 +94,8 @@ def test_binned_busy_curve_keeps_the_busy_time(tmp_path):
 
 def test_timeline_data_places_each_task_on_its_engine(tmp_path):
     write_sample(tmp_path / "a.mpk")
-    data = matplotlib_sink.TimelineData(Log(tmp_path / "a.mpk").state)
+    data = TimelineData(Log(tmp_path / "a.mpk").state)
     assert data.engine_ids == [0, 1]
     assert list(data.row) == [0, 1, 0]
     assert data.end[0] - data.start[0] == pytest.approx(0.5)
-    assert data.colours[2] == matplotlib_sink.STATUS_COLOURS["error"]
+    assert data.colours[2] == STATUS_COLOURS["error"]

@@ -59,7 +59,7 @@ def test_frames_grow_with_the_log_and_the_last_is_the_sinks(rc, engines, log_pat
     assert len(executed) > 1 and sum(len(c.get_paths()) for c in executed) >= 12
     with lock:
         live.update(tail.state, final=True)
-    from ipyrecorder.plugins.matplotlib_sink import DPI, figure_size
+    from ipyrecorder.figure import DPI, figure_size
 
     live.figure.set_size_inches(figure_size(len(engines)))
     out = io.BytesIO()

@@ -1,4 +1,4 @@
-"""``matplotlib`` viewer: the matplotlib sink's timeline, growing as the log grows.
+"""``matplotlib`` viewer: the matplotlib sink's timeline (``figure.py``), growing as the log grows.
 
 Each frame adds the bars of the tasks completed since the last one (the
 fold's ``take_changes``) and
@@ -25,7 +25,7 @@ class LiveTimeline:
 
     def update(self, state, final: bool = False) -> str:
         """Bring the figure up to date: "full", "incremental" or "none"."""
-        from ipyrecorder.plugins.matplotlib_sink import TimelineData, draw_timeline
+        from ipyrecorder.figure import draw_timeline
 
         changes = state.take_changes()
         key = (id(state), state.span_us()[0], tuple(sorted(e for e in state.engines if e is not None)))
@@ -39,12 +39,13 @@ class LiveTimeline:
         running = [e.current for e in state.engines.values() if e.current is not None]
         if not new and not running and not changes.marks and not self._running:
             return "none"
-        self._draw_increment(state, new, running, len(changes.marks), TimelineData)
+        self._draw_increment(state, new, running, len(changes.marks))
         self.frames += 1
         return "incremental"
 
-    def _draw_increment(self, state, new, running, new_marks, TimelineData):  # noqa: N803
-        from ipyrecorder.plugins.matplotlib_sink import draw_busy, draw_mark, task_collections
+    def _draw_increment(self, state, new, running, new_marks):
+        from ipyrecorder.figure import draw_busy, draw_mark, task_collections
+        from ipyrecorder.timeline import TimelineData
 
         ax, busy_ax = self.figure.axes[:2]
         for artist in self._running:
@@ -76,9 +77,9 @@ class MatplotlibViewer(Viewer):
     )
 
     def run(self, tail, *, poll=False, once=False):
-        from ipyrecorder.plugins.matplotlib_sink import _import_matplotlib
+        from ipyrecorder.figure import import_matplotlib
 
-        _import_matplotlib()
+        import_matplotlib()
         import matplotlib
 
         tail.poll()
@@ -93,7 +94,8 @@ class MatplotlibViewer(Viewer):
     def _run_headless(self, tail, poll, once):
         from matplotlib.figure import Figure
 
-        from ipyrecorder.plugins.matplotlib_sink import DPI, TimelineData, figure_size
+        from ipyrecorder.figure import DPI, figure_size
+        from ipyrecorder.timeline import TimelineData
 
         live = LiveTimeline(Figure(figsize=(12, 6), layout="constrained"))
         if not once:

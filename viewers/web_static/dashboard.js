@@ -366,11 +366,9 @@
       var es = (this.es = new EventSource(url("/api/stream", { after: this.cursor })));
       es.addEventListener("open", function () { API.connected = true; self.state(); });
       es.addEventListener("batch", function (ev) {
-        var t0 = performance.now();
         self.cursor = ev.lastEventId;
         applyBatch(JSON.parse(ev.data));
         self.state();
-        if (Timeline.applyMs) Timeline.applyMs.push(performance.now() - t0);
       });
       es.addEventListener("reset", function () {
         es.close();
@@ -414,10 +412,8 @@
     if (scheduled) return;
     scheduled = true;
     requestAnimationFrame(function () {
-      var t0 = performance.now();
       scheduled = false;
       renderAll();
-      if (Timeline.renderMs) Timeline.renderMs.push(performance.now() - t0);
     });
   }
 
@@ -877,7 +873,7 @@
   // ---------------------------------------------------------------- timeline
   var Timeline = Object.assign(Object.create(C.Timeline), {
     live: true, span: 60e6, all: false, v0: 0, v1: 60e6, hover: -1, selected: -1, changed: true, pending: false,
-    lastDraw: 0, frames: null, drawMs: null, applyMs: null, renderMs: null,
+    lastDraw: 0,
 
     init: function () {
       this.attach();
@@ -894,9 +890,6 @@
       if (window.ResizeObserver) new ResizeObserver(function () { self.changed = true; self.request(); }).observe(this.box);
       this.controls();
       var loop = function (ts) {
-        var f = self.frames;
-        if (f && self.lastTs) f.push(ts - self.lastTs);
-        self.lastTs = ts;
         // live, the view moves a pixel every (window / width): redraw as often as that, 30 ms to 1 s apart
         var every = self.L ? Math.min(1000, Math.max(30, (self.v1 - self.v0) / self.L.plotW / 1000)) : 30;
         if (API.ready && (self.pending || (self.live && !S.closed && ts - self.lastDraw >= every))) self.drawNow();
@@ -1029,7 +1022,6 @@
         fmtDur(this.span) + ")" : "live \u00b7 last " + fmtDur(this.span)) :
         "paused \u00b7 " + fmtAt(v0) + " to " + fmtAt(v1) + " (" + fmtDur(v1 - v0) + ")") + quiet;
       var ms = performance.now() - t0;
-      if (this.drawMs) this.drawMs.push(ms);
       API.draws++;
       API.lastDraw = { bars: drawn, running: running, rects: rects, ms: ms, at: Date.now() };
       this.drawOverlay();
@@ -1101,24 +1093,6 @@
   API.barRect = function (id) { var i = findTask(id); return i < 0 ? null : Timeline.barRect(i); };
   API.setLive = function (on) { Timeline.setLive(on); Timeline.drawNow(); };
   API.setSpan = function (seconds) { Timeline.all = false; Timeline.span = seconds * 1e6; Timeline.setLive(true); Timeline.drawNow(); };
-  // Frame timing over the next `ms` milliseconds: intervals between animation frames and timeline draw times.
-  API.measure = function (ms) {
-    Timeline.frames = []; Timeline.drawMs = []; Timeline.applyMs = []; Timeline.renderMs = [];
-    return new Promise(function (resolve) {
-      setTimeout(function () {
-        var f = Timeline.frames.slice().sort(function (a, b) { return a - b; });
-        var d = Timeline.drawMs.slice().sort(function (a, b) { return a - b; });
-        var ap = Timeline.applyMs.slice().sort(function (a, b) { return a - b; });
-        var re = Timeline.renderMs.slice().sort(function (a, b) { return a - b; });
-        Timeline.frames = Timeline.drawMs = Timeline.applyMs = Timeline.renderMs = null;
-        function q(a, x) { return a.length ? a[Math.min(a.length - 1, Math.floor(x * (a.length - 1) + 0.5))] : null; }
-        resolve({ frames: f.length + 1, frame_p50: q(f, 0.5), frame_p95: q(f, 0.95), frame_p99: q(f, 0.99), frame_max: q(f, 1),
-          long_frames: f.filter(function (x) { return x > 50; }).length, draws: d.length, draw_p50: q(d, 0.5),
-          draw_p95: q(d, 0.95), draw_max: q(d, 1), batches: ap.length, apply_p95: q(ap, 0.95), apply_max: q(ap, 1),
-          render_p95: q(re, 0.95), render_max: q(re, 1), tasks: D.n });
-      }, ms);
-    });
-  };
 
   // ---------------------------------------------------------------- start
   function start() {
