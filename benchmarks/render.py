@@ -31,7 +31,7 @@ from datetime import timedelta
 
 from ipyrecorder import open_log, replay
 from ipyrecorder.log import new_header
-from ipyrecorder.sinks import Log
+from ipyrecorder.sink import Log
 
 from ._util import EPOCH, ROOT, engine_registrations, loadavg, log, now_us, scheduled_task_events, timed
 

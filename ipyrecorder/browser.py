@@ -87,7 +87,7 @@ def task_fields(task, chars: int) -> list:
     prefix, suffix = split_msg_id(task.msg_id)
     if type(suffix) is not int or suffix >= NO_SUFFIX:
         prefix, suffix = task.msg_id, None
-    status = STATUS_CODE.get(task.state, 4)
+    status = STATUS_CODE.get(task.status, 4)
     error = None
     if task.ename is not None or status == 1:
         error = text_or_none(task.error) or "(no error message)"
@@ -227,7 +227,7 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
         if t is not None:
             recv[i] = t - origin
         row[i] = get_row(task.engine_id, NO_ENGINE)
-        status[i] = status_code.get(task.state, 4)
+        status[i] = status_code.get(task.status, 4)
         text = task.function
         k = lookup(text) if type(text) is str else (0 if text is None else None)
         fn[i] = strings(text) if k is None else k

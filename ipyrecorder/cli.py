@@ -142,7 +142,7 @@ def _warn_damage(logs, damage) -> None:
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A sink option; repeatable.")
 def replay(logs, sink_name, output, options, until):
     """Replay LOG (several are merged) into a sink: json, csv, matplotlib, ..."""
-    from .sinks import Log, get_sink
+    from .sink import Log, get_sink
 
     _open_all(logs)
     sink = get_sink(sink_name).from_strings(_parse_options(options))
@@ -200,7 +200,7 @@ def _list_plugins(discover, verbose):
 @click.option("--verbose", "-v", is_flag=True, help="Also list each sink's options.")
 def sinks(verbose):
     """List the installed sinks."""
-    from .sinks import discover
+    from .sink import discover
 
     _list_plugins(discover, verbose)
 
@@ -322,7 +322,7 @@ def failures(logs, as_json, until):
                 "msg_id": task.msg_id,
                 "name": task.name,
                 "function": task.function,
-                "status": task.state,
+                "status": task.status,
                 "engine_id": engine_id,
                 "t": None if t_us is None else from_us(t_us).isoformat(),
                 "ename": ename,
@@ -336,7 +336,7 @@ def failures(logs, as_json, until):
         return
     for task, engine_id, t_us, ename, evalue, traceback in found:
         when = "" if t_us is None else f" at {from_us(t_us):%H:%M:%S.%f}"[:-3]
-        outcome = "failed" if task.state != "ok" else "attempt failed, then succeeded"
+        outcome = "failed" if task.status != "ok" else "attempt failed, then succeeded"
         click.echo(f"{task.display_name} ({task.msg_id}) on {engine_label(engine_id)}{when}: {outcome}")
         click.echo(f"  {ename}: {evalue}" if evalue else f"  {ename}")
         for line in (traceback or "(no traceback recorded)").splitlines():

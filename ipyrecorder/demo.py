@@ -74,7 +74,7 @@ def run_demo(output_dir, engines: int = 2, echo=print, scale: float = 1.0) -> Pa
     import ipyparallel as ipp
 
     from .recorder import recording
-    from .sinks import Log, get_sink
+    from .sink import Log, get_sink
     from .text import summary_text
 
     out = Path(output_dir)

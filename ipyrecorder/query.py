@@ -155,7 +155,7 @@ def task_record(task, engines) -> dict:
         "chunk": task.chunk,
         "engine_id": task.engine_id,
         "engine_uuid": engine.uuid if engine is not None else None,
-        "status": task.state,
+        "status": task.status,
         "submitted": task.submitted,
         "started": task.started,
         "completed": task.completed,

@@ -82,7 +82,7 @@ def dump(fh, source, uuid_to_name=None) -> None:
     Built on ``snapshot`` and the json sink; tasks are keyed by msg_id, with their
     name (from ``uuid_to_name``) included, so equal names never overwrite each other.
     """
-    from .sinks import Log, get_sink
+    from .sink import Log, get_sink
 
     with tempfile.TemporaryDirectory(prefix="ipyrecorder-dump-") as tmp:
         path = os.path.join(tmp, "snapshot.mpk")

@@ -9,6 +9,7 @@ only when an attribute is read.
 from __future__ import annotations
 
 import gc
+import warnings
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Iterable
@@ -63,7 +64,9 @@ class Task:
 
     ``submitted``/``received`` are the client's clock, ``started``/``completed``
     the engine's. ``started`` is the engine's own stamp from the reply when the
-    task completed, else the latest start (iopub ``busy``) seen.
+    task completed, else the latest start (iopub ``busy``) seen. ``status`` is
+    where the task is (pending, running, ok, error, aborted); ``outcome`` is its
+    result once it completed (ok, error, aborted), else None.
     """
 
     __slots__ = (
@@ -80,7 +83,7 @@ class Task:
         "completed_us",
         "received_us",
         "engine_id",
-        "status",
+        "outcome",
         "ename",
         "evalue",
         "traceback",
@@ -100,7 +103,7 @@ class Task:
         self.chunk = None
         self.submitted_us = self.start_us = self.started_us = None
         self.completed_us = self.received_us = None
-        self.engine_id = self.status = self.ename = self.evalue = self.traceback = None
+        self.engine_id = self.outcome = self.ename = self.evalue = self.traceback = None
         self._stdout = self._stderr = None
         self.attempts = None  # [(engine_id, start_us), ...] once a task starts twice
         self.attempt_errors = None  # [(engine_id, t_us, ename, evalue, traceback), ...]
@@ -134,11 +137,17 @@ class Task:
         return self.name or self.label or self.function or self.msg_id
 
     @property
-    def state(self) -> str:
-        """pending (submitted), running, or the final status."""
-        if self.status is not None:
-            return self.status
+    def status(self) -> str:
+        """Where the task is: pending (submitted), running, or its ``outcome`` once it has one."""
+        if self.outcome is not None:
+            return self.outcome
         return "running" if self.start_us is not None else "pending"
+
+    @property
+    def state(self) -> str:
+        """Deprecated: ``status``."""
+        warnings.warn("Task.state is now Task.status", DeprecationWarning, stacklevel=2)
+        return self.status
 
     @property
     def run_seconds(self) -> float | None:
@@ -176,7 +185,7 @@ class Task:
             "target": self.target,
             "chunk": self.chunk,
             "engine_id": self.engine_id,
-            "status": self.state,
+            "status": self.status,
             "submitted": iso(self.submitted_us),
             "started": iso(started),
             "completed": iso(self.completed_us),
@@ -201,7 +210,7 @@ class Task:
         }
 
     def __repr__(self):
-        return f"<Task {self.msg_id} {self.function or ''} {self.state} engine={self.engine_id}>"
+        return f"<Task {self.msg_id} {self.function or ''} {self.status} engine={self.engine_id}>"
 
 
 class Engine:
@@ -377,7 +386,7 @@ class State:
                 continue
             # the engines the tasks were on before (a restart frees one), and their status
             before = [tids[a[p]] for p in positions if kind != ev.TASK and 0 <= a[p] < len(tids)]
-            pending = [task.status is None for task in before]
+            pending = [task.outcome is None for task in before]
             engines.update(task.engine_id for task in before)
             yield a  # resumed once the fold has applied it
             for p in positions:
@@ -471,7 +480,7 @@ class State:
                     if previous is not None and previous.current is task:
                         previous.current = None
                 task.start_us = t
-                if task.status is None:
+                if task.outcome is None:
                     task.engine_id = engine_id
                     if engine_id is not None:
                         engine_of(engine_id).current = task
@@ -479,14 +488,14 @@ class State:
                 task = tids[a[COMPLETE_TASK]]
                 size = len(a)
                 status = a[COMPLETE_STATUS]
-                if task.status is None:
+                if task.outcome is None:
                     self.n_completed += 1
                     if status != 0:
                         self.n_failed += 1
                         self.recent_errors.append(task)
                 else:  # completed again (merged logs): replace what the first completion counted
                     self._uncount(task)
-                task.status = STATUSES[status]
+                task.outcome = STATUSES[status]
                 if size > COMPLETE_STARTED and a[COMPLETE_STARTED] is not None:
                     task.started_us = base + a[COMPLETE_STARTED]
                 if size > COMPLETE_COMPLETED and a[COMPLETE_COMPLETED] is not None:
@@ -599,7 +608,7 @@ class State:
         if engine is None:
             return
         engine.tasks_done -= 1
-        if task.status != "ok":
+        if task.outcome != "ok":
             engine.errors -= 1
         start = task.effective_start_us
         if start is not None and task.completed_us is not None:
@@ -638,7 +647,7 @@ class State:
         """Tasks by state, the span, and per-engine utilisation."""
         start, end = self.span_us()
         span = (end - start) / 1e6 if start is not None else 0.0
-        by_state = Counter(task.state for task in self.tasks.values())
+        by_state = Counter(task.status for task in self.tasks.values())
         engines = {}
         for engine_id in sorted(self.engines, key=lambda e: (e is None, e)):
             engine = self.engines[engine_id]
@@ -671,7 +680,7 @@ class State:
         found = []
         for task in self.tasks.values():
             attempts = list(task.attempt_errors or ())
-            final = task.status in ("error", "aborted")
+            final = task.outcome in ("error", "aborted")
             if final and not any(
                 a[2] == task.ename and a[3] == task.evalue and a[0] == task.engine_id for a in attempts
             ):
@@ -740,7 +749,7 @@ def replay(*paths, until=None) -> State:
         state.until = from_us(clip.until)
         # tasks the log defines but that had not been submitted yet at that moment
         for msg_id in [
-            m for m, t in state.tasks.items() if t.submitted_us is None and t.start_us is None and t.status is None
+            m for m, t in state.tasks.items() if t.submitted_us is None and t.start_us is None and t.outcome is None
         ]:
             del state.tasks[msg_id]
     return state

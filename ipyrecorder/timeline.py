@@ -40,7 +40,7 @@ class TimelineData:
         self.end = np.array([sec(t.completed_us) if t.completed_us is not None else last for t in placed])
         self.submitted = np.array([sec(t.submitted_us) if t.submitted_us is not None else np.nan for t in placed])
         self.received = np.array([sec(t.received_us) if t.received_us is not None else np.nan for t in placed])
-        self.colours = [STATUS_COLOURS.get(t.state) or self.colour_of[t.function or ""] for t in placed]
+        self.colours = [STATUS_COLOURS.get(t.status) or self.colour_of[t.function or ""] for t in placed]
         self.span = max(last, float(self.end.max()) if len(self.end) else 0.0, 1e-3)
         self.marks = [(sec(m.t_us), m.text) for m in state.marks]
         self.joins = [

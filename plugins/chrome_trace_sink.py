@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from ipyrecorder.sinks import Option, Sink
+from ipyrecorder.sink import Option, Sink
 from ipyrecorder.state import engine_label
 
 CLIENT_PID = 0
@@ -86,7 +86,7 @@ def trace_events(state) -> list:
                     }
                 )
             name = task.display_name
-            args = {"msg_id": task.msg_id, "function": task.function, "status": task.state}
+            args = {"msg_id": task.msg_id, "function": task.function, "status": task.status}
             if task.name:
                 args["name"] = task.name
             if task.error:
@@ -97,7 +97,7 @@ def trace_events(state) -> list:
                 {
                     "ph": "X",
                     "name": name,
-                    "cat": task.state,
+                    "cat": task.status,
                     "pid": pid,
                     "tid": lane,
                     "ts": ts(started),

@@ -2,7 +2,7 @@
 
 import csv
 
-from ipyrecorder.sinks import Option, Sink
+from ipyrecorder.sink import Option, Sink
 
 COLUMNS = (
     "msg_id",

@@ -19,7 +19,7 @@ import zlib
 from importlib import resources
 
 from ipyrecorder.browser import build_report_data, common_css, common_js, fill
-from ipyrecorder.sinks import Option, Sink, SinkError
+from ipyrecorder.sink import Option, Sink, SinkError
 
 
 def _template_text(name: str) -> str:

@@ -2,7 +2,7 @@
 
 import json
 
-from ipyrecorder.sinks import Option, Sink
+from ipyrecorder.sink import Option, Sink
 
 
 class JsonSink(Sink):

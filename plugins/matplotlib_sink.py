@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ipyrecorder.figure import DPI, draw_timeline, import_matplotlib
-from ipyrecorder.sinks import Option, Sink, SinkError
+from ipyrecorder.sink import Option, Sink, SinkError
 
 
 class MatplotlibSink(Sink):

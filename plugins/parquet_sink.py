@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ipyrecorder.sinks import Option, Sink, SinkError
+from ipyrecorder.sink import Option, Sink, SinkError
 
 
 def _pyarrow():
@@ -38,7 +38,7 @@ def tasks_table(state):
         "queue": column([t.queue for t in tasks], pa.string()),
         "chunk": column([t.chunk for t in tasks], pa.int64()),
         "engine_id": column([t.engine_id for t in tasks], pa.int64()),
-        "status": column([t.state for t in tasks], pa.string()),
+        "status": column([t.status for t in tasks], pa.string()),
         "submitted": column([t.submitted_us for t in tasks], ts),
         "started": column(started, ts),
         "completed": column([t.completed_us for t in tasks], ts),

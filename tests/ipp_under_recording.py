@@ -46,7 +46,7 @@ def _check(client, rec, finished, waited) -> None:
             else [t for t in state.tasks.values() if t.broadcast == msg_id]
         )  # a coalescing broadcast: one per engine
         stats["checked"] += 1
-        if not tasks or any(t.status is None for t in tasks):
+        if not tasks or any(t.outcome is None for t in tasks):
             problems.append(f"{rec.path}: {msg_id} finished in the client but has no completion in the log")
     if rec.gave_up == "close() timeout":
         problems.append(f"{rec.path}: close() waited out its {CLOSE_TIMEOUT} s timeout ({waited:.1f} s)")

@@ -12,7 +12,7 @@ import pytest
 
 import ipyrecorder
 from ipyrecorder.cli import main
-from ipyrecorder.sinks import discover as discover_sinks
+from ipyrecorder.sink import discover as discover_sinks
 from ipyrecorder.viewer import discover as discover_viewers
 
 from .helpers import T0, write_sample

@@ -256,7 +256,7 @@ def test_merged_logs_count_each_task_and_keep_clusters_apart(tmp_path, capsys):
         for engine in merged.engines.values():
             assert engine.tasks_done == 1
         clipped = ipyrecorder.replay(*order, until="+5s")  # from the merged start, whatever the order
-        assert sorted(t.state for t in clipped.tasks.values()) == ["ok", "ok"]
+        assert sorted(t.status for t in clipped.tasks.values()) == ["ok", "ok"]
     assert main(["info", str(b), str(a)]) == 0
     out = capsys.readouterr().out
     assert "4 tasks in 11.010 s" in out and "0 (cluster 2)" in out

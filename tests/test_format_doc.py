@@ -781,7 +781,7 @@ def test_lost_segment_header_is_not_decoded_against_the_previous_segment(tmp_pat
     # The fold agrees: the first segment's tasks are untouched by the second.
     state = ipyrecorder.replay(path)
     assert sorted(state.tasks) == [a + "0", a + "1"]
-    assert state.tasks[a + "1"].start_us is None and state.tasks[a + "1"].status is None
+    assert state.tasks[a + "1"].start_us is None and state.tasks[a + "1"].outcome is None
     assert state.tasks[a + "0"].name is None and state.tasks[a + "0"].status == "ok"
     assert sorted(d.offset for d in state.damage if d.reason.startswith("undecodable")) == lost
 

@@ -122,7 +122,7 @@ def test_record_observes_two_client_processes(cluster, rc, engines, url_file, tm
 
         def observed_all():
             state = ipyrecorder.replay(observed)
-            return all(m in state.tasks and state.tasks[m].status and state.tasks[m].stdout for m in wanted)
+            return all(m in state.tasks and state.tasks[m].outcome and state.tasks[m].stdout for m in wanted)
 
         wait_until(observed_all, timeout=60, message="the observer to see both clients' tasks complete")
         observer.send_signal(signal.SIGTERM)

@@ -119,7 +119,10 @@ def test_several_logs_merge_by_msg_id(tmp_path, capsys):
     assert (first.name, first.function, first.engine_id, first.run_seconds) == ("first", "f", 4, 2.0)
     reverse = ipyrecorder.replay(observer, client)  # starts and ends before submissions: same picture
     assert reverse.tasks["c_1"].to_dict() == first.to_dict()
-    assert state.tasks["c_2"].state == "pending" and len(state.headers) == 2
+    assert state.tasks["c_2"].status == "pending" and len(state.headers) == 2
+    assert state.tasks["c_2"].outcome is None and first.outcome == first.status == "ok"
+    with pytest.deprecated_call():  # the old name of ``status``
+        assert first.state == "ok"
     assert main(["info", str(client), str(observer), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["tasks"] == 2 and summary["by_status"] == {"ok": 1, "pending": 1}
@@ -132,7 +135,7 @@ def test_until_rebuilds_the_state_at_a_moment(tmp_path, capsys):
     write_sample(path, tasks=4)  # task i: submitted T0+i s, runs T0+i+10ms .. T0+i+510ms, received +520ms
     moment = T0 + timedelta(seconds=1, milliseconds=300)
     state = ipyrecorder.replay(path, until=moment)
-    assert {m: t.state for m, t in state.tasks.items()} == {"sess_1_0": "ok", "sess_1_1": "running"}
+    assert {m: t.status for m, t in state.tasks.items()} == {"sess_1_0": "ok", "sess_1_1": "running"}
     assert state.tasks["sess_1_1"].completed is None and state.until == moment
     assert state.engines[1].current is state.tasks["sess_1_1"]
     # received after the moment: done on the engine, not yet received by the client

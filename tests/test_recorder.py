@@ -339,7 +339,7 @@ def test_recording_left_mid_flight_is_readable_and_appendable(cluster, rc, engin
     *done_ids, running_id = line[1:]
     state = ipyrecorder.replay(log_path)
     assert [state.tasks[m].status for m in done_ids] == ["ok"] * 4
-    assert state.tasks[running_id].state in ("pending", "running")
+    assert state.tasks[running_id].status in ("pending", "running")
     assert not state.closes and not state.damage
     with ipyrecorder.open_log(log_path) as log:  # a killed recorder leaves no stale lock
         log.append({"kind": "mark", "t": datetime.now(timezone.utc), "text": "after the crash"})

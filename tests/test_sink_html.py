@@ -19,7 +19,7 @@ import pytest
 
 import ipyrecorder
 from ipyrecorder.cli import ExitStatus, main
-from ipyrecorder.sinks import Log
+from ipyrecorder.sink import Log
 
 from .helpers import ARTIFACTS, T0, Page, rich_log, write_sample
 
@@ -257,7 +257,7 @@ def test_timeline_draws_bars_where_the_tasks_ran(page, sample):
     for i, task in enumerate(state.tasks.values()):
         row = task.engine_id  # engines 0 and 1 are rows 0 and 1
         middle = x_of(layout, view, i + 0.26)
-        expected = error if task.state == "error" else work
+        expected = error if task.status == "error" else work
         assert page.pixel(middle, y_of(layout, row)) == expected, f"no bar for {task.msg_id}"
         assert page.pixel(middle, y_of(layout, 1 - row)) != expected  # the other engine was idle then
     gap = x_of(layout, view, 0.75)  # between tasks on engine 0

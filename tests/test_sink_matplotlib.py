@@ -6,7 +6,7 @@ import pytest
 
 import ipyrecorder
 from ipyrecorder.cli import ExitStatus, main
-from ipyrecorder.sinks import Log
+from ipyrecorder.sink import Log
 
 from .helpers import T0, write_sample
 

@@ -10,7 +10,7 @@ import pytest
 
 import ipyrecorder
 from ipyrecorder.cli import ExitStatus, main
-from ipyrecorder.sinks import Log
+from ipyrecorder.sink import Log
 from ipyrecorder.tail import Follower, LogTail
 
 pytest.importorskip("matplotlib")

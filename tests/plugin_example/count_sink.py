@@ -1,6 +1,6 @@
 """A third-party sink: counts tasks by status (the example in docs/sinks.md)."""
 
-from ipyrecorder.sinks import Option, Sink
+from ipyrecorder.sink import Option, Sink
 
 
 class CountSink(Sink):
