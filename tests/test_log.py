@@ -559,7 +559,7 @@ TASK_FIELDS = (
     "completed_us",
     "received_us",
     "engine_id",
-    "status",
+    "outcome",  # the stored result: a lost completion leaves it None
     "ename",
     "evalue",
     "function",
