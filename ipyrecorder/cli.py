@@ -21,6 +21,7 @@ from .errors import (
     PortInUse,
     UsageError,
 )
+from .damage import TORN
 from .log import LogReader, read_header
 from .log import repair as repair_tail
 from .status import ExitStatus
@@ -114,7 +115,7 @@ def _warn_damage(logs, damage) -> None:
     for d in damage:
         by_log.setdefault(d.path or logs[0], []).append(d)
     for path, found in by_log.items():
-        kinds = ", ".join(sorted({d.reason.split(" (")[0] for d in found}))
+        kinds = ", ".join(sorted({d.code for d in found}))
         size = sum(d.length for d in found)
         click.echo(
             f"ipyrecorder: warning: {path}: {len(found)} damaged region(s) skipped ({kinds}, {size} bytes); "
@@ -350,18 +351,18 @@ def failures(logs, as_json, until):
 
 @cli.command()
 @click.argument("log")
-@click.option("--repair", is_flag=True, help="Cut off a torn tail so the log can be appended to.")
+@click.option("--repair", is_flag=True, help="Move a torn last frame aside, to LOG.torn-OFFSET.")
 def check(log, repair):
-    """Verify LOG's framing and checksums; exit 5 when damage remains."""
+    """Verify LOG's frames, checksums and content; exit 5 when damage remains."""
     reader = _open_reader(log)
     events = sum(1 for _ in reader.events())
     damage = reader.damage
-    tail = [d for d in damage if d.reason == "torn tail"]
-    if repair and tail:
-        cut = repair_tail(log)
-        if cut is not None:
-            click.echo(f"{log}: repaired: cut {cut}")
-            damage = [d for d in damage if d.reason != "torn tail"]
+    if repair and any(d.code == TORN for d in damage):
+        moved = repair_tail(log)
+        if moved is not None:
+            torn, aside = moved
+            click.echo(f"{log}: repaired: moved the torn last frame ({torn.length} bytes) to {aside}")
+            damage = [d for d in damage if d != torn]
     for d in damage:
         click.echo(f"{log}: {d}")
     click.echo(f"{log}: {events} events, {'ok' if not damage else f'{len(damage)} damaged region(s)'}")

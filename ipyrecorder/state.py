@@ -8,6 +8,7 @@ only when an attribute is read.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import warnings
 from collections import Counter, deque
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from . import events as ev
-from .log import Damage, LogReader, check_header
+from .damage import MALFORMED, Damage
+from .log import LogReader
 
 from_us = ev.from_us
 QUEUES = ev.QUEUES
@@ -44,9 +46,9 @@ LABEL_TASK, LABEL_NAME = _K["label"].at("msg_id", "name")
 RESUBMIT_TASK, RESUBMIT_NEW = _K["resubmit"].at("msg_id", "new_msg_id")
 CLOSE_T, CLOSE_STATS = _K["close"].at("t", "stats")
 CLUSTER_STRIDE = 1_000_000  # engine keys of the n-th merged cluster start at (n - 1) * this
-# Where each kind names tasks (TASK defines one at position 1) and, with no task, an engine:
-# what the fold notes as changed for live viewers (``State.take_changes``).
-_TASKS_AT = {ev.TASK: (1,), **{kind.code: kind.positions("task") for kind in ev.KINDS if kind.positions("task")}}
+# Where each kind names tasks and, with no task, an engine: what the fold notes as changed
+# for live viewers (``State.take_changes``).
+_TASKS_AT = {kind.code: kind.positions("task") for kind in ev.KINDS if kind.positions("task")}
 _ENGINE_AT = {ev.ENGINE_REGISTER: REGISTER_ENGINE, ev.ENGINE_UNREGISTER: UNREGISTER_ENGINE}
 
 
@@ -314,11 +316,12 @@ class State:
         self.recent_completions: deque = deque(maxlen=2000)  # received (or completed) times, µs
         self.recent_errors: deque = deque(maxlen=20)  # tasks
         self.recent_output: deque = deque(maxlen=50)  # (task, "stdout" | "stderr", text)
-        # per-segment decoding context
+        # the frame being folded: its time base, strings and tasks; its segment
         self._base = 0
-        self._t0 = None
         self._symbols: list = []
+        self._msg_ids: list = []
         self._tids: list[Task] = []
+        self._segment = None
         # engine identity: an engine is its uuid; a segment of another cluster gets its own keys
         self.source = 0  # index of the log being folded, when several are merged
         self._offset = 0  # added to this segment's engine ids (CLUSTER_STRIDE x its cluster)
@@ -344,15 +347,13 @@ class State:
         symbols = self._symbols
         engines = self.engines
         engine_of = self._engine
-        base = self._base
-        n = 0
         if self._changed is not None:
             arrays = self._note_changes(arrays)
+        counted = [0]
         try:
-            base, n = self._fold(arrays, tasks, tids, symbols, engines, engine_of, base, n)
+            self._fold(arrays, tasks, tids, symbols, engines, engine_of, self._base, counted)
         finally:
-            self._base = base
-            self.events += n
+            self.events += counted[0]
         return self
 
     def take_changes(self) -> Changes:
@@ -385,7 +386,7 @@ class State:
                     engines.add(engine_id)
                 continue
             # the engines the tasks were on before (a restart frees one), and their status
-            before = [tids[a[p]] for p in positions if kind != ev.TASK and 0 <= a[p] < len(tids)]
+            before = [tids[a[p]] for p in positions if 0 <= a[p] < len(tids)]
             pending = [task.outcome is None for task in before]
             engines.update(task.engine_id for task in before)
             yield a  # resumed once the fold has applied it
@@ -396,13 +397,36 @@ class State:
             if kind == ev.COMPLETE and pending and pending[0]:
                 completed.append(before[0])
 
-    def fold_frame(self, offset: int, arrays: Iterable) -> None:
-        """Fold one frame's arrays; a frame that does not decode is listed in ``damage``."""
+    def fold_frame(self, offset: int, frame, rows=None) -> None:
+        """Fold one frame (``payload.Frame``; ``rows``: its rows, filtered); what cannot be folded is damage."""
         try:
-            self.fold(arrays)
+            self._enter(frame)
+            self.fold(frame.rows() if rows is None else rows)
         except (IndexError, KeyError, TypeError, ValueError) as exc:
-            # Definitions lost in a damaged frame make the rest of this one unreadable.
-            self.damage.append(Damage(offset, 0, f"undecodable ({exc!r})"))
+            self.damage.append(Damage(offset, 0, MALFORMED, f"the frame does not fold ({exc})"))
+
+    def _enter(self, frame) -> None:
+        """Take a frame's strings, tasks and time base; note a new segment (and its header)."""
+        if frame.segment != self._segment:
+            self._segment = frame.segment
+            self._offset = 0  # which cluster this segment's engines belong to is decided afresh
+            self._offset_known = False
+        if frame.header is not None:
+            self.headers.append({**frame.header, "t0": from_us(frame.header["t0"])})
+        self._symbols = frame.strings
+        msg_ids = frame.msg_ids
+        if msg_ids is self._msg_ids:  # a format-1 segment's growing list: only its new tasks
+            known = len(self._tids)
+        else:
+            self._msg_ids, self._tids, known = msg_ids, [], 0
+        tasks = self.tasks
+        tids = self._tids
+        for msg_id in msg_ids[known:] if known else msg_ids:
+            task = tasks.get(msg_id)
+            if task is None:
+                task = tasks[msg_id] = Task(msg_id)
+            tids.append(task)
+        self._base = frame.base
 
     def _register_engine(self, engine_id, uuid) -> Engine:
         """The engine of a registration, deciding (once a segment) which cluster it is."""
@@ -423,21 +447,15 @@ class State:
             self._uuid_keys[uuid] = key
         return self._engine(key)
 
-    def _fold(self, arrays, tasks, tids, symbols, engines, engine_of, base, n):
+    def _fold(self, arrays, tasks, tids, symbols, engines, engine_of, base, counted):
         offset = self._offset
         source = self.source
+        n = 0
         for a in arrays:
             n += 1
+            counted[0] = n
             kind = a[0]
-            if kind == ev.TASK:
-                if a[1] != len(tids):
-                    raise ev.FormatError(f"task id {a[1]} defined out of order")
-                msg_id = symbols[a[2]] + str(a[3])
-                task = tasks.get(msg_id)
-                if task is None:
-                    task = tasks[msg_id] = Task(msg_id)
-                tids.append(task)
-            elif kind == ev.SUBMIT:
+            if kind == ev.SUBMIT:
                 task = tids[a[SUBMIT_TASK]]
                 if task.submitted_us is None:
                     self.n_submitted += 1
@@ -536,16 +554,6 @@ class State:
                 else:
                     chunks.append(text)
                 self.recent_output.append((task, name[1:], text))
-            elif kind == ev.SYMBOL:
-                if a[1] != len(symbols):
-                    raise ev.FormatError(f"symbol {a[1]} defined out of order")
-                symbols.append(a[2])
-            elif kind == ev.TIMEBASE:
-                base = a[1]
-            elif kind == ev.FRAME:
-                if a[1] != self._t0:
-                    raise ev.FormatError("frame of a segment whose header was lost")
-                base = a[2]
             elif kind == ev.ATTEMPT_ERROR:
                 task = tids[a[ATTEMPT_TASK]]
                 if task._source != source:
@@ -574,7 +582,7 @@ class State:
                 engine.unregistered_us = base + a[UNREGISTER_T]
                 engine.current = None
             elif kind == ev.MARK:
-                data = a[MARK_DATA] if len(a) > MARK_DATA else {}
+                data = (a[MARK_DATA] if len(a) > MARK_DATA else None) or {}
                 self.marks.append(Mark(base + a[MARK_T], a[MARK_TEXT], data))
             elif kind == ev.LABEL:
                 tids[a[LABEL_TASK]].name = a[LABEL_NAME]
@@ -584,18 +592,9 @@ class State:
                 new.resubmit_of = old.msg_id
                 new.function = new.function or old.function  # the Hub re-sends the same request
                 new.queue = new.queue or old.queue
-            elif kind == ev.HEADER:
-                header = check_header(a, "log")
-                base = self._t0 = header["t0"]
-                self.headers.append({**header, "t0": from_us(header["t0"])})
-                symbols.clear()
-                tids.clear()
-                offset = self._offset = 0
-                self._offset_known = False
             elif kind == ev.CLOSE:
                 stats = a[CLOSE_STATS] if len(a) > CLOSE_STATS else {}
                 self.closes.append({"t": from_us(base + a[CLOSE_T]), **(stats or {})})
-        return base, n
 
     @property
     def closed(self) -> bool:
@@ -722,7 +721,9 @@ def replay(*paths, until=None) -> State:
             origin = None
             if is_relative(until):  # from the start of the run, as ``summary()`` gives it: all the logs together
                 start = replay(*paths).span_us()[0]
-                origin = from_us(start if start is not None else min(r.header["t0"] for r in readers))
+                if start is None:
+                    start = min((r.header["t0"] for r in readers if r.header), default=0)
+                origin = from_us(start)
             until = parse_until(until, origin)
         clip = _Clip(ev.to_us(until))
     damage = []
@@ -732,12 +733,12 @@ def replay(*paths, until=None) -> State:
         for source, reader in enumerate(readers):
             state.source = source
             before = len(state.damage)
-            for offset, arrays in reader.frames():
-                state.fold_frame(offset, arrays if clip is None else clip(arrays))
+            for offset, frame in reader.frames():
+                state.fold_frame(offset, frame, None if clip is None else clip(frame))
             found = reader.damage + state.damage[before:]
             del state.damage[before:]
             if len(readers) > 1:
-                found = [Damage(d.offset, d.length, d.reason, str(reader.path)) for d in found]
+                found = [dataclasses.replace(d, path=str(reader.path)) for d in found]
             damage += sorted(found, key=lambda d: d.offset)
     finally:
         if collecting:
@@ -756,7 +757,7 @@ def replay(*paths, until=None) -> State:
 
 
 class _Clip:
-    """Filters wire arrays to what had happened by ``until`` (µs since the epoch).
+    """Filters a frame's rows to what had happened by ``until`` (µs since the epoch).
 
     Events after it are dropped; a task that completed after it but had started
     before is kept as started (running).
@@ -767,32 +768,25 @@ class _Clip:
 
     def __init__(self, until_us: int):
         self.until = until_us
-        self.base = 0
 
-    def __call__(self, arrays):
-        until = self.until
-        for a in arrays:
+    def __call__(self, frame):
+        until = self.until - frame.base  # compared with the frame's relative times
+        for a in frame.rows():
             kind = a[0]
-            if kind == ev.HEADER:
-                self.base = a[1]["t0"]
-            elif kind == ev.TIMEBASE:
-                self.base = a[1]
-            elif kind == ev.FRAME:
-                self.base = a[2]
-            elif kind == ev.COMPLETE:
+            if kind == ev.COMPLETE:
                 size = len(a)
                 completed = a[COMPLETE_COMPLETED] if size > COMPLETE_COMPLETED else None
-                if completed is not None and self.base + completed > until:
+                if completed is not None and completed > until:
                     started = a[COMPLETE_STARTED] if size > COMPLETE_STARTED else None
-                    if started is not None and self.base + started <= until:  # running at that moment
+                    if started is not None and started <= until:  # running at that moment
                         engine = a[COMPLETE_ENGINE] if size > COMPLETE_ENGINE else None
                         yield (ev.START, a[COMPLETE_TASK], started, engine)
                     continue
                 received = a[COMPLETE_RECEIVED] if size > COMPLETE_RECEIVED else None
-                if received is not None and self.base + received > until:  # not yet received by the client
+                if received is not None and received > until:  # not yet received by the client
                     a = a[:COMPLETE_RECEIVED] + (None,) + tuple(a[COMPLETE_RECEIVED + 1 :])
             elif kind in self.TIME_AT:
                 t = a[self.TIME_AT[kind]]
-                if t is not None and self.base + t > until:
+                if t is not None and t > until:
                     continue
             yield a

@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from .log import HEAD_SIZE, FrameScanner, _check_start, check_header, unpacker
+from .log import HEAD_BYTES, FrameStream
 from .state import State
 
 READ_CHUNK = 16 << 20  # a long backlog is read and folded in pieces of this size
@@ -49,8 +49,7 @@ class LogTail:
         self.state = State()
         self.offset = 0
         self._head = b""
-        self._scanner = FrameScanner()
-        self._checked_header = False
+        self._stream = FrameStream(self.path)
 
     def _notice(self, text: str) -> None:
         self.notices.append(text)
@@ -85,15 +84,13 @@ class LogTail:
         if st.st_size == self.offset:
             return changed
         with open(self.path, "rb") as fh:
-            if len(self._head) < HEAD_SIZE:
-                self._head = fh.read(HEAD_SIZE)  # the first frame's head, once it is all there
+            if len(self._head) < HEAD_BYTES:
+                self._head = fh.read(HEAD_BYTES)  # the first frame's start, once it is all there
             fh.seek(self.offset)
             while True:
                 data = fh.read(READ_CHUNK)
                 if not data:
                     break
-                if self.offset == 0:
-                    _check_start(data, self.path)
                 self.offset += len(data)
                 changed |= self._feed(data)
         return changed
@@ -102,20 +99,20 @@ class LogTail:
         """The file starts differently than when we read it: rewritten in place.
 
         (A log truncated and rewritten past our offset between two polls keeps
-        its inode and size; its first frame head, with the header's CRC, changes.)
+        its inode and size; its first frame, with its segment's random id, changes.)
         """
-        if len(self._head) < HEAD_SIZE:
+        if len(self._head) < HEAD_BYTES:
             return False
         with open(self.path, "rb") as fh:
-            return fh.read(HEAD_SIZE) != self._head
+            return fh.read(HEAD_BYTES) != self._head
 
     @property
     def damage(self) -> list:
         """Damaged regions met so far (framing and undecodable frames)."""
-        return sorted(self._scanner.damage + self.state.damage, key=lambda d: d.offset)
+        return sorted(self._stream.damage + self.state.damage, key=lambda d: d.offset)
 
     def _feed(self, data: bytes) -> bool:
-        frames = self._scanner.feed(data)
+        frames = self._stream.feed(data)
         collecting = gc.isenabled()
         gc.disable()  # as in replay(): folding makes many objects and no cycles
         try:
@@ -129,16 +126,8 @@ class LogTail:
 
     def _fold(self, frames) -> None:
         state = self.state
-        for offset, payload in frames:
-            unpack = unpacker()
-            unpack.feed(payload)
-            if not self._checked_header:
-                arrays = list(unpack)
-                check_header(arrays[0] if arrays else None, self.path)
-                self._checked_header = True
-                state.fold_frame(offset, arrays)
-            else:
-                state.fold_frame(offset, unpack)
+        for offset, frame in frames:
+            state.fold_frame(offset, frame)
 
 
 class _Wake:

@@ -63,6 +63,16 @@ def write_sample(path, tasks=3, close=True):
     return log
 
 
+def newer_frame(version=99) -> bytes:
+    """A header frame as a later format version might write it (this reader must not read it)."""
+    import msgpack
+
+    from ipyrecorder import framing
+
+    payload = {"v": version, "segment": bytes(16), "seq": 0, "base": 0, "header": {"format": "ipyrecorder"}}
+    return framing.frame(msgpack.packb(payload))
+
+
 def echo(x):
     print(f"out {x}")
     return x

@@ -11,9 +11,10 @@ import sys
 import pytest
 
 import ipyrecorder
+from ipyrecorder import framing
 from ipyrecorder.cli import ExitStatus, main
 
-from .helpers import write_sample
+from .helpers import newer_frame, write_sample
 
 
 def run(capsys, *args):
@@ -91,8 +92,7 @@ def test_errors_are_one_line_with_documented_status(tmp_path, capsys, args, stat
     }
     paths["not_a_log"].write_text("just some text\n")
     write_sample(paths["log"])
-    header = ipyrecorder.log.new_header(version=99)
-    ipyrecorder.open_log(paths["newer"], "w", header=header).close()
+    paths["newer"].write_bytes(newer_frame())
     code, out, err = run(capsys, *[a.format(**paths) for a in args])
     assert code == status
     assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
@@ -103,12 +103,13 @@ def test_check_reports_and_repairs_a_torn_tail(tmp_path, capsys):
     write_sample(path)
     size = path.stat().st_size
     with open(path, "ab") as fh:
-        fh.write(ipyrecorder.log.frame(b"\x93\x01\x02\x03")[:-2])  # half a frame
+        fh.write(framing.frame(b"\x93\x01\x02\x03")[:-2])  # half a frame
     status, out, err = run(capsys, "check", str(path))
-    assert status == ExitStatus.DAMAGED and "torn tail" in out and f"offset {size}" in out
+    assert status == ExitStatus.DAMAGED and "torn" in out and f"offset {size}" in out
     status, out, err = run(capsys, "check", str(path), "--repair")
     assert status == 0 and "repaired" in out
     assert path.stat().st_size == size
+    assert (tmp_path / f"torn.mpk.torn-{size}").read_bytes() == framing.frame(b"\x93\x01\x02\x03")[:-2]  # kept aside
     assert run(capsys, "check", str(path))[0] == 0
 
 
@@ -116,7 +117,7 @@ def test_check_refuses_to_repair_a_log_being_written(tmp_path, capsys):
     path = tmp_path / "live.mpk"
     writer = write_sample(path, close=False)
     with open(path, "ab") as fh:
-        fh.write(b"\x92\xce\x00")
+        fh.write(framing.MARKER + b"\x00")
     try:
         status, _, err = run(capsys, "check", str(path), "--repair")
     finally:

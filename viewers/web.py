@@ -257,7 +257,7 @@ class Feed:
         }
 
     def _damage_count(self, state) -> int:
-        return len(self.tail._scanner.damage) + len(state.damage)
+        return len(self.tail.damage)
 
     def _mark_sent(self, state):
         self._sent_marks = len(state.marks)

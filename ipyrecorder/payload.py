@@ -1,0 +1,449 @@
+"""Format 2 frame payloads: one frame's events as columns, with everything they refer to.
+
+A payload is one msgpack map (docs/format.md, section 3)::
+
+    {"v": 2, "segment": <16 random bytes>, "seq": n, "base": µs since the epoch,
+     "header": {...},                                  (a segment's first frame only)
+     "content": [strings, tasks, order, events]}       (or "deflated": that array, packed and deflated)
+
+``strings`` are the frame's strings; ``tasks`` = ``[prefixes, suffixes]`` its msg_ids
+(``strings[prefix]`` followed by the decimal suffix, or alone where the suffix is nil);
+``order`` one byte per event, its kind code, in the order the events happened;
+``events`` ``{kind code: [one column per field, in events.KINDS order]}``, each column an
+array with one value per event of that kind (trailing columns that are all nil left out).
+
+A frame restates every string and msg_id it uses and its own time base, so each
+frame decodes on its own: losing one loses nothing else. ``FrameBuilder`` writes
+payloads; ``decode`` reads one back as a ``Frame``, or raises ``Malformed`` (or
+``Unsupported`` for a newer version) saying what is wrong: a payload is checked
+whole before anything in it is used.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from itertools import repeat
+
+import msgpack
+
+from . import events as ev
+from .errors import FormatError
+
+VERSION = 2
+SEGMENT_ID_BYTES = 16
+DEFLATE_FROM = 512  # payloads at least this long are deflated, when that saves a tenth
+MAX_CONTENT = 1 << 28  # bytes a deflated content may inflate to
+# The times a datetime can hold (years 1 to 9999), in µs since the epoch.
+MIN_US = -62_135_596_800_000_000
+MAX_US = 253_402_300_799_999_999
+MAX_INT = 2**63 - 1
+NO_FIELDS = ()
+
+
+class Malformed(Exception):
+    """A payload that passed its CRC but breaks the format's rules (what, in words)."""
+
+
+class Unsupported(Malformed):
+    """A payload of a newer format version than this reader knows."""
+
+
+# -- writing ---------------------------------------------------------------------------------------
+class FrameBuilder:
+    """Collects event dicts into the columns of one frame; ``payload()`` packs it and starts the next.
+
+    ``add`` is all-or-nothing: an event it refuses (FormatError, TypeError,
+    KeyError) leaves the frame as it was.
+    """
+
+    def __init__(self, segment: bytes):
+        self.segment = segment
+        self.seq = 0  # the number of the next frame in the segment
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._start()
+
+    def _start(self):
+        self.strings: dict = {}  # text -> its index in the frame
+        self.tasks: dict = {}  # msg_id -> its index in the frame
+        self.order = bytearray()
+        self.columns: dict = {}  # kind code -> its columns (lists)
+        self.base = None  # the first time the frame holds, in µs: other times are relative to it
+        self.size = 0  # a rough count of the bytes the frame will take
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    # what an event's fields are made of, defining the strings and tasks they use
+    def string(self, text) -> int | None:
+        if text is None:
+            return None
+        index = self.strings.get(text)
+        if index is None:
+            if type(text) is not str:
+                raise FormatError(f"expected a string, not {text!r}")
+            index = self.strings[text] = len(self.strings)
+            self.size += len(text)
+        return index
+
+    def task(self, msg_id) -> int:
+        index = self.tasks.get(msg_id)
+        if index is None:
+            if type(msg_id) is not str:
+                raise FormatError(f"a msg_id must be a string, not {msg_id!r}")
+            index = self.tasks[msg_id] = len(self.tasks)
+            self.size += 8
+        return index
+
+    def time(self, value) -> int | None:
+        us = ev.to_us(value)
+        if us is None:
+            return None
+        if not MIN_US <= us <= MAX_US:
+            raise FormatError(f"time out of range: {value!r}")
+        if self.base is None:
+            self.base = us
+        return us - self.base
+
+    def add(self, event: dict) -> None:
+        """Append one event (docs/format.md, section 6) to the frame."""
+        kind = _KIND_OF_NAME.get(event.get("kind"))
+        if kind is None:
+            raise FormatError(f"unknown event kind {event.get('kind')!r}")
+        strings, tasks, base = len(self.strings), len(self.tasks), self.base
+        try:
+            values = _CONVERTERS[kind.code](self, event, event.get)
+        except BaseException:
+            while len(self.strings) > strings:
+                self.strings.popitem()
+            while len(self.tasks) > tasks:
+                self.tasks.popitem()
+            self.base = base
+            raise
+        columns = self.columns.get(kind.code)
+        if columns is None:
+            columns = self.columns[kind.code] = [[] for _ in kind.fields]
+        for column, value in zip(columns, values):
+            column.append(value)
+        self.order.append(kind.code)
+        self.size += 12
+
+    def payload(self, header: dict | None = None) -> bytes:
+        """The frame's payload (``header``: the segment's, for its first frame); then a new frame."""
+        prefixes, suffixes = [], []
+        for msg_id in self.tasks:
+            prefix, suffix = ev.split_msg_id(msg_id)
+            if type(suffix) is not int:
+                prefix, suffix = msg_id, None
+            prefixes.append(self.string(prefix))
+            suffixes.append(suffix)
+        events = {}
+        for code, columns in self.columns.items():
+            while len(columns) > 1 and all(v is None for v in columns[-1]):
+                columns.pop()  # trailing columns of nothing but nil are left out
+            events[code] = columns
+        pack = self._packer.pack
+        content = pack([list(self.strings), [prefixes, suffixes], bytes(self.order), events])
+        fields = {"v": VERSION, "segment": self.segment, "seq": self.seq, "base": self.base or 0}
+        if header is not None:
+            fields["header"] = header
+        key = "content"
+        if len(content) >= DEFLATE_FROM:
+            deflated = zlib.compress(content, 1)
+            if len(deflated) < 0.9 * len(content):
+                key, content = "deflated", pack(deflated)
+        out = self._packer.pack_map_header(len(fields) + 1) + b"".join(pack(k) + pack(v) for k, v in fields.items())
+        self.seq += 1
+        self._start()
+        return out + pack(key) + content
+
+
+# -- reading ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Frame:
+    """One decoded payload. ``rows()`` gives its events as wire arrays, the fold's input:
+    ``(kind code, field values...)``, times relative to ``base``, symbols indexing
+    ``strings`` and tasks indexing ``msg_ids``."""
+
+    segment: bytes
+    seq: int
+    base: int
+    header: dict | None
+    strings: list
+    msg_ids: list
+    order: bytes
+    events: dict  # kind code -> columns
+
+    def rows(self):
+        iterators = {}
+        for code, columns in self.events.items():
+            missing = len(_KIND_OF_CODE[code].fields) - len(columns)
+            padding = (repeat(None),) * missing if missing > 0 else NO_FIELDS
+            iterators[code] = zip(repeat(code), *columns[: len(_KIND_OF_CODE[code].fields)], *padding)
+        return map(next, map(iterators.__getitem__, self.order))
+
+
+def decode(payload: bytes) -> Frame:
+    """The ``Frame`` in one payload; ``Malformed`` (or ``Unsupported``) if it breaks the rules."""
+    fields = _unpack(payload, "the payload")
+    if type(fields) is not dict:
+        raise Malformed("the payload is not a map")
+    version = fields.get("v")
+    if type(version) is not int:
+        raise Malformed("the payload has no version")
+    if version > VERSION:
+        raise Unsupported(f"a frame of format version {version} (this ipyrecorder reads up to {VERSION})")
+    if version != VERSION:
+        raise Malformed(f"a format-{VERSION} frame says it is version {version}")
+    segment, seq, base = fields.get("segment"), fields.get("seq"), fields.get("base")
+    if type(segment) is not bytes or len(segment) != SEGMENT_ID_BYTES:
+        raise Malformed("the segment id is not 16 bytes")
+    if type(seq) is not int or not 0 <= seq <= MAX_INT:
+        raise Malformed("the frame number is not an integer from 0")
+    if type(base) is not int or not MIN_US <= base <= MAX_US:
+        raise Malformed("the time base is out of range")
+    header = fields.get("header")
+    if header is not None:
+        _check_header(header)
+    if "deflated" in fields:
+        deflated = fields["deflated"]
+        if type(deflated) is not bytes or "content" in fields:
+            raise Malformed("a frame needs one of content or deflated")
+        content = _unpack(_inflate(deflated), "the deflated content")
+    else:
+        content = fields.get("content")
+    if type(content) is not list or len(content) < 4:
+        raise Malformed("the content is not [strings, tasks, order, events]")
+    strings, tasks, order, events = content[:4]
+    if type(strings) is not list or not _all(strings, _STR):
+        raise Malformed("the strings are not all strings")
+    msg_ids = _msg_ids(tasks, strings)
+    if type(order) is not bytes:
+        raise Malformed("the order is not bytes")
+    if type(events) is not dict:
+        raise Malformed("the events are not a map")
+    counts = {code: order.count(code) for code in set(order)}
+    if set(counts) != set(events):
+        unknown = sorted(set(counts) ^ set(events), key=repr)
+        raise Malformed(f"the order and the events disagree on kinds {unknown}")
+    for code, columns in events.items():
+        kind = _KIND_OF_CODE.get(code)
+        if kind is None:
+            raise Malformed(f"unknown event kind {code!r}")
+        if type(columns) is not list:
+            raise Malformed(f"the {kind.name} columns are not an array")
+        for position, field in enumerate(kind.fields):
+            column = columns[position] if position < len(columns) else None
+            where = f"{kind.name}.{field.key}"
+            if column is None:
+                if field.required:
+                    raise Malformed(f"{where} is missing")
+                continue
+            if type(column) is not list or len(column) != counts[code]:
+                raise Malformed(f"{where} does not hold one value per {kind.name} event")
+            _CHECKS[field.codec](column, field, where, base, len(msg_ids), len(strings))
+    return Frame(segment, seq, base, header, strings, msg_ids, order, events)
+
+
+def _no_ext(code, data):
+    raise Malformed(f"msgpack extension type {code} (the format uses none)")
+
+
+def _unpack(data: bytes, what: str):
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext, timestamp=0)
+    except Malformed:
+        raise
+    except (ValueError, TypeError, OverflowError, RecursionError, MemoryError, msgpack.UnpackException) as exc:
+        raise Malformed(f"{what} is not valid msgpack ({type(exc).__name__})") from None
+
+
+def _inflate(data: bytes) -> bytes:
+    inflater = zlib.decompressobj()
+    try:
+        out = inflater.decompress(data, MAX_CONTENT)
+    except zlib.error:
+        raise Malformed("the deflated content does not inflate") from None
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise Malformed("the deflated content is cut short or inflates past the limit")
+    return out
+
+
+def _msg_ids(tasks, strings) -> list:
+    if type(tasks) is not list or len(tasks) < 2 or type(tasks[0]) is not list or type(tasks[1]) is not list:
+        raise Malformed("the tasks are not [prefixes, suffixes]")
+    prefixes, suffixes = tasks[:2]
+    if len(prefixes) != len(suffixes):
+        raise Malformed("the tasks have as many prefixes as suffixes")
+    if not _all(prefixes, _INT) or (prefixes and not 0 <= min(prefixes) <= max(prefixes) < len(strings)):
+        raise Malformed("a task's prefix is not one of the frame's strings")
+    numbers = [s for s in suffixes if s is not None]
+    if not _all(numbers, _INT) or (numbers and not 0 <= min(numbers) <= max(numbers) <= MAX_INT):
+        raise Malformed("a task's suffix is not nil or an integer from 0")
+    out = [strings[p] if s is None else strings[p] + str(s) for p, s in zip(prefixes, suffixes)]
+    if len(set(out)) != len(out):
+        raise Malformed("a msg_id is listed twice among the frame's tasks")
+    return out
+
+
+def _check_header(header) -> None:
+    if type(header) is not dict or not _all(header, _STR):
+        raise Malformed("the header is not a map with string keys")
+    if header.get("format") != ev.FORMAT_NAME:
+        raise Malformed("the header does not say it is an ipyrecorder log")
+    t0 = header.get("t0")
+    if type(t0) is not int or not MIN_US <= t0 <= MAX_US:
+        raise Malformed("the header's t0 is out of range")
+    if not plain(header):
+        raise Malformed("the header holds values the format does not allow")
+
+
+_STR, _INT = frozenset({str}), frozenset({int})
+_PLAIN_TYPES = (type(None), bool, int, float, str)
+
+
+def _all(values, types) -> bool:
+    """Every value's type is one of ``types`` (set of map(type): C speed)."""
+    return set(map(type, values)) <= types
+
+
+def plain(value, depth: int = 0) -> bool:
+    """JSON-like: nil, booleans, numbers, strings, and arrays and string-keyed maps of them."""
+    if isinstance(value, _PLAIN_TYPES):
+        return not isinstance(value, int) or -(2**63) <= value <= 2**64 - 1
+    if depth > 64:
+        return False
+    if isinstance(value, (list, tuple)):
+        return all(plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _present(column, field, where):
+    values = [v for v in column if v is not None]
+    if field.required and len(values) != len(column):
+        raise Malformed(f"{where} is nil where it is required")
+    return values
+
+
+def _check_indexes(column, field, where, size, what):
+    values = _present(column, field, where)
+    if not _all(values, _INT) or (values and not 0 <= min(values) <= max(values) < size):
+        raise Malformed(f"{where} is not one of the frame's {what}")
+
+
+def _check_task(column, field, where, base, tasks, strings):
+    _check_indexes(column, field, where, tasks, "tasks")
+
+
+def _check_symbol(column, field, where, base, tasks, strings):
+    _check_indexes(column, field, where, strings, "strings")
+
+
+def _check_code(names):
+    def check(column, field, where, base, tasks, strings):
+        _check_indexes(column, field, where, len(names), "codes")
+
+    return check
+
+
+def _check_time(column, field, where, base, tasks, strings):
+    values = _present(column, field, where)
+    if not _all(values, _INT) or (values and not MIN_US <= base + min(values) <= base + max(values) <= MAX_US):
+        raise Malformed(f"{where} is not a time a datetime can hold")
+
+
+def _check_int(column, field, where, base, tasks, strings):
+    values = _present(column, field, where)
+    if not _all(values, _INT) or (values and not -MAX_INT <= min(values) <= max(values) <= MAX_INT):
+        raise Malformed(f"{where} is not an integer")
+
+
+def _check_text(column, field, where, base, tasks, strings):
+    if not _all(_present(column, field, where), _STR):
+        raise Malformed(f"{where} is not a string")
+
+
+def _check_flag(column, field, where, base, tasks, strings):
+    if not _all(_present(column, field, where), frozenset({bool})):
+        raise Malformed(f"{where} is not true or false")
+
+
+def _check_map(column, field, where, base, tasks, strings):
+    values = _present(column, field, where)
+    if not _all(values, frozenset({dict})) or not all(plain(v) for v in values):
+        raise Malformed(f"{where} is not a map of plain values")
+
+
+def _check_value(column, field, where, base, tasks, strings):
+    if not all(plain(v) for v in _present(column, field, where)):
+        raise Malformed(f"{where} holds values the format does not allow")
+
+
+_CHECKS = {
+    "task": _check_task,
+    "time": _check_time,
+    "symbol": _check_symbol,
+    "status": _check_code(ev.STATUSES),
+    "queue": _check_code(ev.QUEUES),
+    "flag": _check_flag,
+    "map": _check_map,
+    "int": _check_int,
+    "text": _check_text,
+    "value": _check_value,
+}
+_KIND_OF_NAME = {kind.name: kind for kind in ev.KINDS}
+_KIND_OF_CODE = {kind.code: kind for kind in ev.KINDS}
+
+
+# -- the converter of each kind, derived from KINDS ------------------------------------------------
+def _converter_source(kind) -> str:
+    """``convert_NAME(self, event, get) -> the event's column values`` for one kind."""
+    lines = [f"def convert_{kind.name}(self, event, get):"]
+    items = []
+    for i, f in enumerate(kind.fields):
+        value = f"event[{f.key!r}]" if f.required else f"get({f.key!r})"
+        name = f"v{i}"
+        if f.codec == "task":
+            lines.append(f"    {name} = self.task({value})")
+        elif f.codec == "time":
+            lines.append(f"    {name} = self.time({value})")
+            if f.required:
+                lines.append(f"    if {name} is None: raise FormatError('{kind.name} needs a {f.key}')")
+        elif f.codec == "symbol":
+            lines.append(f"    {name} = self.string({value})")
+        elif f.codec in ("status", "queue"):
+            table = "STATUS_CODES" if f.codec == "status" else "QUEUE_CODES"
+            lines.append(f"    {name} = {value}")
+            lines.append(f"    {name} = None if {name} is None else {table}[{name}]")
+        elif f.codec == "flag":
+            lines.append(f"    {name} = True if {value} else None")
+        elif f.codec == "map":
+            lines.append(f"    {name} = {value} or None")
+            lines.append(f"    if {name} is not None and not (isinstance({name}, dict) and plain({name})):")
+            lines.append(f"        raise FormatError('{kind.name}.{f.key} must be a map of plain values')")
+        else:
+            lines.append(f"    {name} = {value}")
+            check = {"int": "isinstance({0}, int)", "text": "isinstance({0}, str)", "value": "plain({0})"}[f.codec]
+            lines.append(f"    if {name} is not None and not ({check.format(name)}):")
+            lines.append(f"        raise FormatError('{kind.name}.{f.key}: ' + repr({name})[:80])")
+        if f.required and f.codec not in ("task", "time"):
+            lines.append(f"    if {name} is None: raise FormatError('{kind.name} needs a {f.key}')")
+        items.append(name)
+    lines.append(f"    return ({', '.join(items)},)")
+    return "\n".join(lines)
+
+
+def _converter(kind):
+    scope = {
+        "FormatError": FormatError,
+        "STATUS_CODES": ev.STATUS_CODES,
+        "QUEUE_CODES": ev.QUEUE_CODES,
+        "plain": plain,
+    }
+    exec(compile(_converter_source(kind), f"<ipyrecorder.payload: convert_{kind.name}>", "exec"), scope)
+    return scope[f"convert_{kind.name}"]
+
+
+_CONVERTERS = {kind.code: _converter(kind) for kind in ev.KINDS}
