@@ -6,10 +6,13 @@ but at the start of a frame: not in any payload, whatever bytes a user wrote
 (a mark holding a copy of a log included). Reading is a split on the marker,
 linear in the file's size, and damage never spreads past the frame it hits.
 
-The body (unescaped) is a 4-byte big-endian payload length, the payload's
-CRC-32 (4 bytes, big-endian), then the payload (``payload.py``). A last frame
-shorter than its length says is a torn tail (a crash while writing); any other
-frame whose length or CRC does not check out is corrupt.
+The body (unescaped) is a 10-byte head, then the payload (``payload.py``): the
+payload's length (4 bytes, big-endian), a check of that length (the low 16 bits
+of the CRC-32 of those 4 bytes) and the payload's CRC-32 (4 bytes). A frame
+shorter than its checked length says was cut short: torn (a crash while
+writing). A frame whose length or CRC does not check out is corrupt: bit rot
+is never taken for a crash. A frame followed by stray bytes (a lost marker
+merged the next frame into it) is read, and the stray bytes reported.
 """
 
 from __future__ import annotations
@@ -21,13 +24,19 @@ from .damage import CORRUPT, TORN, Damage
 
 MARKER = b"\xc1\x02"
 ESCAPE, ESCAPED = b"\xc1", b"\xc1\x01"
-BODY_HEAD = struct.Struct(">II")  # payload length, CRC-32 of the payload
+BODY_HEAD = struct.Struct(">IHI")  # payload length, its check, CRC-32 of the payload
+LENGTH = struct.Struct(">I")
 MAX_PAYLOAD = 1 << 28  # a longer length field is damage, not a frame to wait for
+
+
+def _length_check(length: int) -> int:
+    return zlib.crc32(LENGTH.pack(length)) & 0xFFFF
 
 
 def frame(payload: bytes) -> bytes:
     """The bytes of one frame around ``payload``."""
-    return MARKER + (BODY_HEAD.pack(len(payload), zlib.crc32(payload)) + payload).replace(ESCAPE, ESCAPED)
+    head = BODY_HEAD.pack(len(payload), _length_check(len(payload)), zlib.crc32(payload))
+    return MARKER + (head + payload).replace(ESCAPE, ESCAPED)
 
 
 def starts_like_a_log(data: bytes) -> bool:
@@ -36,20 +45,24 @@ def starts_like_a_log(data: bytes) -> bool:
 
 
 def _open(escaped: bytes):
-    """(payload, None) for a frame body that checks out, else (None, why: short, long, length, crc)."""
+    """``(payload, why, used)`` for one marker-less piece: the payload if a frame checks out
+    (else None, and why: short, length, crc), and how many of the piece's bytes it used."""
     body = escaped.replace(ESCAPED, ESCAPE)
     if len(body) < BODY_HEAD.size:
-        return None, "short"
-    length, crc = BODY_HEAD.unpack_from(body)
-    if length > MAX_PAYLOAD:
-        return None, "length"
-    got = len(body) - BODY_HEAD.size
-    if got != length:
-        return None, "short" if got < length else "long"
-    payload = body[BODY_HEAD.size :]
+        return None, "short", len(escaped)
+    length, check, crc = BODY_HEAD.unpack_from(body)
+    if check != _length_check(length) or length > MAX_PAYLOAD:
+        return None, "length", len(escaped)
+    end = BODY_HEAD.size + length
+    if len(body) < end:
+        return None, "short", len(escaped)
+    payload = body[BODY_HEAD.size : end]
     if zlib.crc32(payload) != crc:
-        return None, "crc"
-    return payload, None
+        return None, "crc", len(escaped)
+    if len(body) == end:
+        return payload, None, len(escaped)
+    # stray bytes after the frame: where the frame ends in the escaped piece
+    return payload, None, end + body.count(ESCAPE, 0, end)
 
 
 class FrameSplitter:
@@ -87,29 +100,41 @@ class FrameSplitter:
         at = self.offset
         keep = 0  # bytes at the end to hold back for the next feed
         last = len(pieces) - 1
+        damage = self.damage.append
         for k, piece in enumerate(pieces):
             if k == 0:  # what comes before the first marker: nothing, or bytes that are not a frame
-                if last == 0 and not final and piece.endswith(ESCAPE):
-                    keep = 1  # perhaps the first half of a marker
+                torn_marker = last == 0 and piece.endswith(ESCAPE)  # perhaps the first half of a marker
+                if torn_marker:
                     piece = piece[:-1]
                 if piece:
-                    self.damage.append(Damage(at, len(piece), CORRUPT, "bytes outside any frame"))
+                    damage(Damage(at, len(piece), CORRUPT, "bytes outside any frame"))
                 at += len(piece)
+                if torn_marker and not final:
+                    keep = 1
+                elif torn_marker:
+                    damage(Damage(at, 1, TORN, "a frame marker cut short (a crash while writing)"))
+                    at += 1
                 continue
             size = len(MARKER) + len(piece)
             if k == last and not final and piece.endswith(ESCAPE):
                 keep = size  # perhaps half a marker or half an escape: decide when more arrives
                 break
-            payload, why = _open(piece)
-            if why is None:
+            half_marker = k == last and piece.endswith(ESCAPE)  # at the end of the file: a torn marker
+            payload, why, used = _open(piece[:-1] if half_marker else piece)
+            if payload is not None:
                 frames.append((at, payload))
+                used += len(MARKER)
+                if used < size - half_marker:
+                    damage(Damage(at + used, size - half_marker - used, CORRUPT, "bytes outside any frame"))
+                if half_marker:
+                    damage(Damage(at + size - 1, 1, TORN, "a frame marker cut short (a crash while writing)"))
             elif k == last and not final and why == "short":
                 keep = size  # still being written
                 break
-            elif why == "short":
-                self.damage.append(Damage(at, size, TORN, "the frame is cut short (a crash while writing it)"))
+            elif half_marker and why == "short" and _open(piece)[1] == "crc":
+                damage(Damage(at, size, CORRUPT, _WHY["crc"]))  # whole, its last byte damaged into an escape
             else:
-                self.damage.append(Damage(at, size, CORRUPT, _WHY[why]))
+                damage(Damage(at, size, TORN if why == "short" else CORRUPT, _WHY[why]))
             at += size
         self._buf = buf[len(buf) - keep :] if keep else b""
         self.offset = at
@@ -117,7 +142,7 @@ class FrameSplitter:
 
 
 _WHY = {
-    "long": "the frame is longer than its length says",
-    "length": "the frame's length is out of range",
+    "short": "the frame is cut short (a crash while writing it)",
+    "length": "the frame's length does not check out",
     "crc": "the frame's CRC does not match its payload",
 }

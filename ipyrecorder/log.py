@@ -19,7 +19,7 @@ from typing import Iterator
 from . import events as ev
 from . import format_v1, framing
 from . import payload as pl
-from .damage import MALFORMED, TORN, UNSUPPORTED, Damage
+from .damage import CORRUPT, MALFORMED, TORN, UNSUPPORTED, Damage
 from .errors import LogDamageWarning, LogError, LogLocked, NotALog, UnsupportedVersion
 
 __all__ = [
@@ -45,6 +45,7 @@ except ImportError:  # pragma: no cover
 FLUSH_BYTES = 1 << 20  # the writer starts a new frame past about this many bytes of events
 READ_CHUNK = 16 << 20  # files are read in pieces of this size
 HEAD_BYTES = 64  # a log's first bytes: its first frame's start, with the segment's random id
+SNIFF_BYTES = 1 << 20  # a log has a frame that checks out within this many bytes of its start
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -62,12 +63,24 @@ class FrameStream:
         self.header = None  # the first segment's header fields, once read
         self._split = None
         self._frames1 = None
+        self._undecided = b""  # the first bytes, until they say which format this is
         self._decode_damage: list[Damage] = []
+        self._segment_starts: set = set()  # offsets of the frames that open a segment
+        self._finished = False
 
     @property
     def damage(self) -> list[Damage]:
-        framing_damage = self._split.damage if self._split is not None else []
-        return sorted(framing_damage + self._decode_damage, key=lambda d: d.offset)
+        """What could not be read. A frame cut short is ``torn`` only where a crash leaves
+        one: at the end of the file, or before a new segment (a new writer appended);
+        anywhere else its bytes were damaged, and it is ``corrupt``."""
+        found = self._split.damage if self._split is not None else []
+        if self.version == pl.VERSION:
+            found = [d if d.code != TORN or self._crash_left(d) else _corrupt(d) for d in found]
+        return sorted(found + self._decode_damage, key=lambda d: d.offset)
+
+    def _crash_left(self, damage: Damage) -> bool:
+        end = damage.offset + damage.length
+        return end in self._segment_starts or (self._finished and end == self._split.offset)
 
     @property
     def pending(self) -> int:
@@ -75,21 +88,27 @@ class FrameStream:
 
     def feed(self, data: bytes) -> list:
         if self._split is None:
-            if not data:
-                return []
-            if data.startswith(framing.MARKER):
-                self.version, self._split = pl.VERSION, framing.FrameSplitter()
-            elif data.startswith(format_v1.START):
+            data = self._undecided + data
+            if data.startswith(format_v1.START):
                 self.version, self._split = format_v1.VERSION, format_v1.FrameScanner1()
                 self._frames1 = format_v1.Frames1()
-            elif len(data) < 2 and (framing.starts_like_a_log(data) or format_v1.starts_like_a_log(data)):
-                raise NotALog(f"{self.path} is too short to be a log")
+            elif framing.MARKER in data[:SNIFF_BYTES]:  # (not at the start: the first marker is damaged)
+                self.version, self._split = pl.VERSION, framing.FrameSplitter()
+            elif len(data) < SNIFF_BYTES and (len(data) < 2 or not data.startswith(b"\x92")):
+                self._undecided = data  # wait for a marker
+                return []
             else:
                 raise NotALog(f"{self.path} is not an ipyrecorder log")
+            self._undecided = b""
         return self._decode(self._split.feed(data))
 
     def finish(self) -> list:
-        return self._decode(self._split.finish()) if self._split is not None else []
+        if self._split is None:
+            if self._undecided:
+                raise NotALog(f"{self.path} is not an ipyrecorder log")
+            return []
+        self._finished = True
+        return self._decode(self._split.finish())
 
     def _decode(self, found) -> list:
         frames = []
@@ -104,46 +123,54 @@ class FrameStream:
                     raise NotALog(f"{self.path}: its first frame cannot be read ({exc})") from None
                 self._decode_damage.append(Damage(offset, len(data), MALFORMED, str(exc)))
                 continue
-            if self.header is None and frame.header is not None:
-                self.header = frame.header
+            if frame.header is not None:
+                self._segment_starts.add(offset)
+                if self.header is None:
+                    self.header = frame.header
             frames.append((offset, frame))
         return frames
 
 
-def _chunks(path, start: int = 0) -> Iterator[bytes]:
+def _corrupt(damage: Damage) -> Damage:
+    return Damage(damage.offset, damage.length, CORRUPT, "a frame shorter than its length says", damage.path)
+
+
+def _chunks(path, size: int = READ_CHUNK) -> Iterator[bytes]:
+    """The file's bytes, ``size`` first and then in growing pieces, up to READ_CHUNK."""
     with open(path, "rb") as fh:
-        fh.seek(start)
         while True:
-            data = fh.read(READ_CHUNK)
+            data = fh.read(size)
             if not data:
                 return
             yield data
+            size = min(size * 4, READ_CHUNK)
 
 
 def read_header(path) -> dict | None:
-    """The first segment's header fields, reading only as far as its first frame.
+    """The first segment's header fields, reading only as far as the first frame that checks out.
 
-    Raises what opening a log raises (``NotALog``, ``OSError``); None when the
-    first frame of a format-2 log is damaged (the rest may still read).
+    Raises ``NotALog`` (and ``OSError``) for what is no log at all, and
+    ``UnsupportedVersion`` when the log's first frame is of a newer format.
+    None when the first frame of a format-2 log is damaged: the rest may read.
     """
     stream = FrameStream(path)
-    with open(path, "rb") as fh:
-        data = fh.read(HEAD_BYTES)
-        if not data:
+    read = 0
+    frames: list = []
+    for data in _chunks(path, size=HEAD_BYTES):
+        frames = stream.feed(data)
+        read += len(data)
+        if frames or stream.damage and stream.damage[0].code in (UNSUPPORTED, MALFORMED) or read > SNIFF_BYTES:
+            break
+    else:
+        if read == 0:
             raise NotALog(f"{path} is empty")
-        while True:
-            frames = stream.feed(data)
-            if frames or stream.damage:
-                break
-            data = fh.read(READ_CHUNK)
-            if not data:
-                frames = stream.finish()
-                break
-    if stream.version == format_v1.VERSION and not frames:
-        raise NotALog(f"{path}: its first frame is damaged; nothing can be read")
-    first = stream.damage[0] if stream.damage and not frames else None
-    if first is not None and first.code == UNSUPPORTED:
+        frames = stream.finish()
+    first = stream.damage[0] if stream.damage else None
+    if not frames and first is not None and first.code == UNSUPPORTED:
         raise UnsupportedVersion(f"{path}: {first.detail}; upgrade ipyrecorder to read it")
+    if not frames and not (first is not None and first.code in (MALFORMED, TORN) and first.offset == 0):
+        what = "its first frame is damaged" if stream.version == format_v1.VERSION else "no frame in it checks out"
+        raise NotALog(f"{path} is not an ipyrecorder log that can be read ({what})")
     return stream.header
 
 
