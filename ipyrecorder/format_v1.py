@@ -86,7 +86,7 @@ class FrameScanner1:
         while pos < n:
             status, end = _frame_at(buf, pos)
             if status == _OK:
-                frames.append((self.offset + pos, bytes(buf[pos + HEAD_SIZE : end])))
+                frames.append((self.offset + pos, end - pos, bytes(buf[pos + HEAD_SIZE : end])))
                 pos = end
                 continue
             if status == _SHORT and not final:

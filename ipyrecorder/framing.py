@@ -68,7 +68,7 @@ def _open(escaped: bytes):
 class FrameSplitter:
     """Splits a byte stream into verified frame payloads, incrementally.
 
-    ``feed`` returns the ``(offset, payload)`` of the frames completed so far
+    ``feed`` returns the ``(offset, size, payload)`` of the frames completed so far
     and holds back a last frame that is still short of the length it declares
     (a live log is being written); ``finish`` declares the end of the file.
     Damage is collected in ``damage``: a frame cut short is ``torn``; bytes
@@ -122,10 +122,13 @@ class FrameSplitter:
             half_marker = k == last and piece.endswith(ESCAPE)  # at the end of the file: a torn marker
             payload, why, used = _open(piece[:-1] if half_marker else piece)
             if payload is not None:
-                frames.append((at, payload))
                 used += len(MARKER)
-                if used < size - half_marker:
-                    damage(Damage(at + used, size - half_marker - used, CORRUPT, "bytes outside any frame"))
+                frames.append((at, used, payload))
+                stray = size - half_marker - used
+                if stray == 1 and piece[used - len(MARKER)] == ESCAPE[0]:  # half a marker: a crash
+                    damage(Damage(at + used, 1, TORN, "a frame marker cut short (a crash while writing)"))
+                elif stray:
+                    damage(Damage(at + used, stray, CORRUPT, "bytes outside any frame"))
                 if half_marker:
                     damage(Damage(at + size - 1, 1, TORN, "a frame marker cut short (a crash while writing)"))
             elif k == last and not final and why == "short":

@@ -112,16 +112,21 @@ class FrameStream:
 
     def _decode(self, found) -> list:
         frames = []
-        for offset, data in found:
+        for offset, size, data in found:
             try:
                 frame = pl.decode(data) if self._frames1 is None else self._frames1.frame(data, self.path)
+            except pl.Foreign as exc:
+                if offset == 0:
+                    raise NotALog(f"{self.path}: {exc}") from None
+                self._decode_damage.append(Damage(offset, size, MALFORMED, str(exc)))
+                continue
             except pl.Unsupported as exc:
-                self._decode_damage.append(Damage(offset, len(data), UNSUPPORTED, str(exc), None))
+                self._decode_damage.append(Damage(offset, size, UNSUPPORTED, str(exc), None))
                 continue
             except (pl.Malformed, ValueError) as exc:
                 if self._frames1 is not None and offset == 0:  # format 1 stands or falls with its first header
                     raise NotALog(f"{self.path}: its first frame cannot be read ({exc})") from None
-                self._decode_damage.append(Damage(offset, len(data), MALFORMED, str(exc)))
+                self._decode_damage.append(Damage(offset, size, MALFORMED, str(exc)))
                 continue
             if frame.header is not None:
                 self._segment_starts.add(offset)
@@ -153,6 +158,11 @@ def read_header(path) -> dict | None:
     ``UnsupportedVersion`` when the log's first frame is of a newer format.
     None when the first frame of a format-2 log is damaged: the rest may read.
     """
+    return _open_stream(path).header
+
+
+def _open_stream(path) -> FrameStream:
+    """A stream that has read as far as the log's first frame that checks out (see read_header)."""
     stream = FrameStream(path)
     read = 0
     frames: list = []
@@ -168,10 +178,11 @@ def read_header(path) -> dict | None:
     first = stream.damage[0] if stream.damage else None
     if not frames and first is not None and first.code == UNSUPPORTED:
         raise UnsupportedVersion(f"{path}: {first.detail}; upgrade ipyrecorder to read it")
-    if not frames and not (first is not None and first.code in (MALFORMED, TORN) and first.offset == 0):
+    damaged_log = stream.version == pl.VERSION and first is not None and first.offset == 0
+    if not frames and not (damaged_log and first.code in (MALFORMED, TORN)):
         what = "its first frame is damaged" if stream.version == format_v1.VERSION else "no frame in it checks out"
         raise NotALog(f"{path} is not an ipyrecorder log that can be read ({what})")
-    return stream.header
+    return stream
 
 
 class LogReader:
@@ -341,14 +352,10 @@ def _check_appendable(fd: int, path: str) -> Damage | None:
     size = os.fstat(fd).st_size
     if size == 0:
         return None
+    # NotALog, UnsupportedVersion: appending never writes where reading refuses
+    if _open_stream(path).version == format_v1.VERSION:
+        raise LogError(f"{path} is a format-1 log (ipyrecorder 0.1): it still reads, but new events go to a new file")
     with open(path, "rb") as fh:
-        head = fh.read(HEAD_BYTES)
-        if head.startswith(format_v1.START):
-            raise LogError(
-                f"{path} is a format-1 log (ipyrecorder 0.1): it still reads, but new events go to a new file"
-            )
-        if not head.startswith(framing.MARKER):
-            raise NotALog(f"{path} is not an ipyrecorder log")
         fh.seek(max(0, size - 2 * FLUSH_BYTES))
         tail = fh.read()
     start = tail.rfind(framing.MARKER)  # the last frame, if it began within the bytes read

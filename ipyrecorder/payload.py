@@ -49,6 +49,10 @@ class Unsupported(Malformed):
     """A payload of a newer format version than this reader knows."""
 
 
+class Foreign(Malformed):
+    """A segment header that says it is some other format's."""
+
+
 # -- writing ---------------------------------------------------------------------------------------
 class FrameBuilder:
     """Collects event dicts into the columns of one frame; ``payload()`` packs it and starts the next.
@@ -212,10 +216,10 @@ def decode(payload: bytes) -> Frame:
         content = _unpack(_inflate(deflated), "the deflated content")
     else:
         content = fields.get("content")
-    if type(content) is not list or len(content) < 4:
+    if type(content) is not tuple or len(content) < 4:
         raise Malformed("the content is not [strings, tasks, order, events]")
     strings, tasks, order, events = content[:4]
-    if type(strings) is not list or not _all(strings, _STR):
+    if type(strings) is not tuple or not _all(strings, _STR):
         raise Malformed("the strings are not all strings")
     msg_ids = _msg_ids(tasks, strings)
     if type(order) is not bytes:
@@ -230,7 +234,7 @@ def decode(payload: bytes) -> Frame:
         kind = _KIND_OF_CODE.get(code)
         if kind is None:
             raise Malformed(f"unknown event kind {code!r}")
-        if type(columns) is not list:
+        if type(columns) is not tuple:
             raise Malformed(f"the {kind.name} columns are not an array")
         for position, field in enumerate(kind.fields):
             column = columns[position] if position < len(columns) else None
@@ -239,7 +243,7 @@ def decode(payload: bytes) -> Frame:
                 if field.required:
                     raise Malformed(f"{where} is missing")
                 continue
-            if type(column) is not list or len(column) != counts[code]:
+            if type(column) is not tuple or len(column) != counts[code]:
                 raise Malformed(f"{where} does not hold one value per {kind.name} event")
             _CHECKS[field.codec](column, field, where, base, len(msg_ids), len(strings))
     return Frame(segment, seq, base, header, strings, msg_ids, order, events)
@@ -251,7 +255,7 @@ def _no_ext(code, data):
 
 def _unpack(data: bytes, what: str):
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext, timestamp=0)
+        return msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=False, ext_hook=_no_ext, timestamp=0)
     except Malformed:
         raise
     except (ValueError, TypeError, OverflowError, RecursionError, MemoryError, msgpack.UnpackException) as exc:
@@ -270,7 +274,7 @@ def _inflate(data: bytes) -> bytes:
 
 
 def _msg_ids(tasks, strings) -> list:
-    if type(tasks) is not list or len(tasks) < 2 or type(tasks[0]) is not list or type(tasks[1]) is not list:
+    if type(tasks) is not tuple or len(tasks) < 2 or type(tasks[0]) is not tuple or type(tasks[1]) is not tuple:
         raise Malformed("the tasks are not [prefixes, suffixes]")
     prefixes, suffixes = tasks[:2]
     if len(prefixes) != len(suffixes):
@@ -290,7 +294,7 @@ def _check_header(header) -> None:
     if type(header) is not dict or not _all(header, _STR):
         raise Malformed("the header is not a map with string keys")
     if header.get("format") != ev.FORMAT_NAME:
-        raise Malformed("the header does not say it is an ipyrecorder log")
+        raise Foreign(f"the header says it is {str(header.get('format'))[:40]!r}, not an ipyrecorder log")
     t0 = header.get("t0")
     if type(t0) is not int or not MIN_US <= t0 <= MAX_US:
         raise Malformed("the header's t0 is out of range")
@@ -403,7 +407,7 @@ def _converter_source(kind) -> str:
     lines = [f"def convert_{kind.name}(self, event, get):"]
     items = []
     for i, f in enumerate(kind.fields):
-        value = f"event[{f.key!r}]" if f.required else f"get({f.key!r})"
+        value = f"get({f.key!r})"
         name = f"v{i}"
         if f.codec == "task":
             lines.append(f"    {name} = self.task({value})")
@@ -422,12 +426,12 @@ def _converter_source(kind) -> str:
         elif f.codec == "map":
             lines.append(f"    {name} = {value} or None")
             lines.append(f"    if {name} is not None and not (isinstance({name}, dict) and plain({name})):")
-            lines.append(f"        raise FormatError('{kind.name}.{f.key} must be a map of plain values')")
+            lines.append(f"        raise TypeError('{kind.name}.{f.key} must be a map of JSON-like values')")
         else:
             lines.append(f"    {name} = {value}")
             check = {"int": "isinstance({0}, int)", "text": "isinstance({0}, str)", "value": "plain({0})"}[f.codec]
             lines.append(f"    if {name} is not None and not ({check.format(name)}):")
-            lines.append(f"        raise FormatError('{kind.name}.{f.key}: ' + repr({name})[:80])")
+            lines.append(f"        raise TypeError('{kind.name}.{f.key} cannot be ' + repr({name})[:80])")
         if f.required and f.codec not in ("task", "time"):
             lines.append(f"    if {name} is None: raise FormatError('{kind.name} needs a {f.key}')")
         items.append(name)

@@ -579,7 +579,7 @@ def test_flipped_bits_replay_never_misattributes(tmp_path, build):
 
 
 # --------------------------------------------------------------------------- 4
-def test_append_after_torn_tail_repairs_it(tmp_path):
+def test_append_after_torn_tail_keeps_it_and_says_so(tmp_path):
     src = tmp_path / "full.mpk"
     frames, per_frame = small_log(src)
     data = src.read_bytes()
@@ -605,15 +605,14 @@ def test_append_after_torn_tail_repairs_it(tmp_path):
         path.write_bytes(data[:cut])
         torn_at = max(s for s, _, _ in frames if s <= cut)
         writer = open_log(path, "a", header=header(note="second"))
-        if cut == torn_at:
-            assert writer.repaired is None
-        else:
-            assert writer.repaired == Damage(torn_at, cut - torn_at, "torn tail")
+        torn = [] if cut == torn_at else [(torn_at, cut - torn_at, TORN)]
+        assert spans([writer.torn] if writer.torn else []) == torn
         for event in new:
             writer.append(event)
         writer.close()
+        assert path.read_bytes()[:cut] == data[:cut]  # nothing was cut
         events, damage = read_all(path)
-        assert damage == [], cut
+        assert spans(damage) == torn, cut  # the torn frame is kept, and reported
         old = [e for i, (s, e_, _) in enumerate(frames) if e_ <= torn_at for e in per_frame[i]]
         assert events[: len(old)] == old
         rest = events[len(old) :]
@@ -623,7 +622,7 @@ def test_append_after_torn_tail_repairs_it(tmp_path):
         assert len(replay(path).headers) == 2
 
 
-def test_append_to_log_torn_inside_its_header_frame_starts_afresh(tmp_path):
+def test_append_to_log_torn_inside_its_header_frame_keeps_it(tmp_path):
     src = tmp_path / "full.mpk"
     frames, _ = small_log(src)
     data = src.read_bytes()
@@ -631,17 +630,17 @@ def test_append_to_log_torn_inside_its_header_frame_starts_afresh(tmp_path):
     for cut in (2, frames[0][1] - 1):
         path.write_bytes(data[:cut])
         writer = open_log(path, "a")
-        assert writer.repaired == Damage(0, cut, "torn tail")
+        assert spans([writer.torn]) == [(0, cut, TORN)]
         writer.close()
         events, damage = read_all(path)
-        assert damage == [] and [e["kind"] for e in events] == ["header", "close"]
+        assert spans(damage) == [(0, cut, TORN)] and [e["kind"] for e in events] == ["header", "close"]
 
 
 def test_append_to_intact_log_keeps_everything(tmp_path):
     path = tmp_path / "run.mpk"
     write_batches(path, [[{"kind": "mark", "t": at(1), "text": "one", "data": {}}]])
     writer = open_log(path, "a")
-    assert writer.repaired is None
+    assert writer.torn is None
     writer.append({"kind": "mark", "t": at(2), "text": "two", "data": {}})
     writer.close()
     events, damage = read_all(path)
@@ -695,9 +694,11 @@ def test_empty_file_is_not_a_log(tmp_path):
         list(read_events(path))
 
 
-def _header_frame(**fields):
-    body = {"format": "ipyrecorder", "version": 1, "t0": T0_US, **fields}
-    return frame(msgpack.packb([0, body]))
+def _header_frame(version=2, **fields):
+    """A segment's header frame as a writer of format ``version`` would write it."""
+    body = {"format": "ipyrecorder", "version": version, "t0": T0_US, **fields}
+    payload = {"v": version, "segment": os.urandom(16), "seq": 0, "base": T0_US, "header": body}
+    return frame(msgpack.packb({**payload, "content": [[], [[], []], b"", {}]}))
 
 
 def test_newer_version_is_unsupported(tmp_path):
@@ -707,32 +708,28 @@ def test_newer_version_is_unsupported(tmp_path):
         LogReader(path)
     with pytest.raises(UnsupportedVersion):
         replay(path)
-    # the same through the writer's own header
+    # the writer writes its own version, whatever a header it is given says
     path2 = tmp_path / "v999b.mpk"
     open_log(path2, "w", header=header(version=999)).close()
-    with pytest.raises(UnsupportedVersion):
-        list(read_events(path2))
+    assert next(read_events(path2))["version"] == 2
 
 
-def _log_then_v999_segment(path):
-    write_batches(path, [[{"kind": "mark", "t": at(1), "text": "v1", "data": {}}]])
+def test_a_later_segment_of_a_newer_version_is_skipped_and_the_rest_read(tmp_path):
+    path = tmp_path / "mixed.mpk"
+    write_batches(path, [[{"kind": "mark", "t": at(1), "text": "before", "data": {}}]])
+    newer = len(path.read_bytes())
     with open(path, "ab") as fh:
         fh.write(_header_frame(version=999))
-        fh.write(frame(msgpack.packb([99, "whatever version 999 means"])))
-
-
-def test_later_segment_of_newer_version_refused_by_replay(tmp_path):
-    path = tmp_path / "mixed.mpk"
-    _log_then_v999_segment(path)
-    with pytest.raises(UnsupportedVersion):
-        replay(path)
-
-
-def test_later_segment_of_newer_version_refused_by_reader(tmp_path):
-    path = tmp_path / "mixed.mpk"
-    _log_then_v999_segment(path)
-    with pytest.raises(UnsupportedVersion):
-        list(LogReader(path).events())
+        fh.write(frame(msgpack.packb({"v": 999, "whatever": "version 999 means"})))
+    after = len(path.read_bytes())
+    write_batches(path, [[{"kind": "mark", "t": at(2), "text": "after", "data": {}}]], mode="a")
+    state = replay(path)
+    assert [m.text for m in state.marks] == ["before", "after"] and len(state.headers) == 2
+    assert [d.code for d in state.damage] == [UNSUPPORTED, UNSUPPORTED]
+    assert state.damage[0].offset == newer and state.damage[1].offset + state.damage[1].length == after
+    events, damage = read_all(path)
+    assert [e.get("text") for e in events if e["kind"] == "mark"] == ["before", "after"]
+    assert damage == state.damage
 
 
 def test_other_format_is_not_a_log(tmp_path):
@@ -740,10 +737,10 @@ def test_other_format_is_not_a_log(tmp_path):
     path.write_bytes(_header_frame(format="other"))
     with pytest.raises(NotALog):
         LogReader(path)
-    # a valid frame whose first event is not a header at all
+    # a frame that checks out but holds no payload of ours: a damaged log, read as such
     path.write_bytes(frame(msgpack.packb([12, 0, "mark"])))
-    with pytest.raises(NotALog):
-        LogReader(path)
+    events, damage = read_all(path)
+    assert events == [] and spans(damage) == [(0, path.stat().st_size, MALFORMED)]
 
 
 @pytest.mark.parametrize(
@@ -1086,11 +1083,14 @@ def test_append_never_wipes_a_log_whose_header_length_is_damaged(tmp_path):
     with ipyrecorder.open_log(path, "w") as log:
         log.append({"kind": "mark", "t": datetime.now(timezone.utc), "text": "keep me"})
     data = bytearray(path.read_bytes())
-    data[8] ^= 0x40  # length field of the header frame: now runs past the end of the file
+    header_end = frame_bounds(bytes(data))[0][1]
+    data[4] ^= 0x40  # length field of the header frame: now runs past the end of the file
     path.write_bytes(bytes(data))
-    with pytest.raises(ipyrecorder.NotALog):
-        ipyrecorder.open_log(path, "a")
-    assert path.read_bytes() == bytes(data)
+    ipyrecorder.open_log(path, "a").close()  # appending keeps what is there, damaged or not
+    assert path.read_bytes().startswith(bytes(data))
+    events, damage = read_all(path)
+    assert [e["text"] for e in events if e["kind"] == "mark"] == ["keep me"]
+    assert spans(damage) == [(0, header_end, CORRUPT)]
 
 
 def test_read_header_reads_only_the_first_frame(tmp_path):
@@ -1107,5 +1107,6 @@ def test_read_header_reads_only_the_first_frame(tmp_path):
     data = bytearray(path.read_bytes())
     data[20] ^= 0xFF  # inside the header frame's payload: its CRC no longer checks
     path.write_bytes(bytes(data))
-    with pytest.raises(NotALog, match="first frame is damaged"):
-        read_header(path)
+    assert read_header(path) is None  # the header is lost; the frames after it still read
+    events, damage = read_all(path)
+    assert [e["text"] for e in events if e["kind"] == "mark"] == ["x"] and damage[0].offset == 0
