@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -232,6 +233,25 @@ def watch(log, viewer_name, poll, once, options):
     if once:
         _open_all([log])  # one line, and the right status, for a missing or bad file
     viewer.run(LogTail(log, freeze_gc=True), poll=poll, once=once)
+
+
+@cli.command()
+@click.argument("logs", nargs=-1, required=True, metavar="LOG...")
+def cat(logs):
+    """Print the events of each LOG as JSON lines: the log's public form (docs/format.md, section 7)."""
+    from .events import public_events
+
+    _open_all(logs)
+    out = sys.stdout
+    damage = []
+    for log in logs:
+        reader = _open_reader(log)
+        for _, frame in reader.frames():
+            for event in public_events(frame):
+                out.write(json.dumps(event, ensure_ascii=False) + "\n")
+        damage += [dataclasses.replace(d, path=log) for d in reader.damage]
+    out.flush()
+    _warn_damage(logs, damage)
 
 
 @cli.command()

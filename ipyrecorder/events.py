@@ -180,6 +180,24 @@ def frame_events(frame) -> list:
     return out
 
 
+def public_events(frame) -> list:
+    """One frame's events in the public form (docs/format.md, section 7): JSON-ready dicts."""
+    out = frame_events(frame)
+    if frame.header is not None:  # the segment's id goes with its header
+        out[0] = {"kind": "header", "segment": frame.segment.hex(), **{k: v for k, v in out[0].items() if k != "kind"}}
+    return [{key: _public(value) for key, value in event.items()} for event in out]
+
+
+def _public(value):
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if isinstance(value, (list, tuple)):
+        return [_public(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _public(v) for k, v in value.items()}
+    return value
+
+
 # -- the decoder of each kind, derived from KINDS ----------------------------------------------------
 # Written out from each kind's fields, as fast as hand-written code (``cat`` and sinks read events).
 def _decoder_source(kind: Kind) -> str:

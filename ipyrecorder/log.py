@@ -57,8 +57,9 @@ class FrameStream:
     read are listed in ``damage`` and skipped; reading goes on after them.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, live: bool = False):
         self.path = path
+        self.live = live  # a growing file: decide what it is from its first bytes, without waiting
         self.version = None  # 2, or 1, once the first bytes have come
         self.header = None  # the first segment's header fields, once read
         self._split = None
@@ -94,7 +95,7 @@ class FrameStream:
                 self._frames1 = format_v1.Frames1()
             elif framing.MARKER in data[:SNIFF_BYTES]:  # (not at the start: the first marker is damaged)
                 self.version, self._split = pl.VERSION, framing.FrameSplitter()
-            elif len(data) < SNIFF_BYTES and (len(data) < 2 or not data.startswith(b"\x92")):
+            elif len(data) < 2 or (not self.live and len(data) < SNIFF_BYTES and not data.startswith(b"\x92")):
                 self._undecided = data  # wait for a marker
                 return []
             else:
@@ -128,6 +129,9 @@ class FrameStream:
                     raise NotALog(f"{self.path}: its first frame cannot be read ({exc})") from None
                 self._decode_damage.append(Damage(offset, size, MALFORMED, str(exc)))
                 continue
+            if getattr(frame, "unknown", None):
+                kinds = ", ".join(f"{n} of kind {code}" for code, n in sorted(frame.unknown.items()))
+                self._decode_damage.append(Damage(offset, 0, UNSUPPORTED, f"events this reader does not know: {kinds}"))
             if frame.header is not None:
                 self._segment_starts.add(offset)
                 if self.header is None:

@@ -2,9 +2,9 @@
 
 A payload is one msgpack map (docs/format.md, section 3)::
 
-    {"v": 2, "segment": <16 random bytes>, "seq": n, "base": µs since the epoch,
-     "header": {...},                                  (a segment's first frame only)
-     "content": [strings, tasks, order, events]}       (or "deflated": that array, packed and deflated)
+    {"v": 2, "s": <segment id, 16 random bytes>, "n": frame number, "b": time base (µs since the epoch),
+     "h": {...},                                       (the header: a segment's first frame only)
+     "c": [strings, tasks, order, events]}             (or "z": that array, packed and deflated)
 
 ``strings`` are the frame's strings; ``tasks`` = ``[prefixes, suffixes]`` its msg_ids
 (``strings[prefix]`` followed by the decimal suffix, or alone where the suffix is nil);
@@ -38,6 +38,7 @@ MAX_CONTENT = 1 << 28  # bytes a deflated content may inflate to
 MIN_US = -62_135_596_800_000_000
 MAX_US = 253_402_300_799_999_999
 MAX_INT = 2**63 - 1
+FIRST_NEW_KIND = 17  # codes from here on are for kinds added later: readers that do not know them skip them
 NO_FIELDS = ()
 
 
@@ -148,14 +149,14 @@ class FrameBuilder:
             events[code] = columns
         pack = self._packer.pack
         content = pack([list(self.strings), [prefixes, suffixes], bytes(self.order), events])
-        fields = {"v": VERSION, "segment": self.segment, "seq": self.seq, "base": self.base or 0}
+        fields = {"v": VERSION, "s": self.segment, "n": self.seq, "b": self.base or 0}
         if header is not None:
-            fields["header"] = header
-        key = "content"
+            fields["h"] = header
+        key = "c"
         if len(content) >= DEFLATE_FROM:
             deflated = zlib.compress(content, 1)
             if len(deflated) < 0.9 * len(content):
-                key, content = "deflated", pack(deflated)
+                key, content = "z", pack(deflated)
         out = self._packer.pack_map_header(len(fields) + 1) + b"".join(pack(k) + pack(v) for k, v in fields.items())
         self.seq += 1
         self._start()
@@ -177,6 +178,7 @@ class Frame:
     msg_ids: list
     order: bytes
     events: dict  # kind code -> columns
+    unknown: dict  # kind code -> how many events of a kind this reader does not know were skipped
 
     def rows(self):
         iterators = {}
@@ -199,23 +201,23 @@ def decode(payload: bytes) -> Frame:
         raise Unsupported(f"a frame of format version {version} (this ipyrecorder reads up to {VERSION})")
     if version != VERSION:
         raise Malformed(f"a format-{VERSION} frame says it is version {version}")
-    segment, seq, base = fields.get("segment"), fields.get("seq"), fields.get("base")
+    segment, seq, base = fields.get("s"), fields.get("n"), fields.get("b")
     if type(segment) is not bytes or len(segment) != SEGMENT_ID_BYTES:
         raise Malformed("the segment id is not 16 bytes")
     if type(seq) is not int or not 0 <= seq <= MAX_INT:
         raise Malformed("the frame number is not an integer from 0")
     if type(base) is not int or not MIN_US <= base <= MAX_US:
         raise Malformed("the time base is out of range")
-    header = fields.get("header")
+    header = fields.get("h")
     if header is not None:
         _check_header(header)
-    if "deflated" in fields:
-        deflated = fields["deflated"]
-        if type(deflated) is not bytes or "content" in fields:
-            raise Malformed("a frame needs one of content or deflated")
+    if "z" in fields:
+        deflated = fields["z"]
+        if type(deflated) is not bytes or "c" in fields:
+            raise Malformed("a frame needs one of content (c) or deflated content (z)")
         content = _unpack(_inflate(deflated), "the deflated content")
     else:
-        content = fields.get("content")
+        content = fields.get("c")
     if type(content) is not tuple or len(content) < 4:
         raise Malformed("the content is not [strings, tasks, order, events]")
     strings, tasks, order, events = content[:4]
@@ -230,10 +232,14 @@ def decode(payload: bytes) -> Frame:
     if set(counts) != set(events):
         unknown = sorted(set(counts) ^ set(events), key=repr)
         raise Malformed(f"the order and the events disagree on kinds {unknown}")
+    unknown = {}
     for code, columns in events.items():
         kind = _KIND_OF_CODE.get(code)
         if kind is None:
-            raise Malformed(f"unknown event kind {code!r}")
+            if type(code) is not int or code < FIRST_NEW_KIND:
+                raise Malformed(f"unknown event kind {code!r}")
+            unknown[code] = counts[code]  # a later version's kind: skipped, and said
+            continue
         if type(columns) is not tuple:
             raise Malformed(f"the {kind.name} columns are not an array")
         for position, field in enumerate(kind.fields):
@@ -246,7 +252,10 @@ def decode(payload: bytes) -> Frame:
             if type(column) is not tuple or len(column) != counts[code]:
                 raise Malformed(f"{where} does not hold one value per {kind.name} event")
             _CHECKS[field.codec](column, field, where, base, len(msg_ids), len(strings))
-    return Frame(segment, seq, base, header, strings, msg_ids, order, events)
+    if unknown:
+        order = bytes(code for code in order if code not in unknown)
+        events = {code: columns for code, columns in events.items() if code not in unknown}
+    return Frame(segment, seq, base, header, strings, msg_ids, order, events, unknown)
 
 
 def _no_ext(code, data):

@@ -49,7 +49,7 @@ class LogTail:
         self.state = State()
         self.offset = 0
         self._head = b""
-        self._stream = FrameStream(self.path)
+        self._stream = FrameStream(self.path, live=True)
 
     def _notice(self, text: str) -> None:
         self.notices.append(text)

@@ -69,7 +69,7 @@ def newer_frame(version=99) -> bytes:
 
     from ipyrecorder import framing
 
-    payload = {"v": version, "segment": bytes(16), "seq": 0, "base": 0, "header": {"format": "ipyrecorder"}}
+    payload = {"v": version, "s": bytes(16), "n": 0, "b": 0, "h": {"format": "ipyrecorder"}}
     return framing.frame(msgpack.packb(payload))
 
 

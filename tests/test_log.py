@@ -697,8 +697,8 @@ def test_empty_file_is_not_a_log(tmp_path):
 def _header_frame(version=2, **fields):
     """A segment's header frame as a writer of format ``version`` would write it."""
     body = {"format": "ipyrecorder", "version": version, "t0": T0_US, **fields}
-    payload = {"v": version, "segment": os.urandom(16), "seq": 0, "base": T0_US, "header": body}
-    return frame(msgpack.packb({**payload, "content": [[], [[], []], b"", {}]}))
+    payload = {"v": version, "s": os.urandom(16), "n": 0, "b": T0_US, "h": body}
+    return frame(msgpack.packb({**payload, "c": [[], [[], []], b"", {}]}))
 
 
 def test_newer_version_is_unsupported(tmp_path):
