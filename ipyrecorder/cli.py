@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from .damage import TORN
 from .errors import (
     Damaged,
     IpyrecorderError,
@@ -22,7 +23,6 @@ from .errors import (
     PortInUse,
     UsageError,
 )
-from .damage import TORN
 from .log import LogReader, read_header
 from .log import repair as repair_tail
 from .status import ExitStatus
@@ -248,7 +248,7 @@ def cat(logs):
         reader = _open_reader(log)
         for _, frame in reader.frames():
             for event in public_events(frame):
-                out.write(json.dumps(event, ensure_ascii=False) + "\n")
+                out.write(json.dumps(event, ensure_ascii=True) + "\n")  # ASCII: inert in any terminal
         damage += [dataclasses.replace(d, path=log) for d in reader.damage]
     out.flush()
     _warn_damage(logs, damage)

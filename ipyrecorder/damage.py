@@ -32,4 +32,10 @@ class Damage:
         return f"{self.code}: {self.length} bytes at offset {self.offset}{where}{detail}"
 
     def to_dict(self) -> dict:
-        return {"offset": self.offset, "length": self.length, "code": self.code, "detail": self.detail, "path": self.path}
+        return {
+            "offset": self.offset,
+            "length": self.length,
+            "code": self.code,
+            "detail": self.detail,
+            "path": self.path,
+        }

@@ -13,7 +13,6 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-
 FORMAT_NAME = "ipyrecorder"
 
 

@@ -192,4 +192,3 @@ class Frames1:
         frame = Frame1(segment, self.seq, start, header, strings, msg_ids, rows)
         self.seq += 1
         return frame
-

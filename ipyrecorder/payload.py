@@ -321,8 +321,10 @@ def _all(values, types) -> bool:
 
 
 def plain(value, depth: int = 0) -> bool:
-    """JSON-like: nil, booleans, numbers, strings, and arrays and string-keyed maps of them."""
+    """JSON-like: nil, booleans, numbers (finite), strings, and arrays and string-keyed maps of them."""
     if isinstance(value, _PLAIN_TYPES):
+        if isinstance(value, float):
+            return value - value == 0.0  # not NaN, not infinite
         return not isinstance(value, int) or -(2**63) <= value <= 2**64 - 1
     if depth > 64:
         return False

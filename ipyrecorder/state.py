@@ -322,6 +322,7 @@ class State:
         self._msg_ids: list = []
         self._tids: list[Task] = []
         self._segment = None
+        self._frames_folded: set = set()  # (segment id, frame number) of every frame folded
         # engine identity: an engine is its uuid; a segment of another cluster gets its own keys
         self.source = 0  # index of the log being folded, when several are merged
         self._offset = 0  # added to this segment's engine ids (CLUSTER_STRIDE x its cluster)
@@ -399,6 +400,10 @@ class State:
 
     def fold_frame(self, offset: int, frame, rows=None) -> None:
         """Fold one frame (``payload.Frame``; ``rows``: its rows, filtered); what cannot be folded is damage."""
+        key = (frame.segment, frame.seq)
+        if key in self._frames_folded:
+            return  # the same frame again (``cat a.mpk a.mpk``, a restored backup): already folded
+        self._frames_folded.add(key)
         try:
             self._enter(frame)
             self.fold(frame.rows() if rows is None else rows)

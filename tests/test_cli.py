@@ -10,7 +10,6 @@ import sys
 
 import pytest
 
-import ipyrecorder
 from ipyrecorder import framing
 from ipyrecorder.cli import ExitStatus, main
 

@@ -32,7 +32,9 @@ def folded(state) -> dict:
             "tasks": [t.to_dict() for t in state.tasks.values()],
             "engines": [e.to_dict() for e in state.engines.values()],
             "marks": [m.to_dict() for m in state.marks],
-            "headers": [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in h.items()} for h in state.headers],
+            "headers": [
+                {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in h.items()} for h in state.headers
+            ],
         }
     )
 

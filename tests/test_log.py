@@ -17,7 +17,6 @@ import msgpack
 import pytest
 
 from ipyrecorder import (
-    Damage,
     LogLocked,
     LogReader,
     NotALog,
