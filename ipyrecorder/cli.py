@@ -239,16 +239,13 @@ def watch(log, viewer_name, poll, once, options):
 @click.argument("logs", nargs=-1, required=True, metavar="LOG...")
 def cat(logs):
     """Print the events of each LOG as JSON lines: the log's public form (docs/format.md, section 7)."""
-    from .events import public_events
-
     _open_all(logs)
     out = sys.stdout
     damage = []
     for log in logs:
         reader = _open_reader(log)
-        for _, frame in reader.frames():
-            for event in public_events(frame):
-                out.write(json.dumps(event, ensure_ascii=True) + "\n")  # ASCII: inert in any terminal
+        for event in reader.public_events():
+            out.write(json.dumps(event, ensure_ascii=True) + "\n")  # ASCII: inert in any terminal
         damage += [dataclasses.replace(d, path=log) for d in reader.damage]
     out.flush()
     _warn_damage(logs, damage)

@@ -39,3 +39,8 @@ class Damage:
             "detail": self.detail,
             "path": self.path,
         }
+
+
+def unreadable(offset: int, exc: Exception) -> Damage:
+    """A frame that checked out but could not be read through (a format-1 frame whose definitions were lost)."""
+    return Damage(offset, 0, MALFORMED, f"the frame cannot be read ({exc})")

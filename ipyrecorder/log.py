@@ -16,8 +16,8 @@ import socket
 from datetime import datetime, timezone
 from typing import Iterator
 
+from . import damage, format_v1, framing
 from . import events as ev
-from . import format_v1, framing
 from . import payload as pl
 from .damage import CORRUPT, MALFORMED, TORN, UNSUPPORTED, Damage
 from .errors import LogDamageWarning, LogError, LogLocked, NotALog, UnsupportedVersion
@@ -210,9 +210,23 @@ class LogReader:
         self.damage = stream.damage
 
     def events(self) -> Iterator[dict]:
-        """Decoded event dicts (docs/format.md, section 6), the header of each segment first."""
-        for _, frame in self.frames():
-            yield from ev.frame_events(frame)
+        """Decoded event dicts (docs/format.md, section 9), the header of each segment first."""
+        return self._decoded(ev.frame_events)
+
+    def public_events(self) -> Iterator[dict]:
+        """The events in the public form (docs/format.md, section 7): JSON-ready dicts."""
+        return self._decoded(ev.public_events)
+
+    def _decoded(self, decode) -> Iterator[dict]:
+        unreadable = []
+        for offset, frame in self.frames():
+            try:
+                events = decode(frame)
+            except (IndexError, KeyError, TypeError, ValueError) as exc:  # a format-1 frame whose definitions were lost
+                unreadable.append(damage.unreadable(offset, exc))
+                continue
+            yield from events
+        self.damage = sorted(self.damage + unreadable, key=lambda d: d.offset)
 
 
 def read_events(path) -> Iterator[dict]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from . import events as ev
-from .damage import MALFORMED, Damage
+from .damage import unreadable
 from .log import LogReader
 
 from_us = ev.from_us
@@ -408,7 +408,7 @@ class State:
             self._enter(frame)
             self.fold(frame.rows() if rows is None else rows)
         except (IndexError, KeyError, TypeError, ValueError) as exc:
-            self.damage.append(Damage(offset, 0, MALFORMED, f"the frame does not fold ({exc})"))
+            self.damage.append(unreadable(offset, exc))
 
     def _enter(self, frame) -> None:
         """Take a frame's strings, tasks and time base; note a new segment (and its header)."""

@@ -108,7 +108,7 @@ class LogTail:
 
     @property
     def damage(self) -> list:
-        """Damaged regions met so far (framing and undecodable frames)."""
+        """Damaged regions met so far (docs/format.md, section 2.1)."""
         return sorted(self._stream.damage + self.state.damage, key=lambda d: d.offset)
 
     def _feed(self, data: bytes) -> bool:
