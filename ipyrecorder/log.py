@@ -16,10 +16,10 @@ import socket
 from datetime import datetime, timezone
 from typing import Iterator
 
-from . import damage, format_v1, framing
 from . import events as ev
+from . import format_v1, framing
 from . import payload as pl
-from .damage import CORRUPT, MALFORMED, TORN, UNSUPPORTED, Damage
+from .damage import CORRUPT, MALFORMED, TORN, UNSUPPORTED, Damage, unreadable
 from .errors import LogDamageWarning, LogError, LogLocked, NotALog, UnsupportedVersion
 
 __all__ = [
@@ -218,15 +218,15 @@ class LogReader:
         return self._decoded(ev.public_events)
 
     def _decoded(self, decode) -> Iterator[dict]:
-        unreadable = []
+        lost = []
         for offset, frame in self.frames():
             try:
                 events = decode(frame)
             except (IndexError, KeyError, TypeError, ValueError) as exc:  # a format-1 frame whose definitions were lost
-                unreadable.append(damage.unreadable(offset, exc))
+                lost.append(unreadable(offset, exc))
                 continue
             yield from events
-        self.damage = sorted(self.damage + unreadable, key=lambda d: d.offset)
+        self.damage = sorted(self.damage + lost, key=lambda d: d.offset)
 
 
 def read_events(path) -> Iterator[dict]:
