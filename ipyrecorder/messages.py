@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from .events import QUEUE_CODES, STATUS_CODES
 
-MAX_TEXT = 1 << 20  # longer stdout/stderr chunks are split into several events
+MAX_TEXT = 1 << 20  # characters: longer stdout/stderr is split into several events, a longer traceback cut
 _TERMINAL_CODES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # IPython colours its tracebacks
 
 
@@ -22,7 +22,10 @@ def plain_traceback(lines) -> str | None:
     if not lines:
         return None
     text = lines if isinstance(lines, str) else "\n".join(map(str, lines))
-    return _TERMINAL_CODES.sub("", text) or None
+    text = _TERMINAL_CODES.sub("", text)
+    if len(text) > MAX_TEXT:  # its end says what failed: keep that
+        text = f"[{len(text) - MAX_TEXT} characters cut]\n" + text[-MAX_TEXT:]
+    return text or None
 
 
 def error_fields(error) -> tuple:

@@ -33,6 +33,7 @@ from .errors import FormatError
 VERSION = 2
 SEGMENT_ID_BYTES = 16
 DEFLATE_FROM = 512  # payloads at least this long are deflated, when that saves a tenth
+MAX_EVENT = 1 << 25  # an event's texts may hold at most this many characters (at most 4 bytes each in UTF-8)
 MAX_CONTENT = 1 << 28  # bytes a deflated content may inflate to
 # The times a datetime can hold (years 1 to 9999), in µs since the epoch.
 MIN_US = -62_135_596_800_000_000
@@ -115,15 +116,19 @@ class FrameBuilder:
         kind = _KIND_OF_NAME.get(event.get("kind"))
         if kind is None:
             raise FormatError(f"unknown event kind {event.get('kind')!r}")
-        strings, tasks, base = len(self.strings), len(self.tasks), self.base
+        strings, tasks, base, size = len(self.strings), len(self.tasks), self.base, self.size
         try:
             values = _CONVERTERS[kind.code](self, event, event.get)
+            if self.size - size > MAX_EVENT:
+                raise FormatError(
+                    f"a {kind.name} event of {self.size - size:,} characters is larger than a frame may be"
+                )
         except BaseException:
             while len(self.strings) > strings:
                 self.strings.popitem()
             while len(self.tasks) > tasks:
                 self.tasks.popitem()
-            self.base = base
+            self.base, self.size = base, size
             raise
         columns = self.columns.get(kind.code)
         if columns is None:
@@ -438,11 +443,15 @@ def _converter_source(kind) -> str:
             lines.append(f"    {name} = {value} or None")
             lines.append(f"    if {name} is not None and not (isinstance({name}, dict) and plain({name})):")
             lines.append(f"        raise TypeError('{kind.name}.{f.key} must be a map of JSON-like values')")
+            lines.append(f"    if {name} is not None: self.size += len(packb({name}))")
         else:
             lines.append(f"    {name} = {value}")
             check = {"int": "isinstance({0}, int)", "text": "isinstance({0}, str)", "value": "plain({0})"}[f.codec]
             lines.append(f"    if {name} is not None and not ({check.format(name)}):")
             lines.append(f"        raise TypeError('{kind.name}.{f.key} cannot be ' + repr({name})[:80])")
+            if f.codec in ("text", "value"):
+                size = "len({0})" if f.codec == "text" else "len(packb({0}))"
+                lines.append(f"    if {name} is not None: self.size += {size.format(name)}")
         if f.required and f.codec not in ("task", "time"):
             lines.append(f"    if {name} is None: raise FormatError('{kind.name} needs a {f.key}')")
         items.append(name)
@@ -456,6 +465,7 @@ def _converter(kind):
         "STATUS_CODES": ev.STATUS_CODES,
         "QUEUE_CODES": ev.QUEUE_CODES,
         "plain": plain,
+        "packb": msgpack.packb,
     }
     exec(compile(_converter_source(kind), f"<ipyrecorder.payload: convert_{kind.name}>", "exec"), scope)
     return scope[f"convert_{kind.name}"]

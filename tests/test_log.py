@@ -1109,3 +1109,26 @@ def test_read_header_reads_only_the_first_frame(tmp_path):
     assert read_header(path) is None  # the header is lost; the frames after it still read
     events, damage = read_all(path)
     assert [e["text"] for e in events if e["kind"] == "mark"] == ["x"] and damage[0].offset == 0
+
+
+def test_an_event_too_large_for_a_frame_is_refused_and_nothing_else_lost(tmp_path):
+    from ipyrecorder.errors import FormatError
+    from ipyrecorder.payload import MAX_EVENT
+
+    path = tmp_path / "big.mpk"
+    with open_log(path, "w", header=header()) as log:
+        log.append({"kind": "mark", "t": at(1), "text": "before"})
+        with pytest.raises(FormatError, match="larger than a frame"):
+            log.append({"kind": "stdout", "msg_id": mid(1), "t": at(2), "text": "x" * (MAX_EVENT + 1)})
+        with pytest.raises(FormatError, match="larger than a frame"):
+            log.append({"kind": "mark", "t": at(2), "text": "m", "data": {"big": "y" * (MAX_EVENT + 1)}})
+        log.append({"kind": "mark", "t": at(3), "text": "after"})
+    events, damage = read_all(path)
+    assert damage == [] and [e["text"] for e in events if e["kind"] == "mark"] == ["before", "after"]
+
+
+def test_a_huge_traceback_keeps_its_end():
+    from ipyrecorder.messages import MAX_TEXT, plain_traceback
+
+    text = plain_traceback(["Traceback (most recent call last):"] + ["  frame"] * MAX_TEXT + ["ValueError: the end"])
+    assert len(text) < MAX_TEXT + 100 and text.startswith("[") and text.endswith("ValueError: the end")
