@@ -87,7 +87,7 @@ def _reader(path, kind, poll, conn, sample_every):
         state = lambda: tail.state  # noqa: E731
 
         def on_change(t):
-            folds.append((clock(), t.offset - t._scanner.pending))
+            folds.append((clock(), t.offset - t.pending))
             ready.set()
 
         follower = Follower(tail, on_change, poll=poll)

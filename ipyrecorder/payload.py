@@ -21,7 +21,10 @@ whole before anything in it is used.
 
 from __future__ import annotations
 
+import operator
+import sys
 import zlib
+from array import array
 from dataclasses import dataclass
 from itertools import repeat
 
@@ -41,6 +44,13 @@ MAX_US = 253_402_300_799_999_999
 MAX_INT = 2**63 - 1
 FIRST_NEW_KIND = 17  # codes from here on are for kinds added later: readers that do not know them skip them
 NO_FIELDS = ()
+TYPED_FROM = 16  # columns of integers with at least this many values are written typed (binary)
+# A typed column: one byte naming the element type, then the values, little-endian; the type's
+# smallest value stands for nil (docs/format.md, section 3.1).
+INT_TYPES = {b"b"[0]: -(2**7), b"h"[0]: -(2**15), b"i"[0]: -(2**31), b"q"[0]: -(2**63)}
+TYPED_CODECS = frozenset({"task", "time", "symbol", "status", "queue", "int"})
+_BIG_ENDIAN = sys.byteorder == "big"
+assert [array(chr(t)).itemsize for t in INT_TYPES] == [1, 2, 4, 8]
 
 
 class Malformed(Exception):
@@ -151,7 +161,9 @@ class FrameBuilder:
         for code, columns in self.columns.items():
             while len(columns) > 1 and all(v is None for v in columns[-1]):
                 columns.pop()  # trailing columns of nothing but nil are left out
-            events[code] = columns
+            fields = _KIND_OF_CODE[code].fields
+            events[code] = [typed(c) if f.codec in TYPED_CODECS else c for c, f in zip(columns, fields)]
+        prefixes, suffixes = typed(prefixes), typed(suffixes)
         pack = self._packer.pack
         content = pack([list(self.strings), [prefixes, suffixes], bytes(self.order), events])
         fields = {"v": VERSION, "s": self.segment, "n": self.seq, "b": self.base or 0}
@@ -166,6 +178,40 @@ class FrameBuilder:
         self.seq += 1
         self._start()
         return out + pack(key) + content
+
+
+def typed(values):
+    """A column of integers (and nils) as the narrowest typed column that holds it; short ones as they are."""
+    if len(values) < TYPED_FROM:
+        return values
+    present = [v for v in values if v is not None] if None in values else values
+    lo, hi = (min(present), max(present)) if present else (0, 0)
+    for tag, nil in INT_TYPES.items():
+        if nil < lo and hi < -nil:
+            break
+    column = array(chr(tag), values if present is values else [nil if v is None else v for v in values])
+    if _BIG_ENDIAN:
+        column.byteswap()
+    return bytes((tag,)) + column.tobytes()
+
+
+class _Ints(list):
+    """A typed column, read: every value is an int or nil already."""
+
+
+def _untyped(column, where):
+    """A typed column's values (nil where the type's smallest value is), or Malformed."""
+    nil = INT_TYPES.get(column[0]) if column else None
+    values = array(chr(column[0])) if nil is not None else None
+    if values is None or (len(column) - 1) % values.itemsize:
+        raise Malformed(f"{where} is not a typed column")
+    values.frombytes(column[1:])
+    if _BIG_ENDIAN:
+        values.byteswap()
+    values = values.tolist()
+    if nil in values:
+        values = [None if v == nil else v for v in values]
+    return _Ints(values)
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -238,6 +284,7 @@ def decode(payload: bytes) -> Frame:
         unknown = sorted(set(counts) ^ set(events), key=repr)
         raise Malformed(f"the order and the events disagree on kinds {unknown}")
     unknown = {}
+    read = {}
     for code, columns in events.items():
         kind = _KIND_OF_CODE.get(code)
         if kind is None:
@@ -247,6 +294,7 @@ def decode(payload: bytes) -> Frame:
             continue
         if type(columns) is not tuple:
             raise Malformed(f"the {kind.name} columns are not an array")
+        columns = list(columns[: len(kind.fields)])
         for position, field in enumerate(kind.fields):
             column = columns[position] if position < len(columns) else None
             where = f"{kind.name}.{field.key}"
@@ -254,13 +302,17 @@ def decode(payload: bytes) -> Frame:
                 if field.required:
                     raise Malformed(f"{where} is missing")
                 continue
-            if type(column) is not tuple or len(column) != counts[code]:
+            if type(column) is bytes and field.codec in TYPED_CODECS:
+                column = columns[position] = _untyped(column, where)
+            elif type(column) is not tuple:
+                raise Malformed(f"{where} is not an array of values")
+            if len(column) != counts[code]:
                 raise Malformed(f"{where} does not hold one value per {kind.name} event")
             _CHECKS[field.codec](column, field, where, base, len(msg_ids), len(strings))
+        read[code] = columns
     if unknown:
         order = bytes(code for code in order if code not in unknown)
-        events = {code: columns for code, columns in events.items() if code not in unknown}
-    return Frame(segment, seq, base, header, strings, msg_ids, order, events, unknown)
+    return Frame(segment, seq, base, header, strings, msg_ids, order, read, unknown)
 
 
 def _no_ext(code, data):
@@ -288,17 +340,23 @@ def _inflate(data: bytes) -> bytes:
 
 
 def _msg_ids(tasks, strings) -> list:
-    if type(tasks) is not tuple or len(tasks) < 2 or type(tasks[0]) is not tuple or type(tasks[1]) is not tuple:
+    if type(tasks) is not tuple or len(tasks) < 2:
         raise Malformed("the tasks are not [prefixes, suffixes]")
-    prefixes, suffixes = tasks[:2]
+    prefixes, suffixes = (_untyped(c, "a task column") if type(c) is bytes else c for c in tasks[:2])
+    if type(prefixes) not in (tuple, _Ints) or type(suffixes) not in (tuple, _Ints):
+        raise Malformed("the tasks are not [prefixes, suffixes]")
     if len(prefixes) != len(suffixes):
         raise Malformed("the tasks have as many prefixes as suffixes")
     if not _all(prefixes, _INT) or (prefixes and not 0 <= min(prefixes) <= max(prefixes) < len(strings)):
         raise Malformed("a task's prefix is not one of the frame's strings")
-    numbers = [s for s in suffixes if s is not None]
+    whole = None in suffixes  # some msg_ids are a string alone
+    numbers = [s for s in suffixes if s is not None] if whole else suffixes
     if not _all(numbers, _INT) or (numbers and not 0 <= min(numbers) <= max(numbers) <= MAX_INT):
         raise Malformed("a task's suffix is not nil or an integer from 0")
-    out = [strings[p] if s is None else strings[p] + str(s) for p, s in zip(prefixes, suffixes)]
+    if whole:
+        out = [strings[p] if s is None else strings[p] + str(s) for p, s in zip(prefixes, suffixes)]
+    else:
+        out = list(map(operator.add, map(strings.__getitem__, prefixes), map(str, suffixes)))
     if len(set(out)) != len(out):
         raise Malformed("a msg_id is listed twice among the frame's tasks")
     return out
@@ -321,7 +379,9 @@ _PLAIN_TYPES = (type(None), bool, int, float, str)
 
 
 def _all(values, types) -> bool:
-    """Every value's type is one of ``types`` (set of map(type): C speed)."""
+    """Every value's type is one of ``types`` (set of map(type): C speed; a typed column holds ints)."""
+    if type(values) is _Ints:
+        return int in types
     return set(map(type, values)) <= types
 
 
@@ -341,10 +401,12 @@ def plain(value, depth: int = 0) -> bool:
 
 
 def _present(column, field, where):
-    values = [v for v in column if v is not None]
-    if field.required and len(values) != len(column):
+    """The column's values that are not nil (checking there are none where the field is required)."""
+    if None not in column:  # the usual case, at C speed
+        return column
+    if field.required:
         raise Malformed(f"{where} is nil where it is required")
-    return values
+    return [v for v in column if v is not None]
 
 
 def _check_indexes(column, field, where, size, what):

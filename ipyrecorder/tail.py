@@ -55,6 +55,11 @@ class LogTail:
         self.notices.append(text)
 
     @property
+    def pending(self) -> int:
+        """Bytes read but held back: a last frame that is still being written."""
+        return self._stream.pending
+
+    @property
     def exists(self) -> bool:
         return self._identity is not None
 

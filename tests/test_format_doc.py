@@ -180,6 +180,21 @@ def unpack(data):
         raise Bad("malformed", f"not msgpack: {exc}") from None
 
 
+TYPED = {"b": (1, -(2**7)), "h": (2, -(2**15)), "i": (4, -(2**31)), "q": (8, -(2**63))}  # section 3.1
+
+
+def untyped(column):
+    """A typed column's values (section 3.1), or the column as it is; Bad if it is no typed column."""
+    if type(column) is not bytes:
+        return column
+    tag = chr(column[0]) if column else ""
+    if tag not in TYPED or (len(column) - 1) % TYPED[tag][0]:
+        raise Bad("malformed", "typed column")
+    size, nil = TYPED[tag]
+    values = [int.from_bytes(column[i : i + size], "little", signed=True) for i in range(1, len(column), size)]
+    return [None if v == nil else v for v in values]
+
+
 def iso(us: int) -> str:
     return (EPOCH + us * US).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -226,10 +241,10 @@ def decode_payload(payload: bytes):
     strings, tasks, order, events = content[:4]
     if type(strings) is not list or not all(type(s) is str for s in strings):
         raise Bad("malformed", "strings")
-    if type(tasks) is not list or len(tasks) < 2 or any(type(t) is not list for t in tasks[:2]):
+    if type(tasks) is not list or len(tasks) < 2:
         raise Bad("malformed", "tasks")
-    prefixes, suffixes = tasks[:2]
-    if len(prefixes) != len(suffixes):
+    prefixes, suffixes = (untyped(c) for c in tasks[:2])
+    if type(prefixes) is not list or type(suffixes) is not list or len(prefixes) != len(suffixes):
         raise Bad("malformed", "tasks")
     msg_ids = []
     for prefix, suffix in zip(prefixes, suffixes):
@@ -253,7 +268,10 @@ def decode_payload(payload: bytes):
         if type(columns) is not list:
             raise Bad("malformed", "columns")
         count = order.count(code)
+        columns = list(columns)
         for col, key, typ, required in fields:
+            if col < len(columns) and typ in ("task", "time", "symbol", "code", "int"):
+                columns[col] = untyped(columns[col])
             column = columns[col] if col < len(columns) else [None] * count
             if type(column) is not list or len(column) != count:
                 raise Bad("malformed", f"{name}.{key}")
@@ -586,6 +604,11 @@ MALFORMED = {
     "map with a non-string key": events_frame({12: [[0], ["x"], [{1: 2}]]}, order=b"\x0c"),
     "NaN in mark data": events_frame({12: [[0], ["x"], [{"f": float("nan")}]]}, order=b"\x0c"),
     "strings not strings": events_frame({}, [b"bytes"]),
+    "typed column of an unknown type": events_frame({12: [b"z\x00", ["x"]]}, order=b"\x0c"),
+    "typed column cut mid-value": events_frame({12: [b"i\x00\x00", ["x"]]}, order=b"\x0c"),
+    "typed column with a negative task": events_frame({13: [b"b\xff", ["n"]]}, ["p_"], ([0], [1]), b"\x0d"),
+    "typed column of text": events_frame({12: [[0], b"q" + bytes(8)]}, order=b"\x0c"),
+    "typed column of the wrong length": events_frame({12: [b"h\x00\x00\x00\x00", ["x"]]}, order=b"\x0c"),
 }
 
 

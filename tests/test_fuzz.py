@@ -41,10 +41,10 @@ CASE_SECONDS = 20  # a case that takes longer than this is a hang
 
 
 def source_log(path) -> None:
-    """A recording-like log: two segments, several frames, output, errors, marks, a close."""
+    """A recording-like log: two segments, frames small and large, output, errors, marks, a close."""
     with ipyrecorder.open_log(path, "w") as log:
         log.append({"kind": "engine_register", "t": T0, "engine_id": 0, "uuid": "u0", "present": True})
-        for i in range(12):
+        for i in range(44):  # frames of a few tasks, and of 20 (typed columns)
             msg_id, t = f"sess_7_{i}", T0 + timedelta(milliseconds=10 * i)
             log.append({"kind": "submit", "msg_id": msg_id, "t": t, "queue": "task", "function": f"f{i % 3}"})
             log.append({"kind": "start", "msg_id": msg_id, "t": t, "engine_id": 0})
@@ -63,7 +63,7 @@ def source_log(path) -> None:
                     "evalue": "bad" if status == "error" else None,
                 }
             )
-            if i % 3 == 2:
+            if i in (2, 5, 8, 23, 43):
                 log.append({"kind": "mark", "t": t, "text": f"phase {i}", "data": {"i": i}})
                 log.flush()
     with ipyrecorder.open_log(path, "a") as log:
