@@ -186,9 +186,9 @@ def typed(values):
         return values
     present = [v for v in values if v is not None] if None in values else values
     lo, hi = (min(present), max(present)) if present else (0, 0)
-    for tag, nil in INT_TYPES.items():
-        if nil < lo and hi < -nil:
-            break
+    tag, nil = next(
+        (tag, nil) for tag, nil in INT_TYPES.items() if nil < lo and hi < -nil
+    )  # (converters keep |v| < 2**63)
     column = array(chr(tag), values if present is values else [nil if v is None else v for v in values])
     if _BIG_ENDIAN:
         column.byteswap()
@@ -508,7 +508,11 @@ def _converter_source(kind) -> str:
             lines.append(f"    if {name} is not None: self.size += len(packb({name}))")
         else:
             lines.append(f"    {name} = {value}")
-            check = {"int": "isinstance({0}, int)", "text": "isinstance({0}, str)", "value": "plain({0})"}[f.codec]
+            check = {
+                "int": "isinstance({0}, int) and -MAX_INT <= {0} <= MAX_INT",
+                "text": "isinstance({0}, str)",
+                "value": "plain({0})",
+            }[f.codec]
             lines.append(f"    if {name} is not None and not ({check.format(name)}):")
             lines.append(f"        raise TypeError('{kind.name}.{f.key} cannot be ' + repr({name})[:80])")
             if f.codec in ("text", "value"):
@@ -528,6 +532,7 @@ def _converter(kind):
         "QUEUE_CODES": ev.QUEUE_CODES,
         "plain": plain,
         "packb": msgpack.packb,
+        "MAX_INT": MAX_INT,
     }
     exec(compile(_converter_source(kind), f"<ipyrecorder.payload: convert_{kind.name}>", "exec"), scope)
     return scope[f"convert_{kind.name}"]

@@ -1132,3 +1132,14 @@ def test_a_huge_traceback_keeps_its_end():
 
     text = plain_traceback(["Traceback (most recent call last):"] + ["  frame"] * MAX_TEXT + ["ValueError: the end"])
     assert len(text) < MAX_TEXT + 100 and text.startswith("[") and text.endswith("ValueError: the end")
+
+
+def test_an_integer_beyond_64_bits_is_refused(tmp_path):
+    path = tmp_path / "int.mpk"
+    with open_log(path, "w", header=header()) as log:
+        with pytest.raises(TypeError):
+            log.append({"kind": "engine_unregister", "t": at(1), "engine_id": 2**63})
+        for i in range(20):  # enough for a typed column
+            log.append({"kind": "engine_unregister", "t": at(i), "engine_id": 2**63 - 1 - i})
+    events, damage = read_all(path)
+    assert damage == [] and [e["engine_id"] for e in events[1:-1]] == [2**63 - 1 - i for i in range(20)]
