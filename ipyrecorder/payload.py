@@ -196,22 +196,30 @@ def typed(values):
 
 
 class _Ints(list):
-    """A typed column, read: every value is an int or nil already."""
+    """A typed column, read: ints (and nils), with the smallest and largest int and the nils counted."""
+
+    lo = hi = None
+    nils = 0
 
 
 def _untyped(column, where):
     """A typed column's values (nil where the type's smallest value is), or Malformed."""
+    import numpy as np
+
     nil = INT_TYPES.get(column[0]) if column else None
-    values = array(chr(column[0])) if nil is not None else None
-    if values is None or (len(column) - 1) % values.itemsize:
+    size = array(chr(column[0])).itemsize if nil is not None else 0
+    if not size or (len(column) - 1) % size:
         raise Malformed(f"{where} is not a typed column")
-    values.frombytes(column[1:])
-    if _BIG_ENDIAN:
-        values.byteswap()
-    values = values.tolist()
-    if nil in values:
-        values = [None if v == nil else v for v in values]
-    return _Ints(values)
+    values = np.frombuffer(column, dtype=f"<i{size}", offset=1)
+    nils = values == nil
+    present = values[~nils] if nils.any() else values
+    out = _Ints(values.tolist())
+    if present is not values:
+        out[:] = [None if v == nil else v for v in out]
+        out.nils = len(values) - len(present)
+    if len(present):
+        out.lo, out.hi = int(present.min()), int(present.max())
+    return out
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -347,11 +355,11 @@ def _msg_ids(tasks, strings) -> list:
         raise Malformed("the tasks are not [prefixes, suffixes]")
     if len(prefixes) != len(suffixes):
         raise Malformed("the tasks have as many prefixes as suffixes")
-    if not _all(prefixes, _INT) or (prefixes and not 0 <= min(prefixes) <= max(prefixes) < len(strings)):
+    if not _all(prefixes, _INT) or (prefixes and not 0 <= _range(prefixes)[0] <= _range(prefixes)[1] < len(strings)):
         raise Malformed("a task's prefix is not one of the frame's strings")
-    whole = None in suffixes  # some msg_ids are a string alone
-    numbers = [s for s in suffixes if s is not None] if whole else suffixes
-    if not _all(numbers, _INT) or (numbers and not 0 <= min(numbers) <= max(numbers) <= MAX_INT):
+    whole = suffixes.nils if type(suffixes) is _Ints else None in suffixes  # some msg_ids are a string alone
+    numbers = _present(suffixes, _OPTIONAL, "a task's suffix") if whole else suffixes
+    if not _all(numbers, _INT) or (numbers and not 0 <= _range(numbers)[0] <= _range(numbers)[1] <= MAX_INT):
         raise Malformed("a task's suffix is not nil or an integer from 0")
     if whole:
         out = [strings[p] if s is None else strings[p] + str(s) for p, s in zip(prefixes, suffixes)]
@@ -375,7 +383,15 @@ def _check_header(header) -> None:
 
 
 _STR, _INT = frozenset({str}), frozenset({int})
+_OPTIONAL = ev.Field("suffix")
 _PLAIN_TYPES = (type(None), bool, int, float, str)
+
+
+def _range(values):
+    """(smallest, largest) of ints: known for a typed column."""
+    if type(values) is _Ints and values.lo is not None:
+        return values.lo, values.hi
+    return min(values), max(values)
 
 
 def _all(values, types) -> bool:
@@ -402,16 +418,21 @@ def plain(value, depth: int = 0) -> bool:
 
 def _present(column, field, where):
     """The column's values that are not nil (checking there are none where the field is required)."""
-    if None not in column:  # the usual case, at C speed
+    nils = column.nils if type(column) is _Ints else None in column  # at C speed either way
+    if not nils:
         return column
     if field.required:
         raise Malformed(f"{where} is nil where it is required")
-    return [v for v in column if v is not None]
+    present = [v for v in column if v is not None]
+    if type(column) is _Ints:
+        present = _Ints(present)
+        present.lo, present.hi = column.lo, column.hi
+    return present
 
 
 def _check_indexes(column, field, where, size, what):
     values = _present(column, field, where)
-    if not _all(values, _INT) or (values and not 0 <= min(values) <= max(values) < size):
+    if not _all(values, _INT) or (values and not 0 <= _range(values)[0] <= _range(values)[1] < size):
         raise Malformed(f"{where} is not one of the frame's {what}")
 
 
@@ -432,13 +453,14 @@ def _check_code(names):
 
 def _check_time(column, field, where, base, tasks, strings):
     values = _present(column, field, where)
-    if not _all(values, _INT) or (values and not MIN_US <= base + min(values) <= base + max(values) <= MAX_US):
+    lo, hi = _range(values) if values and _all(values, _INT) else (0, 0)
+    if not _all(values, _INT) or (values and not MIN_US <= base + lo <= base + hi <= MAX_US):
         raise Malformed(f"{where} is not a time a datetime can hold")
 
 
 def _check_int(column, field, where, base, tasks, strings):
     values = _present(column, field, where)
-    if not _all(values, _INT) or (values and not -MAX_INT <= min(values) <= max(values) <= MAX_INT):
+    if not _all(values, _INT) or (values and not -MAX_INT <= _range(values)[0] <= _range(values)[1] <= MAX_INT):
         raise Malformed(f"{where} is not an integer")
 
 
