@@ -43,7 +43,6 @@ MIN_US = -62_135_596_800_000_000
 MAX_US = 253_402_300_799_999_999
 MAX_INT = 2**63 - 1
 FIRST_NEW_KIND = 17  # codes from here on are for kinds added later: readers that do not know them skip them
-NO_FIELDS = ()
 TYPED_FROM = 16  # columns of integers with at least this many values are written typed (binary)
 # A typed column: one byte naming the element type, then the values, little-endian; the type's
 # smallest value stands for nil (docs/format.md, section 3.1).
@@ -240,11 +239,9 @@ class Frame:
     unknown: dict  # kind code -> how many events of a kind this reader does not know were skipped
 
     def rows(self):
-        iterators = {}
-        for code, columns in self.events.items():
-            missing = len(_KIND_OF_CODE[code].fields) - len(columns)
-            padding = (repeat(None),) * missing if missing > 0 else NO_FIELDS
-            iterators[code] = zip(repeat(code), *columns[: len(_KIND_OF_CODE[code].fields)], *padding)
+        """The events in order. A row ends where the frame's columns end (trailing nil
+        fields left out, as readers of rows expect: ``len(row) > position`` or nil)."""
+        iterators = {code: zip(repeat(code), *columns) for code, columns in self.events.items()}
         return map(next, map(iterators.__getitem__, self.order))
 
 
@@ -304,12 +301,12 @@ def decode(payload: bytes) -> Frame:
             raise Malformed(f"the {kind.name} columns are not an array")
         columns = list(columns[: len(kind.fields)])
         for position, field in enumerate(kind.fields):
-            column = columns[position] if position < len(columns) else None
             where = f"{kind.name}.{field.key}"
-            if column is None:
+            if position >= len(columns):  # a trailing column left out: all nil
                 if field.required:
                     raise Malformed(f"{where} is missing")
                 continue
+            column = columns[position]
             if type(column) is bytes and field.codec in TYPED_CODECS:
                 column = columns[position] = _untyped(column, where)
             elif type(column) is not tuple:
