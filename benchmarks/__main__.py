@@ -21,7 +21,7 @@ PARAMS = {
     "overhead_pairs": (16, 3),  # baseline/recorded pairs per workload
     "writer_tasks": (100_000, 20_000),  # x3 events
     "writer_repeats": (5, 3),
-    "replay_events": (1_000_000, 200_000),  # wire events in the log
+    "replay_events": (1_000_000, 200_000),  # events in the log
     "replay_repeats": (3, 2),
     "size_tasks": (2000, 2000),
     "tail_batches": (400, 100),  # counted batches per tail run (4 runs)
@@ -34,7 +34,7 @@ PARAMS = {
 }
 
 OVERHEAD_TARGET = 0.98  # recorded/baseline throughput: "within 2 %"
-REPLAY_TARGET = 1_000_000  # wire events/s folded
+REPLAY_TARGET = 1_000_000  # events/s folded
 TAIL_TARGET_MS = 100  # p95 latency from flush() to folded, both ways of following
 SUSTAINED_RATE = 10_000  # events/s a follower keeps up with ...
 SUSTAINED_MAX_LAG_MS = 1000  # ... within the tail target at p95, and never further behind than this
