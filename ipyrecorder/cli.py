@@ -6,7 +6,9 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -158,7 +160,7 @@ def replay(logs, sink_name, output, options, until):
         return
     if output is None:
         output = str(Path(logs[0]).with_suffix(sink.suffix)) if sink.suffix else "-"
-    with _output(output, sink.binary) as out:
+    with _output_directory(output) if sink.directory else _output(output, sink.binary) as out:
         sink.write(log, out)
     _warn_damage(logs, log.damage)
     if output != "-":
@@ -179,6 +181,26 @@ def _output(path, binary):
             yield fh
     except BaseException:
         os.unlink(path)  # a failed sink leaves no half-written file behind
+        raise
+
+
+@contextlib.contextmanager
+def _output_directory(path):
+    """A new directory filled under a temporary name and renamed when the sink is done."""
+    if path == "-":
+        raise UsageError("this sink writes a directory: give it with -o DIR")
+    if os.path.exists(path):
+        raise UsageError(f"{path} exists: remove it, or choose another -o")
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        partial = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", suffix=".partial", dir=parent)
+    except OSError as exc:
+        raise NoFile(f"{path}: cannot write ({exc.strerror})") from None
+    try:
+        yield partial
+        os.rename(partial, path)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # a failed sink leaves nothing half-written behind
         raise
 
 

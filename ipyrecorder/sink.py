@@ -53,13 +53,15 @@ class Sink(plugin.Plugin):
 
     binary: bool = False  # True: ``write`` gets a binary file
     suffix: str | None = None  # without -o, write LOG's name with this suffix; None: stdout
+    directory: bool = False  # True: ``write`` gets the path of a new, empty directory to fill
 
     def wants_output(self) -> bool:
         """False when this configuration writes no file (an interactive window)."""
         return True
 
     def write(self, log: Log, out) -> None:
-        """Write ``log`` (``log.state`` or ``log.events()``) to the open file ``out``."""
+        """Write ``log`` (``log.state`` or ``log.events()``) to the open file ``out`` (a directory's
+        path for a ``directory`` sink)."""
         raise NotImplementedError
 
 
