@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench fuzz browser clean
+.PHONY: demo test lint format bench bench-10m fuzz browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ test: $(STAMP) browser lint
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+bench-10m: $(STAMP)  # issue 11's table at ten million tasks (writes about 250 MB to a temporary directory)
+	$(BIN)/python -m benchmarks.scale --tasks 10000000
 
 fuzz: $(STAMP)  # the fuzz test with many more cases than CI runs
 	IPYRECORDER_FUZZ_CASES=100000 $(BIN)/python -m pytest -q tests/test_fuzz.py

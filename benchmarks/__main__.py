@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-SECTIONS = ("overhead", "writer", "replay", "size", "tail", "sustained", "render", "serve")
+SECTIONS = ("overhead", "writer", "replay", "size", "tail", "sustained", "render", "serve", "scale")
 
 # (full, quick) parameters; the full default run takes about 5 minutes on 2 cores.
 PARAMS = {
@@ -31,6 +31,7 @@ PARAMS = {
     "serve_seconds": (15.0, 5.0),
     "render_repeats": (3, 1),
     "html_big_tasks": (1_000_000, 0),  # 0: skipped
+    "scale_tasks": (1_000_000, 100_000),  # a long history (10M: make bench-10m)
 }
 
 OVERHEAD_TARGET = 0.98  # recorded/baseline throughput: "within 2 %"
@@ -272,6 +273,10 @@ def rows(results: dict) -> list[tuple]:
         from . import serve
 
         out += serve.rows(results["serve"])
+    if results.get("scale"):
+        from . import scale
+
+        out += scale.rows(results["scale"])
     return out
 
 
@@ -383,6 +388,10 @@ def main(argv=None) -> int:
             from . import serve
 
             results["serve"] = serve.run(tmpdir, P["serve_backlog_events"], 10_000, P["serve_seconds"])
+        if "scale" in sections:
+            from . import scale
+
+            results["scale"] = scale.run(tmpdir, P["scale_tasks"])
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     results["seconds"] = time.perf_counter() - started
