@@ -2,7 +2,7 @@
 
 A synthetic log of N tasks (submit, start, complete each, on the usual engines)
 is written by ``LogWriter``; then each step runs in a fresh interpreter, which
-reports its own time and peak resident memory (``ru_maxrss``):
+reports its own time and peak resident memory (``VmHWM``):
 
 * ``replay()`` of the log (events folded per second, resident bytes per task);
 * ``ipyrecorder info``;
@@ -29,7 +29,7 @@ import msgpack
 from ._util import ROOT, log, now_us, write_task_log
 
 STEP = """
-import json, resource, sys, time
+import json, sys, time
 from ipyrecorder import replay
 from ipyrecorder.cli import main
 kind, path, out = sys.argv[1:4]
@@ -44,7 +44,10 @@ else:
         status = main(args)
     extra = {"status": int(status)}
 seconds = time.perf_counter() - t0
-print(json.dumps({"seconds": seconds, "max_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, **extra}))
+# the peak resident memory of this process (VmHWM: ru_maxrss would count the parent's, kept across exec)
+with open("/proc/self/status") as fh:
+    peak = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
+print(json.dumps({"seconds": seconds, "max_rss": peak, **extra}))
 """
 STEPS = ("replay", "info", "html", "parquet", "parquet-dataset")
 BARE_EVENTS = 3_000_000  # the baseline decodes (at most) this many events

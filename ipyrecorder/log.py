@@ -43,7 +43,7 @@ except ImportError:  # pragma: no cover
     fcntl = None
 
 FLUSH_BYTES = 1 << 20  # the writer starts a new frame past about this many bytes of events
-READ_CHUNK = 16 << 20  # files are read in pieces of this size
+READ_CHUNK = 4 << 20  # files are read in pieces of this size
 HEAD_BYTES = 64  # a log's first bytes: its first frame's start, with the segment's random id
 SNIFF_BYTES = 1 << 20  # a log has a frame that checks out within this many bytes of its start
 
@@ -88,6 +88,15 @@ class FrameStream:
         return self._split.pending if self._split is not None else 0
 
     def feed(self, data: bytes) -> list:
+        """The frames completed by ``data``, decoded."""
+        return list(self.feed_lazily(data))
+
+    def finish(self) -> list:
+        """The frames left at the end of the file; what remains is damage."""
+        return list(self.finish_lazily())
+
+    def feed_lazily(self, data: bytes) -> Iterator[tuple]:
+        """As ``feed``, decoding each frame only when it is asked for (a big file's memory)."""
         if self._split is None:
             data = self._undecided + data
             if data.startswith(format_v1.START):
@@ -97,22 +106,21 @@ class FrameStream:
                 self.version, self._split = pl.VERSION, framing.FrameSplitter()
             elif len(data) < 2 or (not self.live and len(data) < SNIFF_BYTES and not data.startswith(b"\x92")):
                 self._undecided = data  # wait for a marker
-                return []
+                return iter(())
             else:
                 raise NotALog(f"{self.path} is not an ipyrecorder log")
             self._undecided = b""
         return self._decode(self._split.feed(data))
 
-    def finish(self) -> list:
+    def finish_lazily(self) -> Iterator[tuple]:
         if self._split is None:
             if self._undecided:
                 raise NotALog(f"{self.path} is not an ipyrecorder log")
-            return []
+            return iter(())
         self._finished = True
         return self._decode(self._split.finish())
 
-    def _decode(self, found) -> list:
-        frames = []
+    def _decode(self, found) -> Iterator[tuple]:
         for offset, size, data in found:
             try:
                 frame = pl.decode(data) if self._frames1 is None else self._frames1.frame(data, self.path)
@@ -136,8 +144,7 @@ class FrameStream:
                 self._segment_starts.add(offset)
                 if self.header is None:
                     self.header = frame.header
-            frames.append((offset, frame))
-        return frames
+            yield offset, frame
 
 
 def _corrupt(damage: Damage) -> Damage:
@@ -205,8 +212,8 @@ class LogReader:
     def frames(self) -> Iterator[tuple]:
         stream = FrameStream(self.path)
         for data in _chunks(self.path):
-            yield from stream.feed(data)
-        yield from stream.finish()
+            yield from stream.feed_lazily(data)
+        yield from stream.finish_lazily()
         self.damage = stream.damage
 
     def events(self) -> Iterator[dict]:
