@@ -40,9 +40,12 @@ if kind == "replay":
 else:
     args = ["info", path] if kind == "info" else ["replay", path, "--sink", kind, "-o", out]
     import contextlib, io
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
         status = main(args)
-    extra = {"status": int(status)}
+    if status != 0:
+        sys.exit(f"{kind}: exit status {int(status)}: {err.getvalue()}")
+    extra = {}
 seconds = time.perf_counter() - t0
 # the peak resident memory of this process (VmHWM: ru_maxrss would count the parent's, kept across exec)
 with open("/proc/self/status") as fh:

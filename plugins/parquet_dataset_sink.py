@@ -18,7 +18,7 @@ from ipyrecorder.events import KINDS, QUEUES, STATUSES
 from ipyrecorder.log import LogReader
 from ipyrecorder.sink import Option, Sink, SinkError
 
-BATCH_ROWS = 1 << 18  # rows of one kind gathered before a part file is written
+BATCH_ROWS = 1 << 16  # rows of one kind gathered before a part file is written
 
 
 def _pyarrow():
