@@ -28,10 +28,6 @@ _OK, _SHORT, _BAD = 0, 1, 2
 _TIMES = {kind.code: kind.positions("time") for kind in ev.KINDS}
 
 
-def starts_like_a_log(data: bytes) -> bool:
-    return data[:2] == START[: len(data[:2])] and bool(data)
-
-
 def _frame_at(buf, pos: int):
     """Classify the bytes at ``pos``: a whole valid frame (and its end), too short, or bad."""
     n = len(buf)

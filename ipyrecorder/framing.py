@@ -39,11 +39,6 @@ def frame(payload: bytes) -> bytes:
     return MARKER + (head + payload).replace(ESCAPE, ESCAPED)
 
 
-def starts_like_a_log(data: bytes) -> bool:
-    """Whether ``data`` (a file's first bytes) can be the start of a format-2 log."""
-    return data[: len(MARKER)] == MARKER[: len(data)]
-
-
 def _open(escaped: bytes):
     """``(payload, why, used)`` for one marker-less piece: the payload if a frame checks out
     (else None, and why: short, length, crc), and how many of the piece's bytes it used."""
