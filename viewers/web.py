@@ -256,13 +256,10 @@ class Feed:
             "segments": len(state.headers),
         }
 
-    def _damage_count(self, state) -> int:
-        return len(self.tail.damage)
-
     def _mark_sent(self, state):
         self._sent_marks = len(state.marks)
         self._sent_notices = len(self.tail.notices)
-        self._sent_damage = self._damage_count(state)
+        self._sent_damage = len(self.tail.damage)
         self._engines = {e.id: engine_fields(e) for e in state.engines.values() if e.id is not None}
 
     def _collect(self):
@@ -289,7 +286,7 @@ class Feed:
                 engines.append(row)
         marks = changes.marks
         notices = self.tail.notices[self._sent_notices :]
-        damage = self._damage_count(state)
+        damage = len(self.tail.damage)
         live = self._live(state)
         if not (
             tasks
