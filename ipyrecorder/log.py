@@ -79,6 +79,11 @@ class FrameStream:
             found = [d if d.code != TORN or self._crash_left(d) else _corrupt(d) for d in found]
         return sorted(found + self._decode_damage, key=lambda d: d.offset)
 
+    @property
+    def damage_count(self) -> int:
+        """How many damaged regions ``damage`` lists, without sorting them."""
+        return (len(self._split.damage) if self._split is not None else 0) + len(self._decode_damage)
+
     def _crash_left(self, damage: Damage) -> bool:
         end = damage.offset + damage.length
         return end in self._segment_starts or (self._finished and end == self._split.offset)

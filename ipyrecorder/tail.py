@@ -112,6 +112,11 @@ class LogTail:
             return fh.read(HEAD_BYTES) != self._head
 
     @property
+    def damage_count(self) -> int:
+        """How many damaged regions ``damage`` lists (cheap: a live viewer asks often)."""
+        return self._stream.damage_count + len(self.state.damage)
+
+    @property
     def damage(self) -> list:
         """Damaged regions met so far (docs/format.md, section 2.1)."""
         return sorted(self._stream.damage + self.state.damage, key=lambda d: d.offset)

@@ -259,7 +259,7 @@ class Feed:
     def _mark_sent(self, state):
         self._sent_marks = len(state.marks)
         self._sent_notices = len(self.tail.notices)
-        self._sent_damage = len(self.tail.damage)
+        self._sent_damage = self.tail.damage_count
         self._engines = {e.id: engine_fields(e) for e in state.engines.values() if e.id is not None}
 
     def _collect(self):
@@ -286,7 +286,7 @@ class Feed:
                 engines.append(row)
         marks = changes.marks
         notices = self.tail.notices[self._sent_notices :]
-        damage = len(self.tail.damage)
+        damage = self.tail.damage_count
         live = self._live(state)
         if not (
             tasks
