@@ -93,13 +93,19 @@ def run(tmpdir, tasks: int) -> dict:
     for kind in STEPS:
         target = os.path.join(tmpdir, f"out-{kind}")
         log(f"[scale] {kind} ...")
-        out[kind] = _step(kind, path, target)
+        try:
+            out[kind] = _step(kind, path, target)
+        except RuntimeError as exc:  # one step failing does not lose the others' figures
+            log(f"[scale] {exc}")
+            out[kind] = {"error": str(exc)}
         if os.path.isdir(target):
             shutil.rmtree(target)
         elif os.path.exists(target):
             os.remove(target)
     os.remove(path)
     replayed = out["replay"]
+    if "error" in replayed:
+        raise RuntimeError(replayed["error"])
     out["replay_events_per_s"] = replayed["events"] / replayed["seconds"]
     out["resident_bytes_per_task"] = replayed["max_rss"] / tasks
     return out
@@ -132,6 +138,9 @@ def rows(result) -> list:
     targets = {"info": (2, None), "html": (20, 2e9), "parquet": (20, 2e9), "parquet-dataset": (None, None)}
     for kind, (seconds, memory) in targets.items():
         s = result[kind]
+        if "error" in s:
+            out.append((f"10c {kind} {label}", "failed", "", "", s["error"][-80:], ""))
+            continue
         verdict = []
         if seconds is not None:
             verdict.append(f"< {seconds} s: " + ("met" if s["seconds"] < seconds else "MISSED"))
