@@ -160,8 +160,8 @@ class FrameBuilder:
         for code, columns in self.columns.items():
             while len(columns) > 1 and all(v is None for v in columns[-1]):
                 columns.pop()  # trailing columns of nothing but nil are left out
-            fields = _KIND_OF_CODE[code].fields
-            events[code] = [typed(c) if f.codec in TYPED_CODECS else c for c, f in zip(columns, fields)]
+            kind_fields = _KIND_OF_CODE[code].fields
+            events[code] = [typed(c) if f.codec in TYPED_CODECS else c for c, f in zip(columns, kind_fields)]
         prefixes, suffixes = typed(prefixes), typed(suffixes)
         pack = self._packer.pack
         content = pack([list(self.strings), [prefixes, suffixes], bytes(self.order), events])
@@ -352,11 +352,11 @@ def _msg_ids(tasks, strings) -> list:
         raise Malformed("the tasks are not [prefixes, suffixes]")
     if len(prefixes) != len(suffixes):
         raise Malformed("the tasks have as many prefixes as suffixes")
-    if not _all(prefixes, _INT) or (prefixes and not 0 <= _range(prefixes)[0] <= _range(prefixes)[1] < len(strings)):
+    if not _ints_within(prefixes, 0, len(strings) - 1):
         raise Malformed("a task's prefix is not one of the frame's strings")
     whole = suffixes.nils if type(suffixes) is _Ints else None in suffixes  # some msg_ids are a string alone
     numbers = _present(suffixes, _OPTIONAL, "a task's suffix") if whole else suffixes
-    if not _all(numbers, _INT) or (numbers and not 0 <= _range(numbers)[0] <= _range(numbers)[1] <= MAX_INT):
+    if not _ints_within(numbers, 0, MAX_INT):
         raise Malformed("a task's suffix is not nil or an integer from 0")
     if whole:
         out = [strings[p] if s is None else strings[p] + str(s) for p, s in zip(prefixes, suffixes)]
@@ -389,6 +389,16 @@ def _range(values):
     if type(values) is _Ints and values.lo is not None:
         return values.lo, values.hi
     return min(values), max(values)
+
+
+def _ints_within(values, lo: int, hi: int) -> bool:
+    """Every value is an int from ``lo`` to ``hi`` (an empty column is)."""
+    if not _all(values, _INT):
+        return False
+    if not values:
+        return True
+    smallest, largest = _range(values)
+    return lo <= smallest and largest <= hi
 
 
 def _all(values, types) -> bool:
@@ -429,7 +439,7 @@ def _present(column, field, where):
 
 def _check_indexes(column, field, where, size, what):
     values = _present(column, field, where)
-    if not _all(values, _INT) or (values and not 0 <= _range(values)[0] <= _range(values)[1] < size):
+    if not _ints_within(values, 0, size - 1):
         raise Malformed(f"{where} is not one of the frame's {what}")
 
 
@@ -450,14 +460,13 @@ def _check_code(names):
 
 def _check_time(column, field, where, base, tasks, strings):
     values = _present(column, field, where)
-    lo, hi = _range(values) if values and _all(values, _INT) else (0, 0)
-    if not _all(values, _INT) or (values and not MIN_US <= base + lo <= base + hi <= MAX_US):
+    if not _ints_within(values, MIN_US - base, MAX_US - base):
         raise Malformed(f"{where} is not a time a datetime can hold")
 
 
 def _check_int(column, field, where, base, tasks, strings):
     values = _present(column, field, where)
-    if not _all(values, _INT) or (values and not -MAX_INT <= _range(values)[0] <= _range(values)[1] <= MAX_INT):
+    if not _ints_within(values, -MAX_INT, MAX_INT):
         raise Malformed(f"{where} is not an integer")
 
 

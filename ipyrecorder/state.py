@@ -350,11 +350,8 @@ class State:
         engine_of = self._engine
         if self._changed is not None:
             arrays = self._note_changes(arrays)
-        counted = [0]
-        try:
-            self._fold(arrays, tasks, tids, symbols, engines, engine_of, self._base, counted)
-        finally:
-            self.events += counted[0]
+        # (a frame that does not fold through raises here: its events are not counted)
+        self.events += self._fold(arrays, tasks, tids, symbols, engines, engine_of, self._base)
         return self
 
     def take_changes(self) -> Changes:
@@ -452,13 +449,12 @@ class State:
             self._uuid_keys[uuid] = key
         return self._engine(key)
 
-    def _fold(self, arrays, tasks, tids, symbols, engines, engine_of, base, counted):
+    def _fold(self, arrays, tasks, tids, symbols, engines, engine_of, base) -> int:
         offset = self._offset
         source = self.source
         n = 0
         for a in arrays:
             n += 1
-            counted[0] = n
             kind = a[0]
             if kind == ev.SUBMIT:
                 task = tids[a[SUBMIT_TASK]]
@@ -600,6 +596,7 @@ class State:
             elif kind == ev.CLOSE:
                 stats = a[CLOSE_STATS] if len(a) > CLOSE_STATS else {}
                 self.closes.append({"t": from_us(base + a[CLOSE_T]), **(stats or {})})
+        return n
 
     @property
     def closed(self) -> bool:

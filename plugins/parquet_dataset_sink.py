@@ -74,8 +74,8 @@ def _json(values):
     return [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
 
 
-def _batch(kind, columns, frame, log_name, pa):
-    """One RecordBatch of a frame's events of ``kind``."""
+def _batch(kind, columns, frame, log_name, pa, names):
+    """One RecordBatch of a frame's events of ``kind``; ``names`` is what each index codec indexes."""
     pc = pa.compute
     types = _types(pa)
     count = len(columns[0]) if columns else 0
@@ -83,9 +83,8 @@ def _batch(kind, columns, frame, log_name, pa):
     for i, field in enumerate(kind.fields):
         values = list(columns[i]) if i < len(columns) else [None] * count
         codec = field.codec
-        if codec in ("task", "symbol", "status", "queue"):
-            table = {"task": frame.msg_ids, "symbol": frame.strings, "status": STATUSES, "queue": QUEUES}[codec]
-            array = pa.array(table, pa.string()).take(pa.array(values, pa.int64()))
+        if codec in names:
+            array = names[codec].take(pa.array(values, pa.int64()))
         elif codec == "time":
             array = pc.add(pa.array(values, pa.int64()), frame.base).cast(types["time"])
         elif codec in ("map", "value"):
@@ -115,14 +114,17 @@ class ParquetDatasetSink(Sink):
         compression = self.config["compression"]
         compression = None if compression == "none" else compression
         writer = _PartWriter(out, compression, pa)
+        codes = {"status": pa.array(STATUSES, pa.string()), "queue": pa.array(QUEUES, pa.string())}
         damage = []
         for path in log.paths:
             reader = LogReader(path)
             name = os.path.basename(str(path))
             for _, frame in reader.frames():
+                # the frame's tasks and strings, as Arrow arrays once for all its kinds
+                names = {"task": pa.array(frame.msg_ids, pa.string()), "symbol": pa.array(frame.strings, pa.string())}
                 for code, columns in _columns(frame).items():
                     kind = _KIND_OF_CODE[code]
-                    writer.add(kind, _batch(kind, columns, frame, name, pa))
+                    writer.add(kind, _batch(kind, columns, frame, name, pa, {**names, **codes}))
             damage += reader.damage
         writer.close()
         log.damage = damage
