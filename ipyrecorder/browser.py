@@ -103,8 +103,8 @@ def task_fields(task, chars: int) -> list:
         task.completed_us,
         task.received_us,
         error,
-        _head(task._stdout, chars),
-        _head(task._stderr, chars),
+        _head(task.stdout_chunks, chars),
+        _head(task.stderr_chunks, chars),
     ]
 
 

@@ -151,6 +151,9 @@ def from_us(us: int | None) -> datetime | None:
     return None if us is None else EPOCH + timedelta(microseconds=us)
 
 
+MAX_SUFFIX = 10**18  # a msg_id's numeric suffix has at most 18 digits
+
+
 def split_msg_id(msg_id: str):
     """Split a msg_id into a shared prefix and a short suffix (an int where exact).
 

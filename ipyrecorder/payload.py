@@ -26,6 +26,7 @@ import sys
 import zlib
 from array import array
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import repeat
 
 import msgpack
@@ -194,14 +195,44 @@ def typed(values):
     return bytes((tag,)) + column.tobytes()
 
 
-class _Ints(list):
-    """A typed column, read: ints (and nils), with the smallest and largest int and the nils counted."""
+class IntColumn:
+    """A typed column, read: a numpy array of its values (``nil``, the type's smallest
+    value, where a value is nil), the smallest and largest value present and the nils
+    counted. Iterated, it gives ints and Nones: the list is made on first use, so a
+    reader of arrays (``state.py``'s batch fold) never pays for it."""
 
-    lo = hi = None
-    nils = 0
+    __slots__ = ("array", "nil", "lo", "hi", "nils", "_list")
+
+    def __init__(self, values, nil: int):
+        self.array, self.nil = values, nil
+        nils = values == nil
+        self.nils = int(nils.sum()) if len(values) else 0
+        present = values[~nils] if self.nils else values
+        self.lo = self.hi = None
+        if len(present):
+            self.lo, self.hi = int(present.min()), int(present.max())
+        self._list = None
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __iter__(self):
+        return iter(self.tolist())
+
+    def __getitem__(self, i):
+        return self.tolist()[i]
+
+    def tolist(self) -> list:
+        if self._list is None:
+            out = self.array.tolist()
+            if self.nils:
+                nil = self.nil
+                out = [None if v == nil else v for v in out]
+            self._list = out
+        return self._list
 
 
-def _untyped(column, where):
+def _untyped(column, where) -> IntColumn:
     """A typed column's values (nil where the type's smallest value is), or Malformed."""
     import numpy as np
 
@@ -209,16 +240,7 @@ def _untyped(column, where):
     size = array(chr(column[0])).itemsize if nil is not None else 0
     if not size or (len(column) - 1) % size:
         raise Malformed(f"{where} is not a typed column")
-    values = np.frombuffer(column, dtype=f"<i{size}", offset=1)
-    nils = values == nil
-    present = values[~nils] if nils.any() else values
-    out = _Ints(values.tolist())
-    if present is not values:
-        out[:] = [None if v == nil else v for v in out]
-        out.nils = len(values) - len(present)
-    if len(present):
-        out.lo, out.hi = int(present.min()), int(present.max())
-    return out
+    return IntColumn(np.frombuffer(column, dtype=f"<i{size}", offset=1), nil)
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -226,17 +248,30 @@ def _untyped(column, where):
 class Frame:
     """One decoded payload. ``rows()`` gives its events as wire arrays, the fold's input:
     ``(kind code, field values...)``, times relative to ``base``, symbols indexing
-    ``strings`` and tasks indexing ``msg_ids``."""
+    ``strings`` and tasks indexing ``msg_ids``.
+
+    The tasks are also kept as the payload has them: ``prefixes`` (indexes into
+    ``strings``) and ``suffixes`` (ints, or nil for a msg_id that is its prefix alone),
+    each a tuple or an ``IntColumn``; ``canonical`` says each pair is how
+    ``events.split_msg_id`` splits its msg_id, so pairs name tasks as msg_ids do.
+    """
 
     segment: bytes
     seq: int
     base: int
     header: dict | None
-    strings: list
-    msg_ids: list
+    strings: tuple
+    prefixes: object
+    suffixes: object
+    canonical: bool
     order: bytes
     events: dict  # kind code -> columns
     unknown: dict  # kind code -> how many events of a kind this reader does not know were skipped
+
+    @cached_property
+    def msg_ids(self) -> list:
+        """Each task's msg_id, spelled out (made on first use)."""
+        return _spell(self.prefixes, self.suffixes, self.strings)
 
     def rows(self):
         """The events in order. A row ends where the frame's columns end (trailing nil
@@ -279,7 +314,7 @@ def decode(payload: bytes) -> Frame:
     strings, tasks, order, events = content[:4]
     if type(strings) is not tuple or not _all(strings, _STR):
         raise Malformed("the strings are not all strings")
-    msg_ids = _msg_ids(tasks, strings)
+    prefixes, suffixes, canonical = _tasks(tasks, strings)
     if type(order) is not bytes:
         raise Malformed("the order is not bytes")
     if type(events) is not dict:
@@ -313,11 +348,11 @@ def decode(payload: bytes) -> Frame:
                 raise Malformed(f"{where} is not an array of values")
             if len(column) != counts[code]:
                 raise Malformed(f"{where} does not hold one value per {kind.name} event")
-            _CHECKS[field.codec](column, field, where, base, len(msg_ids), len(strings))
+            _CHECKS[field.codec](column, field, where, base, len(prefixes), len(strings))
         read[code] = columns
     if unknown:
         order = bytes(code for code in order if code not in unknown)
-    return Frame(segment, seq, base, header, strings, msg_ids, order, read, unknown)
+    return Frame(segment, seq, base, header, strings, prefixes, suffixes, canonical, order, read, unknown)
 
 
 def _no_ext(code, data):
@@ -344,27 +379,77 @@ def _inflate(data: bytes) -> bytes:
     return out
 
 
-def _msg_ids(tasks, strings) -> list:
+def _tasks(tasks, strings):
+    """(prefixes, suffixes, canonical) of a frame's tasks, checked; Malformed if they break the rules."""
     if type(tasks) is not tuple or len(tasks) < 2:
         raise Malformed("the tasks are not [prefixes, suffixes]")
     prefixes, suffixes = (_untyped(c, "a task column") if type(c) is bytes else c for c in tasks[:2])
-    if type(prefixes) not in (tuple, _Ints) or type(suffixes) not in (tuple, _Ints):
+    if type(prefixes) not in (tuple, IntColumn) or type(suffixes) not in (tuple, IntColumn):
         raise Malformed("the tasks are not [prefixes, suffixes]")
     if len(prefixes) != len(suffixes):
         raise Malformed("the tasks have as many prefixes as suffixes")
     if not _ints_within(prefixes, 0, len(strings) - 1):
         raise Malformed("a task's prefix is not one of the frame's strings")
-    whole = suffixes.nils if type(suffixes) is _Ints else None in suffixes  # some msg_ids are a string alone
-    numbers = _present(suffixes, _OPTIONAL, "a task's suffix") if whole else suffixes
-    if not _ints_within(numbers, 0, MAX_INT):
+    if not _ints_within(_present(suffixes, _OPTIONAL, "a task's suffix"), 0, MAX_INT):
         raise Malformed("a task's suffix is not nil or an integer from 0")
-    if whole:
-        out = [strings[p] if s is None else strings[p] + str(s) for p, s in zip(prefixes, suffixes)]
-    else:
-        out = list(map(operator.add, map(strings.__getitem__, prefixes), map(str, suffixes)))
-    if len(set(out)) != len(out):
+    canonical = _canonical(prefixes, suffixes, strings)
+    if not (_distinct(prefixes, suffixes) if canonical else _distinct_spelled(prefixes, suffixes, strings)):
         raise Malformed("a msg_id is listed twice among the frame's tasks")
-    return out
+    return prefixes, suffixes, canonical
+
+
+def _canonical(prefixes, suffixes, strings) -> bool:
+    """Every (prefix, suffix) pair is how ``split_msg_id`` splits its msg_id, and the strings
+    are distinct: then two tasks are the same msg_id exactly when their pairs are equal."""
+    if len(set(strings)) != len(strings):
+        return False
+    if type(prefixes) is IntColumn and type(suffixes) is IntColumn:
+        import numpy as np
+
+        if suffixes.hi is not None and suffixes.hi >= ev.MAX_SUFFIX:
+            return False
+        alone = suffixes.array == suffixes.nil
+        numbered = np.unique(prefixes.array[~alone] if suffixes.nils else prefixes.array).tolist()
+        alone = np.unique(prefixes.array[alone]).tolist() if suffixes.nils else ()
+    else:
+        if any(s is not None and s >= ev.MAX_SUFFIX for s in suffixes):
+            return False
+        numbered = {p for p, s in zip(prefixes, suffixes) if s is not None}
+        alone = {p for p, s in zip(prefixes, suffixes) if s is None}
+    split = ev.split_msg_id
+    return all(not strings[p] or strings[p][-1] == "_" for p in numbered) and all(
+        type(split(strings[p])[1]) is not int for p in alone
+    )
+
+
+def _distinct(prefixes, suffixes) -> bool:
+    """No (prefix, suffix) pair is listed twice."""
+    if len(prefixes) < 2:
+        return True
+    if type(prefixes) is not IntColumn or type(suffixes) is not IntColumn:
+        return len(set(zip(prefixes, suffixes))) == len(prefixes)
+    import numpy as np
+
+    p, s = prefixes.array.astype(np.int64), suffixes.array.astype(np.int64)
+    lo, span = int(s.min()), int(s.max()) - int(s.min()) + 1
+    if span * (prefixes.hi + 1) <= 8 * len(p) + 4096:  # dense: count the pairs
+        return int(np.bincount(p * span + (s - lo)).max()) <= 1
+    order = np.lexsort((s, p))
+    p, s = p[order], s[order]
+    return not bool(np.any((p[1:] == p[:-1]) & (s[1:] == s[:-1])))
+
+
+def _distinct_spelled(prefixes, suffixes, strings) -> bool:
+    """No msg_id is listed twice, comparing the msg_ids spelled out."""
+    spelled = _spell(prefixes, suffixes, strings)
+    return len(set(spelled)) == len(spelled)
+
+
+def _spell(prefixes, suffixes, strings) -> list:
+    """The msg_ids of (prefix, suffix) pairs."""
+    if (suffixes.nils if type(suffixes) is IntColumn else None in suffixes):  # some are a string alone
+        return [strings[p] if s is None else strings[p] + str(s) for p, s in zip(prefixes, suffixes)]
+    return list(map(operator.add, map(strings.__getitem__, prefixes), map(str, suffixes)))
 
 
 def _check_header(header) -> None:
@@ -384,26 +469,18 @@ _OPTIONAL = ev.Field("suffix")
 _PLAIN_TYPES = (type(None), bool, int, float, str)
 
 
-def _range(values):
-    """(smallest, largest) of ints: known for a typed column."""
-    if type(values) is _Ints and values.lo is not None:
-        return values.lo, values.hi
-    return min(values), max(values)
-
-
 def _ints_within(values, lo: int, hi: int) -> bool:
     """Every value is an int from ``lo`` to ``hi`` (an empty column is)."""
+    if type(values) is IntColumn:  # its range is known (of the values present: nils were checked)
+        return values.lo is None or (lo <= values.lo and values.hi <= hi)
     if not _all(values, _INT):
         return False
-    if not values:
-        return True
-    smallest, largest = _range(values)
-    return lo <= smallest and largest <= hi
+    return not values or (lo <= min(values) and max(values) <= hi)
 
 
 def _all(values, types) -> bool:
     """Every value's type is one of ``types`` (set of map(type): C speed; a typed column holds ints)."""
-    if type(values) is _Ints:
+    if type(values) is IntColumn:
         return int in types
     return set(map(type, values)) <= types
 
@@ -424,17 +501,15 @@ def plain(value, depth: int = 0) -> bool:
 
 
 def _present(column, field, where):
-    """The column's values that are not nil (checking there are none where the field is required)."""
-    nils = column.nils if type(column) is _Ints else None in column  # at C speed either way
+    """The column's values that are not nil (checking there are none where the field is required).
+
+    A typed column is given back whole: its range is that of the values present."""
+    nils = column.nils if type(column) is IntColumn else None in column  # at C speed either way
     if not nils:
         return column
     if field.required:
         raise Malformed(f"{where} is nil where it is required")
-    present = [v for v in column if v is not None]
-    if type(column) is _Ints:
-        present = _Ints(present)
-        present.lo, present.hi = column.lo, column.hi
-    return present
+    return column if type(column) is IntColumn else [v for v in column if v is not None]
 
 
 def _check_indexes(column, field, where, size, what):

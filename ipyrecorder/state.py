@@ -1,9 +1,10 @@
 """Folding a log into state: tasks, engines, marks and a summary.
 
-``replay(path)`` is the way in. The fold works on raw wire arrays (see
-``events.py`` for their layout) because it is the hot path of every sink and
-viewer; times are kept as integer microseconds and turned into UTC datetimes
-only when an attribute is read.
+``replay(path)`` is the way in. Tasks live in typed columns (``table.py``),
+times as integer microseconds turned into UTC datetimes only when an attribute
+is read. A frame is folded whole with numpy when that gives the same state as
+folding its events one by one (``batch.py``); else its wire rows are folded
+here, one at a time (see ``events.py`` for their layout).
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ from __future__ import annotations
 import dataclasses
 import gc
 import warnings
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass
 from typing import Iterable
 
+import numpy as np
+
 from . import events as ev
+from .batch import fold_batch
 from .damage import unreadable
 from .log import LogReader
+from .table import NIL, NONE, TASK_KEYS, Task, Tasks, TaskTable
 
 from_us = ev.from_us
 QUEUES = ev.QUEUES
@@ -31,9 +36,8 @@ START_TASK, START_T, START_ENGINE = _K["start"].at("msg_id", "t", "engine_id")
 COMPLETE_TASK, COMPLETE_STATUS, COMPLETE_STARTED, COMPLETE_COMPLETED, COMPLETE_RECEIVED = _K["complete"].at(
     "msg_id", "status", "started", "completed", "received"
 )
-COMPLETE_ENGINE, COMPLETE_ENAME, COMPLETE_EVALUE, COMPLETE_TRACEBACK = _K["complete"].at(
-    "engine_id", "ename", "evalue", "traceback"
-)
+COMPLETE_ENGINE, COMPLETE_ENAME = _K["complete"].at("engine_id", "ename")
+COMPLETE_ERROR = _K["complete"].at("ename", "evalue", "traceback")
 OUTPUT_TASK, OUTPUT_TEXT = _K["stdout"].at("msg_id", "text")
 assert _K["stderr"].fields == _K["stdout"].fields  # the fold reads both alike
 ATTEMPT_TASK, *ATTEMPT_FIELDS = _K["attempt_error"].at("msg_id", "t", "engine_id", "ename", "evalue", "traceback")
@@ -45,6 +49,7 @@ MARK_T, MARK_TEXT, MARK_DATA = _K["mark"].at("t", "text", "data")
 LABEL_TASK, LABEL_NAME = _K["label"].at("msg_id", "name")
 RESUBMIT_TASK, RESUBMIT_NEW = _K["resubmit"].at("msg_id", "new_msg_id")
 CLOSE_T, CLOSE_STATS = _K["close"].at("t", "stats")
+OK = ev.STATUS_CODES["ok"]
 CLUSTER_STRIDE = 1_000_000  # engine keys of the n-th merged cluster start at (n - 1) * this
 # Where each kind names tasks and, with no task, an engine: what the fold notes as changed
 # for live viewers (``State.take_changes``).
@@ -61,160 +66,6 @@ def engine_label(engine_id) -> str:
     return f"engine {engine_id % CLUSTER_STRIDE} (cluster {1 + engine_id // CLUSTER_STRIDE})"
 
 
-class Task:
-    """One task, with attributes named like the Hub's TaskRecord.
-
-    ``submitted``/``received`` are the client's clock, ``started``/``completed``
-    the engine's. ``started`` is the engine's own stamp from the reply when the
-    task completed, else the latest start (iopub ``busy``) seen. ``status`` is
-    where the task is (pending, running, ok, error, aborted); ``outcome`` is its
-    result once it completed (ok, error, aborted), else None.
-    """
-
-    __slots__ = (
-        "msg_id",
-        "name",
-        "label",
-        "function",
-        "queue",
-        "target",
-        "chunk",
-        "submitted_us",
-        "start_us",
-        "started_us",
-        "completed_us",
-        "received_us",
-        "engine_id",
-        "outcome",
-        "ename",
-        "evalue",
-        "traceback",
-        "_stdout",
-        "_stderr",
-        "attempts",
-        "attempt_errors",
-        "resubmitted",
-        "resubmit_of",
-        "broadcast",
-        "_source",
-    )
-
-    def __init__(self, msg_id: str):
-        self.msg_id = msg_id
-        self.name = self.label = self.function = self.queue = self.target = None
-        self.chunk = None
-        self.submitted_us = self.start_us = self.started_us = None
-        self.completed_us = self.received_us = None
-        self.engine_id = self.outcome = self.ename = self.evalue = self.traceback = None
-        self._stdout = self._stderr = None
-        self.attempts = None  # [(engine_id, start_us), ...] once a task starts twice
-        self.attempt_errors = None  # [(engine_id, t_us, ename, evalue, traceback), ...]
-        self.resubmitted = self.resubmit_of = None
-        self.broadcast = None  # msg_id of the broadcast request this per-engine task belongs to
-        self._source = None  # which of several merged logs gave this task's output and attempts
-
-    submitted = property(lambda self: from_us(self.submitted_us))
-
-    @property
-    def effective_start_us(self) -> int | None:
-        """When it started: the engine's own stamp from the reply, else the latest start (busy) seen."""
-        return self.started_us if self.started_us is not None else self.start_us
-
-    started = property(lambda self: from_us(self.effective_start_us))
-    completed = property(lambda self: from_us(self.completed_us))
-    received = property(lambda self: from_us(self.received_us))
-    stdout = property(lambda self: "".join(self._stdout) if self._stdout else "")
-    stderr = property(lambda self: "".join(self._stderr) if self._stderr else "")
-
-    @property
-    def error(self) -> str | None:
-        """``"ename: evalue"`` for a task that failed, else None."""
-        if self.ename is None:
-            return None
-        return f"{self.ename}: {self.evalue}" if self.evalue else self.ename
-
-    @property
-    def display_name(self) -> str:
-        """What views call the task: its name, else its ipyparallel label, function, msg_id."""
-        return self.name or self.label or self.function or self.msg_id
-
-    @property
-    def status(self) -> str:
-        """Where the task is: pending (submitted), running, or its ``outcome`` once it has one."""
-        if self.outcome is not None:
-            return self.outcome
-        return "running" if self.start_us is not None else "pending"
-
-    @property
-    def state(self) -> str:
-        """Deprecated: ``status``."""
-        warnings.warn("Task.state is now Task.status", DeprecationWarning, stacklevel=2)
-        return self.status
-
-    @property
-    def run_seconds(self) -> float | None:
-        """Execution time, completed - started, both on the engine's clock."""
-        start = self.effective_start_us
-        if start is None or self.completed_us is None:
-            return None
-        return (self.completed_us - start) / 1e6
-
-    @property
-    def wall_seconds(self) -> float | None:
-        """Round trip, received - submitted, both on the client's clock."""
-        if self.submitted_us is None or self.received_us is None:
-            return None
-        return (self.received_us - self.submitted_us) / 1e6
-
-    @property
-    def queue_seconds(self) -> float | None:
-        """Waiting time, started - submitted: mixes engine and client clocks."""
-        start = self.effective_start_us
-        if start is None or self.submitted_us is None:
-            return None
-        return (start - self.submitted_us) / 1e6
-
-    def to_dict(self) -> dict:
-        """A JSON-ready record (times as ISO 8601 UTC strings)."""
-        iso = lambda us: None if us is None else from_us(us).isoformat()  # noqa: E731
-        started = self.effective_start_us
-        return {
-            "msg_id": self.msg_id,
-            "name": self.name,
-            "label": self.label,
-            "function": self.function,
-            "queue": self.queue,
-            "target": self.target,
-            "chunk": self.chunk,
-            "engine_id": self.engine_id,
-            "status": self.status,
-            "submitted": iso(self.submitted_us),
-            "started": iso(started),
-            "completed": iso(self.completed_us),
-            "received": iso(self.received_us),
-            "run_seconds": self.run_seconds,
-            "queue_seconds": self.queue_seconds,
-            "wall_seconds": self.wall_seconds,
-            "error": self.error,
-            "traceback": self.traceback,
-            "attempt_errors": [
-                {"engine_id": e, "t": iso(t), "ename": n, "evalue": v, "traceback": tb}
-                for e, t, n, v, tb in self.attempt_errors
-            ]
-            if self.attempt_errors
-            else None,
-            "stdout": self.stdout,
-            "stderr": self.stderr,
-            "attempts": [[e, iso(t)] for e, t in self.attempts] if self.attempts else None,
-            "resubmitted": self.resubmitted,
-            "resubmit_of": self.resubmit_of,
-            "broadcast": self.broadcast,
-        }
-
-    def __repr__(self):
-        return f"<Task {self.msg_id} {self.function or ''} {self.status} engine={self.engine_id}>"
-
-
 class Engine:
     """One engine: identity, lifetime and what it did."""
 
@@ -227,16 +78,18 @@ class Engine:
         "tasks_done",
         "errors",
         "busy_us",
-        "current",
+        "running",
+        "_table",
     )
 
-    def __init__(self, engine_id: int):
+    def __init__(self, engine_id: int, table: TaskTable | None = None):
         self.id = engine_id  # the key in State.engines (see ``cluster``)
         self.uuid = None
         self.registered_us = self.unregistered_us = None
         self.present_at_start = False
         self.tasks_done = self.errors = self.busy_us = 0
-        self.current = None  # the task it is running, as far as the log knows
+        self.running = None  # the row of the task it is running, as far as the log knows
+        self._table = table
 
     registered = property(lambda self: from_us(self.registered_us))
     unregistered = property(lambda self: from_us(self.unregistered_us))
@@ -246,6 +99,11 @@ class Engine:
     engine_id = property(lambda self: self.id % CLUSTER_STRIDE)
 
     label = property(lambda self: engine_label(self.id))
+
+    @property
+    def current(self) -> Task | None:
+        """The task it is running, as far as the log knows."""
+        return None if self.running is None else Task(self._table, self.running)
 
     def to_dict(self) -> dict:
         return {
@@ -300,10 +158,15 @@ class Changes:
 
 
 class State:
-    """Everything a log says, folded: ``tasks``, ``engines``, ``marks``, ``headers``."""
+    """Everything a log says, folded: ``tasks``, ``engines``, ``marks``, ``headers``.
+
+    ``table`` holds the tasks as columns (what sinks of big runs read);
+    ``tasks`` shows them as a mapping from msg_id to ``Task``.
+    """
 
     def __init__(self):
-        self.tasks: dict[str, Task] = {}
+        self.table = TaskTable()
+        self.tasks = Tasks(self.table)
         self.engines: dict[int, Engine] = {}
         self.marks: list[Mark] = []
         self.headers: list[dict] = []  # one per recording segment
@@ -314,13 +177,14 @@ class State:
         # running totals and recent history, so live viewers never scan every task
         self.n_submitted = self.n_completed = self.n_failed = 0
         self.recent_completions: deque = deque(maxlen=2000)  # received (or completed) times, µs
-        self.recent_errors: deque = deque(maxlen=20)  # tasks
-        self.recent_output: deque = deque(maxlen=50)  # (task, "stdout" | "stderr", text)
-        # the frame being folded: its time base, strings and tasks; its segment
+        self._recent_errors: deque = deque(maxlen=20)  # rows
+        self._recent_output: deque = deque(maxlen=50)  # (row, "stdout" | "stderr", text)
+        # the frame being folded: its time base, strings (as ``table.strings`` indexes) and task rows
         self._base = 0
-        self._symbols: list = []
+        self._symbols: tuple = ()
+        self._string_ids: list = []
         self._msg_ids: list = []
-        self._tids: list[Task] = []
+        self._rows = []
         self._segment = None
         self._frames_folded: set = set()  # (segment id, frame number) of every frame folded
         # engine identity: an engine is its uuid; a segment of another cluster gets its own keys
@@ -331,27 +195,27 @@ class State:
         self._uuid_keys: dict = {}
         # what changed, noted only once a live viewer asks (``take_changes``): replay pays nothing
         self.seq = 0
-        self._changed = None  # (tasks, completed, engines) since the last take
+        self._changed = None  # (task rows, completed rows, engines) since the last take
         self._marks_taken = 0
+
+    recent_errors = property(lambda self: [Task(self.table, row) for row in self._recent_errors])
+    recent_output = property(
+        lambda self: [(Task(self.table, row), stream, text) for row, stream, text in self._recent_output]
+    )
 
     # -- folding -----------------------------------------------------------
     def _engine(self, engine_id) -> Engine:
         engine = self.engines.get(engine_id)
         if engine is None:
-            engine = self.engines[engine_id] = Engine(engine_id)
+            engine = self.engines[engine_id] = Engine(engine_id, self.table)
         return engine
 
     def fold(self, arrays: Iterable) -> "State":
-        """Fold wire arrays (in log order) into this state. Returns self."""
-        tasks = self.tasks
-        tids = self._tids
-        symbols = self._symbols
-        engines = self.engines
-        engine_of = self._engine
+        """Fold the current frame's wire arrays (in log order) into this state. Returns self."""
         if self._changed is not None:
             arrays = self._note_changes(arrays)
         # (a frame that does not fold through raises here: its events are not counted)
-        self.events += self._fold(arrays, tasks, tids, symbols, engines, engine_of, self._base)
+        self.events += self._fold(arrays, self._rows, self._base)
         return self
 
     def take_changes(self) -> Changes:
@@ -362,15 +226,24 @@ class State:
         if self._changed is None:
             self._changed = (set(), [], set())
             return Changes(self.seq, full=True, marks=marks)
-        tasks, completed, engines = self._changed
+        rows, completed, engines = self._changed
         self._changed = (set(), [], set())
         engines.discard(None)
-        return Changes(self.seq, False, frozenset(tasks), tuple(completed), frozenset(engines), marks)
+        table = self.table
+        return Changes(
+            self.seq,
+            False,
+            frozenset(Task(table, row) for row in rows),
+            tuple(Task(table, row) for row in completed),
+            frozenset(engines),
+            marks,
+        )
 
     def _note_changes(self, arrays):
         """Pass ``arrays`` through to the fold, noting what each one changed once it is folded."""
-        tasks, completed, engines = self._changed
-        tids = self._tids
+        changed, completed, engines = self._changed
+        rows = self._rows
+        engine, outcome = self.table.engine, self.table.outcome
         for a in arrays:
             kind = a[0]
             positions = _TASKS_AT.get(kind)
@@ -384,16 +257,17 @@ class State:
                     engines.add(engine_id)
                 continue
             # the engines the tasks were on before (a restart frees one), and their status
-            before = [tids[a[p]] for p in positions if 0 <= a[p] < len(tids)]
-            pending = [task.outcome is None for task in before]
-            engines.update(task.engine_id for task in before)
+            before = [rows[a[p]] for p in positions if 0 <= a[p] < len(rows)]
+            pending = [outcome[row] == NONE for row in before]
+            engines.update(engine[row] for row in before)
             yield a  # resumed once the fold has applied it
             for p in positions:
-                task = tids[a[p]]
-                tasks.add(task)
-                engines.add(task.engine_id)
+                row = rows[a[p]]
+                changed.add(row)
+                engines.add(engine[row])
             if kind == ev.COMPLETE and pending and pending[0]:
                 completed.append(before[0])
+        engines.discard(NIL)
 
     def fold_frame(self, offset: int, frame, rows=None) -> None:
         """Fold one frame (``payload.Frame``; ``rows``: its rows, filtered); what cannot be folded is damage."""
@@ -403,8 +277,12 @@ class State:
         self._frames_folded.add(key)
         try:
             self._enter(frame)
+            if rows is None and self._changed is None and fold_batch(self, frame):
+                return
+            if type(self._rows) is not list:
+                self._rows = self._rows.tolist()
             self.fold(frame.rows() if rows is None else rows)
-        except (IndexError, KeyError, TypeError, ValueError) as exc:
+        except (IndexError, KeyError, TypeError, ValueError, OverflowError) as exc:
             self.damage.append(unreadable(offset, exc))
 
     def _enter(self, frame) -> None:
@@ -415,19 +293,19 @@ class State:
             self._offset_known = False
         if frame.header is not None:
             self.headers.append({**frame.header, "t0": from_us(frame.header["t0"])})
-        self._symbols = frame.strings
-        msg_ids = frame.msg_ids
-        if msg_ids is self._msg_ids:  # a format-1 segment's growing list: only its new tasks
-            known = len(self._tids)
+        table = self.table
+        strings = frame.strings
+        if strings is not self._symbols:
+            self._symbols, self._string_ids = strings, []
+        if len(self._string_ids) < len(strings):  # (a format-1 segment's strings grow)
+            self._string_ids += map(table.string, strings[len(self._string_ids) :])
+        if not hasattr(frame, "prefixes"):  # a format-1 frame: its segment's growing list of msg_ids
+            msg_ids = frame.msg_ids
+            if msg_ids is not self._msg_ids or type(self._rows) is not list:
+                self._msg_ids, self._rows = msg_ids, []
+            self._rows += map(table.row, msg_ids[len(self._rows) :])
         else:
-            self._msg_ids, self._tids, known = msg_ids, [], 0
-        tasks = self.tasks
-        tids = self._tids
-        for msg_id in msg_ids[known:] if known else msg_ids:
-            task = tasks.get(msg_id)
-            if task is None:
-                task = tasks[msg_id] = Task(msg_id)
-            tids.append(task)
+            self._rows = table.frame_rows(frame)
         self._base = frame.base
 
     def _register_engine(self, engine_id, uuid) -> Engine:
@@ -449,7 +327,26 @@ class State:
             self._uuid_keys[uuid] = key
         return self._engine(key)
 
-    def _fold(self, arrays, tasks, tids, symbols, engines, engine_of, base) -> int:
+    def _fold(self, arrays, rows, base) -> int:
+        table = self.table
+        submitted, start, started, completed, received = (
+            table.submitted,
+            table.start,
+            table.started,
+            table.completed,
+            table.received,
+        )
+        engine_of_row, outcome, queue, function, label, name, chunk = (
+            table.engine,
+            table.outcome,
+            table.queue,
+            table.function,
+            table.label,
+            table.name,
+            table.chunk,
+        )
+        strings, symbols = self._string_ids, self._symbols
+        engines, engine_of = self.engines, self._engine
         offset = self._offset
         source = self.source
         n = 0
@@ -457,119 +354,128 @@ class State:
             n += 1
             kind = a[0]
             if kind == ev.SUBMIT:
-                task = tids[a[SUBMIT_TASK]]
-                if task.submitted_us is None:
+                r = rows[a[SUBMIT_TASK]]
+                if submitted[r] == NIL:
                     self.n_submitted += 1
-                task.submitted_us = base + a[SUBMIT_T]
+                submitted[r] = base + a[SUBMIT_T]
                 size = len(a)
                 if size > SUBMIT_QUEUE and a[SUBMIT_QUEUE] is not None:
-                    task.queue = QUEUES[a[SUBMIT_QUEUE]]
+                    queue[r] = a[SUBMIT_QUEUE]
                 if size > SUBMIT_FUNCTION and a[SUBMIT_FUNCTION] is not None:
-                    task.function = symbols[a[SUBMIT_FUNCTION]]
+                    function[r] = strings[a[SUBMIT_FUNCTION]]
                 if size > SUBMIT_TARGET:
-                    task.target = a[SUBMIT_TARGET]
+                    target = a[SUBMIT_TARGET]
+                    if offset and target is not None:
+                        target = (
+                            target + offset
+                            if isinstance(target, int)
+                            else [None if e is None else e + offset for e in target]
+                        )
+                    table.set_target(r, target)
                     if size > SUBMIT_LABEL and a[SUBMIT_LABEL] is not None:
-                        task.label = symbols[a[SUBMIT_LABEL]]
-                        if task.name is None:
-                            task.name = task.label
+                        label[r] = strings[a[SUBMIT_LABEL]]
+                        if name[r] == NONE:
+                            name[r] = label[r]
                     if size > SUBMIT_CHUNK:
-                        task.chunk = a[SUBMIT_CHUNK]
+                        chunk[r] = NIL if a[SUBMIT_CHUNK] is None else a[SUBMIT_CHUNK]
                         if size > SUBMIT_BROADCAST and a[SUBMIT_BROADCAST] is not None:
-                            task.broadcast = symbols[a[SUBMIT_BROADCAST]]
-                if offset and task.target is not None:
-                    target = task.target
-                    task.target = (
-                        target + offset
-                        if isinstance(target, int)
-                        else [None if e is None else e + offset for e in target]
-                    )
+                            table.broadcast[r] = symbols[a[SUBMIT_BROADCAST]]
             elif kind == ev.START:
-                task = tids[a[START_TASK]]
+                r = rows[a[START_TASK]]
                 t = base + a[START_T]
                 engine_id = a[START_ENGINE] if len(a) > START_ENGINE else None
                 if offset and engine_id is not None:
                     engine_id += offset
-                if task.start_us is not None:
-                    if (engine_id, t) in (task.attempts or ((task.engine_id, task.start_us),)):
+                if start[r] != NIL:
+                    attempts = table.attempts.get(r)
+                    before = engine_of_row[r]
+                    before = None if before == NIL else before
+                    if (engine_id, t) in (attempts or ((before, start[r]),)):
                         continue  # the same start, from another of the merged logs
-                    if task.attempts is None:
-                        task.attempts = [(task.engine_id, task.start_us)]
-                    task.attempts.append((engine_id, t))
-                    previous = engines.get(task.engine_id)
-                    if previous is not None and previous.current is task:
-                        previous.current = None
-                task.start_us = t
-                if task.outcome is None:
-                    task.engine_id = engine_id
-                    if engine_id is not None:
-                        engine_of(engine_id).current = task
+                    if attempts is None:
+                        attempts = table.attempts[r] = [(before, start[r])]
+                    attempts.append((engine_id, t))
+                    previous = engines.get(before)
+                    if previous is not None and previous.running == r:
+                        previous.running = None
+                start[r] = t
+                if outcome[r] == NONE:
+                    if engine_id is None:
+                        engine_of_row[r] = NIL
+                    else:
+                        engine_of_row[r] = engine_id
+                        engine_of(engine_id).running = r
             elif kind == ev.COMPLETE:
-                task = tids[a[COMPLETE_TASK]]
+                r = rows[a[COMPLETE_TASK]]
                 size = len(a)
                 status = a[COMPLETE_STATUS]
-                if task.outcome is None:
+                if outcome[r] == NONE:
                     self.n_completed += 1
                     if status != 0:
                         self.n_failed += 1
-                        self.recent_errors.append(task)
+                        self._recent_errors.append(r)
                 else:  # completed again (merged logs): replace what the first completion counted
-                    self._uncount(task)
-                task.outcome = STATUSES[status]
+                    self._uncount(r)
+                outcome[r] = status
                 if size > COMPLETE_STARTED and a[COMPLETE_STARTED] is not None:
-                    task.started_us = base + a[COMPLETE_STARTED]
+                    started[r] = base + a[COMPLETE_STARTED]
                 if size > COMPLETE_COMPLETED and a[COMPLETE_COMPLETED] is not None:
-                    task.completed_us = base + a[COMPLETE_COMPLETED]
+                    completed[r] = base + a[COMPLETE_COMPLETED]
                 if size > COMPLETE_RECEIVED and a[COMPLETE_RECEIVED] is not None:
-                    task.received_us = base + a[COMPLETE_RECEIVED]
+                    received[r] = base + a[COMPLETE_RECEIVED]
                 if size > COMPLETE_ENGINE and a[COMPLETE_ENGINE] is not None:
-                    task.engine_id = a[COMPLETE_ENGINE] + offset
+                    engine_of_row[r] = a[COMPLETE_ENGINE] + offset
                 if size > COMPLETE_ENAME:
-                    task.ename = a[COMPLETE_ENAME]
-                    task.evalue = a[COMPLETE_EVALUE] if size > COMPLETE_EVALUE else None
-                    task.traceback = a[COMPLETE_TRACEBACK] if size > COMPLETE_TRACEBACK else None
-                engine_id = task.engine_id
-                if engine_id is not None:
+                    error = tuple(a[i] if size > i else None for i in COMPLETE_ERROR)
+                    if error == (None, None, None):
+                        table.errors.pop(r, None)
+                    else:
+                        table.errors[r] = error
+                engine_id = engine_of_row[r]
+                if engine_id != NIL:
                     engine = engines.get(engine_id) or engine_of(engine_id)
                     engine.tasks_done += 1
                     if status != 0:
                         engine.errors += 1
-                    start = task.effective_start_us
-                    if start is not None and task.completed_us is not None:
-                        engine.busy_us += task.completed_us - start
-                    if engine.current is task:
-                        engine.current = None
-                done = task.received_us if task.received_us is not None else task.completed_us
-                if done is not None:
+                    began = started[r]
+                    if began == NIL:
+                        began = start[r]
+                    if began != NIL and completed[r] != NIL:
+                        engine.busy_us += completed[r] - began
+                    if engine.running == r:
+                        engine.running = None
+                done = received[r]
+                if done == NIL:
+                    done = completed[r]
+                if done != NIL:
                     self.recent_completions.append(done)
             elif kind == ev.STDOUT or kind == ev.STDERR:
-                task = tids[a[OUTPUT_TASK]]
-                if task._source != source:
-                    if task._source is not None:
+                r = rows[a[OUTPUT_TASK]]
+                if table.source.get(r) != source:
+                    if r in table.source:
                         continue  # output another of the merged logs already gave
-                    task._source = source
-                name = "_stdout" if kind == ev.STDOUT else "_stderr"
+                    table.source[r] = source
+                stream = "stdout" if kind == ev.STDOUT else "stderr"
+                store = table.stdout if kind == ev.STDOUT else table.stderr
                 text = a[OUTPUT_TEXT]
-                chunks = getattr(task, name)
+                chunks = store.get(r)
                 if chunks is None:
-                    setattr(task, name, [text])
+                    store[r] = [text]
                 else:
                     chunks.append(text)
-                self.recent_output.append((task, name[1:], text))
+                self._recent_output.append((r, stream, text))
             elif kind == ev.ATTEMPT_ERROR:
-                task = tids[a[ATTEMPT_TASK]]
-                if task._source != source:
-                    if task._source is not None:
+                r = rows[a[ATTEMPT_TASK]]
+                if table.source.get(r) != source:
+                    if r in table.source:
                         continue
-                    task._source = source
+                    table.source[r] = source
                 size = len(a)
                 t, engine_id, ename, evalue, traceback = (a[i] if size > i else None for i in ATTEMPT_FIELDS)
                 if offset and engine_id is not None:
                     engine_id += offset
                 entry = (engine_id, None if t is None else base + t, ename, evalue, traceback)
-                if task.attempt_errors is None:
-                    task.attempt_errors = [entry]
-                else:
-                    task.attempt_errors.append(entry)
+                table.attempt_errors.setdefault(r, []).append(entry)
             elif kind == ev.ENGINE_REGISTER:
                 uuid = a[REGISTER_UUID] if len(a) > REGISTER_UUID else None
                 engine = self._register_engine(a[REGISTER_ENGINE], uuid)
@@ -581,18 +487,20 @@ class State:
             elif kind == ev.ENGINE_UNREGISTER:
                 engine = engine_of(a[UNREGISTER_ENGINE] + offset)
                 engine.unregistered_us = base + a[UNREGISTER_T]
-                engine.current = None
+                engine.running = None
             elif kind == ev.MARK:
                 data = (a[MARK_DATA] if len(a) > MARK_DATA else None) or {}
                 self.marks.append(Mark(base + a[MARK_T], a[MARK_TEXT], data))
             elif kind == ev.LABEL:
-                tids[a[LABEL_TASK]].name = a[LABEL_NAME]
+                name[rows[a[LABEL_TASK]]] = table.string(a[LABEL_NAME])
             elif kind == ev.RESUBMIT:
-                old, new = tids[a[RESUBMIT_TASK]], tids[a[RESUBMIT_NEW]]
-                old.resubmitted = new.msg_id
-                new.resubmit_of = old.msg_id
-                new.function = new.function or old.function  # the Hub re-sends the same request
-                new.queue = new.queue or old.queue
+                old, new = rows[a[RESUBMIT_TASK]], rows[a[RESUBMIT_NEW]]
+                table.resubmitted[old] = table.msg_id(new)
+                table.resubmit_of[new] = table.msg_id(old)
+                if function[new] == NONE:  # the Hub re-sends the same request
+                    function[new] = function[old]
+                if queue[new] == NONE:
+                    queue[new] = queue[old]
             elif kind == ev.CLOSE:
                 stats = a[CLOSE_STATS] if len(a) > CLOSE_STATS else {}
                 self.closes.append({"t": from_us(base + a[CLOSE_T]), **(stats or {})})
@@ -603,17 +511,36 @@ class State:
         """The log is finished: it has a segment, and every segment has its close event."""
         return bool(self.headers) and len(self.closes) >= len(self.headers)
 
-    def _uncount(self, task: Task) -> None:
+    def _uncount(self, row: int) -> None:
         """Take back what a task's completion added to its engine's totals."""
-        engine = self.engines.get(task.engine_id)
+        table = self.table
+        engine = self.engines.get(table.engine[row])
         if engine is None:
             return
         engine.tasks_done -= 1
-        if task.outcome != "ok":
+        if table.outcome[row] != OK:
             engine.errors -= 1
-        start = task.effective_start_us
-        if start is not None and task.completed_us is not None:
-            engine.busy_us -= task.completed_us - start
+        began = table.started[row]
+        if began == NIL:
+            began = table.start[row]
+        if began != NIL and table.completed[row] != NIL:
+            engine.busy_us -= table.completed[row] - began
+
+    def _keep_begun(self) -> None:
+        """Forget the tasks the log names that had not been submitted, started or completed (``until``)."""
+        table = self.table
+        begun = (
+            (table.view("submitted") != NIL) | (table.view("start") != NIL) | (table.view("outcome") != NONE)
+        )
+        if begun.all():
+            return
+        new_of = table.keep(begun)
+        for engine in self.engines.values():
+            if engine.running is not None:
+                engine.running = int(new_of[engine.running])
+        self._recent_errors = deque((int(new_of[r]) for r in self._recent_errors), maxlen=20)
+        self._recent_output = deque(((int(new_of[r]), s, t) for r, s, t in self._recent_output), maxlen=50)
+        self._rows = []
 
     # -- reading the state ---------------------------------------------------
     def query(self, where: dict, keys=None) -> list:
@@ -629,26 +556,39 @@ class State:
         except ImportError:
             raise ImportError("State.to_dataframe needs pandas: pip install 'ipyrecorder[pandas]'") from None
         rows = [task.to_dict() for task in self.tasks.values()]
-        frame = pd.DataFrame(rows, columns=list(Task("").to_dict()))
+        frame = pd.DataFrame(rows, columns=list(TASK_KEYS))
         for column in ("submitted", "started", "completed", "received"):
             frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
         return frame.set_index("msg_id")
 
     def span_us(self):
         """(first, last) client-clock time of the run, or (None, None)."""
-        firsts = [t.submitted_us for t in self.tasks.values() if t.submitted_us is not None]
-        lasts = [t.received_us if t.received_us is not None else t.completed_us for t in self.tasks.values()]
-        lasts = [t for t in lasts if t is not None]
-        firsts += [m.t_us for m in self.marks]
-        if not firsts:
+        table = self.table
+        submitted, received, completed = table.view("submitted"), table.view("received"), table.view("completed")
+        done = np.where(received != NIL, received, completed)
+        firsts = submitted[submitted != NIL]
+        lasts = done[done != NIL]
+        earliest = ([int(firsts.min())] if len(firsts) else []) + [m.t_us for m in self.marks]
+        if not earliest:
             return None, None
-        return min(firsts), max(lasts + firsts)
+        latest = earliest + ([int(lasts.max())] if len(lasts) else []) + ([int(firsts.max())] if len(firsts) else [])
+        return min(earliest), max(latest)
+
+    def counts(self) -> dict:
+        """How many tasks are in each status (pending, running, ok, error, aborted), those with any."""
+        table = self.table
+        outcome = table.view("outcome")
+        codes = np.bincount(outcome[outcome != NONE], minlength=len(ev.STATUSES)) if len(outcome) else ()
+        waiting = outcome == NONE
+        started = table.view("start")[waiting] != NIL
+        found = {"pending": int((~started).sum()), "running": int(started.sum())}
+        found.update(zip(ev.STATUSES, map(int, codes)))
+        return {status: n for status, n in sorted(found.items()) if n}
 
     def summary(self) -> dict:
         """Tasks by state, the span, and per-engine utilisation."""
         start, end = self.span_us()
         span = (end - start) / 1e6 if start is not None else 0.0
-        by_state = Counter(task.status for task in self.tasks.values())
         engines = {}
         for engine_id in sorted(self.engines, key=lambda e: (e is None, e)):
             engine = self.engines[engine_id]
@@ -660,7 +600,7 @@ class State:
             }
         return {
             "tasks": len(self.tasks),
-            "by_status": dict(sorted(by_state.items())),
+            "by_status": self.counts(),
             "start": None if start is None else from_us(start).isoformat(),
             "end": None if end is None else from_us(end).isoformat(),
             "span_seconds": round(span, 6),
@@ -678,8 +618,12 @@ class State:
         A task that failed gives its final error (and any earlier attempts that
         raised); a task retried to success gives the attempts that failed.
         """
+        table = self.table
+        outcome = table.view("outcome")
+        rows = set(np.flatnonzero((outcome != NONE) & (outcome != OK)).tolist()) | set(table.attempt_errors)
         found = []
-        for task in self.tasks.values():
+        for row in sorted(rows):
+            task = Task(table, row)
             attempts = list(task.attempt_errors or ())
             final = task.outcome in ("error", "aborted")
             if final and not any(
@@ -750,11 +694,7 @@ def replay(*paths, until=None) -> State:
         state.marks.sort(key=lambda mark: mark.t_us)  # several logs: one timeline
     if clip is not None:
         state.until = from_us(clip.until)
-        # tasks the log defines but that had not been submitted yet at that moment
-        for msg_id in [
-            m for m, t in state.tasks.items() if t.submitted_us is None and t.start_us is None and t.outcome is None
-        ]:
-            del state.tasks[msg_id]
+        state._keep_begun()
     return state
 
 

@@ -137,7 +137,7 @@ def test_until_rebuilds_the_state_at_a_moment(tmp_path, capsys):
     state = ipyrecorder.replay(path, until=moment)
     assert {m: t.status for m, t in state.tasks.items()} == {"sess_1_0": "ok", "sess_1_1": "running"}
     assert state.tasks["sess_1_1"].completed is None and state.until == moment
-    assert state.engines[1].current is state.tasks["sess_1_1"]
+    assert state.engines[1].current == state.tasks["sess_1_1"]  # a Task is a view of its row
     # received after the moment: done on the engine, not yet received by the client
     later = ipyrecorder.replay(path, until=T0 + timedelta(seconds=1, milliseconds=515))
     assert later.tasks["sess_1_1"].status == "ok" and later.tasks["sess_1_1"].received is None

@@ -1,0 +1,227 @@
+"""Folding a whole frame at once, with numpy, when that is the same as folding its events in turn.
+
+A big run's frames are tens of thousands of submits, starts and completions of
+tasks the state has not seen start or complete before: then each column of the
+frame can be written into the state's columns in one step (``fold_batch``).
+Any frame this does not cover exactly (other kinds of event, a task started or
+completed twice, a task completed before its start in the frame's order, a
+live viewer noting changes) is folded row by row in ``state.py``, the
+reference the tests hold this to.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import events as ev
+from .payload import IntColumn
+from .table import NIL, NONE
+
+BATCH_FROM = 256  # frames with fewer events are folded row by row: numpy's fixed costs outweigh it
+_KINDS = frozenset({ev.SUBMIT, ev.START, ev.COMPLETE})
+_K = ev.KIND
+SUBMIT = {f.key: i for i, f in enumerate(_K["submit"].fields)}
+START = {f.key: i for i, f in enumerate(_K["start"].fields)}
+COMPLETE = {f.key: i for i, f in enumerate(_K["complete"].fields)}
+_RECENT_COMPLETIONS, _RECENT_ERRORS = 2000, 20  # as long as State's deques
+
+
+def fold_batch(state, frame) -> bool:
+    """Fold ``frame`` into ``state`` whole and say True, or change nothing and say False."""
+    events = getattr(frame, "events", None)
+    if events is None or len(frame.order) < BATCH_FROM or not _KINDS.issuperset(events):
+        return False
+    rows = state._rows
+    if type(rows) is not np.ndarray or state._offset:
+        return False  # (a second cluster's engine ids are shifted: row by row)
+    table = state.table
+    order = np.frombuffer(frame.order, np.uint8)
+    tasks = len(rows)
+    # each kind's events: the frame's task of each, where it is in the frame, the state's row
+    parts = {}
+    for code, columns in events.items():
+        task = _ints(columns[0])
+        if np.bincount(task, minlength=tasks).max() > 1:
+            return False  # a task twice in one kind: its events depend on each other
+        parts[code] = (task, np.flatnonzero(order == code), rows[task])
+    start_part, complete_part = parts.get(ev.START), parts.get(ev.COMPLETE)
+    outcome, begun = table.view("outcome"), table.view("start")
+    if start_part is not None:
+        task, where, at = start_part
+        if (begun[at] != NIL).any() or (outcome[at] != NONE).any():
+            return False  # started or completed before: attempts and merged logs, row by row
+    if complete_part is not None:
+        task, where, at = complete_part
+        if (outcome[at] != NONE).any():
+            return False  # completed again (merged logs)
+        if start_part is not None:
+            started_at = np.full(tasks, -1, np.int64)
+            started_at[start_part[0]] = start_part[1]
+            if (started_at[task] > where).any():
+                return False  # completed before it started, in the frame's order
+    del outcome, begun
+    base = frame.base
+    strings = np.array(state._string_ids or [NONE], np.int32)
+    if ev.SUBMIT in parts:
+        _submit(state, table, events[ev.SUBMIT], parts[ev.SUBMIT][2], base, strings, frame.strings)
+    started_on = None
+    if start_part is not None:
+        started_on = _start(table, events[ev.START], start_part[2], base)
+    if complete_part is not None:
+        _complete(state, table, events[ev.COMPLETE], complete_part[2], base)
+    _engines(state, table, parts, events, started_on)
+    state.events += len(order)
+    return True
+
+
+def _ints(column) -> np.ndarray:
+    """A column of ints and nils as int64, nil as NIL."""
+    if type(column) is IntColumn:
+        values = column.array.astype(np.int64)
+        if column.nils:
+            values[column.array == column.nil] = NIL
+        return values
+    return np.fromiter((NIL if v is None else v for v in column), np.int64, len(column))
+
+
+def _column(columns, position):
+    """The column at ``position`` as int64 (NIL for nil), or None if the frame left it out."""
+    return _ints(columns[position]) if len(columns) > position else None
+
+
+def _put(view, at, values) -> None:
+    """``view[at] = values`` where a value is not nil."""
+    present = values != NIL
+    if present.all():
+        view[at] = values
+    elif present.any():
+        view[at[present]] = values[present]
+
+
+def _submit(state, table, columns, at, base, strings, symbols) -> None:
+    submitted = table.view("submitted")
+    state.n_submitted += int((submitted[at] == NIL).sum())
+    submitted[at] = _ints(columns[SUBMIT["t"]]) + base
+    queue = _column(columns, SUBMIT["queue"])
+    if queue is not None:
+        _put(table.view("queue"), at, queue)
+    function = _column(columns, SUBMIT["function"])
+    if function is not None:
+        present = function != NIL
+        table.view("function")[at[present]] = strings[function[present]]
+    if len(columns) > SUBMIT["target"]:
+        targets = columns[SUBMIT["target"]]
+        if targets.count(None) == len(targets) and not table.targets:
+            table.view("target")[at] = NIL
+        else:
+            for row, target in zip(at.tolist(), targets):
+                table.set_target(row, target)
+        label = _column(columns, SUBMIT["label"])
+        if label is not None:
+            present = label != NIL
+            labelled, label = at[present], strings[label[present]]
+            table.view("label")[labelled] = label
+            name = table.view("name")
+            unnamed = name[labelled] == NONE
+            name[labelled[unnamed]] = label[unnamed]
+        chunk = _column(columns, SUBMIT["chunk"])
+        if chunk is not None:
+            table.view("chunk")[at] = chunk
+        broadcast = _column(columns, SUBMIT["broadcast"])
+        if broadcast is not None:
+            for i in np.flatnonzero(broadcast != NIL).tolist():
+                table.broadcast[int(at[i])] = symbols[broadcast[i]]
+
+
+def _start(table, columns, at, base) -> np.ndarray:
+    """Write the starts; returns the engine of each (NIL: none)."""
+    table.view("start")[at] = _ints(columns[START["t"]]) + base
+    engine = _column(columns, START["engine_id"])
+    if engine is None:
+        engine = np.full(len(at), NIL, np.int64)
+    table.view("engine")[at] = engine
+    return engine
+
+
+def _complete(state, table, columns, at, base) -> None:
+    status = _ints(columns[COMPLETE["status"]])
+    table.view("outcome")[at] = status
+    for key in ("started", "completed", "received"):
+        values = _column(columns, COMPLETE[key])
+        if values is not None:
+            present = values != NIL
+            table.view(key)[at[present]] = values[present] + base
+    engine = _column(columns, COMPLETE["engine_id"])
+    if engine is not None:
+        present = engine != NIL
+        table.view("engine")[at[present]] = engine[present]
+    if len(columns) > COMPLETE["ename"]:
+        texts = [columns[COMPLETE[k]] if len(columns) > COMPLETE[k] else None for k in ("ename", "evalue", "traceback")]
+        texts = [column if column is not None else (None,) * len(at) for column in texts]
+        for row, ename, evalue, traceback in zip(at.tolist(), *texts):
+            if ename is not None or evalue is not None or traceback is not None:
+                table.errors[row] = (ename, evalue, traceback)
+    failed = status != ev.STATUS_CODES["ok"]
+    state.n_completed += len(at)
+    state.n_failed += int(failed.sum())
+    state._recent_errors.extend(at[failed][-_RECENT_ERRORS:].tolist())
+    received, completed = table.view("received")[at], table.view("completed")[at]
+    done = np.where(received != NIL, received, completed)
+    state.recent_completions.extend(done[done != NIL][-_RECENT_COMPLETIONS:].tolist())
+
+
+def _engines(state, table, parts, events, started_on) -> None:
+    """Each engine's totals and the task it is running, after the frame's starts and completions."""
+    engine_of_row = table.view("engine")
+    start_part, complete_part = parts.get(ev.START), parts.get(ev.COMPLETE)
+    # engines are made in the order the frame first names them
+    named = []
+    if start_part is not None:
+        named.append((start_part[1], started_on))
+    if complete_part is not None:
+        named.append((complete_part[1], engine_of_row[complete_part[2]]))
+    if not named:
+        return
+    where = np.concatenate([w for w, _ in named])
+    engine = np.concatenate([e for _, e in named])
+    engine = engine[np.argsort(where, kind="stable")]
+    engine = engine[engine != NIL]
+    firsts = np.sort(np.unique(engine, return_index=True)[1])
+    for e in engine[firsts].tolist():
+        state._engine(e)
+    engines = state.engines
+    finished = {}  # row -> the engine it completed on
+    if complete_part is not None:
+        _, _, at = complete_part
+        finished_on = engine_of_row[at]
+        on = finished_on != NIL
+        at, finished_on = at[on], finished_on[on]
+        status = _ints(events[ev.COMPLETE][COMPLETE["status"]])[on]
+        began = table.view("started")[at]
+        began = np.where(began != NIL, began, table.view("start")[at])
+        ended = table.view("completed")[at]
+        busy = np.where((began != NIL) & (ended != NIL), ended - began, 0)
+        ids, inverse = np.unique(finished_on, return_inverse=True)
+        done = np.bincount(inverse, minlength=len(ids))
+        errors = np.bincount(inverse, weights=status != ev.STATUS_CODES["ok"], minlength=len(ids))
+        busy = np.bincount(inverse, weights=busy, minlength=len(ids))
+        for e, n, failed, us in zip(ids.tolist(), done.tolist(), errors.tolist(), busy.tolist()):
+            record = engines[e]
+            record.tasks_done += n
+            record.errors += int(failed)
+            record.busy_us += int(us)
+        finished = dict(zip(at.tolist(), finished_on.tolist()))
+    # the task each engine runs: its last start, unless that task then completed on it
+    if start_part is not None:
+        _, where, at = start_part
+        keep = started_on != NIL
+        where, at, on = where[keep], at[keep], started_on[keep]
+        last = np.lexsort((where, on))
+        on, at = on[last], at[last]
+        ends = np.append(on[1:] != on[:-1], True)
+        for e, row in zip(on[ends].tolist(), at[ends].tolist()):
+            engines[e].running = row
+    if finished:
+        for record in engines.values():
+            if record.running is not None and finished.get(record.running) == record.id:
+                record.running = None

@@ -1,0 +1,547 @@
+"""The tasks of a state as typed columns: one row per task, a ``Task`` a view of one row.
+
+A row costs about 95 bytes, so ten million tasks fit in a gigabyte. Each column
+is an ``array.array``: one value is read or written from Python as fast as a
+list's (the row fold, ``Task`` views), and numpy views the same memory without
+copying (the batch fold, the sinks). A column's nil is ``NIL`` (64-bit columns)
+or ``NONE`` (codes and strings); what few tasks have (output, errors, retries)
+lives in dicts keyed by row. ``Tasks`` is ``state.tasks``: a mapping from msg_id
+to ``Task``, in the order the log first named each task.
+"""
+
+from __future__ import annotations
+
+import warnings
+from array import array
+from collections.abc import Mapping
+from functools import partial
+
+import numpy as np
+
+from .events import QUEUES, STATUSES, from_us, split_msg_id
+from .payload import IntColumn
+
+NIL = -(2**63)  # nil in a 64-bit column: times (µs), engine ids, chunks, int targets, suffixes
+NONE = -1  # nil in a code column (outcome, queue) or a string column (an index into ``strings``)
+# Every column, once: its array type code. 'q' columns are nil at NIL, the others at NONE.
+COLUMNS = {
+    "prefix": "i",  # the msg_id's prefix, an index into ``prefixes``
+    "suffix": "q",  # its numeric suffix; NIL: the msg_id is the prefix alone
+    "submitted": "q",  # client clock
+    "start": "q",  # engine clock, the latest start (iopub busy) seen
+    "started": "q",  # engine clock, the engine's own stamp from the reply
+    "completed": "q",  # engine clock
+    "received": "q",  # client clock
+    "engine": "q",
+    "outcome": "b",  # an index into events.STATUSES once the task completed
+    "queue": "b",  # an index into events.QUEUES
+    "function": "i",
+    "label": "i",
+    "name": "i",
+    "target": "q",  # an int target (other targets are in ``targets``)
+    "chunk": "q",
+}
+NILS = {name: NIL if code == "q" else NONE for name, code in COLUMNS.items()}
+DTYPES = {"b": np.int8, "i": np.int32, "q": np.int64}
+# Rows by suffix are kept in a dense array unless the suffixes seen are this much sparser
+# than the rows they index: then in a dict.
+DENSE_SLACK = 1 << 16
+
+
+class TaskTable:
+    """The columns, the strings they index, the sparse fields, and the index from msg_id to row."""
+
+    def __init__(self):
+        for name, code in COLUMNS.items():
+            setattr(self, name, array(code))
+        self.strings: list = []  # function names, labels and names, each once
+        self._string_ids: dict = {}
+        self.prefixes: list = []  # msg_id prefixes, each once
+        self._prefix_ids: dict = {}
+        self._by_suffix: list = []  # per prefix: its rows by suffix
+        self._alone: dict = {}  # msg_id -> row, for msg_ids with no numeric suffix
+        # sparse fields: row -> value
+        self.targets: dict = {}  # targets that are not one int (a list of engines)
+        self.errors: dict = {}  # (ename, evalue, traceback)
+        self.stdout: dict = {}  # [chunks]
+        self.stderr: dict = {}
+        self.attempts: dict = {}  # [(engine_id, start_us), ...] once a task starts twice
+        self.attempt_errors: dict = {}  # [(engine_id, t_us, ename, evalue, traceback), ...]
+        self.resubmitted: dict = {}  # msg_id of the task that replaced this one
+        self.resubmit_of: dict = {}  # msg_id of the task this one replaced
+        self.broadcast: dict = {}  # msg_id of the broadcast request a per-engine task belongs to
+        self.source: dict = {}  # which of several merged logs gave the task's output and attempts
+
+    def __len__(self) -> int:
+        return len(self.prefix)
+
+    def view(self, name: str) -> np.ndarray:
+        """A numpy array over a column's memory. Drop it before the table grows."""
+        return np.frombuffer(getattr(self, name), DTYPES[COLUMNS[name]])
+
+    # -- strings --------------------------------------------------------------------------
+    def string(self, text) -> int:
+        """The index of ``text`` in ``strings`` (added if new); NONE for None."""
+        if text is None:
+            return NONE
+        i = self._string_ids.get(text)
+        if i is None:
+            i = self._string_ids[text] = len(self.strings)
+            self.strings.append(text)
+        return i
+
+    def text(self, i: int):
+        return None if i == NONE else self.strings[i]
+
+    def _prefix(self, text: str) -> int:
+        i = self._prefix_ids.get(text)
+        if i is None:
+            i = self._prefix_ids[text] = len(self.prefixes)
+            self.prefixes.append(text)
+            self._by_suffix.append(_Suffixes())
+        return i
+
+    # -- rows -------------------------------------------------------------------------------
+    def msg_id(self, row: int) -> str:
+        text, suffix = self.prefixes[self.prefix[row]], self.suffix[row]
+        return text if suffix == NIL else text + str(suffix)
+
+    def find(self, msg_id) -> int | None:
+        """The row of ``msg_id``, or None."""
+        if type(msg_id) is not str:
+            return None
+        prefix, suffix = split_msg_id(msg_id)
+        if type(suffix) is not int:
+            return self._alone.get(msg_id)
+        i = self._prefix_ids.get(prefix)
+        return None if i is None else self._by_suffix[i].get(suffix)
+
+    def row(self, msg_id: str) -> int:
+        """The row of ``msg_id``, added if new."""
+        prefix, suffix = split_msg_id(msg_id)
+        return self._pair_row(prefix, suffix) if type(suffix) is int else self._pair_row(msg_id, None)
+
+    def _pair_row(self, text: str, suffix) -> int:
+        """The row of a canonical (prefix, suffix) pair (suffix None: ``text`` is the msg_id), added if new."""
+        if suffix is None:
+            row = self._alone.get(text)
+            if row is None:
+                row = self._alone[text] = self._add_row(self._prefix(text), NIL)
+            return row
+        i = self._prefix(text)
+        index = self._by_suffix[i]
+        row = index.get(suffix)
+        if row is None:
+            row = self._add_row(i, suffix)
+            index.put(suffix, row)
+        return row
+
+    def _add_row(self, prefix: int, suffix: int) -> int:
+        row = len(self.prefix)
+        for name, nil in NILS.items():
+            getattr(self, name).append(nil)
+        self.prefix[row], self.suffix[row] = prefix, suffix
+        return row
+
+    def frame_rows(self, frame):
+        """The row of each of a frame's tasks (rows added for new ones), in the frame's task order:
+        a numpy array for a frame of typed columns, else a list."""
+        prefixes, suffixes, strings = frame.prefixes, frame.suffixes, frame.strings
+        if not frame.canonical:
+            return [self.row(msg_id) for msg_id in frame.msg_ids]
+        if type(prefixes) is not IntColumn or type(suffixes) is not IntColumn:
+            pair_row = self._pair_row
+            return [pair_row(strings[p], s) for p, s in zip(prefixes, suffixes)]
+        return self._typed_frame_rows(prefixes, suffixes, strings)
+
+    def _typed_frame_rows(self, prefixes, suffixes, strings) -> np.ndarray:
+        p = prefixes.array
+        s = suffixes.array.astype(np.int64)
+        alone = (s == suffixes.nil) if suffixes.nils else None
+        used = np.unique(p).tolist()
+        ids = np.full(len(strings), NONE, np.int32)
+        rows = np.full(len(p), NONE, np.int64)
+        numbered = None if alone is None else ~alone
+        for i in used:
+            selected = p == i if len(used) > 1 else None
+            if numbered is not None:
+                selected = numbered if selected is None else selected & numbered
+                if not selected.any():
+                    continue
+            ids[i] = self._prefix(strings[i])
+            index = self._by_suffix[ids[i]]
+            rows[slice(None) if selected is None else selected] = index.lookup(
+                s if selected is None else s[selected]
+            )
+        if alone is not None:
+            for k in np.flatnonzero(alone).tolist():
+                text = strings[p[k]]
+                ids[p[k]] = self._prefix(text)
+                found = self._alone.get(text)
+                rows[k] = NONE if found is None else found
+        new = np.flatnonzero(rows == NONE)
+        if len(new):
+            first = len(self)
+            rows[new] = np.arange(first, first + len(new))
+            self._grow(len(new))
+            self.view("prefix")[first:] = ids[p[new]]
+            suffix = s[new]
+            if alone is not None:
+                suffix[alone[new]] = NIL
+                for k in new[alone[new]].tolist():
+                    self._alone[strings[p[k]]] = int(rows[k])
+            self.view("suffix")[first:] = suffix
+            for i in used:
+                selected = ids[p[new]] == ids[i]
+                if alone is not None:
+                    selected &= ~alone[new]
+                if selected.any():
+                    self._by_suffix[ids[i]].assign(suffix[selected], rows[new][selected])
+        return rows
+
+    def _grow(self, n: int) -> None:
+        for name, code in COLUMNS.items():
+            getattr(self, name).extend(array(code, [NILS[name]]) * n)
+
+    # -- what sparse fields hold ------------------------------------------------------------
+    def set_target(self, row: int, target) -> None:
+        if type(target) is int:
+            self.target[row] = target
+            if self.targets:
+                self.targets.pop(row, None)
+        else:
+            self.target[row] = NIL
+            if target is None:
+                if self.targets:
+                    self.targets.pop(row, None)
+            else:
+                self.targets[row] = target
+
+    def keep(self, kept: np.ndarray) -> np.ndarray:
+        """Keep only the rows where ``kept`` is true (in order); returns each old row's new row (or NONE)."""
+        new_of = np.full(len(self), NONE, np.int64)
+        new_of[kept] = np.arange(int(kept.sum()))
+        for name, code in COLUMNS.items():
+            values = self.view(name)[kept].tobytes()
+            setattr(self, name, array(code, values))
+        for name in ("targets", "errors", "stdout", "stderr", "attempts", "attempt_errors"):
+            setattr(self, name, {int(new_of[r]): v for r, v in getattr(self, name).items() if kept[r]})
+        for name in ("resubmitted", "resubmit_of", "broadcast", "source"):
+            setattr(self, name, {int(new_of[r]): v for r, v in getattr(self, name).items() if kept[r]})
+        self._alone = {m: int(new_of[r]) for m, r in self._alone.items() if kept[r]}
+        self._by_suffix = [_Suffixes() for _ in self.prefixes]
+        prefix, suffix = self.view("prefix"), self.view("suffix")
+        numbered = suffix != NIL
+        for i, index in enumerate(self._by_suffix):
+            rows = np.flatnonzero(numbered & (prefix == i))
+            if len(rows):
+                index.assign(suffix[rows], rows)
+        return new_of
+
+
+class _Suffixes:
+    """Rows by suffix for one msg_id prefix: a dense array over the suffixes seen
+    (ipyparallel's are a counter), or a dict if they are far apart."""
+
+    __slots__ = ("lo", "rows", "count", "sparse")
+
+    def __init__(self):
+        self.lo = 0
+        self.rows = np.full(0, NONE, np.int64)
+        self.count = 0
+        self.sparse = None
+
+    def get(self, suffix: int):
+        if self.sparse is not None:
+            return self.sparse.get(suffix)
+        i = suffix - self.lo
+        if 0 <= i < len(self.rows):
+            row = self.rows.item(i)
+            return None if row == NONE else row
+        return None
+
+    def put(self, suffix: int, row: int) -> None:
+        self._cover(suffix, suffix, 1)
+        if self.sparse is not None:
+            self.sparse[suffix] = row
+        else:
+            self.rows[suffix - self.lo] = row
+        self.count += 1
+
+    def lookup(self, suffixes: np.ndarray) -> np.ndarray:
+        """The row of each suffix, NONE where there is none."""
+        if self.sparse is not None:
+            get = self.sparse.get
+            return np.fromiter((get(s, NONE) for s in suffixes.tolist()), np.int64, len(suffixes))
+        i = suffixes - self.lo
+        inside = (i >= 0) & (i < len(self.rows))
+        if inside.all():
+            return self.rows[i]
+        out = np.full(len(suffixes), NONE, np.int64)
+        out[inside] = self.rows[i[inside]]
+        return out
+
+    def assign(self, suffixes: np.ndarray, rows: np.ndarray) -> None:
+        if not len(suffixes):
+            return
+        self._cover(int(suffixes.min()), int(suffixes.max()), len(suffixes))
+        if self.sparse is not None:
+            self.sparse.update(zip(suffixes.tolist(), rows.tolist()))
+        else:
+            self.rows[suffixes - self.lo] = rows
+        self.count += len(suffixes)
+
+    def _cover(self, lo: int, hi: int, adding: int) -> None:
+        """Make room for suffixes ``lo`` to ``hi`` (or turn to a dict if they are too far apart)."""
+        if self.sparse is not None:
+            return
+        rows = self.rows
+        if len(rows) and self.lo <= lo and hi < self.lo + len(rows):
+            return
+        new_lo = min(lo, self.lo) if self.count else lo
+        new_hi = max(hi, self.lo + len(rows) - 1) if self.count else hi
+        if new_hi - new_lo + 1 > 4 * (self.count + adding) + DENSE_SLACK:
+            found = np.flatnonzero(rows != NONE)
+            self.sparse = dict(zip((found + self.lo).tolist(), rows[found].tolist()))
+            self.rows = None
+            return
+        size = new_hi - new_lo + 1
+        grown = np.full(size + size // 2 + 64, NONE, np.int64)  # room for the counter to go on
+        if self.count:
+            grown[self.lo - new_lo : self.lo - new_lo + len(rows)] = rows
+        self.lo, self.rows = new_lo, grown
+
+
+def _value(v):
+    return None if v == NIL else v
+
+
+class Task:
+    """One task, a view of its row, with attributes named like the Hub's TaskRecord.
+
+    ``submitted``/``received`` are the client's clock, ``started``/``completed``
+    the engine's. ``started`` is the engine's own stamp from the reply when the
+    task completed, else the latest start (iopub ``busy``) seen. ``status`` is
+    where the task is (pending, running, ok, error, aborted); ``outcome`` is its
+    result once it completed (ok, error, aborted), else None.
+    """
+
+    __slots__ = ("_table", "row")
+
+    def __init__(self, table: TaskTable, row: int):
+        self._table, self.row = table, row
+
+    def __eq__(self, other):
+        return type(other) is Task and other.row == self.row and other._table is self._table
+
+    def __hash__(self):
+        return self.row
+
+    msg_id = property(lambda self: self._table.msg_id(self.row))
+    name = property(lambda self: self._table.text(self._table.name[self.row]))
+    label = property(lambda self: self._table.text(self._table.label[self.row]))
+    function = property(lambda self: self._table.text(self._table.function[self.row]))
+    queue = property(lambda self: _code(QUEUES, self._table.queue[self.row]))
+    outcome = property(lambda self: _code(STATUSES, self._table.outcome[self.row]))
+    chunk = property(lambda self: _value(self._table.chunk[self.row]))
+    engine_id = property(lambda self: _value(self._table.engine[self.row]))
+    submitted_us = property(lambda self: _value(self._table.submitted[self.row]))
+    start_us = property(lambda self: _value(self._table.start[self.row]))
+    started_us = property(lambda self: _value(self._table.started[self.row]))
+    completed_us = property(lambda self: _value(self._table.completed[self.row]))
+    received_us = property(lambda self: _value(self._table.received[self.row]))
+    ename = property(lambda self: self._table.errors.get(self.row, (None, None, None))[0])
+    evalue = property(lambda self: self._table.errors.get(self.row, (None, None, None))[1])
+    traceback = property(lambda self: self._table.errors.get(self.row, (None, None, None))[2])
+    stdout_chunks = property(lambda self: self._table.stdout.get(self.row))
+    stderr_chunks = property(lambda self: self._table.stderr.get(self.row))
+    attempts = property(lambda self: self._table.attempts.get(self.row))
+    attempt_errors = property(lambda self: self._table.attempt_errors.get(self.row))
+    resubmitted = property(lambda self: self._table.resubmitted.get(self.row))
+    resubmit_of = property(lambda self: self._table.resubmit_of.get(self.row))
+    broadcast = property(lambda self: self._table.broadcast.get(self.row))
+
+    @property
+    def target(self):
+        target = self._table.target[self.row]
+        return self._table.targets.get(self.row) if target == NIL else target
+
+    submitted = property(lambda self: from_us(self.submitted_us))
+
+    @property
+    def effective_start_us(self) -> int | None:
+        """When it started: the engine's own stamp from the reply, else the latest start (busy) seen."""
+        table, row = self._table, self.row
+        started = table.started[row]
+        return _value(table.start[row] if started == NIL else started)
+
+    started = property(lambda self: from_us(self.effective_start_us))
+    completed = property(lambda self: from_us(self.completed_us))
+    received = property(lambda self: from_us(self.received_us))
+    stdout = property(lambda self: "".join(self.stdout_chunks or ()))
+    stderr = property(lambda self: "".join(self.stderr_chunks or ()))
+
+    @property
+    def error(self) -> str | None:
+        """``"ename: evalue"`` for a task that failed, else None."""
+        ename, evalue, _ = self._table.errors.get(self.row, (None, None, None))
+        if ename is None:
+            return None
+        return f"{ename}: {evalue}" if evalue else ename
+
+    @property
+    def display_name(self) -> str:
+        """What views call the task: its name, else its ipyparallel label, function, msg_id."""
+        return self.name or self.label or self.function or self.msg_id
+
+    @property
+    def status(self) -> str:
+        """Where the task is: pending (submitted), running, or its ``outcome`` once it has one."""
+        table, row = self._table, self.row
+        outcome = table.outcome[row]
+        if outcome != NONE:
+            return STATUSES[outcome]
+        return "pending" if table.start[row] == NIL else "running"
+
+    @property
+    def state(self) -> str:
+        """Deprecated: ``status``."""
+        warnings.warn("Task.state is now Task.status", DeprecationWarning, stacklevel=2)
+        return self.status
+
+    @property
+    def run_seconds(self) -> float | None:
+        """Execution time, completed - started, both on the engine's clock."""
+        start, completed = self.effective_start_us, self.completed_us
+        return None if start is None or completed is None else (completed - start) / 1e6
+
+    @property
+    def wall_seconds(self) -> float | None:
+        """Round trip, received - submitted, both on the client's clock."""
+        submitted, received = self.submitted_us, self.received_us
+        return None if submitted is None or received is None else (received - submitted) / 1e6
+
+    @property
+    def queue_seconds(self) -> float | None:
+        """Waiting time, started - submitted: mixes engine and client clocks."""
+        start, submitted = self.effective_start_us, self.submitted_us
+        return None if start is None or submitted is None else (start - submitted) / 1e6
+
+    def to_dict(self) -> dict:
+        """A JSON-ready record (times as ISO 8601 UTC strings)."""
+        iso = lambda us: None if us is None else from_us(us).isoformat()  # noqa: E731
+        attempt_errors, attempts = self.attempt_errors, self.attempts
+        return {
+            "msg_id": self.msg_id,
+            "name": self.name,
+            "label": self.label,
+            "function": self.function,
+            "queue": self.queue,
+            "target": self.target,
+            "chunk": self.chunk,
+            "engine_id": self.engine_id,
+            "status": self.status,
+            "submitted": iso(self.submitted_us),
+            "started": iso(self.effective_start_us),
+            "completed": iso(self.completed_us),
+            "received": iso(self.received_us),
+            "run_seconds": self.run_seconds,
+            "queue_seconds": self.queue_seconds,
+            "wall_seconds": self.wall_seconds,
+            "error": self.error,
+            "traceback": self.traceback,
+            "attempt_errors": [
+                {"engine_id": e, "t": iso(t), "ename": n, "evalue": v, "traceback": tb}
+                for e, t, n, v, tb in attempt_errors
+            ]
+            if attempt_errors
+            else None,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "attempts": [[e, iso(t)] for e, t in attempts] if attempts else None,
+            "resubmitted": self.resubmitted,
+            "resubmit_of": self.resubmit_of,
+            "broadcast": self.broadcast,
+        }
+
+    def __repr__(self):
+        return f"<Task {self.msg_id} {self.function or ''} {self.status} engine={self.engine_id}>"
+
+
+def _code(names, code):
+    return None if code == NONE else names[code]
+
+
+TASK_KEYS = (
+    "msg_id",
+    "name",
+    "label",
+    "function",
+    "queue",
+    "target",
+    "chunk",
+    "engine_id",
+    "status",
+    "submitted",
+    "started",
+    "completed",
+    "received",
+    "run_seconds",
+    "queue_seconds",
+    "wall_seconds",
+    "error",
+    "traceback",
+    "attempt_errors",
+    "stdout",
+    "stderr",
+    "attempts",
+    "resubmitted",
+    "resubmit_of",
+    "broadcast",
+)  # the keys of ``Task.to_dict()``, in order
+
+
+class Tasks(Mapping):
+    """``state.tasks``: msg_id -> ``Task``, in the order the log first named each task."""
+
+    def __init__(self, table: TaskTable):
+        self._table = table
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __getitem__(self, msg_id) -> Task:
+        row = self._table.find(msg_id)
+        if row is None:
+            raise KeyError(msg_id)
+        return Task(self._table, row)
+
+    def __contains__(self, msg_id) -> bool:
+        return self._table.find(msg_id) is not None
+
+    def __iter__(self):
+        return map(self._table.msg_id, range(len(self._table)))
+
+    def values(self):
+        return _Views(self._table)
+
+    def items(self):
+        return zip(self, self.values())
+
+
+class _Views:
+    """Every task of a table as a ``Task``, in row order."""
+
+    def __init__(self, table: TaskTable):
+        self._table = table
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __iter__(self):
+        return map(partial(Task, self._table), range(len(self._table)))
+
+    def __getitem__(self, row: int) -> Task:
+        if not -len(self._table) <= row < len(self._table):
+            raise IndexError(row)
+        return Task(self._table, row % len(self._table))
