@@ -26,52 +26,90 @@ COMPLETE = {f.key: i for i, f in enumerate(_K["complete"].fields)}
 _RECENT_COMPLETIONS, _RECENT_ERRORS = 2000, 20  # as long as State's deques
 
 
-def fold_batch(state, frame) -> bool:
-    """Fold ``frame`` into ``state`` whole and say True, or change nothing and say False."""
+def fold_batches(state, frame) -> bool:
+    """Fold ``frame`` into ``state`` and say True, its long runs of submits, starts and completions
+    a run at a time and the rest row by row; or change nothing and say False."""
     events = getattr(frame, "events", None)
-    if events is None or len(frame.order) < BATCH_FROM or not _KINDS.issuperset(events):
-        return False
     rows = state._rows
-    if type(rows) is not np.ndarray or state._offset:
-        return False  # (a second cluster's engine ids are shifted: row by row)
-    table = state.table
+    if events is None or len(frame.order) < BATCH_FROM or type(rows) is not np.ndarray:
+        return False
     order = np.frombuffer(frame.order, np.uint8)
+    runs = _runs(np.isin(order, list(_KINDS)))
+    if not runs:
+        return False
+    done = 0
+    for start, stop in runs:
+        if done < start:
+            state.fold(frame.rows(done, start))
+        if not _fold_run(state, frame, rows, order, start, stop):
+            state.fold(frame.rows(start, stop))
+        done = stop
+    if done < len(order):
+        state.fold(frame.rows(done, len(order)))
+    return True
+
+
+def _runs(batchable: np.ndarray) -> list:
+    """(start, stop) of each run of at least BATCH_FROM batchable events."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], batchable, [False]]).astype(np.int8)))
+    return [(a, b) for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()) if b - a >= BATCH_FROM]
+
+
+def _fold_run(state, frame, rows, order, start, stop) -> bool:
+    """Fold the events ``start:stop`` of ``frame`` (all submits, starts and completions) at once
+    and say True, or change nothing and say False."""
+    if state._offset:
+        return False  # a second cluster's engine ids are shifted: row by row
+    table = state.table
     tasks = len(rows)
-    # each kind's events: the frame's task of each, where it is in the frame, the state's row
+    # each kind's events in the run: its columns, the frame's task of each, where it is, the state's row
     parts = {}
-    for code, columns in events.items():
+    for code in set(order[start:stop].tolist()):
+        first = frame.order.count(code, 0, start)
+        where = np.flatnonzero(order[start:stop] == code) + start
+        columns = [_slice(c, first, first + len(where)) for c in frame.events[code]]
         task = _ints(columns[0])
         if np.bincount(task, minlength=tasks).max() > 1:
             return False  # a task twice in one kind: its events depend on each other
-        parts[code] = (task, np.flatnonzero(order == code), rows[task])
+        parts[code] = (columns, task, where, rows[task])
     start_part, complete_part = parts.get(ev.START), parts.get(ev.COMPLETE)
     outcome, begun = table.view("outcome"), table.view("start")
     if start_part is not None:
-        task, where, at = start_part
+        at = start_part[3]
         if (begun[at] != NIL).any() or (outcome[at] != NONE).any():
             return False  # started or completed before: attempts and merged logs, row by row
     if complete_part is not None:
-        task, where, at = complete_part
+        _, task, where, at = complete_part
         if (outcome[at] != NONE).any():
             return False  # completed again (merged logs)
         if start_part is not None:
             started_at = np.full(tasks, -1, np.int64)
-            started_at[start_part[0]] = start_part[1]
+            started_at[start_part[1]] = start_part[2]
             if (started_at[task] > where).any():
                 return False  # completed before it started, in the frame's order
     del outcome, begun
     base = frame.base
     strings = np.array(state._string_ids or [NONE], np.int32)
     if ev.SUBMIT in parts:
-        _submit(state, table, events[ev.SUBMIT], parts[ev.SUBMIT][2], base, strings, frame.strings)
+        columns, _, _, at = parts[ev.SUBMIT]
+        _submit(state, table, columns, at, base, strings, frame.strings)
     started_on = None
     if start_part is not None:
-        started_on = _start(table, events[ev.START], start_part[2], base)
+        started_on = _start(table, start_part[0], start_part[3], base)
     if complete_part is not None:
-        _complete(state, table, events[ev.COMPLETE], complete_part[2], base)
-    _engines(state, table, parts, events, started_on)
-    state.events += len(order)
+        _complete(state, table, complete_part[0], complete_part[3], base)
+    _engines(state, table, start_part, complete_part, started_on)
+    state.events += stop - start
     return True
+
+
+def _slice(column, start: int, stop: int):
+    """Values ``start:stop`` of a column (a typed column stays typed)."""
+    if start == 0 and stop == len(column):
+        return column
+    if type(column) is IntColumn:
+        return IntColumn(column.array[start:stop], column.nil)
+    return column[start:stop]
 
 
 def _ints(column) -> np.ndarray:
@@ -170,38 +208,37 @@ def _complete(state, table, columns, at, base) -> None:
     state.recent_completions.extend(done[done != NIL][-_RECENT_COMPLETIONS:].tolist())
 
 
-def _engines(state, table, parts, events, started_on) -> None:
-    """Each engine's totals and the task it is running, after the frame's starts and completions."""
+def _engines(state, table, start_part, complete_part, started_on) -> None:
+    """Each engine's totals and the task it is running, after the run's starts and completions."""
     engine_of_row = table.view("engine")
-    start_part, complete_part = parts.get(ev.START), parts.get(ev.COMPLETE)
     # engines are made in the order the frame first names them
     named = []
     if start_part is not None:
-        named.append((start_part[1], started_on))
+        named.append((start_part[2], started_on))
     if complete_part is not None:
-        named.append((complete_part[1], engine_of_row[complete_part[2]]))
+        named.append((complete_part[2], engine_of_row[complete_part[3]]))
     if not named:
         return
     where = np.concatenate([w for w, _ in named])
     engine = np.concatenate([e for _, e in named])
-    engine = engine[np.argsort(where, kind="stable")]
-    engine = engine[engine != NIL]
-    firsts = np.sort(np.unique(engine, return_index=True)[1])
-    for e in engine[firsts].tolist():
-        state._engine(e)
+    named = engine != NIL
+    new = [e for e in _distinct(engine[named]) if e not in state.engines]
+    if new:  # engines the log names before registering them: made in the order the frame names them
+        engine = engine[np.argsort(where, kind="stable")]
+        for e in _distinct(engine[np.isin(engine, new)], in_order=True):
+            state._engine(e)
     engines = state.engines
-    finished = {}  # row -> the engine it completed on
     if complete_part is not None:
-        _, _, at = complete_part
-        finished_on = engine_of_row[at]
+        columns, _, _, finished = complete_part
+        finished_on = engine_of_row[finished]
         on = finished_on != NIL
-        at, finished_on = at[on], finished_on[on]
-        status = _ints(events[ev.COMPLETE][COMPLETE["status"]])[on]
-        began = table.view("started")[at]
-        began = np.where(began != NIL, began, table.view("start")[at])
-        ended = table.view("completed")[at]
+        finished, finished_on = finished[on], finished_on[on]
+        status = _ints(columns[COMPLETE["status"]])[on]
+        began = table.view("started")[finished]
+        began = np.where(began != NIL, began, table.view("start")[finished])
+        ended = table.view("completed")[finished]
         busy = np.where((began != NIL) & (ended != NIL), ended - began, 0)
-        ids, inverse = np.unique(finished_on, return_inverse=True)
+        ids, inverse = _groups(finished_on)
         done = np.bincount(inverse, minlength=len(ids))
         errors = np.bincount(inverse, weights=status != ev.STATUS_CODES["ok"], minlength=len(ids))
         busy = np.bincount(inverse, weights=busy, minlength=len(ids))
@@ -210,18 +247,42 @@ def _engines(state, table, parts, events, started_on) -> None:
             record.tasks_done += n
             record.errors += int(failed)
             record.busy_us += int(us)
-        finished = dict(zip(at.tolist(), finished_on.tolist()))
     # the task each engine runs: its last start, unless that task then completed on it
     if start_part is not None:
-        _, where, at = start_part
+        _, _, where, at = start_part
         keep = started_on != NIL
-        where, at, on = where[keep], at[keep], started_on[keep]
-        last = np.lexsort((where, on))
-        on, at = on[last], at[last]
-        ends = np.append(on[1:] != on[:-1], True)
-        for e, row in zip(on[ends].tolist(), at[ends].tolist()):
+        where, rows, on = where[keep], at[keep], started_on[keep]
+        ids, inverse = _groups(on)
+        last = np.zeros(len(ids), np.int64)
+        np.maximum.at(last, inverse, np.arange(len(on)))  # (``where`` ascends: the last start is the largest index)
+        for e, row in zip(ids.tolist(), rows[last].tolist()):
             engines[e].running = row
-    if finished:
+    if complete_part is not None and len(finished):
         for record in engines.values():
-            if record.running is not None and finished.get(record.running) == record.id:
-                record.running = None
+            if record.running is not None:
+                hit = np.flatnonzero(finished == record.running)
+                if len(hit) and finished_on[hit[0]] == record.id:
+                    record.running = None
+
+
+def _groups(values: np.ndarray):
+    """(the distinct values ascending, each value's index among them): ``np.unique``'s
+    ``return_inverse``, counting rather than sorting when the values are close together."""
+    if len(values):
+        lo, hi = int(values.min()), int(values.max())
+        if hi - lo < 4 * len(values) + 1024:
+            present = np.bincount(values - lo) > 0
+            index = np.cumsum(present) - 1
+            return np.flatnonzero(present) + lo, index[values - lo]
+    return np.unique(values, return_inverse=True)
+
+
+def _distinct(values: np.ndarray, in_order: bool = False) -> list:
+    """The distinct values (ascending, or in the order first met)."""
+    if not len(values):
+        return []
+    lo, hi = int(values.min()), int(values.max())
+    if not in_order and hi - lo < 4 * len(values) + 1024:  # few and close: count them
+        return (np.flatnonzero(np.bincount(values - lo)) + lo).tolist()
+    firsts = np.unique(values, return_index=True)[1]
+    return values[np.sort(firsts) if in_order else firsts].tolist()

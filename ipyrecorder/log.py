@@ -12,7 +12,9 @@ from __future__ import annotations
 import errno
 import os
 import platform
+import queue
 import socket
+import threading
 from datetime import datetime, timezone
 from typing import Iterator
 
@@ -212,9 +214,18 @@ class LogReader:
     def __init__(self, path):
         self.path = os.fspath(path)
         self.header = read_header(self.path)
+        self.size = os.path.getsize(self.path)
         self.damage: list[Damage] = []
 
-    def frames(self) -> Iterator[tuple]:
+    def frames(self, ahead: bool = False) -> Iterator[tuple]:
+        """``(offset, frame)`` in file order. ``ahead``: read and decode the next frames on
+        a second thread while the caller works on this one (a big log's replay: inflating
+        and checking frames lets go of the GIL)."""
+        if ahead:
+            return _ahead(self._frames())
+        return self._frames()
+
+    def _frames(self) -> Iterator[tuple]:
         stream = FrameStream(self.path)
         for data in _chunks(self.path):
             yield from stream.feed_lazily(data)
@@ -239,6 +250,45 @@ class LogReader:
                 continue
             yield from events
         self.damage = sorted(self.damage + lost, key=lambda d: d.offset)
+
+
+def _ahead(items: Iterator, depth: int = 2) -> Iterator:
+    """``items``, produced on another thread at most ``depth`` ahead; its exceptions raised here."""
+    ready: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as exc:  # handed to the reader, who raises it
+            put((end, exc))
+
+    thread = threading.Thread(target=produce, name="ipyrecorder-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = ready.get()
+            if item is end:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def read_events(path) -> Iterator[dict]:

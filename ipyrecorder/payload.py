@@ -220,6 +220,10 @@ class IntColumn:
         return iter(self.tolist())
 
     def __getitem__(self, i):
+        if type(i) is slice and self._list is None:  # only the values asked for
+            part = IntColumn.__new__(IntColumn)
+            part.array, part.nil, part.nils, part._list = self.array[i], self.nil, self.nils, None
+            return part.tolist()
         return self.tolist()[i]
 
     def tolist(self) -> list:
@@ -273,11 +277,19 @@ class Frame:
         """Each task's msg_id, spelled out (made on first use)."""
         return _spell(self.prefixes, self.suffixes, self.strings)
 
-    def rows(self):
-        """The events in order. A row ends where the frame's columns end (trailing nil
-        fields left out, as readers of rows expect: ``len(row) > position`` or nil)."""
-        iterators = {code: zip(repeat(code), *columns) for code, columns in self.events.items()}
-        return map(next, map(iterators.__getitem__, self.order))
+    def rows(self, start: int = 0, stop: int | None = None):
+        """The events in order (those ``start:stop``). A row ends where the frame's columns end
+        (trailing nil fields left out, as readers of rows expect: ``len(row) > position`` or nil)."""
+        if start == 0 and stop is None:
+            iterators = {code: zip(repeat(code), *columns) for code, columns in self.events.items()}
+            return map(next, map(iterators.__getitem__, self.order))
+        order = self.order[start:stop]
+        iterators = {}
+        for code in set(order):
+            first = self.order.count(code, 0, start)
+            last = first + order.count(code)
+            iterators[code] = zip(repeat(code), *(column[first:last] for column in self.events[code]))
+        return map(next, map(iterators.__getitem__, order))
 
 
 def decode(payload: bytes) -> Frame:
@@ -408,9 +420,13 @@ def _canonical(prefixes, suffixes, strings) -> bool:
 
         if suffixes.hi is not None and suffixes.hi >= ev.MAX_SUFFIX:
             return False
-        alone = suffixes.array == suffixes.nil
-        numbered = np.unique(prefixes.array[~alone] if suffixes.nils else prefixes.array).tolist()
-        alone = np.unique(prefixes.array[alone]).tolist() if suffixes.nils else ()
+        if not suffixes.nils:
+            numbered = [prefixes.lo] if prefixes.lo == prefixes.hi else np.unique(prefixes.array).tolist()
+            alone = ()
+        else:
+            alone = suffixes.array == suffixes.nil
+            numbered = np.unique(prefixes.array[~alone]).tolist()
+            alone = np.unique(prefixes.array[alone]).tolist()
     else:
         if any(s is not None and s >= ev.MAX_SUFFIX for s in suffixes):
             return False
@@ -509,7 +525,9 @@ def _present(column, field, where):
         return column
     if field.required:
         raise Malformed(f"{where} is nil where it is required")
-    return column if type(column) is IntColumn else [v for v in column if v is not None]
+    if type(column) is IntColumn or column.count(None) == len(column):
+        return () if type(column) is not IntColumn else column
+    return [v for v in column if v is not None]
 
 
 def _check_indexes(column, field, where, size, what):

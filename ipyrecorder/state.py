@@ -19,7 +19,7 @@ from typing import Iterable
 import numpy as np
 
 from . import events as ev
-from .batch import fold_batch
+from .batch import fold_batches
 from .damage import unreadable
 from .log import LogReader
 from .table import NIL, NONE, TASK_KEYS, Task, Tasks, TaskTable
@@ -50,6 +50,7 @@ LABEL_TASK, LABEL_NAME = _K["label"].at("msg_id", "name")
 RESUBMIT_TASK, RESUBMIT_NEW = _K["resubmit"].at("msg_id", "new_msg_id")
 CLOSE_T, CLOSE_STATS = _K["close"].at("t", "stats")
 OK = ev.STATUS_CODES["ok"]
+READ_AHEAD_FROM = 16 << 20  # logs at least this big are read and decoded on a second thread while folding
 CLUSTER_STRIDE = 1_000_000  # engine keys of the n-th merged cluster start at (n - 1) * this
 # Where each kind names tasks and, with no task, an engine: what the fold notes as changed
 # for live viewers (``State.take_changes``).
@@ -212,6 +213,8 @@ class State:
 
     def fold(self, arrays: Iterable) -> "State":
         """Fold the current frame's wire arrays (in log order) into this state. Returns self."""
+        if type(self._rows) is not list:
+            self._rows = self._rows.tolist()
         if self._changed is not None:
             arrays = self._note_changes(arrays)
         # (a frame that does not fold through raises here: its events are not counted)
@@ -277,10 +280,8 @@ class State:
         self._frames_folded.add(key)
         try:
             self._enter(frame)
-            if rows is None and self._changed is None and fold_batch(self, frame):
+            if rows is None and self._changed is None and fold_batches(self, frame):
                 return
-            if type(self._rows) is not list:
-                self._rows = self._rows.tolist()
             self.fold(frame.rows() if rows is None else rows)
         except (IndexError, KeyError, TypeError, ValueError, OverflowError) as exc:
             self.damage.append(unreadable(offset, exc))
@@ -679,7 +680,7 @@ def replay(*paths, until=None) -> State:
         for source, reader in enumerate(readers):
             state.source = source
             before = len(state.damage)
-            for offset, frame in reader.frames():
+            for offset, frame in reader.frames(ahead=reader.size >= READ_AHEAD_FROM):
                 state.fold_frame(offset, frame, None if clip is None else clip(frame))
             found = reader.damage + state.damage[before:]
             del state.damage[before:]

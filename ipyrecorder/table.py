@@ -43,6 +43,7 @@ COLUMNS = {
 }
 NILS = {name: NIL if code == "q" else NONE for name, code in COLUMNS.items()}
 DTYPES = {"b": np.int8, "i": np.int32, "q": np.int64}
+_NIL_ROWS = {code: array(code) for code in DTYPES}  # rows of nils to grow columns by, shared
 # Rows by suffix are kept in a dense array unless the suffixes seen are this much sparser
 # than the rows they index: then in a dict.
 DENSE_SLACK = 1 << 16
@@ -158,7 +159,7 @@ class TaskTable:
         p = prefixes.array
         s = suffixes.array.astype(np.int64)
         alone = (s == suffixes.nil) if suffixes.nils else None
-        used = np.unique(p).tolist()
+        used = [prefixes.lo] if prefixes.lo == prefixes.hi else np.unique(p).tolist()
         ids = np.full(len(strings), NONE, np.int32)
         rows = np.full(len(p), NONE, np.int64)
         numbered = None if alone is None else ~alone
@@ -200,8 +201,13 @@ class TaskTable:
         return rows
 
     def _grow(self, n: int) -> None:
+        """Add ``n`` rows of nils."""
+        if len(_NIL_ROWS["q"]) < n:
+            for code in _NIL_ROWS:
+                _NIL_ROWS[code] = array(code, [NIL if code == "q" else NONE]) * max(n, 2 * len(_NIL_ROWS[code]))
         for name, code in COLUMNS.items():
-            getattr(self, name).extend(array(code, [NILS[name]]) * n)
+            nils = _NIL_ROWS[code]
+            getattr(self, name).frombytes(memoryview(nils).cast("B")[: n * nils.itemsize])
 
     # -- what sparse fields hold ------------------------------------------------------------
     def set_target(self, row: int, target) -> None:
@@ -247,7 +253,7 @@ class _Suffixes:
 
     def __init__(self):
         self.lo = 0
-        self.rows = np.full(0, NONE, np.int64)
+        self.rows = np.full(0, NONE, np.int32)
         self.count = 0
         self.sparse = None
 
@@ -306,7 +312,7 @@ class _Suffixes:
             self.rows = None
             return
         size = new_hi - new_lo + 1
-        grown = np.full(size + size // 2 + 64, NONE, np.int64)  # room for the counter to go on
+        grown = np.full(size + size // 2 + 64, NONE, np.int32)  # room for the counter to go on
         if self.count:
             grown[self.lo - new_lo : self.lo - new_lo + len(rows)] = rows
         self.lo, self.rows = new_lo, grown

@@ -1,0 +1,222 @@
+"""The batch fold (``batch.py``) gives exactly the state the row-by-row fold gives.
+
+Each log here is replayed twice, once as usual and once with batching turned
+off, and every task, engine, count and recent list is compared; each test also
+checks that batching did fold some of its frames (or that it rightly did not).
+"""
+
+import random
+import shutil
+from datetime import timedelta
+
+import pytest
+
+import ipyrecorder
+from ipyrecorder import batch
+from ipyrecorder.log import LogWriter, new_header
+
+from .helpers import T0, rich_log
+
+
+def dump(state) -> dict:
+    """Everything a state says, as plain values."""
+    return {
+        "tasks": [task.to_dict() for task in state.tasks.values()],
+        "engines": [
+            {**engine.to_dict(), "current": engine.current and engine.current.msg_id}
+            for engine in state.engines.values()
+        ],
+        "summary": state.summary(),
+        "counts": (state.n_submitted, state.n_completed, state.n_failed, state.events),
+        "recent": (
+            list(state.recent_completions),
+            [task.msg_id for task in state.recent_errors],
+            [(task.msg_id, stream, text) for task, stream, text in state.recent_output],
+        ),
+        "marks": [mark.to_dict() for mark in state.marks],
+        "damage": [str(d) for d in state.damage],
+    }
+
+
+@pytest.fixture
+def both(monkeypatch):
+    """``both(*paths)``: (batched dump, row-by-row dump, runs folded as batches)."""
+
+    def replay_both(*paths, **kwargs):
+        runs = []
+        fold_run = batch._fold_run
+
+        def counted(*args):
+            folded = fold_run(*args)
+            runs.append(folded)
+            return folded
+
+        with monkeypatch.context() as patch:
+            patch.setattr(batch, "_fold_run", counted)
+            batched = dump(ipyrecorder.replay(*paths, **kwargs))
+        with monkeypatch.context() as patch:
+            patch.setattr(batch, "BATCH_FROM", 10**9)
+            rows = dump(ipyrecorder.replay(*paths, **kwargs))
+        return batched, rows, sum(runs)
+
+    return replay_both
+
+
+def at(seconds):
+    return T0 + timedelta(seconds=seconds)
+
+
+def varied_log(path, n=3000, seed=3, flush_every=700, engines=5, register=True, cluster="", **extra):
+    """Tasks with every field a submit, start and complete may have, frames cut mid-lifecycle."""
+    rng = random.Random(seed)
+    with LogWriter(path, "w", new_header(t0=T0)) as writer:
+        if register:
+            for e in range(engines):
+                writer.append({"kind": "engine_register", "t": T0, "engine_id": e, "uuid": f"u{cluster}{e}", "present": True})
+        pending = []
+        written = 0
+
+        def put(event):
+            nonlocal written
+            writer.append(event)
+            written += 1
+            if written % flush_every == 0:
+                writer.flush()
+
+        for i in range(n):
+            msg_id = f"sess{cluster}-{i % 3}_77_{i}" if i % 50 else f"odd{cluster}-{i}"
+            t = i * 0.01
+            target = [None, 2, [0, 1], None][i % 4]
+            put(
+                {
+                    "kind": "submit",
+                    "msg_id": msg_id,
+                    "t": at(t),
+                    "queue": ["task", "mux", "broadcast", None][i % 4],
+                    "function": rng.choice(["f", "g", None, "h"]),
+                    "target": target,
+                    "label": f"label-{i}" if i % 7 == 0 else None,
+                    "chunk": i if i % 3 else None,
+                    "broadcast": "bcast_1_0" if i % 11 == 0 else None,
+                }
+            )
+            pending.append((msg_id, t, i))
+            while len(pending) > rng.randint(1, 30):
+                msg_id, t0, j = pending.pop(rng.randrange(len(pending)))
+                engine = None if j % 97 == 0 else j % engines
+                put({"kind": "start", "msg_id": msg_id, "t": at(t0 + 0.001), "engine_id": engine})
+                if j % 13 == 5:
+                    continue  # left running
+                failed = j % 17 == 3
+                put(
+                    {
+                        "kind": "complete",
+                        "msg_id": msg_id,
+                        "status": ("error" if j % 2 else "aborted") if failed else "ok",
+                        "started": None if j % 19 == 0 else at(t0 + 0.002),
+                        "completed": at(t0 + 0.003 + (j % 5) * 0.001),
+                        "received": None if j % 23 == 0 else at(t0 + 0.004 + (j % 5) * 0.001),
+                        "engine_id": engine if j % 29 else (j + 1) % engines,
+                        "ename": "ValueError" if failed else None,
+                        "evalue": f"bad {j}" if failed else None,
+                        "traceback": "Traceback...\nValueError" if failed and j % 3 else None,
+                    }
+                )
+        for event in extra.get("tail", ()):
+            put(event)
+
+
+def test_a_varied_log_folds_the_same_in_batches(tmp_path, both):
+    path = tmp_path / "a.mpk"
+    varied_log(path)
+    batched, rows, runs = both(path)
+    assert runs >= 5
+    assert batched == rows
+    assert batched["summary"]["by_status"]["running"] > 0 and batched["summary"]["by_status"]["error"] > 0
+
+
+def test_engines_named_before_they_register_are_made_in_the_order_named(tmp_path, both):
+    path = tmp_path / "a.mpk"
+    varied_log(path, register=False, seed=5)
+    batched, rows, runs = both(path)
+    assert runs >= 5
+    assert batched == rows
+    assert [e["id"] for e in batched["engines"]] == [e["id"] for e in rows["engines"]]
+
+
+def test_a_run_with_events_of_other_kinds_between_its_batches(tmp_path, both):
+    path = tmp_path / "rich.mpk"
+    rich_log(path, n=3000)
+    batched, rows, runs = both(path)
+    assert batched == rows
+
+
+def test_tasks_started_twice_and_completed_before_their_start_fold_row_by_row(tmp_path, both):
+    path = tmp_path / "a.mpk"
+    restarts = [{"kind": "start", "msg_id": f"sess-1_77_{i}", "t": at(100 + i), "engine_id": 3} for i in range(1, 600, 3)]
+    varied_log(path, n=1200, flush_every=10**6, tail=restarts)
+    batched, rows, runs = both(path)
+    assert batched == rows
+    assert any(task["attempts"] for task in batched["tasks"])
+
+    late = tmp_path / "late.mpk"
+    with LogWriter(late, "w", new_header(t0=T0)) as writer:
+        for i in range(400):
+            writer.append({"kind": "submit", "msg_id": f"s_1_{i}", "t": at(i), "queue": "task"})
+        for i in range(400):  # the reply overtakes the iopub busy message
+            writer.append({"kind": "complete", "msg_id": f"s_1_{i}", "status": "ok", "completed": at(i + 2)})
+            writer.append({"kind": "start", "msg_id": f"s_1_{i}", "t": at(i + 1), "engine_id": i % 2})
+    batched, rows, runs = both(late)
+    assert batched == rows and runs == 0
+
+
+def test_merged_logs_of_one_run_and_of_two_clusters(tmp_path, both):
+    one, copy, other = tmp_path / "a.mpk", tmp_path / "b.mpk", tmp_path / "c.mpk"
+    varied_log(one)
+    shutil.copy(one, copy)
+    varied_log(other, seed=9, cluster="B")
+    batched, rows, runs = both(one, copy)
+    assert batched == rows
+    batched, rows, runs = both(one, other)
+    assert batched == rows
+    assert len(batched["tasks"]) == 6000 and len(batched["engines"]) == 10  # two clusters' engines apart
+
+
+def test_state_tasks_is_a_mapping_of_views(tmp_path):
+    path = tmp_path / "a.mpk"
+    varied_log(path, n=400, flush_every=10**6)
+    state = ipyrecorder.replay(path)
+    tasks = state.tasks
+    first = next(iter(tasks))
+    assert first == "odd-0" and tasks[first] == tasks[first] and hash(tasks[first]) == hash(tasks[first])
+    assert "odd-50" in tasks and tasks["odd-50"].msg_id == "odd-50"
+    assert tasks.get("sess-0_77_000") is None and tasks.get(12) is None and "nope" not in tasks
+    with pytest.raises(KeyError):
+        tasks["sess-9_77_1"]
+    assert list(tasks) == [task.msg_id for task in tasks.values()] == [m for m, _ in tasks.items()]
+    assert len(tasks) == len(tasks.values()) == 400
+    assert tasks.values()[-1].msg_id == list(tasks)[-1]
+    assert tasks["sess-1_77_1"].target == 2 and tasks["sess-2_77_2"].target == (0, 1)
+    assert tasks["sess-0_77_3"].target is None and tasks["sess-1_77_1"].queue == "mux"
+    assert tasks["odd-0"].label == "label-0" and tasks["sess-1_77_1"].label is None
+
+
+def test_msg_ids_far_apart_and_of_every_shape(tmp_path):
+    path = tmp_path / "a.mpk"
+    shapes = ["a_1", "a_10000000000000", "a_01", "a_", "_5", "5", "a_b", "", "a_1_2", "a_999999999999999999999"]
+    shapes += [f"wide_{i * 10**12}" for i in range(300)]
+    with LogWriter(path, "w", new_header(t0=T0)) as writer:
+        for i, msg_id in enumerate(shapes):
+            writer.append({"kind": "submit", "msg_id": msg_id, "t": at(i)})
+    state = ipyrecorder.replay(path)
+    assert list(state.tasks) == shapes
+    assert all(state.tasks[m].msg_id == m for m in shapes)
+    assert "a_001" not in state.tasks and "wide_1" not in state.tasks
+
+
+def test_until_on_a_batched_log_keeps_only_what_had_begun(tmp_path, both):
+    path = tmp_path / "a.mpk"
+    varied_log(path)
+    batched, rows, runs = both(path, until=at(12))
+    assert batched == rows
+    assert 1000 < len(batched["tasks"]) < 1300 and batched["summary"]["by_status"]["running"] > 0
