@@ -32,15 +32,16 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from array import array
 from importlib import resources
+
+import numpy as np
 
 from ._version import __version__
 from .colours import with_colours
 from .events import from_us, split_msg_id, to_us
+from .table import NIL, STATUS_ORDER, Task
 
-STATUSES = ("ok", "error", "aborted", "running", "pending")
+STATUSES = STATUS_ORDER
 TRACEBACK_CHARS = 4000  # the last characters of each failed task's traceback that a page carries
 STATUS_CODE = {name: code for code, name in enumerate(STATUSES)}
 STATUSES_PLACEHOLDER = "/*@@STATUSES@@*/ null"
@@ -126,47 +127,39 @@ def engine_fields(engine) -> list:
 
 def _int_column(values):
     """The narrowest unsigned typed-array dtype for non-negative ints."""
-    top = max(values, default=0)
-    if top < 2**8:
-        return "u1", array("B", values)
-    if top < 2**16:
-        return "u2", array("H", values)
-    return "u4", array("I", values)
+    top = int(values.max()) if len(values) else 0
+    dtype = "u1" if top < 2**8 else "u2" if top < 2**16 else "u4"
+    return dtype, values.astype(f"<{dtype}")
 
 
 def _time_column(values):
     """int32 offsets when they fit (missing: -2**31), else float64 (missing: NaN)."""
-    present = [v for v in values if v is not None]
-    if not present or (min(present) > INT32_MISSING and max(present) < 2**31):
-        return "i4", array("i", [INT32_MISSING if v is None else v for v in values])
-    nan = float("nan")
-    return "f8", array("d", [nan if v is None else float(v) for v in values])
+    missing = values == NIL
+    present = values[~missing]
+    if not len(present) or (int(present.min()) > INT32_MISSING and int(present.max()) < 2**31):
+        return "i4", np.where(missing, INT32_MISSING, values).astype("<i4")
+    return "f8", np.where(missing, np.nan, values.astype("<f8"))
 
 
 def _deltas(values):
-    """Each present value minus the previous present one (the first minus 0); None stays None."""
-    out = []
-    append = out.append
-    previous = 0
-    for value in values:
-        if value is None:
-            append(None)
-        else:
-            append(value - previous)
-            previous = value
+    """Each present value minus the previous present one (the first minus 0); missing stays missing."""
+    out = values.copy()
+    present = values != NIL
+    out[present] = np.diff(values[present], prepend=0)
     return out
 
 
 def _relative(values, refs):
     """value - ref where both are present; the value itself where ref is missing."""
-    return [v if v is None or r is None else v - r for v, r in zip(values, refs)]
+    return np.where((values == NIL) | (refs == NIL), values, values - refs)
 
 
 class _Strings:
-    """A de-duplicated string table; index 0 is the empty string (no value)."""
+    """A string table, ``items`` to begin with (index 0: the empty string, no value), each text
+    added once."""
 
-    def __init__(self):
-        self.items = [""]
+    def __init__(self, items):
+        self.items = items
         self.index = {"": 0}
 
     def __call__(self, text) -> int:
@@ -181,79 +174,68 @@ class _Strings:
         return i
 
 
+def _string_column(values):
+    """Indexes into a state's strings as indexes into the page's (0: none)."""
+    return values.astype(np.int64) + 1
+
+
 def build_report_data(state, output_chars: int = 200, log_name: str = "", title: str | None = None):
     """(meta dict, raw blob bytes) for ``state``: the page's whole data."""
     start_us, end_us = state.span_us()
-    tasks = state.tasks
     header = state.headers[0] if state.headers else {}
     origin = start_us
     if origin is None:
-        firsts = [t.effective_start_us for t in tasks.values()]
-        firsts = [t for t in firsts if t is not None]
-        if firsts:
-            origin = min(firsts)
+        firsts = state.table.effective_start()
+        firsts = firsts[firsts != NIL]
+        if len(firsts):
+            origin = int(firsts.min())
         elif header.get("t0") is not None:
             origin = to_us(header["t0"])
         else:
             origin = 0
 
-    engine_ids = {e for e in state.engines if e is not None}
-    engine_ids |= {t.engine_id for t in tasks.values() if t.engine_id is not None}
-    engine_ids = sorted(engine_ids, key=lambda e: (0, e, "") if isinstance(e, int) else (1, 0, str(e)))
-    row_of = {e: i for i, e in enumerate(engine_ids)}
+    table = state.table
+    engine = table.view("engine")
+    engine_ids = sorted(set(state.engines) | set(np.unique(engine[engine != NIL]).tolist()))
+    ids = np.array(engine_ids, np.int64)
+    row = np.full(len(engine), NO_ENGINE, np.int64)
+    placed = engine != NIL
+    row[placed] = np.searchsorted(ids, engine[placed])
 
-    strings = _Strings()
-    n = len(tasks)
-    sub, start, end, recv = [None] * n, [None] * n, [None] * n, [None] * n
-    row, status, fn, name = [0] * n, [0] * n, [0] * n, [0] * n
-    mp, ms = [0] * n, [0] * n
+    def since_origin(values):
+        return np.where(values == NIL, NIL, values - origin)
+
+    n = len(table)
+    sub = since_origin(table.view("submitted"))
+    start = since_origin(table.effective_start())
+    end = since_origin(table.view("completed"))
+    recv = since_origin(table.view("received"))
+    status = table.statuses()
+    # the page's strings: "" (no value), the state's strings, the msg_id prefixes, then texts
+    texts = [""] + [str(text) for text in table.strings]
+    prefixed = len(texts)
+    texts += table.prefixes
+    strings = _Strings(texts)
+    fn = _string_column(table.view("function"))
+    name = _string_column(table.view("name"))
+    mp = table.view("prefix").astype(np.int64) + prefixed
+    ms = table.view("suffix").copy()
+    whole = ms >= NO_SUFFIX  # (a msg_id alone, NIL, is negative: its prefix is the msg_id)
+    for i in np.flatnonzero(whole).tolist():
+        mp[i] = strings(table.msg_id(i))
+    ms[whole | (ms == NIL)] = NO_SUFFIX
     stdout, stderr, errors, tracebacks = [], [], [], []
-    status_code = STATUS_CODE
-    get_row = row_of.get
-    lookup = strings.index.get
-    for i, task in enumerate(tasks.values()):
-        t = task.submitted_us
-        if t is not None:
-            sub[i] = t - origin
-        t = task.started_us
-        if t is None:
-            t = task.start_us
-        if t is not None:
-            start[i] = t - origin
-        t = task.completed_us
-        if t is not None:
-            end[i] = t - origin
-        t = task.received_us
-        if t is not None:
-            recv[i] = t - origin
-        row[i] = get_row(task.engine_id, NO_ENGINE)
-        status[i] = status_code.get(task.status, 4)
-        text = task.function
-        k = lookup(text) if type(text) is str else (0 if text is None else None)
-        fn[i] = strings(text) if k is None else k
-        text = task.name
-        k = lookup(text) if type(text) is str else (0 if text is None else None)
-        name[i] = strings(text) if k is None else k
-        msg_id = task.msg_id
-        prefix, suffix = split_msg_id(msg_id)
-        if type(suffix) is int and suffix < NO_SUFFIX:
-            k = lookup(prefix)
-            mp[i] = strings(prefix) if k is None else k
-            ms[i] = suffix
-        else:
-            mp[i] = strings(msg_id)
-            ms[i] = NO_SUFFIX
-        if output_chars:
-            output = task.stdout
-            if output:
-                stdout.append((i, output[:output_chars]))
-            output = task.stderr
-            if output:
-                stderr.append((i, output[:output_chars]))
-        if task.ename is not None or status[i] == 1:
-            errors.append((i, strings(task.error or "(no error message)")))
-            if task.traceback:  # its end says what failed: keep that
-                tracebacks.append((i, strings(task.traceback[-TRACEBACK_CHARS:])))
+    if output_chars:
+        for found, store in ((stdout, table.stdout), (stderr, table.stderr)):
+            for i in sorted(store):
+                output = "".join(store[i])
+                if output:
+                    found.append((i, output[:output_chars]))
+    for i in sorted(set(table.errors) | set(np.flatnonzero(status == STATUS_CODE["error"]).tolist())):
+        task = Task(table, i)
+        errors.append((i, strings(task.error or "(no error message)")))
+        if task.traceback:  # its end says what failed: keep that
+            tracebacks.append((i, strings(task.traceback[-TRACEBACK_CHARS:])))
 
     columns = {}
     chunks = []
@@ -262,12 +244,11 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
     def add(col, dtype, values, transform=None):
         """Append one column: little-endian, bytes split into planes (byte 0 of every value, then byte 1...)."""
         nonlocal offset
-        if sys.byteorder == "big":
-            values.byteswap()
-        data = values.tobytes()
+        values = values.astype(values.dtype.newbyteorder("<"))
         width = values.itemsize
+        data = values.tobytes()
         if width > 1:  # byte planes deflate far better than interleaved numbers
-            data = b"".join(data[k::width] for k in range(width))
+            data = np.frombuffer(data, np.uint8).reshape(-1, width).T.tobytes()
         columns[col] = [dtype, offset, len(values), transform]
         pad = -len(data) % 8
         chunks.append(data + b"\0" * pad)
@@ -279,15 +260,15 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
     add("end", *_time_column(_relative(end, start)), "rel:start")
     add("sub", *_time_column(_relative(sub, start)), "rel:start")
     add("recv", *_time_column(_relative(recv, end)), "rel:end")
-    add("row", "u4", array("I", row))
-    add("status", "u1", array("B", status))
+    add("row", "u4", row.astype("<u4"))
+    add("status", "u1", status.astype("<u1"))
     for col, values in (("fn", fn), ("name", name), ("mp", mp)):
         add(col, *_int_column(values))
-    steps = _deltas(ms)
-    if min(steps, default=0) > INT32_MISSING and max(steps, default=0) < 2**31:
-        add("ms", "i4", array("i", steps), "delta")
+    steps = np.diff(ms, prepend=0)
+    if not len(steps) or (int(steps.min()) > INT32_MISSING and int(steps.max()) < 2**31):
+        add("ms", "i4", steps.astype("<i4"), "delta")
     else:
-        add("ms", "u4", array("I", ms))
+        add("ms", "u4", ms.astype("<u4"))
     text = json.dumps(
         {"strings": strings.items, "stdout": stdout, "stderr": stderr, "errors": errors, "tracebacks": tracebacks},
         ensure_ascii=False,

@@ -463,7 +463,7 @@ def _distinct_spelled(prefixes, suffixes, strings) -> bool:
 
 def _spell(prefixes, suffixes, strings) -> list:
     """The msg_ids of (prefix, suffix) pairs."""
-    if (suffixes.nils if type(suffixes) is IntColumn else None in suffixes):  # some are a string alone
+    if suffixes.nils if type(suffixes) is IntColumn else None in suffixes:  # some are a string alone
         return [strings[p] if s is None else strings[p] + str(s) for p, s in zip(prefixes, suffixes)]
     return list(map(operator.add, map(strings.__getitem__, prefixes), map(str, suffixes)))
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import warnings
 from collections import deque
 from dataclasses import dataclass
 from typing import Iterable
@@ -22,7 +21,7 @@ from . import events as ev
 from .batch import fold_batches
 from .damage import unreadable
 from .log import LogReader
-from .table import NIL, NONE, TASK_KEYS, Task, Tasks, TaskTable
+from .table import NIL, NONE, STATUS_ORDER, TASK_KEYS, Task, Tasks, TaskTable
 
 from_us = ev.from_us
 QUEUES = ev.QUEUES
@@ -530,9 +529,7 @@ class State:
     def _keep_begun(self) -> None:
         """Forget the tasks the log names that had not been submitted, started or completed (``until``)."""
         table = self.table
-        begun = (
-            (table.view("submitted") != NIL) | (table.view("start") != NIL) | (table.view("outcome") != NONE)
-        )
+        begun = (table.view("submitted") != NIL) | (table.view("start") != NIL) | (table.view("outcome") != NONE)
         if begun.all():
             return
         new_of = table.keep(begun)
@@ -577,14 +574,8 @@ class State:
 
     def counts(self) -> dict:
         """How many tasks are in each status (pending, running, ok, error, aborted), those with any."""
-        table = self.table
-        outcome = table.view("outcome")
-        codes = np.bincount(outcome[outcome != NONE], minlength=len(ev.STATUSES)) if len(outcome) else ()
-        waiting = outcome == NONE
-        started = table.view("start")[waiting] != NIL
-        found = {"pending": int((~started).sum()), "running": int(started.sum())}
-        found.update(zip(ev.STATUSES, map(int, codes)))
-        return {status: n for status, n in sorted(found.items()) if n}
+        found = np.bincount(self.table.statuses(), minlength=len(STATUS_ORDER)).tolist()
+        return {status: n for status, n in sorted(zip(STATUS_ORDER, found)) if n}
 
     def summary(self) -> dict:
         """Tasks by state, the span, and per-engine utilisation."""

@@ -41,6 +41,8 @@ COLUMNS = {
     "target": "q",  # an int target (other targets are in ``targets``)
     "chunk": "q",
 }
+# where a task is, in the order the pages number them: an outcome, else running or pending
+STATUS_ORDER = (*STATUSES, "running", "pending")
 NILS = {name: NIL if code == "q" else NONE for name, code in COLUMNS.items()}
 DTYPES = {"b": np.int8, "i": np.int32, "q": np.int64}
 _NIL_ROWS = {code: array(code) for code in DTYPES}  # rows of nils to grow columns by, shared
@@ -79,6 +81,17 @@ class TaskTable:
     def view(self, name: str) -> np.ndarray:
         """A numpy array over a column's memory. Drop it before the table grows."""
         return np.frombuffer(getattr(self, name), DTYPES[COLUMNS[name]])
+
+    def effective_start(self) -> np.ndarray:
+        """Each task's start: the engine's own stamp from the reply, else the latest start seen."""
+        started = self.view("started")
+        return np.where(started != NIL, started, self.view("start"))
+
+    def statuses(self) -> np.ndarray:
+        """Each task's status as an index into STATUS_ORDER."""
+        outcome = self.view("outcome")
+        waiting = np.where(self.view("start") != NIL, len(STATUSES), len(STATUSES) + 1)
+        return np.where(outcome != NONE, outcome, waiting).astype(np.int8)
 
     # -- strings --------------------------------------------------------------------------
     def string(self, text) -> int:
@@ -171,9 +184,7 @@ class TaskTable:
                     continue
             ids[i] = self._prefix(strings[i])
             index = self._by_suffix[ids[i]]
-            rows[slice(None) if selected is None else selected] = index.lookup(
-                s if selected is None else s[selected]
-            )
+            rows[slice(None) if selected is None else selected] = index.lookup(s if selected is None else s[selected])
         if alone is not None:
             for k in np.flatnonzero(alone).tolist():
                 text = strings[p[k]]
@@ -528,26 +539,24 @@ class Tasks(Mapping):
     def __iter__(self):
         return map(self._table.msg_id, range(len(self._table)))
 
-    def values(self):
-        return _Views(self._table)
+    def values(self) -> Selection:
+        return Selection(self._table, range(len(self._table)))
 
     def items(self):
         return zip(self, self.values())
 
 
-class _Views:
-    """Every task of a table as a ``Task``, in row order."""
+class Selection:
+    """Some tasks of a table (``rows``, in that order) as ``Task`` views: a sequence."""
 
-    def __init__(self, table: TaskTable):
-        self._table = table
+    def __init__(self, table: TaskTable, rows):
+        self._table, self.rows = table, rows
 
     def __len__(self) -> int:
-        return len(self._table)
+        return len(self.rows)
 
     def __iter__(self):
-        return map(partial(Task, self._table), range(len(self._table)))
+        return map(partial(Task, self._table), self.rows.tolist() if hasattr(self.rows, "tolist") else self.rows)
 
-    def __getitem__(self, row: int) -> Task:
-        if not -len(self._table) <= row < len(self._table):
-            raise IndexError(row)
-        return Task(self._table, row % len(self._table))
+    def __getitem__(self, i: int) -> Task:
+        return Task(self._table, int(self.rows[i]))

@@ -8,6 +8,7 @@ as numpy arrays. Drawing them is ``figure.py``'s job.
 from __future__ import annotations
 
 from .colours import STATUS_COLOURS, colour_of
+from .table import NIL, STATUS_ORDER, Selection
 
 BUSY_BINS = 2000  # the busy curve is averaged into this many slices at most
 
@@ -19,28 +20,42 @@ class TimelineData:
         """Place ``tasks`` (default: all of ``state``'s) on rows for ``state``'s engines."""
         import numpy as np
 
+        table = state.table
         start, end = state.span_us()
         self.t0 = start or 0
-        rows = sorted(e for e in state.engines if e is not None)
-        for task in state.tasks.values():
-            if task.engine_id is not None and task.engine_id not in state.engines:
-                rows.append(task.engine_id)
-        self.engine_ids = sorted(set(rows))
+        engine = table.view("engine")
+        self.engine_ids = sorted(set(state.engines) | set(np.unique(engine[engine != NIL]).tolist()))
         self.row_of = {e: i for i, e in enumerate(self.engine_ids)}
-        functions = sorted({t.function or "" for t in state.tasks.values()})
-        self.colour_of = {f: colour_of(f) for f in functions}
+        function = table.view("function")
+        names = {code: table.text(code) or "" for code in np.unique(function).tolist()}
+        self.colour_of = {f: colour_of(f) for f in sorted(set(names.values()))}
 
-        tasks = state.tasks.values() if tasks is None else tasks
-        placed = [t for t in tasks if t.engine_id in self.row_of and t.effective_start_us is not None]
+        rows = np.arange(len(table)) if tasks is None else np.array([t.row for t in tasks], np.int64)
+        began = table.effective_start()[rows]
+        placed = (engine[rows] != NIL) & (began != NIL)
+        rows, began = rows[placed], began[placed]
         sec = lambda us: (us - self.t0) / 1e6  # noqa: E731
-        self.tasks = placed
-        self.row = np.array([self.row_of[t.engine_id] for t in placed], dtype=float)
-        self.start = np.array([sec(t.effective_start_us) for t in placed])
         last = sec(end) if end is not None else 0.0
-        self.end = np.array([sec(t.completed_us) if t.completed_us is not None else last for t in placed])
-        self.submitted = np.array([sec(t.submitted_us) if t.submitted_us is not None else np.nan for t in placed])
-        self.received = np.array([sec(t.received_us) if t.received_us is not None else np.nan for t in placed])
-        self.colours = [STATUS_COLOURS.get(t.status) or self.colour_of[t.function or ""] for t in placed]
+        self.tasks = Selection(table, rows)
+        self.row = np.searchsorted(np.array(self.engine_ids, np.int64), engine[rows]).astype(float)
+        self.start = sec(began)
+
+        def seconds(column, missing):
+            values = table.view(column)[rows]
+            return np.where(values == NIL, missing, sec(values))
+
+        self.end = seconds("completed", last)
+        self.submitted = seconds("submitted", np.nan)
+        self.received = seconds("received", np.nan)
+        # a status's colour where it has one, else the function's
+        status = table.statuses()[rows]
+        by_status = [STATUS_COLOURS.get(name) for name in STATUS_ORDER]
+        codes = sorted(names)
+        palette = [self.colour_of[names[c]] for c in codes]
+        by_function = np.searchsorted(np.array(codes, np.int64), function[rows])
+        choice = np.array(by_status + palette, dtype=object)
+        coloured = np.array([c is not None for c in by_status])[status]
+        self.colours = np.where(coloured, choice[status], choice[len(by_status) + by_function]).tolist()
         self.span = max(last, float(self.end.max()) if len(self.end) else 0.0, 1e-3)
         self.marks = [(sec(m.t_us), m.text) for m in state.marks]
         self.joins = [

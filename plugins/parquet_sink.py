@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ipyrecorder.events import QUEUES
 from ipyrecorder.sink import Option, Sink, SinkError
+from ipyrecorder.table import NIL, NONE, STATUS_ORDER
 
 
 def _pyarrow():
@@ -21,36 +23,67 @@ def _pyarrow():
 
 
 def tasks_table(state):
-    """A pyarrow Table with one row per task."""
+    """A pyarrow Table with one row per task, built from the state's columns (no ``Task`` per row)."""
     pa = _pyarrow()
-    tasks = list(state.tasks.values())
+    import numpy as np
+    import pyarrow.compute as pc
+
+    table = state.table
+    n = len(table)
     ts = pa.timestamp("us", tz="UTC")
 
-    def column(values, type_):
-        return pa.array(values, type=type_)
+    def ints(values, type_=None):
+        return pa.array(values, mask=values == NIL, type=type_ or pa.int64())
 
-    started = [t.effective_start_us for t in tasks]
+    def texts(codes, names):
+        """Indexes into ``names`` (NONE: null) as a string column."""
+        codes = np.asarray(codes, np.int32)
+        names = pa.array(list(names), pa.string())
+        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes == NONE), names).dictionary_decode()
+
+    def sparse(found):
+        """A string column from ``{row: text}`` (null elsewhere)."""
+        codes = np.full(n, NONE, np.int32)
+        rows = np.fromiter(found, np.int64, len(found))
+        codes[rows] = np.arange(len(found), dtype=np.int32)
+        return texts(codes, found.values())
+
+    def seconds(later, earlier):
+        missing = (later == NIL) | (earlier == NIL)
+        return pa.array(np.where(missing, 0, later - earlier) / 1e6, mask=missing, type=pa.float64())
+
+    prefixes = texts(table.view("prefix"), table.prefixes)
+    suffix = table.view("suffix")
+    numbered = ints(suffix).cast(pa.string())
+    msg_id = pc.if_else(pc.is_null(numbered), prefixes, pc.binary_join_element_wise(prefixes, numbered, ""))
+    submitted, started = table.view("submitted"), table.effective_start()
+    completed, received = table.view("completed"), table.view("received")
+    errors = {}
+    for row, (ename, evalue, _) in table.errors.items():
+        if ename is not None:
+            errors[row] = f"{ename}: {evalue}" if evalue else ename
+    tracebacks = {row: tb for row, (_, _, tb) in table.errors.items() if tb is not None}
     columns = {
-        "msg_id": column([t.msg_id for t in tasks], pa.string()),
-        "name": column([t.name for t in tasks], pa.string()),
-        "label": column([t.label for t in tasks], pa.string()),
-        "function": column([t.function for t in tasks], pa.string()),
-        "queue": column([t.queue for t in tasks], pa.string()),
-        "chunk": column([t.chunk for t in tasks], pa.int64()),
-        "engine_id": column([t.engine_id for t in tasks], pa.int64()),
-        "status": column([t.status for t in tasks], pa.string()),
-        "submitted": column([t.submitted_us for t in tasks], ts),
-        "started": column(started, ts),
-        "completed": column([t.completed_us for t in tasks], ts),
-        "received": column([t.received_us for t in tasks], ts),
-        "queue_seconds": column([t.queue_seconds for t in tasks], pa.float64()),
-        "run_seconds": column([t.run_seconds for t in tasks], pa.float64()),
-        "wall_seconds": column([t.wall_seconds for t in tasks], pa.float64()),
-        "error": column([t.error for t in tasks], pa.string()),
-        "traceback": column([t.traceback for t in tasks], pa.string()),
-        "broadcast": column([t.broadcast for t in tasks], pa.string()),
-        "stdout": column([t.stdout for t in tasks], pa.string()),
-        "stderr": column([t.stderr for t in tasks], pa.string()),
+        "msg_id": msg_id,
+        "name": texts(table.view("name"), table.strings),
+        "label": texts(table.view("label"), table.strings),
+        "function": texts(table.view("function"), table.strings),
+        "queue": texts(table.view("queue"), QUEUES),
+        "chunk": ints(table.view("chunk")),
+        "engine_id": ints(table.view("engine")),
+        "status": texts(table.statuses(), STATUS_ORDER),
+        "submitted": ints(submitted, ts),
+        "started": ints(started, ts),
+        "completed": ints(completed, ts),
+        "received": ints(received, ts),
+        "queue_seconds": seconds(started, submitted),
+        "run_seconds": seconds(completed, started),
+        "wall_seconds": seconds(received, submitted),
+        "error": sparse(errors),
+        "traceback": sparse(tracebacks),
+        "broadcast": sparse(table.broadcast),
+        "stdout": pc.fill_null(sparse({row: "".join(chunks) for row, chunks in table.stdout.items()}), ""),
+        "stderr": pc.fill_null(sparse({row: "".join(chunks) for row, chunks in table.stderr.items()}), ""),
     }
     return pa.table(columns)
 

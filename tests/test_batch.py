@@ -72,7 +72,9 @@ def varied_log(path, n=3000, seed=3, flush_every=700, engines=5, register=True, 
     with LogWriter(path, "w", new_header(t0=T0)) as writer:
         if register:
             for e in range(engines):
-                writer.append({"kind": "engine_register", "t": T0, "engine_id": e, "uuid": f"u{cluster}{e}", "present": True})
+                writer.append(
+                    {"kind": "engine_register", "t": T0, "engine_id": e, "uuid": f"u{cluster}{e}", "present": True}
+                )
         pending = []
         written = 0
 
@@ -153,7 +155,9 @@ def test_a_run_with_events_of_other_kinds_between_its_batches(tmp_path, both):
 
 def test_tasks_started_twice_and_completed_before_their_start_fold_row_by_row(tmp_path, both):
     path = tmp_path / "a.mpk"
-    restarts = [{"kind": "start", "msg_id": f"sess-1_77_{i}", "t": at(100 + i), "engine_id": 3} for i in range(1, 600, 3)]
+    restarts = [
+        {"kind": "start", "msg_id": f"sess-1_77_{i}", "t": at(100 + i), "engine_id": 3} for i in range(1, 600, 3)
+    ]
     varied_log(path, n=1200, flush_every=10**6, tail=restarts)
     batched, rows, runs = both(path)
     assert batched == rows

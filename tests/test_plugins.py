@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import ipyrecorder
+import ipyrecorder.cli
 
 from .helpers import write_sample
 
@@ -100,3 +101,20 @@ def test_state_to_dataframe(tmp_path):
     assert str(frame["started"].dtype) == "datetime64[us, UTC]" or str(frame["started"].dtype).endswith("UTC]")
     assert frame.loc["sess_1_0", "started"].to_pydatetime() == state.tasks["sess_1_0"].started
     assert frame["status"].tolist() == ["ok", "ok", "error"]
+
+
+def test_parquet_columns_hold_what_each_task_says(tmp_path):
+    pytest.importorskip("pyarrow")
+    from plugins.parquet_sink import tasks_table
+
+    from .helpers import rich_log
+    from .test_batch import varied_log
+
+    for path in (tmp_path / "rich.mpk", tmp_path / "varied.mpk"):
+        (rich_log if path.stem == "rich" else varied_log)(path)
+        state = ipyrecorder.replay(path)
+        rows = tasks_table(state).to_pylist()
+        assert len(rows) == len(state.tasks)
+        for row, task in zip(rows, state.tasks.values()):
+            want = {key: getattr(task, key) for key in row}
+            assert row == want, task.msg_id
