@@ -5,9 +5,7 @@ off, and every task, engine, count and recent list is compared; each test also
 checks that batching did fold some of its frames (or that it rightly did not).
 """
 
-import random
 import shutil
-from datetime import timedelta
 
 import pytest
 
@@ -15,7 +13,7 @@ import ipyrecorder
 from ipyrecorder import batch
 from ipyrecorder.log import LogWriter, new_header
 
-from .helpers import T0, rich_log
+from .helpers import T0, at, rich_log, varied_log
 
 
 def dump(state) -> dict:
@@ -60,72 +58,6 @@ def both(monkeypatch):
         return batched, rows, sum(runs)
 
     return replay_both
-
-
-def at(seconds):
-    return T0 + timedelta(seconds=seconds)
-
-
-def varied_log(path, n=3000, seed=3, flush_every=700, engines=5, register=True, cluster="", **extra):
-    """Tasks with every field a submit, start and complete may have, frames cut mid-lifecycle."""
-    rng = random.Random(seed)
-    with LogWriter(path, "w", new_header(t0=T0)) as writer:
-        if register:
-            for e in range(engines):
-                writer.append(
-                    {"kind": "engine_register", "t": T0, "engine_id": e, "uuid": f"u{cluster}{e}", "present": True}
-                )
-        pending = []
-        written = 0
-
-        def put(event):
-            nonlocal written
-            writer.append(event)
-            written += 1
-            if written % flush_every == 0:
-                writer.flush()
-
-        for i in range(n):
-            msg_id = f"sess{cluster}-{i % 3}_77_{i}" if i % 50 else f"odd{cluster}-{i}"
-            t = i * 0.01
-            target = [None, 2, [0, 1], None][i % 4]
-            put(
-                {
-                    "kind": "submit",
-                    "msg_id": msg_id,
-                    "t": at(t),
-                    "queue": ["task", "mux", "broadcast", None][i % 4],
-                    "function": rng.choice(["f", "g", None, "h"]),
-                    "target": target,
-                    "label": f"label-{i}" if i % 7 == 0 else None,
-                    "chunk": i if i % 3 else None,
-                    "broadcast": "bcast_1_0" if i % 11 == 0 else None,
-                }
-            )
-            pending.append((msg_id, t, i))
-            while len(pending) > rng.randint(1, 30):
-                msg_id, t0, j = pending.pop(rng.randrange(len(pending)))
-                engine = None if j % 97 == 0 else j % engines
-                put({"kind": "start", "msg_id": msg_id, "t": at(t0 + 0.001), "engine_id": engine})
-                if j % 13 == 5:
-                    continue  # left running
-                failed = j % 17 == 3
-                put(
-                    {
-                        "kind": "complete",
-                        "msg_id": msg_id,
-                        "status": ("error" if j % 2 else "aborted") if failed else "ok",
-                        "started": None if j % 19 == 0 else at(t0 + 0.002),
-                        "completed": at(t0 + 0.003 + (j % 5) * 0.001),
-                        "received": None if j % 23 == 0 else at(t0 + 0.004 + (j % 5) * 0.001),
-                        "engine_id": engine if j % 29 else (j + 1) % engines,
-                        "ename": "ValueError" if failed else None,
-                        "evalue": f"bad {j}" if failed else None,
-                        "traceback": "Traceback...\nValueError" if failed and j % 3 else None,
-                    }
-                )
-        for event in extra.get("tail", ()):
-            put(event)
 
 
 def test_a_varied_log_folds_the_same_in_batches(tmp_path, both):

@@ -107,8 +107,7 @@ def test_parquet_columns_hold_what_each_task_says(tmp_path):
     pytest.importorskip("pyarrow")
     from plugins.parquet_sink import tasks_table
 
-    from .helpers import rich_log
-    from .test_batch import varied_log
+    from .helpers import rich_log, varied_log
 
     for path in (tmp_path / "rich.mpk", tmp_path / "varied.mpk"):
         (rich_log if path.stem == "rich" else varied_log)(path)
