@@ -155,11 +155,10 @@ def _relative(values, refs):
 
 
 class _Strings:
-    """A string table, ``items`` to begin with (index 0: the empty string, no value), each text
-    added once."""
+    """A de-duplicated string table; index 0 is the empty string (no value)."""
 
-    def __init__(self, items):
-        self.items = items
+    def __init__(self):
+        self.items = [""]
         self.index = {"": 0}
 
     def __call__(self, text) -> int:
@@ -174,9 +173,9 @@ class _Strings:
         return i
 
 
-def _string_column(values):
-    """Indexes into a state's strings as indexes into the page's (0: none)."""
-    return values.astype(np.int64) + 1
+def _string_column(codes, page_index):
+    """Indexes into a state's strings (NONE: none) as indexes into the page's (0: none)."""
+    return np.array(page_index + [0], np.int64)[codes]
 
 
 def build_report_data(state, output_chars: int = 200, log_name: str = "", title: str | None = None):
@@ -211,14 +210,11 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
     end = since_origin(table.view("completed"))
     recv = since_origin(table.view("received"))
     status = table.statuses()
-    # the page's strings: "" (no value), the state's strings, the msg_id prefixes, then texts
-    texts = [""] + [str(text) for text in table.strings]
-    prefixed = len(texts)
-    texts += table.prefixes
-    strings = _Strings(texts)
-    fn = _string_column(table.view("function"))
-    name = _string_column(table.view("name"))
-    mp = table.view("prefix").astype(np.int64) + prefixed
+    # the page's strings, each once (the page finds a task by its prefix's index): "" is no value
+    strings = _Strings()
+    texts = [strings(text) for text in table.strings]
+    fn, name = _string_column(table.view("function"), texts), _string_column(table.view("name"), texts)
+    mp = _string_column(table.view("prefix"), [strings(text) for text in table.prefixes])
     ms = table.view("suffix").copy()
     whole = ms >= NO_SUFFIX  # (a msg_id alone, NIL, is negative: its prefix is the msg_id)
     for i in np.flatnonzero(whole).tolist():
