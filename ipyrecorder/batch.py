@@ -3,10 +3,11 @@
 A big run's frames are tens of thousands of submits, starts and completions of
 tasks the state has not seen start or complete before: then each column of the
 frame can be written into the state's columns in one step (``fold_batch``).
-Any frame this does not cover exactly (other kinds of event, a task started or
-completed twice, a task completed before its start in the frame's order, a
-live viewer noting changes) is folded row by row in ``state.py``, the
-reference the tests hold this to.
+Any run this does not cover exactly (a task started or completed twice, a task
+completed before its start in the frame's order, a second cluster's engines)
+and every other kind of event is folded row by row in ``state.py``, the
+reference the tests hold this to. What a run changed is noted for live viewers
+(``State.take_changes``) as the row fold notes it.
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ def _fold_run(state, frame, rows, order, start, stop) -> bool:
             if (started_at[task] > where).any():
                 return False  # completed before it started, in the frame's order
     del outcome, begun
+    noted = state._changed
+    if noted is not None:  # a live viewer is noting changes: the engines the tasks were on before
+        touched = np.concatenate([part[3] for part in parts.values()])
+        noted[2].update(table.view("engine")[touched].tolist())
     base = frame.base
     strings = np.array(state._string_ids or [NONE], np.int32)
     if ev.SUBMIT in parts:
@@ -99,6 +104,12 @@ def _fold_run(state, frame, rows, order, start, stop) -> bool:
     if complete_part is not None:
         _complete(state, table, complete_part[0], complete_part[3], base)
     _engines(state, table, start_part, complete_part, started_on)
+    if noted is not None:  # ... and after; every completion in the run is a task's first
+        noted[0].update(touched.tolist())
+        noted[2].update(table.view("engine")[touched].tolist())
+        noted[2].discard(NIL)
+        if complete_part is not None:
+            noted[1].extend(complete_part[3].tolist())
     state.events += stop - start
     return True
 

@@ -279,7 +279,7 @@ class State:
         self._frames_folded.add(key)
         try:
             self._enter(frame)
-            if rows is None and self._changed is None and fold_batches(self, frame):
+            if rows is None and fold_batches(self, frame):
                 return
             self.fold(frame.rows() if rows is None else rows)
         except (IndexError, KeyError, TypeError, ValueError, OverflowError) as exc:

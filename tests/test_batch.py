@@ -156,3 +156,32 @@ def test_until_on_a_batched_log_keeps_only_what_had_begun(tmp_path, both):
     batched, rows, runs = both(path, until=at(12))
     assert batched == rows
     assert 1000 < len(batched["tasks"]) < 1300 and batched["summary"]["by_status"]["running"] > 0
+
+
+def test_a_live_viewer_is_told_the_same_changes(tmp_path, monkeypatch):
+    from ipyrecorder.log import LogReader
+    from ipyrecorder.state import State
+
+    path = tmp_path / "a.mpk"
+    varied_log(path)
+
+    def changes():
+        state = State()
+        assert state.take_changes().full
+        taken = []
+        for offset, frame in LogReader(path).frames():
+            state.fold_frame(offset, frame)
+            got = state.take_changes()
+            taken.append(
+                (sorted(t.msg_id for t in got.tasks), [t.msg_id for t in got.completed], sorted(got.engines))
+            )
+        return taken
+
+    runs = []
+    fold_run = batch._fold_run
+    monkeypatch.setattr(batch, "_fold_run", lambda *args: runs.append(fold_run(*args)) or runs[-1])
+    batched = changes()
+    assert sum(runs) >= 5
+    monkeypatch.setattr(batch, "BATCH_FROM", 10**9)
+    assert batched == changes()
+    assert sum(len(completed) for _, completed, _ in batched) > 2000
