@@ -196,30 +196,59 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
     table = state.table
     engine = table.view("engine")
     engine_ids = sorted(set(state.engines) | set(np.unique(engine[engine != NIL]).tolist()))
-    ids = np.array(engine_ids, np.int64)
-    row = np.full(len(engine), NO_ENGINE, np.int64)
-    placed = engine != NIL
-    row[placed] = np.searchsorted(ids, engine[placed])
+    n = len(table)
+    columns = {}
+    blob = bytearray()
+
+    def add(col, dtype, values, transform=None):
+        """Append one column: little-endian, bytes split into planes (byte 0 of every value, then byte 1...)."""
+        values = values.astype(values.dtype.newbyteorder("<"), copy=False)
+        columns[col] = [dtype, len(blob), len(values), transform]
+        if values.itemsize > 1:  # byte planes deflate far better than interleaved numbers
+            values = values.view(np.uint8).reshape(-1, values.itemsize).T
+        blob.extend(values.tobytes())
+        blob.extend(b"\0" * (-len(blob) % 8))
 
     def since_origin(values):
         return np.where(values == NIL, NIL, values - origin)
 
-    n = len(table)
-    sub = since_origin(table.view("submitted"))
+    # Times, stored so that they compress: start as the change from the previous task's start,
+    # the others relative to the task's own start or end (or absolute when that is missing).
+    # Each column is made, added and let go in turn: a big run's page needs no more memory than that.
     start = since_origin(table.effective_start())
+    add("start", *_time_column(_deltas(start)), "delta")
     end = since_origin(table.view("completed"))
-    recv = since_origin(table.view("received"))
+    add("end", *_time_column(_relative(end, start)), "rel:start")
+    add("sub", *_time_column(_relative(since_origin(table.view("submitted")), start)), "rel:start")
+    del start
+    add("recv", *_time_column(_relative(since_origin(table.view("received")), end)), "rel:end")
+    del end
+    row = np.full(n, NO_ENGINE, np.uint32)
+    placed = engine != NIL
+    row[placed] = np.searchsorted(np.array(engine_ids, np.int64), engine[placed])
+    add("row", "u4", row)
+    del row, placed
     status = table.statuses()
+    add("status", "u1", status.astype(np.uint8))
     # the page's strings, each once (the page finds a task by its prefix's index): "" is no value
     strings = _Strings()
     texts = [strings(text) for text in table.strings]
-    fn, name = _string_column(table.view("function"), texts), _string_column(table.view("name"), texts)
+    add("fn", *_int_column(_string_column(table.view("function"), texts)))
+    add("name", *_int_column(_string_column(table.view("name"), texts)))
     mp = _string_column(table.view("prefix"), [strings(text) for text in table.prefixes])
     ms = table.view("suffix").copy()
     whole = ms >= NO_SUFFIX  # (a msg_id alone, NIL, is negative: its prefix is the msg_id)
     for i in np.flatnonzero(whole).tolist():
         mp[i] = strings(table.msg_id(i))
     ms[whole | (ms == NIL)] = NO_SUFFIX
+    add("mp", *_int_column(mp))
+    del mp, whole
+    steps = np.diff(ms, prepend=0)
+    if not len(steps) or (int(steps.min()) > INT32_MISSING and int(steps.max()) < 2**31):
+        add("ms", "i4", steps.astype(np.int32), "delta")
+    else:
+        add("ms", "u4", ms.astype(np.uint32))
+    del ms, steps
     stdout, stderr, errors, tracebacks = [], [], [], []
     if output_chars:
         for found, store in ((stdout, table.stdout), (stderr, table.stderr)):
@@ -232,47 +261,15 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
         errors.append((i, strings(task.error or "(no error message)")))
         if task.traceback:  # its end says what failed: keep that
             tracebacks.append((i, strings(task.traceback[-TRACEBACK_CHARS:])))
-
-    columns = {}
-    chunks = []
-    offset = 0
-
-    def add(col, dtype, values, transform=None):
-        """Append one column: little-endian, bytes split into planes (byte 0 of every value, then byte 1...)."""
-        nonlocal offset
-        values = values.astype(values.dtype.newbyteorder("<"))
-        width = values.itemsize
-        data = values.tobytes()
-        if width > 1:  # byte planes deflate far better than interleaved numbers
-            data = np.frombuffer(data, np.uint8).reshape(-1, width).T.tobytes()
-        columns[col] = [dtype, offset, len(values), transform]
-        pad = -len(data) % 8
-        chunks.append(data + b"\0" * pad)
-        offset += len(data) + pad
-
-    # Times, stored so that they compress: start as the change from the previous task's start,
-    # the others relative to the task's own start or end (or absolute when that is missing).
-    add("start", *_time_column(_deltas(start)), "delta")
-    add("end", *_time_column(_relative(end, start)), "rel:start")
-    add("sub", *_time_column(_relative(sub, start)), "rel:start")
-    add("recv", *_time_column(_relative(recv, end)), "rel:end")
-    add("row", "u4", row.astype("<u4"))
-    add("status", "u1", status.astype("<u1"))
-    for col, values in (("fn", fn), ("name", name), ("mp", mp)):
-        add(col, *_int_column(values))
-    steps = np.diff(ms, prepend=0)
-    if not len(steps) or (int(steps.min()) > INT32_MISSING and int(steps.max()) < 2**31):
-        add("ms", "i4", steps.astype("<i4"), "delta")
-    else:
-        add("ms", "u4", ms.astype("<u4"))
+    del status
     text = json.dumps(
         {"strings": strings.items, "stdout": stdout, "stderr": stderr, "errors": errors, "tracebacks": tracebacks},
         ensure_ascii=False,
         separators=(",", ":"),
         default=str,
     ).encode("utf-8", "surrogatepass")
-    chunks.append(text)
-    blob = b"".join(chunks)
+    text_at = len(blob)
+    blob.extend(text)
 
     summary = state.summary()
     engines = []
@@ -314,7 +311,7 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
         "no_suffix": NO_SUFFIX,
         "int32_missing": INT32_MISSING,
         "columns": columns,
-        "text": [offset, len(text)],
+        "text": [text_at, len(text)],
     }
     return meta, blob
 

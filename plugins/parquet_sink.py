@@ -22,15 +22,23 @@ def _pyarrow():
     return pyarrow
 
 
-def tasks_table(state):
-    """A pyarrow Table with one row per task, built from the state's columns (no ``Task`` per row)."""
+ROW_GROUP = 1 << 20  # tasks per table written at a time: the sink's memory is one group's, not the run's
+
+
+def tasks_table(state, start: int = 0, stop: int | None = None):
+    """A pyarrow Table with one row per task (those ``start:stop``), built from the state's
+    columns (no ``Task`` per row)."""
     pa = _pyarrow()
     import numpy as np
     import pyarrow.compute as pc
 
     table = state.table
-    n = len(table)
+    rows = slice(start, len(table) if stop is None else stop)
+    n = len(range(*rows.indices(len(table))))
     ts = pa.timestamp("us", tz="UTC")
+
+    def view(name):
+        return table.view(name)[rows]
 
     def ints(values, type_=None):
         return pa.array(values, mask=values == NIL, type=type_ or pa.int64())
@@ -41,37 +49,35 @@ def tasks_table(state):
         names = pa.array(list(names), pa.string())
         return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes == NONE), names).dictionary_decode()
 
-    def sparse(found):
-        """A string column from ``{row: text}`` (null elsewhere)."""
+    def sparse(found, text=lambda value: value):
+        """A string column from ``{row: value}`` (null elsewhere)."""
+        found = {row - rows.start: text(v) for row, v in found.items() if rows.start <= row < rows.stop}
         codes = np.full(n, NONE, np.int32)
-        rows = np.fromiter(found, np.int64, len(found))
-        codes[rows] = np.arange(len(found), dtype=np.int32)
+        codes[np.fromiter(found, np.int64, len(found))] = np.arange(len(found), dtype=np.int32)
         return texts(codes, found.values())
 
     def seconds(later, earlier):
         missing = (later == NIL) | (earlier == NIL)
         return pa.array(np.where(missing, 0, later - earlier) / 1e6, mask=missing, type=pa.float64())
 
-    prefixes = texts(table.view("prefix"), table.prefixes)
-    suffix = table.view("suffix")
-    numbered = ints(suffix).cast(pa.string())
+    def error(entry):
+        ename, evalue, _ = entry
+        return None if ename is None else f"{ename}: {evalue}" if evalue else ename
+
+    prefixes = texts(view("prefix"), table.prefixes)
+    numbered = ints(view("suffix")).cast(pa.string())
     msg_id = pc.if_else(pc.is_null(numbered), prefixes, pc.binary_join_element_wise(prefixes, numbered, ""))
-    submitted, started = table.view("submitted"), table.effective_start()
-    completed, received = table.view("completed"), table.view("received")
-    errors = {}
-    for row, (ename, evalue, _) in table.errors.items():
-        if ename is not None:
-            errors[row] = f"{ename}: {evalue}" if evalue else ename
-    tracebacks = {row: tb for row, (_, _, tb) in table.errors.items() if tb is not None}
+    submitted, started = view("submitted"), table.effective_start()[rows]
+    completed, received = view("completed"), view("received")
     columns = {
         "msg_id": msg_id,
-        "name": texts(table.view("name"), table.strings),
-        "label": texts(table.view("label"), table.strings),
-        "function": texts(table.view("function"), table.strings),
-        "queue": texts(table.view("queue"), QUEUES),
-        "chunk": ints(table.view("chunk")),
-        "engine_id": ints(table.view("engine")),
-        "status": texts(table.statuses(), STATUS_ORDER),
+        "name": texts(view("name"), table.strings),
+        "label": texts(view("label"), table.strings),
+        "function": texts(view("function"), table.strings),
+        "queue": texts(view("queue"), QUEUES),
+        "chunk": ints(view("chunk")),
+        "engine_id": ints(view("engine")),
+        "status": texts(table.statuses()[rows], STATUS_ORDER),
         "submitted": ints(submitted, ts),
         "started": ints(started, ts),
         "completed": ints(completed, ts),
@@ -79,11 +85,11 @@ def tasks_table(state):
         "queue_seconds": seconds(started, submitted),
         "run_seconds": seconds(completed, started),
         "wall_seconds": seconds(received, submitted),
-        "error": sparse(errors),
-        "traceback": sparse(tracebacks),
+        "error": sparse(table.errors, error),
+        "traceback": sparse(table.errors, lambda entry: entry[2]),
         "broadcast": sparse(table.broadcast),
-        "stdout": pc.fill_null(sparse({row: "".join(chunks) for row, chunks in table.stdout.items()}), ""),
-        "stderr": pc.fill_null(sparse({row: "".join(chunks) for row, chunks in table.stderr.items()}), ""),
+        "stdout": pc.fill_null(sparse(table.stdout, "".join), ""),
+        "stderr": pc.fill_null(sparse(table.stderr, "".join), ""),
     }
     return pa.table(columns)
 
@@ -130,7 +136,13 @@ class ParquetSink(Sink):
 
         compression = self.config["compression"]
         compression = None if compression == "none" else compression
-        pq.write_table(tasks_table(log.state), out, compression=compression)
+        state = log.state
+        first = tasks_table(state, 0, ROW_GROUP)
+        with pq.ParquetWriter(out, first.schema, compression=compression) as writer:
+            writer.write_table(first)
+            del first
+            for start in range(ROW_GROUP, len(state.table), ROW_GROUP):
+                writer.write_table(tasks_table(state, start, start + ROW_GROUP))
         if self.config["events"]:
             name = getattr(out, "name", None)
             if not isinstance(name, str):

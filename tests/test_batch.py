@@ -172,9 +172,7 @@ def test_a_live_viewer_is_told_the_same_changes(tmp_path, monkeypatch):
         for offset, frame in LogReader(path).frames():
             state.fold_frame(offset, frame)
             got = state.take_changes()
-            taken.append(
-                (sorted(t.msg_id for t in got.tasks), [t.msg_id for t in got.completed], sorted(got.engines))
-            )
+            taken.append((sorted(t.msg_id for t in got.tasks), [t.msg_id for t in got.completed], sorted(got.engines)))
         return taken
 
     runs = []

@@ -105,7 +105,7 @@ def test_state_to_dataframe(tmp_path):
 
 def test_parquet_columns_hold_what_each_task_says(tmp_path):
     pytest.importorskip("pyarrow")
-    from plugins.parquet_sink import tasks_table
+    from ipyrecorder.plugins.parquet_sink import tasks_table
 
     from .helpers import rich_log, varied_log
 
@@ -117,3 +117,19 @@ def test_parquet_columns_hold_what_each_task_says(tmp_path):
         for row, task in zip(rows, state.tasks.values()):
             want = {key: getattr(task, key) for key in row}
             assert row == want, task.msg_id
+
+
+def test_parquet_is_written_a_row_group_at_a_time(tmp_path, monkeypatch):
+    pq = pytest.importorskip("pyarrow.parquet")
+    from ipyrecorder.plugins import parquet_sink
+
+    from .helpers import varied_log
+
+    varied_log(tmp_path / "a.mpk", n=500)
+    whole = parquet_sink.tasks_table(ipyrecorder.replay(tmp_path / "a.mpk"))
+    monkeypatch.setattr(parquet_sink, "ROW_GROUP", 64)
+    out = tmp_path / "a.parquet"
+    assert ipyrecorder.cli.main(["replay", str(tmp_path / "a.mpk"), "--sink", "parquet", "-o", str(out)]) == 0
+    written = pq.ParquetFile(out)
+    assert written.metadata.num_row_groups == 8
+    assert written.read().to_pylist() == whole.to_pylist()
