@@ -35,8 +35,9 @@ START_TASK, START_T, START_ENGINE = _K["start"].at("msg_id", "t", "engine_id")
 COMPLETE_TASK, COMPLETE_STATUS, COMPLETE_STARTED, COMPLETE_COMPLETED, COMPLETE_RECEIVED = _K["complete"].at(
     "msg_id", "status", "started", "completed", "received"
 )
-COMPLETE_ENGINE, COMPLETE_ENAME = _K["complete"].at("engine_id", "ename")
-COMPLETE_ERROR = _K["complete"].at("ename", "evalue", "traceback")
+COMPLETE_ENGINE, COMPLETE_ENAME, COMPLETE_EVALUE, COMPLETE_TRACEBACK = _K["complete"].at(
+    "engine_id", "ename", "evalue", "traceback"
+)
 OUTPUT_TASK, OUTPUT_TEXT = _K["stdout"].at("msg_id", "text")
 assert _K["stderr"].fields == _K["stdout"].fields  # the fold reads both alike
 ATTEMPT_TASK, *ATTEMPT_FIELDS = _K["attempt_error"].at("msg_id", "t", "engine_id", "ename", "evalue", "traceback")
@@ -295,7 +296,7 @@ class State:
             self.headers.append({**frame.header, "t0": from_us(frame.header["t0"])})
         table = self.table
         strings = frame.strings
-        if strings is not self._symbols:
+        if strings is not self._symbols and strings != self._symbols:  # (frames often repeat their strings)
             self._symbols, self._string_ids = strings, []
         if len(self._string_ids) < len(strings):  # (a format-1 segment's strings grow)
             self._string_ids += map(table.string, strings[len(self._string_ids) :])
@@ -329,23 +330,9 @@ class State:
 
     def _fold(self, arrays, rows, base) -> int:
         table = self.table
-        submitted, start, started, completed, received = (
-            table.submitted,
-            table.start,
-            table.started,
-            table.completed,
-            table.received,
-        )
-        engine_of_row, outcome, queue, function, label, name, chunk = (
-            table.engine,
-            table.outcome,
-            table.queue,
-            table.function,
-            table.label,
-            table.name,
-            table.chunk,
-        )
-        strings, symbols = self._string_ids, self._symbols
+        (_, _, submitted, start, started, completed, received) = table.arrays[:7]
+        (engine_of_row, outcome, queue, function, label, name, target_of, chunk) = table.arrays[7:]
+        strings, symbols, errors, targets = self._string_ids, self._symbols, table.errors, table.targets
         engines, engine_of = self.engines, self._engine
         offset = self._offset
         source = self.source
@@ -371,7 +358,12 @@ class State:
                             if isinstance(target, int)
                             else [None if e is None else e + offset for e in target]
                         )
-                    table.set_target(r, target)
+                    if target is None:
+                        target_of[r] = NIL
+                        if targets:
+                            targets.pop(r, None)
+                    else:
+                        table.set_target(r, target)
                     if size > SUBMIT_LABEL and a[SUBMIT_LABEL] is not None:
                         label[r] = strings[a[SUBMIT_LABEL]]
                         if name[r] == NONE:
@@ -404,7 +396,7 @@ class State:
                         engine_of_row[r] = NIL
                     else:
                         engine_of_row[r] = engine_id
-                        engine_of(engine_id).running = r
+                        (engines.get(engine_id) or engine_of(engine_id)).running = r
             elif kind == ev.COMPLETE:
                 r = rows[a[COMPLETE_TASK]]
                 size = len(a)
@@ -426,11 +418,13 @@ class State:
                 if size > COMPLETE_ENGINE and a[COMPLETE_ENGINE] is not None:
                     engine_of_row[r] = a[COMPLETE_ENGINE] + offset
                 if size > COMPLETE_ENAME:
-                    error = tuple(a[i] if size > i else None for i in COMPLETE_ERROR)
-                    if error == (None, None, None):
-                        table.errors.pop(r, None)
-                    else:
-                        table.errors[r] = error
+                    ename = a[COMPLETE_ENAME]
+                    evalue = a[COMPLETE_EVALUE] if size > COMPLETE_EVALUE else None
+                    traceback = a[COMPLETE_TRACEBACK] if size > COMPLETE_TRACEBACK else None
+                    if ename is not None or evalue is not None or traceback is not None:
+                        errors[r] = (ename, evalue, traceback)
+                    elif errors:
+                        errors.pop(r, None)
                 engine_id = engine_of_row[r]
                 if engine_id != NIL:
                     engine = engines.get(engine_id) or engine_of(engine_id)

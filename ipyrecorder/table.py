@@ -46,6 +46,7 @@ STATUS_ORDER = (*STATUSES, "running", "pending")
 NILS = {name: NIL if code == "q" else NONE for name, code in COLUMNS.items()}
 DTYPES = {"b": np.int8, "i": np.int32, "q": np.int64}
 _NIL_ROWS = {code: array(code) for code in DTYPES}  # rows of nils to grow columns by, shared
+GROW_BY = 1024  # rows the columns grow by at least
 # Rows by suffix are kept in a dense array unless the suffixes seen are this much sparser
 # than the rows they index: then in a dict.
 DENSE_SLACK = 1 << 16
@@ -57,6 +58,7 @@ class TaskTable:
     def __init__(self):
         for name, code in COLUMNS.items():
             setattr(self, name, array(code))
+        self._bind()
         self.strings: list = []  # function names, labels and names, each once
         self._string_ids: dict = {}
         self.prefixes: list = []  # msg_id prefixes, each once
@@ -75,12 +77,18 @@ class TaskTable:
         self.broadcast: dict = {}  # msg_id of the broadcast request a per-engine task belongs to
         self.source: dict = {}  # which of several merged logs gave the task's output and attempts
 
+    def _bind(self) -> None:
+        """``arrays``: the columns in COLUMNS order (what the row fold unpacks). Rows past
+        ``size`` are room to grow into (``capacity`` in all), already nil."""
+        self.arrays = tuple(getattr(self, name) for name in COLUMNS)
+        self.size = self.capacity = len(self.prefix)
+
     def __len__(self) -> int:
-        return len(self.prefix)
+        return self.size
 
     def view(self, name: str) -> np.ndarray:
-        """A numpy array over a column's memory. Drop it before the table grows."""
-        return np.frombuffer(getattr(self, name), DTYPES[COLUMNS[name]])
+        """A numpy array over a column's memory (its rows). Drop it before the table grows."""
+        return np.frombuffer(getattr(self, name), DTYPES[COLUMNS[name]])[: self.size]
 
     def effective_start(self) -> np.ndarray:
         """Each task's start: the engine's own stamp from the reply, else the latest start seen."""
@@ -151,10 +159,11 @@ class TaskTable:
         return row
 
     def _add_row(self, prefix: int, suffix: int) -> int:
-        row = len(self.prefix)
-        for name, nil in NILS.items():
-            getattr(self, name).append(nil)
+        row = self.size
+        if row == self.capacity:
+            self._reserve(1)
         self.prefix[row], self.suffix[row] = prefix, suffix
+        self.size += 1
         return row
 
     def frame_rows(self, frame):
@@ -163,9 +172,21 @@ class TaskTable:
         prefixes, suffixes, strings = frame.prefixes, frame.suffixes, frame.strings
         if not frame.canonical:
             return [self.row(msg_id) for msg_id in frame.msg_ids]
-        if type(prefixes) is not IntColumn or type(suffixes) is not IntColumn:
-            pair_row = self._pair_row
-            return [pair_row(strings[p], s) for p, s in zip(prefixes, suffixes)]
+        if type(prefixes) is not IntColumn or type(suffixes) is not IntColumn:  # a few tasks: one by one
+            rows = []
+            prefix_ids, by_suffix = self._prefix_ids, self._by_suffix
+            for p, s in zip(prefixes, suffixes):
+                i = prefix_ids.get(strings[p]) if s is not None else None
+                if i is None:
+                    rows.append(self._pair_row(strings[p], s))
+                    continue
+                index = by_suffix[i]
+                row = index.get(s)
+                if row is None:
+                    row = self._add_row(i, s)
+                    index.put(s, row)
+                rows.append(row)
+            return rows
         return self._typed_frame_rows(prefixes, suffixes, strings)
 
     def _typed_frame_rows(self, prefixes, suffixes, strings) -> np.ndarray:
@@ -213,12 +234,22 @@ class TaskTable:
 
     def _grow(self, n: int) -> None:
         """Add ``n`` rows of nils."""
-        if len(_NIL_ROWS["q"]) < n:
+        self._reserve(n)
+        self.size += n
+
+    def _reserve(self, n: int) -> None:
+        """Room for ``n`` more rows: a few at a time, the columns grow by a block (a log of
+        small frames adds its tasks one by one); many, by just as many (a big log stays tight)."""
+        more = max(n - (self.capacity - self.size), GROW_BY) if self.capacity - self.size < n else 0
+        if not more:
+            return
+        if len(_NIL_ROWS["q"]) < more:
             for code in _NIL_ROWS:
-                _NIL_ROWS[code] = array(code, [NIL if code == "q" else NONE]) * max(n, 2 * len(_NIL_ROWS[code]))
+                _NIL_ROWS[code] = array(code, [NIL if code == "q" else NONE]) * max(more, 2 * len(_NIL_ROWS[code]))
         for name, code in COLUMNS.items():
             nils = _NIL_ROWS[code]
-            getattr(self, name).frombytes(memoryview(nils).cast("B")[: n * nils.itemsize])
+            getattr(self, name).frombytes(memoryview(nils).cast("B")[: more * nils.itemsize])
+        self.capacity += more
 
     # -- what sparse fields hold ------------------------------------------------------------
     def set_target(self, row: int, target) -> None:
@@ -241,6 +272,7 @@ class TaskTable:
         for name, code in COLUMNS.items():
             values = self.view(name)[kept].tobytes()
             setattr(self, name, array(code, values))
+        self._bind()
         for name in ("targets", "errors", "stdout", "stderr", "attempts", "attempt_errors"):
             setattr(self, name, {int(new_of[r]): v for r, v in getattr(self, name).items() if kept[r]})
         for name in ("resubmitted", "resubmit_of", "broadcast", "source"):
@@ -258,13 +290,14 @@ class TaskTable:
 
 class _Suffixes:
     """Rows by suffix for one msg_id prefix: a dense array over the suffixes seen
-    (ipyparallel's are a counter), or a dict if they are far apart."""
+    (ipyparallel's are a counter), or a dict if they are far apart. The dense rows are an
+    ``array.array`` (one read or write from Python is cheap) that numpy views for many."""
 
     __slots__ = ("lo", "rows", "count", "sparse")
 
     def __init__(self):
         self.lo = 0
-        self.rows = np.full(0, NONE, np.int32)
+        self.rows = array("i")
         self.count = 0
         self.sparse = None
 
@@ -273,16 +306,20 @@ class _Suffixes:
             return self.sparse.get(suffix)
         i = suffix - self.lo
         if 0 <= i < len(self.rows):
-            row = self.rows.item(i)
+            row = self.rows[i]
             return None if row == NONE else row
         return None
 
     def put(self, suffix: int, row: int) -> None:
-        self._cover(suffix, suffix, 1)
-        if self.sparse is not None:
-            self.sparse[suffix] = row
+        i = suffix - self.lo
+        if self.sparse is None and 0 <= i < len(self.rows):
+            self.rows[i] = row
         else:
-            self.rows[suffix - self.lo] = row
+            self._cover(suffix, suffix, 1)
+            if self.sparse is not None:
+                self.sparse[suffix] = row
+            else:
+                self.rows[suffix - self.lo] = row
         self.count += 1
 
     def lookup(self, suffixes: np.ndarray) -> np.ndarray:
@@ -290,12 +327,13 @@ class _Suffixes:
         if self.sparse is not None:
             get = self.sparse.get
             return np.fromiter((get(s, NONE) for s in suffixes.tolist()), np.int64, len(suffixes))
+        rows = np.frombuffer(self.rows, np.int32)
         i = suffixes - self.lo
-        inside = (i >= 0) & (i < len(self.rows))
+        inside = (i >= 0) & (i < len(rows))
         if inside.all():
-            return self.rows[i]
+            return rows[i].astype(np.int64)
         out = np.full(len(suffixes), NONE, np.int64)
-        out[inside] = self.rows[i[inside]]
+        out[inside] = rows[i[inside]]
         return out
 
     def assign(self, suffixes: np.ndarray, rows: np.ndarray) -> None:
@@ -305,7 +343,7 @@ class _Suffixes:
         if self.sparse is not None:
             self.sparse.update(zip(suffixes.tolist(), rows.tolist()))
         else:
-            self.rows[suffixes - self.lo] = rows
+            np.frombuffer(self.rows, np.int32)[suffixes - self.lo] = rows
         self.count += len(suffixes)
 
     def _cover(self, lo: int, hi: int, adding: int) -> None:
@@ -318,12 +356,13 @@ class _Suffixes:
         new_lo = min(lo, self.lo) if self.count else lo
         new_hi = max(hi, self.lo + len(rows) - 1) if self.count else hi
         if new_hi - new_lo + 1 > 4 * (self.count + adding) + DENSE_SLACK:
-            found = np.flatnonzero(rows != NONE)
-            self.sparse = dict(zip((found + self.lo).tolist(), rows[found].tolist()))
+            found = np.frombuffer(rows, np.int32)
+            at = np.flatnonzero(found != NONE)
+            self.sparse = dict(zip((at + self.lo).tolist(), found[at].tolist()))
             self.rows = None
             return
         size = new_hi - new_lo + 1
-        grown = np.full(size + size // 2 + 64, NONE, np.int32)  # room for the counter to go on
+        grown = array("i", [NONE]) * (size + size // 2 + 64)  # room for the counter to go on
         if self.count:
             grown[self.lo - new_lo : self.lo - new_lo + len(rows)] = rows
         self.lo, self.rows = new_lo, grown
