@@ -47,6 +47,7 @@ NILS = {name: NIL if code == "q" else NONE for name, code in COLUMNS.items()}
 DTYPES = {"b": np.int8, "i": np.int32, "q": np.int64}
 _NIL_ROWS = {code: array(code) for code in DTYPES}  # rows of nils to grow columns by, shared
 GROW_BY = 1024  # rows the columns grow by at least
+FEW_TASKS = 128  # a frame naming fewer tasks finds their rows one by one
 # Rows by suffix are kept in a dense array unless the suffixes seen are this much sparser
 # than the rows they index: then in a dict.
 DENSE_SLACK = 1 << 16
@@ -168,11 +169,12 @@ class TaskTable:
 
     def frame_rows(self, frame):
         """The row of each of a frame's tasks (rows added for new ones), in the frame's task order:
-        a numpy array for a frame of typed columns, else a list."""
+        a numpy array for a frame of many tasks in typed columns, else a list."""
         prefixes, suffixes, strings = frame.prefixes, frame.suffixes, frame.strings
         if not frame.canonical:
             return [self.row(msg_id) for msg_id in frame.msg_ids]
-        if type(prefixes) is not IntColumn or type(suffixes) is not IntColumn:  # a few tasks: one by one
+        typed = type(prefixes) is IntColumn and type(suffixes) is IntColumn
+        if not typed or len(prefixes) < FEW_TASKS:  # a few tasks: one by one (numpy's fixed costs outweigh it)
             rows = []
             prefix_ids, by_suffix = self._prefix_ids, self._by_suffix
             for p, s in zip(prefixes, suffixes):
