@@ -1,13 +1,15 @@
-"""Folding a whole frame at once, with numpy, when that is the same as folding its events in turn.
+"""Folding runs of a frame's events at once, with numpy, when that is the same as folding them in turn.
 
 A big run's frames are tens of thousands of submits, starts and completions of
-tasks the state has not seen start or complete before: then each column of the
-frame can be written into the state's columns in one step (``fold_batch``).
-Any run this does not cover exactly (a task started or completed twice, a task
-completed before its start in the frame's order, a second cluster's engines)
-and every other kind of event is folded row by row in ``state.py``, the
-reference the tests hold this to. What a run changed is noted for live viewers
-(``State.take_changes``) as the row fold notes it.
+tasks the state has not seen start or complete before, with their output and
+names among them: then each column of the run can be written into the state's
+columns in one step (``fold_batches``; output and names, which add up in order,
+in one loop over the run's texts). Any run this does not cover exactly (a task
+started or completed twice, a task completed before its start in the frame's
+order, a second cluster's engines) and every other kind of event (engines
+joining and leaving, marks, retries, close) is folded row by row in
+``state.py``, the reference the tests hold this to. What a run changed is noted
+for live viewers (``State.take_changes``) as the row fold notes it.
 """
 
 from __future__ import annotations
@@ -19,23 +21,26 @@ from .payload import IntColumn
 from .table import NIL, NONE
 
 BATCH_FROM = 256  # frames with fewer events are folded row by row: numpy's fixed costs outweigh it
-_KINDS = frozenset({ev.SUBMIT, ev.START, ev.COMPLETE})
+_ONCE = frozenset({ev.SUBMIT, ev.START, ev.COMPLETE})  # kinds a run may hold once per task
+_KINDS = _ONCE | {ev.STDOUT, ev.STDERR, ev.LABEL}  # the kinds a run is made of
 _K = ev.KIND
 SUBMIT = {f.key: i for i, f in enumerate(_K["submit"].fields)}
 START = {f.key: i for i, f in enumerate(_K["start"].fields)}
 COMPLETE = {f.key: i for i, f in enumerate(_K["complete"].fields)}
+OUTPUT_TEXT = [f.key for f in _K["stdout"].fields].index("text")
+LABEL_NAME = [f.key for f in _K["label"].fields].index("name")
 _RECENT_COMPLETIONS, _RECENT_ERRORS = 2000, 20  # as long as State's deques
 
 
 def fold_batches(state, frame) -> bool:
-    """Fold ``frame`` into ``state`` and say True, its long runs of submits, starts and completions
-    a run at a time and the rest row by row; or change nothing and say False."""
+    """Fold ``frame`` into ``state`` and say True, its long runs of submits, starts, completions,
+    output and names a run at a time and the rest row by row; or change nothing and say False."""
     events = getattr(frame, "events", None)
     rows = state._rows
     if events is None or len(frame.order) < BATCH_FROM or type(rows) is not np.ndarray:
         return False
     order = np.frombuffer(frame.order, np.uint8)
-    runs = _runs(np.isin(order, list(_KINDS)))
+    runs = _runs(np.isin(order, sorted(_KINDS)))
     if not runs:
         return False
     done = 0
@@ -57,8 +62,8 @@ def _runs(batchable: np.ndarray) -> list:
 
 
 def _fold_run(state, frame, rows, order, start, stop) -> bool:
-    """Fold the events ``start:stop`` of ``frame`` (all submits, starts and completions) at once
-    and say True, or change nothing and say False."""
+    """Fold the events ``start:stop`` of ``frame`` (all of ``_KINDS``) at once and say True, or
+    change nothing and say False."""
     if state._offset:
         return False  # a second cluster's engine ids are shifted: row by row
     table = state.table
@@ -70,7 +75,7 @@ def _fold_run(state, frame, rows, order, start, stop) -> bool:
         where = np.flatnonzero(order[start:stop] == code) + start
         columns = [_slice(c, first, first + len(where)) for c in frame.events[code]]
         task = _ints(columns[0])
-        if np.bincount(task, minlength=tasks).max() > 1:
+        if code in _ONCE and np.bincount(task, minlength=tasks).max() > 1:
             return False  # a task twice in one kind: its events depend on each other
         parts[code] = (columns, task, where, rows[task])
     start_part, complete_part = parts.get(ev.START), parts.get(ev.COMPLETE)
@@ -104,6 +109,7 @@ def _fold_run(state, frame, rows, order, start, stop) -> bool:
     if complete_part is not None:
         _complete(state, table, complete_part[0], complete_part[3], base)
     _engines(state, table, start_part, complete_part, started_on)
+    _texts(state, table, parts)
     if noted is not None:  # ... and after; every completion in the run is a task's first
         noted[0].update(touched.tolist())
         noted[2].update(table.view("engine")[touched].tolist())
@@ -112,6 +118,38 @@ def _fold_run(state, frame, rows, order, start, stop) -> bool:
             noted[1].extend(complete_part[3].tolist())
     state.events += stop - start
     return True
+
+
+def _texts(state, table, parts) -> None:
+    """The run's output, in order (chunks add up; a task's output comes from one of several
+    merged logs), and its names (the last wins; a submit's label names only unnamed tasks,
+    folded before these)."""
+    streams = [(code, parts[code]) for code in (ev.STDOUT, ev.STDERR) if code in parts]
+    if streams:
+        where = np.concatenate([part[2] for _, part in streams])
+        rows = np.concatenate([part[3] for _, part in streams]).tolist()
+        texts = [text for _, part in streams for text in part[0][OUTPUT_TEXT]]
+        codes = [code for code, part in streams for _ in range(len(part[2]))]
+        sources, source, recent = table.source, state.source, state._recent_output
+        for i in np.argsort(where, kind="stable").tolist():
+            row = rows[i]
+            if sources.get(row) != source:
+                if row in sources:
+                    continue  # output another of the merged logs already gave
+                sources[row] = source
+            stdout = codes[i] == ev.STDOUT
+            store = table.stdout if stdout else table.stderr
+            chunks = store.get(row)
+            if chunks is None:
+                store[row] = [texts[i]]
+            else:
+                chunks.append(texts[i])
+            recent.append((row, "stdout" if stdout else "stderr", texts[i]))
+    if ev.LABEL in parts:
+        columns, _, _, at = parts[ev.LABEL]
+        name, string = table.name, table.string
+        for row, text in zip(at.tolist(), columns[LABEL_NAME]):
+            name[row] = string(text)
 
 
 def _slice(column, start: int, stop: int):

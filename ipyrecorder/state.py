@@ -330,8 +330,9 @@ class State:
 
     def _fold(self, arrays, rows, base) -> int:
         table = self.table
-        (_, _, submitted, start, started, completed, received) = table.arrays[:7]
-        (engine_of_row, outcome, queue, function, label, name, target_of, chunk) = table.arrays[7:]
+        columns = table.arrays
+        (_, _, submitted, start, started, completed, received, engine_of_row, outcome, queue) = columns[:10]
+        (function, label, name, target_of, chunk) = columns[10:]
         strings, symbols, errors, targets = self._string_ids, self._symbols, table.errors, table.targets
         engines, engine_of = self.engines, self._engine
         offset = self._offset
@@ -401,7 +402,8 @@ class State:
                 r = rows[a[COMPLETE_TASK]]
                 size = len(a)
                 status = a[COMPLETE_STATUS]
-                if outcome[r] == NONE:
+                again = outcome[r] != NONE
+                if not again:
                     self.n_completed += 1
                     if status != 0:
                         self.n_failed += 1
@@ -409,38 +411,48 @@ class State:
                 else:  # completed again (merged logs): replace what the first completion counted
                     self._uncount(r)
                 outcome[r] = status
-                if size > COMPLETE_STARTED and a[COMPLETE_STARTED] is not None:
-                    started[r] = base + a[COMPLETE_STARTED]
-                if size > COMPLETE_COMPLETED and a[COMPLETE_COMPLETED] is not None:
-                    completed[r] = base + a[COMPLETE_COMPLETED]
-                if size > COMPLETE_RECEIVED and a[COMPLETE_RECEIVED] is not None:
-                    received[r] = base + a[COMPLETE_RECEIVED]
-                if size > COMPLETE_ENGINE and a[COMPLETE_ENGINE] is not None:
-                    engine_of_row[r] = a[COMPLETE_ENGINE] + offset
+                # each time from the event where it has one (read back from the columns only if not)
+                v = a[COMPLETE_STARTED] if size > COMPLETE_STARTED else None
+                if v is not None:
+                    began = started[r] = base + v
+                else:
+                    began = started[r]
+                    if began == NIL:
+                        began = start[r]
+                v = a[COMPLETE_COMPLETED] if size > COMPLETE_COMPLETED else None
+                if v is not None:
+                    ended = completed[r] = base + v
+                else:
+                    ended = completed[r]
+                v = a[COMPLETE_RECEIVED] if size > COMPLETE_RECEIVED else None
+                if v is not None:
+                    done = received[r] = base + v
+                else:
+                    done = received[r]
+                v = a[COMPLETE_ENGINE] if size > COMPLETE_ENGINE else None
+                if v is not None:
+                    engine_id = engine_of_row[r] = v + offset
+                else:
+                    engine_id = engine_of_row[r]
                 if size > COMPLETE_ENAME:
                     ename = a[COMPLETE_ENAME]
                     evalue = a[COMPLETE_EVALUE] if size > COMPLETE_EVALUE else None
                     traceback = a[COMPLETE_TRACEBACK] if size > COMPLETE_TRACEBACK else None
                     if ename is not None or evalue is not None or traceback is not None:
                         errors[r] = (ename, evalue, traceback)
-                    elif errors:
+                    elif again:
                         errors.pop(r, None)
-                engine_id = engine_of_row[r]
                 if engine_id != NIL:
                     engine = engines.get(engine_id) or engine_of(engine_id)
                     engine.tasks_done += 1
                     if status != 0:
                         engine.errors += 1
-                    began = started[r]
-                    if began == NIL:
-                        began = start[r]
-                    if began != NIL and completed[r] != NIL:
-                        engine.busy_us += completed[r] - began
+                    if began != NIL and ended != NIL:
+                        engine.busy_us += ended - began
                     if engine.running == r:
                         engine.running = None
-                done = received[r]
                 if done == NIL:
-                    done = completed[r]
+                    done = ended
                 if done != NIL:
                     self.recent_completions.append(done)
             elif kind == ev.STDOUT or kind == ev.STDERR:

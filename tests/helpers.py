@@ -178,8 +178,9 @@ def at(seconds):
     return T0 + timedelta(seconds=seconds)
 
 
-def varied_log(path, n=3000, seed=3, flush_every=700, engines=5, register=True, cluster="", **extra):
-    """Tasks with every field a submit, start and complete may have, frames cut mid-lifecycle."""
+def varied_log(path, n=3000, seed=3, flush_every=700, engines=5, register=True, cluster="", output=False, **extra):
+    """Tasks with every field a submit, start and complete may have, frames cut mid-lifecycle
+    (``output``: and stdout, stderr and labels among them, some before the task's submit)."""
     rng = random.Random(seed)
     with LogWriter(path, "w", new_header(t0=T0)) as writer:
         if register:
@@ -215,10 +216,20 @@ def varied_log(path, n=3000, seed=3, flush_every=700, engines=5, register=True, 
                 }
             )
             pending.append((msg_id, t, i))
+            if output and i % 7 == 3:  # named before its submit reaches the log
+                put({"kind": "label", "msg_id": f"sess{cluster}-{(i + 1) % 3}_77_{i + 1}", "name": f"early-{i + 1}"})
             while len(pending) > rng.randint(1, 30):
                 msg_id, t0, j = pending.pop(rng.randrange(len(pending)))
                 engine = None if j % 97 == 0 else j % engines
                 put({"kind": "start", "msg_id": msg_id, "t": at(t0 + 0.001), "engine_id": engine})
+                if output and j % 3:
+                    for k in range(j % 4):
+                        stream = "stdout" if (j + k) % 3 else "stderr"
+                        put({"kind": stream, "msg_id": msg_id, "t": at(t0 + 0.002), "text": f"{stream} {j}.{k}\n"})
+                    if j % 5 == 1:
+                        put({"kind": "label", "msg_id": msg_id, "name": f"name-{j}"})
+                    if j % 10 == 1:
+                        put({"kind": "label", "msg_id": msg_id, "name": f"renamed-{j}"})
                 if j % 13 == 5:
                     continue  # left running
                 failed = j % 17 == 3

@@ -82,6 +82,22 @@ def test_a_run_with_events_of_other_kinds_between_its_batches(tmp_path, both):
     path = tmp_path / "rich.mpk"
     rich_log(path, n=3000)
     batched, rows, runs = both(path)
+    assert batched == rows and runs >= 1
+
+
+def test_output_and_names_fold_the_same_in_batches(tmp_path, both):
+    path, other = tmp_path / "a.mpk", tmp_path / "b.mpk"
+    varied_log(path, output=True)
+    batched, rows, runs = both(path)
+    assert runs >= 5
+    assert batched == rows
+    tasks = batched["tasks"]
+    assert any(t["stdout"] and t["stderr"] for t in tasks) and any(
+        (t["name"] or "").startswith("renamed-") for t in tasks
+    )
+    assert any((t["name"] or "").startswith("early-") for t in tasks)
+    shutil.copy(path, other)  # the same run's output from two logs: each task's from one of them
+    batched, rows, runs = both(path, other)
     assert batched == rows
 
 
@@ -163,7 +179,7 @@ def test_a_live_viewer_is_told_the_same_changes(tmp_path, monkeypatch):
     from ipyrecorder.state import State
 
     path = tmp_path / "a.mpk"
-    varied_log(path)
+    varied_log(path, output=True)
 
     def changes():
         state = State()
