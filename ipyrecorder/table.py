@@ -152,12 +152,7 @@ class TaskTable:
                 row = self._alone[text] = self._add_row(self._prefix(text), NIL)
             return row
         i = self._prefix(text)
-        index = self._by_suffix[i]
-        row = index.get(suffix)
-        if row is None:
-            row = self._add_row(i, suffix)
-            index.put(suffix, row)
-        return row
+        return self._by_suffix[i].row(suffix, self, i)
 
     def _add_row(self, prefix: int, suffix: int) -> int:
         row = self.size
@@ -179,15 +174,7 @@ class TaskTable:
             prefix_ids, by_suffix = self._prefix_ids, self._by_suffix
             for p, s in zip(prefixes, suffixes):
                 i = prefix_ids.get(strings[p]) if s is not None else None
-                if i is None:
-                    rows.append(self._pair_row(strings[p], s))
-                    continue
-                index = by_suffix[i]
-                row = index.get(s)
-                if row is None:
-                    row = self._add_row(i, s)
-                    index.put(s, row)
-                rows.append(row)
+                rows.append(self._pair_row(strings[p], s) if i is None else by_suffix[i].row(s, self, i))
             return rows
         return self._typed_frame_rows(prefixes, suffixes, strings)
 
@@ -311,6 +298,23 @@ class _Suffixes:
             row = self.rows[i]
             return None if row == NONE else row
         return None
+
+    def row(self, suffix: int, table: TaskTable, prefix: int) -> int:
+        """The row of ``suffix``, a new row of ``table`` (for msg_id prefix ``prefix``) if it has none."""
+        if self.sparse is None:
+            i = suffix - self.lo
+            rows = self.rows
+            if 0 <= i < len(rows):
+                row = rows[i]
+                if row == NONE:
+                    row = rows[i] = table._add_row(prefix, suffix)
+                    self.count += 1
+                return row
+        row = self.get(suffix)
+        if row is None:
+            row = table._add_row(prefix, suffix)
+            self.put(suffix, row)
+        return row
 
     def put(self, suffix: int, row: int) -> None:
         i = suffix - self.lo
