@@ -534,33 +534,13 @@ def _code(names, code):
     return None if code == NONE else names[code]
 
 
-TASK_KEYS = (
-    "msg_id",
-    "name",
-    "label",
-    "function",
-    "queue",
-    "target",
-    "chunk",
-    "engine_id",
-    "status",
-    "submitted",
-    "started",
-    "completed",
-    "received",
-    "run_seconds",
-    "queue_seconds",
-    "wall_seconds",
-    "error",
-    "traceback",
-    "attempt_errors",
-    "stdout",
-    "stderr",
-    "attempts",
-    "resubmitted",
-    "resubmit_of",
-    "broadcast",
-)  # the keys of ``Task.to_dict()``, in order
+def _task_keys() -> tuple:
+    """The keys of ``Task.to_dict()``, in order (read off a table of one task)."""
+    table = TaskTable()
+    return tuple(Task(table, table.row("x")).to_dict())
+
+
+TASK_KEYS = _task_keys()
 
 
 class Tasks(Mapping):
