@@ -35,9 +35,8 @@ _RECENT_COMPLETIONS, _RECENT_ERRORS = 2000, 20  # as long as State's deques
 def fold_batches(state, frame) -> bool:
     """Fold ``frame`` into ``state`` and say True, its long runs of submits, starts, completions,
     output and names a run at a time and the rest row by row; or change nothing and say False."""
-    events = getattr(frame, "events", None)
     rows = state._rows
-    if events is None or len(frame.order) < BATCH_FROM or type(rows) is not np.ndarray:
+    if len(frame.order) < BATCH_FROM or type(rows) is not np.ndarray:
         return False
     order = np.frombuffer(frame.order, np.uint8)
     runs = _runs(np.isin(order, sorted(_KINDS)))

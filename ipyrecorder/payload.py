@@ -427,6 +427,10 @@ def _canonical(prefixes, suffixes, strings) -> bool:
             alone = suffixes.array == suffixes.nil
             numbered = np.unique(prefixes.array[~alone]).tolist()
             alone = np.unique(prefixes.array[alone]).tolist()
+    elif None not in suffixes:  # (the usual case, at C speed)
+        if suffixes and max(suffixes) >= ev.MAX_SUFFIX:
+            return False
+        numbered, alone = set(prefixes), ()
     else:
         if any(s is not None and s >= ev.MAX_SUFFIX for s in suffixes):
             return False

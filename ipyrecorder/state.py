@@ -17,8 +17,8 @@ from typing import Iterable
 
 import numpy as np
 
+from . import batch
 from . import events as ev
-from .batch import fold_batches
 from .damage import unreadable
 from .log import LogReader
 from .table import NIL, NONE, STATUS_ORDER, TASK_KEYS, Task, Tasks, TaskTable
@@ -280,7 +280,11 @@ class State:
         self._frames_folded.add(key)
         try:
             self._enter(frame)
-            if rows is None and fold_batches(self, frame):
+            if (
+                rows is None
+                and len(getattr(frame, "order", ())) >= batch.BATCH_FROM
+                and batch.fold_batches(self, frame)
+            ):
                 return
             self.fold(frame.rows() if rows is None else rows)
         except (IndexError, KeyError, TypeError, ValueError, OverflowError) as exc:
