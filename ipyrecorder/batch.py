@@ -14,6 +14,8 @@ for live viewers (``State.take_changes``) as the row fold notes it.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import events as ev
@@ -30,6 +32,16 @@ COMPLETE = {f.key: i for i, f in enumerate(_K["complete"].fields)}
 OUTPUT_TEXT = [f.key for f in _K["stdout"].fields].index("text")
 LABEL_NAME = [f.key for f in _K["label"].fields].index("name")
 _RECENT_COMPLETIONS, _RECENT_ERRORS = 2000, 20  # as long as State's deques
+
+
+class _Part(NamedTuple):
+    """One kind's events in a run: its columns (sliced to the run), the frame's task of each
+    event, where each is in the frame, and the state's row of each."""
+
+    columns: list
+    task: np.ndarray
+    where: np.ndarray
+    rows: np.ndarray
 
 
 def fold_batches(state, frame) -> bool:
@@ -67,7 +79,7 @@ def _fold_run(state, frame, rows, order, start, stop) -> bool:
         return False  # a second cluster's engine ids are shifted: row by row
     table = state.table
     tasks = len(rows)
-    # each kind's events in the run: its columns, the frame's task of each, where it is, the state's row
+    # each kind's events in the run (``_Part``)
     parts = {}
     for code in set(order[start:stop].tolist()):
         first = frame.order.count(code, 0, start)
@@ -76,37 +88,37 @@ def _fold_run(state, frame, rows, order, start, stop) -> bool:
         task = _ints(columns[0])
         if code in _ONCE and np.bincount(task, minlength=tasks).max() > 1:
             return False  # a task twice in one kind: its events depend on each other
-        parts[code] = (columns, task, where, rows[task])
+        parts[code] = _Part(columns, task, where, rows[task])
     start_part, complete_part = parts.get(ev.START), parts.get(ev.COMPLETE)
     outcome, begun = table.view("outcome"), table.view("start")
     if start_part is not None:
-        at = start_part[3]
+        at = start_part.rows
         if (begun[at] != NIL).any() or (outcome[at] != NONE).any():
             return False  # started or completed before: attempts and merged logs, row by row
     if complete_part is not None:
-        _, task, where, at = complete_part
+        task, where, at = complete_part.task, complete_part.where, complete_part.rows
         if (outcome[at] != NONE).any():
             return False  # completed again (merged logs)
         if start_part is not None:
             started_at = np.full(tasks, -1, np.int64)
-            started_at[start_part[1]] = start_part[2]
+            started_at[start_part.task] = start_part.where
             if (started_at[task] > where).any():
                 return False  # completed before it started, in the frame's order
     del outcome, begun
     noted = state._changed
     if noted is not None:  # a live viewer is noting changes: the engines the tasks were on before
-        touched = np.concatenate([part[3] for part in parts.values()])
+        touched = np.concatenate([part.rows for part in parts.values()])
         noted[2].update(table.view("engine")[touched].tolist())
     base = frame.base
     strings = np.array(state._string_ids or [NONE], np.int32)
     if ev.SUBMIT in parts:
-        columns, _, _, at = parts[ev.SUBMIT]
-        _submit(state, table, columns, at, base, strings, frame.strings)
+        part = parts[ev.SUBMIT]
+        _submit(state, table, part.columns, part.rows, base, strings, frame.strings)
     started_on = None
     if start_part is not None:
-        started_on = _start(table, start_part[0], start_part[3], base)
+        started_on = _start(table, start_part.columns, start_part.rows, base)
     if complete_part is not None:
-        _complete(state, table, complete_part[0], complete_part[3], base)
+        _complete(state, table, complete_part.columns, complete_part.rows, base)
     _engines(state, table, start_part, complete_part, started_on)
     _texts(state, table, parts)
     if noted is not None:  # ... and after; every completion in the run is a task's first
@@ -114,7 +126,7 @@ def _fold_run(state, frame, rows, order, start, stop) -> bool:
         noted[2].update(table.view("engine")[touched].tolist())
         noted[2].discard(NIL)
         if complete_part is not None:
-            noted[1].extend(complete_part[3].tolist())
+            noted[1].extend(complete_part.rows.tolist())
     state.events += stop - start
     return True
 
@@ -125,10 +137,10 @@ def _texts(state, table, parts) -> None:
     folded before these)."""
     streams = [(code, parts[code]) for code in (ev.STDOUT, ev.STDERR) if code in parts]
     if streams:
-        where = np.concatenate([part[2] for _, part in streams])
-        rows = np.concatenate([part[3] for _, part in streams]).tolist()
-        texts = [text for _, part in streams for text in part[0][OUTPUT_TEXT]]
-        codes = [code for code, part in streams for _ in range(len(part[2]))]
+        where = np.concatenate([part.where for _, part in streams])
+        rows = np.concatenate([part.rows for _, part in streams]).tolist()
+        texts = [text for _, part in streams for text in part.columns[OUTPUT_TEXT]]
+        codes = [code for code, part in streams for _ in range(len(part.where))]
         sources, source, recent = table.source, state.source, state._recent_output
         for i in np.argsort(where, kind="stable").tolist():
             row = rows[i]
@@ -145,9 +157,9 @@ def _texts(state, table, parts) -> None:
                 chunks.append(texts[i])
             recent.append((row, "stdout" if stdout else "stderr", texts[i]))
     if ev.LABEL in parts:
-        columns, _, _, at = parts[ev.LABEL]
+        part = parts[ev.LABEL]
         name, string = table.name, table.string
-        for row, text in zip(at.tolist(), columns[LABEL_NAME]):
+        for row, text in zip(part.rows.tolist(), part.columns[LABEL_NAME]):
             name[row] = string(text)
 
 
@@ -262,9 +274,9 @@ def _engines(state, table, start_part, complete_part, started_on) -> None:
     # engines are made in the order the frame first names them
     named = []
     if start_part is not None:
-        named.append((start_part[2], started_on))
+        named.append((start_part.where, started_on))
     if complete_part is not None:
-        named.append((complete_part[2], engine_of_row[complete_part[3]]))
+        named.append((complete_part.where, engine_of_row[complete_part.rows]))
     if not named:
         return
     where = np.concatenate([w for w, _ in named])
@@ -277,7 +289,7 @@ def _engines(state, table, start_part, complete_part, started_on) -> None:
             state._engine(e)
     engines = state.engines
     if complete_part is not None:
-        columns, _, _, finished = complete_part
+        columns, finished = complete_part.columns, complete_part.rows
         finished_on = engine_of_row[finished]
         on = finished_on != NIL
         finished, finished_on = finished[on], finished_on[on]
@@ -297,7 +309,7 @@ def _engines(state, table, start_part, complete_part, started_on) -> None:
             record.busy_us += int(us)
     # the task each engine runs: its last start, unless that task then completed on it
     if start_part is not None:
-        _, _, where, at = start_part
+        where, at = start_part.where, start_part.rows
         keep = started_on != NIL
         where, rows, on = where[keep], at[keep], started_on[keep]
         ids, inverse = _groups(on)
