@@ -2,7 +2,10 @@
 
 import csv
 
+from ipyrecorder.records import records
 from ipyrecorder.sink import Option, Sink
+
+ROWS_AT_ONCE = 16_384
 
 COLUMNS = (
     "msg_id",
@@ -35,6 +38,7 @@ class CsvSink(Sink):
         columns = COLUMNS + (("stdout", "stderr") if self.config["output"] else ())
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
-        for task in log.state.tasks.values():
-            record = task.to_dict()
-            writer.writerow(["" if record[c] is None else record[c] for c in columns])
+        table = log.state.table
+        for start in range(0, len(table), ROWS_AT_ONCE):  # memory: the state, and this many rows
+            values = records(table, start, start + ROWS_AT_ONCE, columns)
+            writer.writerows(zip(*(values[c] for c in columns)))  # (None is written as "")

@@ -133,3 +133,34 @@ def test_parquet_is_written_a_row_group_at_a_time(tmp_path, monkeypatch):
     written = pq.ParquetFile(out)
     assert written.metadata.num_row_groups == 8
     assert written.read().to_pylist() == whole.to_pylist()
+
+
+def test_csv_rows_are_what_each_task_says(tmp_path, monkeypatch):
+    import csv
+    from datetime import timedelta
+
+    from ipyrecorder.log import LogWriter, new_header
+    from ipyrecorder.plugins import csv_sink
+
+    from .helpers import T0, rich_log, varied_log
+
+    odd = tmp_path / "odd.mpk"
+    with LogWriter(odd, "w", new_header(t0=T0)) as writer:  # whole seconds, far before 1970, odd msg_ids
+        for i, t in enumerate([T0.replace(microsecond=0), T0.replace(year=1901), T0 + timedelta(days=3000)]):
+            msg_id = ["a_1", "b", "c_007"][i]
+            writer.append({"kind": "submit", "msg_id": msg_id, "t": t, "function": 'f,"quoted"\n'})
+            writer.append({"kind": "complete", "msg_id": msg_id, "status": "ok", "completed": t, "received": t})
+    rich_log(tmp_path / "rich.mpk")
+    varied_log(tmp_path / "varied.mpk", output=True)
+    monkeypatch.setattr(csv_sink, "ROWS_AT_ONCE", 97)  # several slices
+    for path in (odd, tmp_path / "rich.mpk", tmp_path / "varied.mpk"):
+        out = tmp_path / "out.csv"
+        assert ipyrecorder.cli.main(["replay", str(path), "--sink", "csv", "-o", str(out), "-O", "output=true"]) == 0
+        with open(out, newline="") as fh:
+            rows = list(csv.reader(fh))
+        columns = rows[0]
+        tasks = list(ipyrecorder.replay(path).tasks.values())
+        assert len(rows) == len(tasks) + 1
+        for row, task in zip(rows[1:], tasks):
+            record = task.to_dict()
+            assert row == ["" if record[c] is None else str(record[c]) for c in columns], task.msg_id
