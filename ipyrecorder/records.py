@@ -50,8 +50,10 @@ def records(table: TaskTable, start: int, stop: int, keys) -> dict:
             out[key] = list(map(table.msg_id, range(start, stop)))
         elif key in ("error", "traceback", "stdout", "stderr", "broadcast", "resubmitted", "resubmit_of"):
             out[key] = _sparse(table, key, start, stop)
-        else:  # the rest (target, attempts, attempt_errors): task by task
-            out[key] = [getattr(Task(table, row), key) for row in range(start, stop)]
+        elif key == "target":
+            out[key] = [Task(table, row).target for row in range(start, stop)]
+        else:  # the rest (attempts, attempt_errors: lists most tasks lack), task by task
+            out[key] = [Task(table, row).to_dict()[key] for row in range(start, stop)]
     return out
 
 

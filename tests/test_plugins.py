@@ -164,3 +164,21 @@ def test_csv_rows_are_what_each_task_says(tmp_path, monkeypatch):
         for row, task in zip(rows[1:], tasks):
             record = task.to_dict()
             assert row == ["" if record[c] is None else str(record[c]) for c in columns], task.msg_id
+
+
+def test_records_are_every_tasks_to_dict(tmp_path):
+    from ipyrecorder.records import records
+    from ipyrecorder.table import TASK_KEYS
+
+    from .helpers import T0, rich_log, varied_log
+
+    rich_log(tmp_path / "rich.mpk")
+    varied_log(tmp_path / "varied.mpk", output=True)
+    restarts = [{"kind": "attempt_error", "msg_id": "sess-1_77_1", "t": T0, "engine_id": 2, "ename": "E"}]
+    varied_log(tmp_path / "retried.mpk", n=300, tail=restarts)
+    for path in sorted(tmp_path.glob("*.mpk")):
+        state = ipyrecorder.replay(path)
+        table = state.table
+        got = records(table, 5, len(table) + 10, TASK_KEYS)
+        want = [task.to_dict() for task in list(state.tasks.values())[5:]]
+        assert [dict(zip(TASK_KEYS, values)) for values in zip(*got.values())] == want, path.name
