@@ -12,7 +12,7 @@ import numpy as np
 from .events import QUEUES
 from .table import NIL, NONE, STATUS_ORDER, Task, TaskTable
 
-TIMES = {"submitted": "submitted", "completed": "completed", "received": "received"}
+TIMES = ("submitted", "started", "completed", "received")
 SECONDS = {  # key: (later, earlier), as Task computes them
     "run_seconds": ("completed", "started"),
     "queue_seconds": ("started", "submitted"),
@@ -33,7 +33,7 @@ def records(table: TaskTable, start: int, stop: int, keys) -> dict:
 
     out = {}
     for key in keys:
-        if key in TIMES or key == "started":
+        if key in TIMES:
             out[key] = _iso(time(key))
         elif key in SECONDS:
             later, earlier = (time(name) for name in SECONDS[key])

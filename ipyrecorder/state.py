@@ -336,8 +336,8 @@ class State:
         table = self.table
         columns = table.arrays
         (_, _, submitted, start, started, completed, received, engine_of_row, outcome, queue) = columns[:10]
-        (function, label, name, target_of, chunk) = columns[10:]
-        strings, symbols, errors, targets = self._string_ids, self._symbols, table.errors, table.targets
+        (function, label, name, _, chunk) = columns[10:]
+        strings, symbols, errors = self._string_ids, self._symbols, table.errors
         engines, engine_of = self.engines, self._engine
         offset = self._offset
         source = self.source
@@ -363,12 +363,7 @@ class State:
                             if isinstance(target, int)
                             else [None if e is None else e + offset for e in target]
                         )
-                    if target is None:
-                        target_of[r] = NIL
-                        if targets:
-                            targets.pop(r, None)
-                    else:
-                        table.set_target(r, target)
+                    table.set_target(r, target)
                     if size > SUBMIT_LABEL and a[SUBMIT_LABEL] is not None:
                         label[r] = strings[a[SUBMIT_LABEL]]
                         if name[r] == NONE:

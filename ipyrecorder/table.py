@@ -41,6 +41,19 @@ COLUMNS = {
     "target": "q",  # an int target (other targets are in ``targets``)
     "chunk": "q",
 }
+# the fields few tasks have, each a dict row -> value in TaskTable (described there)
+SPARSE = (
+    "targets",
+    "errors",
+    "stdout",
+    "stderr",
+    "attempts",
+    "attempt_errors",
+    "resubmitted",
+    "resubmit_of",
+    "broadcast",
+    "source",
+)
 # where a task is, in the order the pages number them: an outcome, else running or pending
 STATUS_ORDER = (*STATUSES, "running", "pending")
 NILS = {name: NIL if code == "q" else NONE for name, code in COLUMNS.items()}
@@ -242,17 +255,14 @@ class TaskTable:
 
     # -- what sparse fields hold ------------------------------------------------------------
     def set_target(self, row: int, target) -> None:
-        if type(target) is int:
-            self.target[row] = target
+        """An int target goes in its column, others (a list of engines) in ``targets``."""
+        single = type(target) is int
+        self.target[row] = target if single else NIL
+        if single or target is None:
             if self.targets:
                 self.targets.pop(row, None)
         else:
-            self.target[row] = NIL
-            if target is None:
-                if self.targets:
-                    self.targets.pop(row, None)
-            else:
-                self.targets[row] = target
+            self.targets[row] = target
 
     def keep(self, kept: np.ndarray) -> np.ndarray:
         """Keep only the rows where ``kept`` is true (in order); returns each old row's new row (or NONE)."""
@@ -262,9 +272,7 @@ class TaskTable:
             values = self.view(name)[kept].tobytes()
             setattr(self, name, array(code, values))
         self._bind()
-        for name in ("targets", "errors", "stdout", "stderr", "attempts", "attempt_errors"):
-            setattr(self, name, {int(new_of[r]): v for r, v in getattr(self, name).items() if kept[r]})
-        for name in ("resubmitted", "resubmit_of", "broadcast", "source"):
+        for name in SPARSE:
             setattr(self, name, {int(new_of[r]): v for r, v in getattr(self, name).items() if kept[r]})
         self._alone = {m: int(new_of[r]) for m, r in self._alone.items() if kept[r]}
         self._by_suffix = [_Suffixes() for _ in self.prefixes]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ipyrecorder.events import QUEUES
+from ipyrecorder.records import records
 from ipyrecorder.sink import Option, Sink, SinkError
 from ipyrecorder.table import NIL, NONE, STATUS_ORDER
 
@@ -34,7 +35,6 @@ def tasks_table(state, start: int = 0, stop: int | None = None):
 
     table = state.table
     rows = slice(start, len(table) if stop is None else stop)
-    n = len(range(*rows.indices(len(table))))
     ts = pa.timestamp("us", tz="UTC")
 
     def view(name):
@@ -49,20 +49,9 @@ def tasks_table(state, start: int = 0, stop: int | None = None):
         names = pa.array(list(names), pa.string())
         return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes == NONE), names).dictionary_decode()
 
-    def sparse(found, text=lambda value: value):
-        """A string column from ``{row: value}`` (null elsewhere)."""
-        found = {row - rows.start: text(v) for row, v in found.items() if rows.start <= row < rows.stop}
-        codes = np.full(n, NONE, np.int32)
-        codes[np.fromiter(found, np.int64, len(found))] = np.arange(len(found), dtype=np.int32)
-        return texts(codes, found.values())
-
     def seconds(later, earlier):
         missing = (later == NIL) | (earlier == NIL)
         return pa.array(np.where(missing, 0, later - earlier) / 1e6, mask=missing, type=pa.float64())
-
-    def error(entry):
-        ename, evalue, _ = entry
-        return None if ename is None else f"{ename}: {evalue}" if evalue else ename
 
     prefixes = texts(view("prefix"), table.prefixes)
     numbered = ints(view("suffix")).cast(pa.string())
@@ -85,12 +74,9 @@ def tasks_table(state, start: int = 0, stop: int | None = None):
         "queue_seconds": seconds(started, submitted),
         "run_seconds": seconds(completed, started),
         "wall_seconds": seconds(received, submitted),
-        "error": sparse(table.errors, error),
-        "traceback": sparse(table.errors, lambda entry: entry[2]),
-        "broadcast": sparse(table.broadcast),
-        "stdout": pc.fill_null(sparse(table.stdout, "".join), ""),
-        "stderr": pc.fill_null(sparse(table.stderr, "".join), ""),
     }
+    texts_of = records(table, rows.start, rows.stop, ("error", "traceback", "broadcast", "stdout", "stderr"))
+    columns.update((key, pa.array(values, pa.string())) for key, values in texts_of.items())
     return pa.table(columns)
 
 
