@@ -278,15 +278,24 @@ def cat(logs):
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def info(logs, as_json, until):
     """Summarise LOG (several are merged): tasks by status, span, engines, damage."""
+    from .summary import read_summary
     from .text import summary_text
 
-    state = _fold_all(logs, until)
-    summary = state.summary()
+    found = None
+    if len(logs) == 1 and until is None:  # a log whose writer kept summaries is not folded
+        _open_all(logs)
+        with _log_errors(logs[0]):
+            found = read_summary(logs[0])
+    if found is not None:
+        headers, summary, marks = found
+    else:
+        state = _fold_all(logs, until)
+        headers, summary, marks = state.headers, state.summary(), [m.text for m in state.marks]
     if as_json:
-        headers = [_header_json(h) for h in state.headers]
+        headers = [_header_json(h) for h in headers]
         click.echo(json.dumps({"logs": list(logs), "headers": headers, **summary}, indent=2, default=str))
         return
-    click.echo(summary_text(logs, state, summary))
+    click.echo(summary_text(logs, headers, summary, marks))
 
 
 @cli.command()

@@ -99,7 +99,8 @@ def run_demo(output_dir, engines: int = 2, echo=print, scale: float = 1.0) -> Pa
         get_sink("json")().write(log, fh)
     with open(out / "demo.png", "wb") as fh:
         get_sink("matplotlib")().write(log, fh)
-    echo(summary_text([log_path], log.state, log.state.summary()))
+    state = log.state
+    echo(summary_text([log_path], state.headers, state.summary(), [m.text for m in state.marks]))
     echo(f"wrote {out / 'demo.json'} and the timeline {out / 'demo.png'}")
     return log_path
 

@@ -99,7 +99,7 @@ KINDS = (
     Kind(12, "mark", (_T, Field("text", "text", required=True), Field("data", "map"))),
     Kind(13, "label", (_TASK, Field("name", "text", required=True))),
     Kind(14, "resubmit", (_T, _TASK, Field("new_msg_id", "task", required=True))),
-    Kind(15, "close", (_T, Field("stats", "map"))),
+    Kind(15, "close", (_T, Field("stats", "map"), Field("summary", "map"))),
 )
 KIND = {kind.name: kind for kind in KINDS}
 # The codes by name, for the fold and the tools that switch on them.
@@ -115,6 +115,29 @@ MARK = KIND["mark"].code
 LABEL = KIND["label"].code
 RESUBMIT = KIND["resubmit"].code
 CLOSE = KIND["close"].code
+
+# The wire positions the folds read (state.py, tally.py), named after the fields above.
+SUBMIT_TASK, SUBMIT_T, SUBMIT_QUEUE, SUBMIT_FUNCTION, SUBMIT_TARGET, SUBMIT_LABEL, SUBMIT_CHUNK, SUBMIT_BROADCAST = (
+    KIND["submit"].at("msg_id", "t", "queue", "function", "target", "label", "chunk", "broadcast")
+)
+START_TASK, START_T, START_ENGINE = KIND["start"].at("msg_id", "t", "engine_id")
+COMPLETE_TASK, COMPLETE_STATUS, COMPLETE_STARTED, COMPLETE_COMPLETED, COMPLETE_RECEIVED = KIND["complete"].at(
+    "msg_id", "status", "started", "completed", "received"
+)
+COMPLETE_ENGINE, COMPLETE_ENAME, COMPLETE_EVALUE, COMPLETE_TRACEBACK = KIND["complete"].at(
+    "engine_id", "ename", "evalue", "traceback"
+)
+OUTPUT_TASK, OUTPUT_TEXT = KIND["stdout"].at("msg_id", "text")
+assert KIND["stderr"].fields == KIND["stdout"].fields  # the folds read both alike
+ATTEMPT_TASK, *ATTEMPT_FIELDS = KIND["attempt_error"].at("msg_id", "t", "engine_id", "ename", "evalue", "traceback")
+REGISTER_T, REGISTER_ENGINE, REGISTER_UUID, REGISTER_PRESENT = KIND["engine_register"].at(
+    "t", "engine_id", "uuid", "present"
+)
+UNREGISTER_T, UNREGISTER_ENGINE = KIND["engine_unregister"].at("t", "engine_id")
+MARK_T, MARK_TEXT, MARK_DATA = KIND["mark"].at("t", "text", "data")
+LABEL_TASK, LABEL_NAME = KIND["label"].at("msg_id", "name")
+RESUBMIT_TASK, RESUBMIT_NEW = KIND["resubmit"].at("msg_id", "new_msg_id")
+CLOSE_T, CLOSE_STATS, CLOSE_SUMMARY = KIND["close"].at("t", "stats", "summary")
 
 # Small closed vocabularies are integers on the wire.
 STATUSES = ("ok", "error", "aborted")

@@ -23,6 +23,7 @@ from . import format_v1, framing
 from . import payload as pl
 from .damage import CORRUPT, MALFORMED, TORN, UNSUPPORTED, Damage, unreadable
 from .errors import LogDamageWarning, LogError, LogLocked, NotALog, UnsupportedVersion
+from .tally import Tally
 
 __all__ = [
     "Damage",
@@ -59,9 +60,10 @@ class FrameStream:
     read are listed in ``damage`` and skipped; reading goes on after them.
     """
 
-    def __init__(self, path, live: bool = False):
+    def __init__(self, path, live: bool = False, decode=pl.decode):
         self.path = path
         self.live = live  # a growing file: decide what it is from its first bytes, without waiting
+        self._decode_payload = decode  # of a format-2 payload: ``payload.decode``, or ``payload.peek``
         self.version = None  # 2, or 1, once the first bytes have come
         self.header = None  # the first segment's header fields, once read
         self._split = None
@@ -130,7 +132,7 @@ class FrameStream:
     def _decode(self, found) -> Iterator[tuple]:
         for offset, size, data in found:
             try:
-                frame = pl.decode(data) if self._frames1 is None else self._frames1.frame(data, self.path)
+                frame = self._decode_payload(data) if self._frames1 is None else self._frames1.frame(data, self.path)
             except pl.Foreign as exc:
                 if offset == 0:
                     raise NotALog(f"{self.path}: {exc}") from None
@@ -366,6 +368,8 @@ class LogWriter:
             self.events_written = 0
             self.bytes_written = 0
             self.closed = False
+            self.tally = Tally()  # the segment's summary, written with its close
+            self._tallied = 0  # events of the frame being collected that the tally has folded
             self._write(self._frame.payload(_header_fields(self.header)))
         except BaseException:
             os.close(self._fd)
@@ -382,7 +386,13 @@ class LogWriter:
     def flush(self) -> None:
         """Write the events added so far as one frame. OSError propagates, the frame kept."""
         if len(self._frame):
-            self._write(self._frame.payload())
+            self.tally.fold(self._frame, self._tallied)
+            self._tallied = 0
+            try:
+                self._write(self._frame.payload())
+            except OSError:
+                self.tally.lose("a frame could not be written")
+                raise
 
     def _write(self, payload: bytes) -> None:
         view = memoryview(framing.frame(payload))
@@ -399,7 +409,10 @@ class LogWriter:
             return
         self.closed = True
         try:
-            self.append({"kind": "close", "t": datetime.now(timezone.utc), "stats": stats})
+            self.tally.fold(self._frame, self._tallied)
+            self._tallied = len(self._frame)
+            summary = self.tally.summary()
+            self.append({"kind": "close", "t": datetime.now(timezone.utc), "stats": stats, "summary": summary})
             self.flush()
             os.fsync(self._fd)
         finally:

@@ -27,7 +27,8 @@ import zlib
 from array import array
 from dataclasses import dataclass
 from functools import cached_property
-from itertools import repeat
+from itertools import islice, repeat
+from typing import NamedTuple
 
 import msgpack
 
@@ -82,6 +83,7 @@ class FrameBuilder:
     def _start(self):
         self.strings: dict = {}  # text -> its index in the frame
         self.tasks: dict = {}  # msg_id -> its index in the frame
+        self._pairs: list = []  # (prefix, suffix) of the first tasks (``split_tasks``)
         self.order = bytearray()
         self.columns: dict = {}  # kind code -> its columns (lists)
         self.base = None  # the first time the frame holds, in µs: other times are relative to it
@@ -148,15 +150,20 @@ class FrameBuilder:
         self.order.append(kind.code)
         self.size += 12
 
+    def split_tasks(self) -> list:
+        """Each task's ``(prefix, suffix)`` as the payload stores it (suffix None: the msg_id
+        is its prefix alone), in task order; made once per task (the writer's tally reads it too)."""
+        pairs = self._pairs
+        for msg_id in islice(self.tasks, len(pairs), None):
+            prefix, suffix = ev.split_msg_id(msg_id)
+            pairs.append((prefix, suffix) if type(suffix) is int else (msg_id, None))
+        return pairs
+
     def payload(self, header: dict | None = None) -> bytes:
         """The frame's payload (``header``: the segment's, for its first frame); then a new frame."""
-        prefixes, suffixes = [], []
-        for msg_id in self.tasks:
-            prefix, suffix = ev.split_msg_id(msg_id)
-            if type(suffix) is not int:
-                prefix, suffix = msg_id, None
-            prefixes.append(self.string(prefix))
-            suffixes.append(suffix)
+        pairs = self.split_tasks()
+        prefixes = [self.string(prefix) for prefix, _ in pairs]
+        suffixes = [suffix for _, suffix in pairs]
         events = {}
         for code, columns in self.columns.items():
             while len(columns) > 1 and all(v is None for v in columns[-1]):
@@ -292,28 +299,27 @@ class Frame:
         return map(next, map(iterators.__getitem__, order))
 
 
+class Peeked(NamedTuple):
+    """A payload read as far as its segment, number and header (``peek``): the rest later, if asked."""
+
+    segment: bytes
+    seq: int
+    header: dict | None
+    payload: bytes
+    unknown: None = None
+
+
+def peek(payload: bytes) -> Peeked:
+    """A payload's segment, frame number and header, checked, without inflating its events
+    (``Malformed`` as ``decode``): a reader that needs only some frames decodes only those."""
+    fields, segment, seq, _ = _outer(payload)
+    return Peeked(segment, seq, fields.get("h"), payload)
+
+
 def decode(payload: bytes) -> Frame:
     """The ``Frame`` in one payload; ``Malformed`` (or ``Unsupported``) if it breaks the rules."""
-    fields = _unpack(payload, "the payload")
-    if type(fields) is not dict:
-        raise Malformed("the payload is not a map")
-    version = fields.get("v")
-    if type(version) is not int:
-        raise Malformed("the payload has no version")
-    if version > VERSION:
-        raise Unsupported(f"a frame of format version {version} (this ipyrecorder reads up to {VERSION})")
-    if version != VERSION:
-        raise Malformed(f"a format-{VERSION} frame says it is version {version}")
-    segment, seq, base = fields.get("s"), fields.get("n"), fields.get("b")
-    if type(segment) is not bytes or len(segment) != SEGMENT_ID_BYTES:
-        raise Malformed("the segment id is not 16 bytes")
-    if type(seq) is not int or not 0 <= seq <= MAX_INT:
-        raise Malformed("the frame number is not an integer from 0")
-    if type(base) is not int or not MIN_US <= base <= MAX_US:
-        raise Malformed("the time base is out of range")
+    fields, segment, seq, base = _outer(payload)
     header = fields.get("h")
-    if header is not None:
-        _check_header(header)
     if "z" in fields:
         deflated = fields["z"]
         if type(deflated) is not bytes or "c" in fields:
@@ -365,6 +371,30 @@ def decode(payload: bytes) -> Frame:
     if unknown:
         order = bytes(code for code in order if code not in unknown)
     return Frame(segment, seq, base, header, strings, prefixes, suffixes, canonical, order, read, unknown)
+
+
+def _outer(payload: bytes) -> tuple:
+    """The payload's map, segment id, frame number and time base, checked."""
+    fields = _unpack(payload, "the payload")
+    if type(fields) is not dict:
+        raise Malformed("the payload is not a map")
+    version = fields.get("v")
+    if type(version) is not int:
+        raise Malformed("the payload has no version")
+    if version > VERSION:
+        raise Unsupported(f"a frame of format version {version} (this ipyrecorder reads up to {VERSION})")
+    if version != VERSION:
+        raise Malformed(f"a format-{VERSION} frame says it is version {version}")
+    segment, seq, base = fields.get("s"), fields.get("n"), fields.get("b")
+    if type(segment) is not bytes or len(segment) != SEGMENT_ID_BYTES:
+        raise Malformed("the segment id is not 16 bytes")
+    if type(seq) is not int or not 0 <= seq <= MAX_INT:
+        raise Malformed("the frame number is not an integer from 0")
+    if type(base) is not int or not MIN_US <= base <= MAX_US:
+        raise Malformed("the time base is out of range")
+    if fields.get("h") is not None:
+        _check_header(fields["h"])
+    return fields, segment, seq, base
 
 
 def _no_ext(code, data):

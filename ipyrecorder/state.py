@@ -20,35 +20,54 @@ import numpy as np
 from . import batch
 from . import events as ev
 from .damage import unreadable
+from .events import (
+    ATTEMPT_FIELDS,
+    ATTEMPT_TASK,
+    CLOSE_STATS,
+    CLOSE_T,
+    COMPLETE_COMPLETED,
+    COMPLETE_ENAME,
+    COMPLETE_ENGINE,
+    COMPLETE_EVALUE,
+    COMPLETE_RECEIVED,
+    COMPLETE_STARTED,
+    COMPLETE_STATUS,
+    COMPLETE_TASK,
+    COMPLETE_TRACEBACK,
+    LABEL_NAME,
+    LABEL_TASK,
+    MARK_DATA,
+    MARK_T,
+    MARK_TEXT,
+    OUTPUT_TASK,
+    OUTPUT_TEXT,
+    REGISTER_ENGINE,
+    REGISTER_PRESENT,
+    REGISTER_T,
+    REGISTER_UUID,
+    RESUBMIT_NEW,
+    RESUBMIT_TASK,
+    START_ENGINE,
+    START_T,
+    START_TASK,
+    SUBMIT_BROADCAST,
+    SUBMIT_CHUNK,
+    SUBMIT_FUNCTION,
+    SUBMIT_LABEL,
+    SUBMIT_QUEUE,
+    SUBMIT_T,
+    SUBMIT_TARGET,
+    SUBMIT_TASK,
+    UNREGISTER_ENGINE,
+    UNREGISTER_T,
+)
 from .log import LogReader
+from .summary import summarise
 from .table import NIL, NONE, STATUS_ORDER, TASK_KEYS, Task, Tasks, TaskTable
 
 from_us = ev.from_us
 QUEUES = ev.QUEUES
 STATUSES = ev.STATUSES
-# The wire positions the fold reads, named after the fields of events.KINDS.
-_K = ev.KIND
-SUBMIT_TASK, SUBMIT_T, SUBMIT_QUEUE, SUBMIT_FUNCTION, SUBMIT_TARGET, SUBMIT_LABEL, SUBMIT_CHUNK, SUBMIT_BROADCAST = _K[
-    "submit"
-].at("msg_id", "t", "queue", "function", "target", "label", "chunk", "broadcast")
-START_TASK, START_T, START_ENGINE = _K["start"].at("msg_id", "t", "engine_id")
-COMPLETE_TASK, COMPLETE_STATUS, COMPLETE_STARTED, COMPLETE_COMPLETED, COMPLETE_RECEIVED = _K["complete"].at(
-    "msg_id", "status", "started", "completed", "received"
-)
-COMPLETE_ENGINE, COMPLETE_ENAME, COMPLETE_EVALUE, COMPLETE_TRACEBACK = _K["complete"].at(
-    "engine_id", "ename", "evalue", "traceback"
-)
-OUTPUT_TASK, OUTPUT_TEXT = _K["stdout"].at("msg_id", "text")
-assert _K["stderr"].fields == _K["stdout"].fields  # the fold reads both alike
-ATTEMPT_TASK, *ATTEMPT_FIELDS = _K["attempt_error"].at("msg_id", "t", "engine_id", "ename", "evalue", "traceback")
-REGISTER_T, REGISTER_ENGINE, REGISTER_UUID, REGISTER_PRESENT = _K["engine_register"].at(
-    "t", "engine_id", "uuid", "present"
-)
-UNREGISTER_T, UNREGISTER_ENGINE = _K["engine_unregister"].at("t", "engine_id")
-MARK_T, MARK_TEXT, MARK_DATA = _K["mark"].at("t", "text", "data")
-LABEL_TASK, LABEL_NAME = _K["label"].at("msg_id", "name")
-RESUBMIT_TASK, RESUBMIT_NEW = _K["resubmit"].at("msg_id", "new_msg_id")
-CLOSE_T, CLOSE_STATS = _K["close"].at("t", "stats")
 OK = ev.STATUS_CODES["ok"]
 READ_AHEAD_FROM = 16 << 20  # logs at least this big are read and decoded on a second thread while folding
 CLUSTER_STRIDE = 1_000_000  # engine keys of the n-th merged cluster start at (n - 1) * this
@@ -583,31 +602,19 @@ class State:
         return {status: n for status, n in sorted(zip(STATUS_ORDER, found)) if n}
 
     def summary(self) -> dict:
-        """Tasks by state, the span, and per-engine utilisation."""
-        start, end = self.span_us()
-        span = (end - start) / 1e6 if start is not None else 0.0
-        engines = {}
-        for engine_id in sorted(self.engines, key=lambda e: (e is None, e)):
-            engine = self.engines[engine_id]
-            engines[engine_id] = {
-                "tasks": engine.tasks_done,
-                "errors": engine.errors,
-                "busy_seconds": round(engine.busy_seconds, 6),
-                "utilisation": round(engine.busy_seconds / span, 4) if span > 0 else None,
-            }
-        return {
-            "tasks": len(self.tasks),
-            "by_status": self.counts(),
-            "start": None if start is None else from_us(start).isoformat(),
-            "end": None if end is None else from_us(end).isoformat(),
-            "span_seconds": round(span, 6),
-            "engines": engines,
-            "marks": len(self.marks),
-            "segments": len(self.headers),
-            "closed": self.closed,
-            "ended": [_ending(close) for close in self.closes if "ended" in close],
-            "damage": [str(d) for d in self.damage],
-        }
+        """Tasks by state, the span, and per-engine utilisation (``summary.summarise``)."""
+        return summarise(
+            tasks=len(self.tasks),
+            by_status=self.counts(),
+            span_us=self.span_us(),
+            engines={key: (e.tasks_done, e.errors, e.busy_us) for key, e in self.engines.items()},
+            marks=len(self.marks),
+            segments=len(self.headers),
+            closed=self.closed,
+            closes=self.closes,
+            damage=self.damage,
+            failed_attempts=self.failed_attempts(),
+        )
 
     def failures(self) -> list:
         """Every failed attempt, in time order: ``(task, engine_id, t_us, ename, evalue, traceback)``.
@@ -623,9 +630,7 @@ class State:
             task = Task(table, row)
             attempts = list(task.attempt_errors or ())
             final = task.outcome in ("error", "aborted")
-            if final and not any(
-                a[2] == task.ename and a[3] == task.evalue and a[0] == task.engine_id for a in attempts
-            ):
+            if final and not _said_by_attempt(task, attempts):
                 attempts.append((task.engine_id, task.completed_us or task.received_us, task.ename, task.evalue, None))
             for engine_id, t_us, ename, evalue, traceback in attempts:
                 if final and ename == task.ename and evalue == task.evalue:
@@ -634,15 +639,21 @@ class State:
         found.sort(key=lambda f: (f[2] is None, f[2] or 0))
         return found
 
+    def failed_attempts(self) -> int:
+        """How many entries ``failures()`` lists, counted without listing them."""
+        table = self.table
+        outcome = table.view("outcome")
+        final = (outcome != NONE) & (outcome != OK)
+        n = int(final.sum()) + sum(map(len, table.attempt_errors.values()))
+        for row, attempts in table.attempt_errors.items():
+            if final[row] and _said_by_attempt(Task(table, row), attempts):
+                n -= 1
+        return n
 
-def _ending(close: dict) -> str:
-    """How a recording segment ended, in words, from its close statistics."""
-    text = close["ended"]
-    if close.get("pending"):
-        text += f"; stopped following {close['pending']} pending task(s)"
-        if close.get("gave_up"):
-            text += f" ({close['gave_up']})"
-    return text
+
+def _said_by_attempt(task: Task, attempts) -> bool:
+    """A failed task's final error is one of its attempts' (the same error on the same engine)."""
+    return any(a[2] == task.ename and a[3] == task.evalue and a[0] == task.engine_id for a in attempts)
 
 
 def replay(*paths, until=None) -> State:

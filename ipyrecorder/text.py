@@ -17,11 +17,12 @@ def visible(text: str) -> str:
     )
 
 
-def summary_text(logs, state, summary) -> str:
-    """What `ipyrecorder info` prints: the run in a few lines."""
+def summary_text(logs, headers, summary, marks) -> str:
+    """What `ipyrecorder info` prints: the run in a few lines (``headers``: the segments'
+    headers; ``marks``: the marks' texts)."""
     lines = [f"{', '.join(map(str, logs))}: {summary['tasks']} tasks in {summary['span_seconds']:.3f} s"]
-    if state.headers:
-        first = state.headers[0]
+    if headers:
+        first = headers[0]
         lines.append(
             f"  recorded on {first.get('host')} (pid {first.get('pid')}) from {first['t0']:%Y-%m-%d %H:%M:%S} UTC, "
             f"{summary['segments']} segment(s), {'closed' if summary['closed'] else 'not closed'}"
@@ -38,14 +39,13 @@ def summary_text(logs, state, summary) -> str:
                 f"  {labels[engine_id]:>{width}}  {e['tasks']:>5}  {e['errors']:>6}  {e['busy_seconds']:>7.3f}  "
                 f"{util:>11}"
             )
-    if state.marks:
-        lines.append("  marks: " + ", ".join(m.text for m in state.marks))
+    if marks:
+        lines.append("  marks: " + ", ".join(marks))
     for ended in dict.fromkeys(summary["ended"]):
         lines.append(f"  ended: {ended}")
-    failed = state.failures()
-    if failed:
+    if summary["failed_attempts"]:
         lines.append(
-            f"  failed attempts: {len(failed)} "
+            f"  failed attempts: {summary['failed_attempts']} "
             f"(`ipyrecorder failures {' '.join(map(str, logs))}` shows their tracebacks)"
         )
     for damage in summary["damage"]:

@@ -5,7 +5,9 @@ import shutil
 
 import pytest
 
-from .helpers import CHROMIUM_ARGS, missing_browser
+from ipyrecorder.errors import LogError
+
+from .helpers import CHROMIUM_ARGS, missing_browser, summaries_and_fold
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +42,16 @@ def engines(rc, cluster):
 
 @pytest.fixture
 def log_path(tmp_path):
-    return tmp_path / "run.mpk"
+    """Where a test records; afterwards, a log whose writer kept summaries must say in them
+    what the fold says (every real recording of the suite holds ``info`` to the fold)."""
+    path = tmp_path / "run.mpk"
+    yield path
+    if path.exists() and path.stat().st_size:
+        try:
+            quick, folded = summaries_and_fold(path)
+        except LogError:
+            return  # (a test that made it no log)
+        assert quick is None or quick == folded
 
 
 @pytest.fixture(scope="module")

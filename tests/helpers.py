@@ -251,6 +251,15 @@ def varied_log(path, n=3000, seed=3, flush_every=700, engines=5, register=True, 
             put(event)
 
 
+def summaries_and_fold(path):
+    """(what ``info`` reads from the log's summaries, or None; what the fold says), each as
+    ``(headers, summary, mark texts)``."""
+    from ipyrecorder.summary import read_summary
+
+    state = ipyrecorder.replay(path)
+    return read_summary(path), (state.headers, state.summary(), [m.text for m in state.marks])
+
+
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 

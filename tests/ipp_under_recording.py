@@ -3,8 +3,9 @@
 Loaded with ``-p tests.ipp_under_recording`` by ``test_ipyparallel_suite.py``.
 Every Client gets a recording into a log of its own when it is made; the
 recording is closed just before the client closes. Then the log must hold a
-completion for every task that client had finished, and the close must not
-have waited out its timeout. Problems are listed at the end, and fail the run.
+completion for every task that client had finished, the close must not have
+waited out its timeout, and the summary the writer kept must be the fold's.
+Problems are listed at the end, and fail the run.
 """
 
 import json
@@ -15,11 +16,12 @@ import time
 import ipyparallel as ipp
 
 import ipyrecorder
+from ipyrecorder.summary import read_summary
 
 CLOSE_TIMEOUT = 10.0
 LOG_DIR = os.environ.get("IPYRECORDER_SUITE_LOGS") or tempfile.mkdtemp(prefix="ipp-suite-logs-")
 problems: list[str] = []
-stats = {"clients": 0, "tasks": 0, "checked": 0}
+stats = {"clients": 0, "tasks": 0, "checked": 0, "summed": 0}
 
 _init, _close = ipp.Client.__init__, ipp.Client.close
 
@@ -52,6 +54,11 @@ def _check(client, rec, finished, waited) -> None:
         problems.append(f"{rec.path}: close() waited out its {CLOSE_TIMEOUT} s timeout ({waited:.1f} s)")
     if state.damage:
         problems.append(f"{rec.path}: damage {state.damage}")
+    quick = read_summary(rec.path)  # what ``info`` says from the writer's summary: the fold's
+    if quick is not None:
+        stats["summed"] += 1
+        if quick != (state.headers, state.summary(), [m.text for m in state.marks]):
+            problems.append(f"{rec.path}: its summary {quick[1]} is not the fold's {state.summary()}")
 
 
 def _recorded_close(client, *args, **kwargs):

@@ -191,12 +191,12 @@ def test_a_log_rewritten_in_place_past_the_old_offset_is_noticed(tmp_path):
     assert list(tail.state.tasks) == ["sess_1_0"]
     inode = path.stat().st_ino
     with ipyrecorder.open_log(path, "w") as log:  # truncates and rewrites the same file
-        for i in range(20):
+        for i in range(60):
             submit(log, i)
     assert path.stat().st_ino == inode and path.stat().st_size > tail.offset
     assert tail.poll() is True
     assert "truncated" in tail.notices[-1]
-    assert sorted(tail.state.tasks) == sorted(f"s_1_{i}" for i in range(20))
+    assert sorted(tail.state.tasks) == sorted(f"s_1_{i}" for i in range(60))
 
 
 def test_an_idle_follower_does_not_wake_itself(tmp_path):

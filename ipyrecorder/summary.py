@@ -1,0 +1,196 @@
+"""What ``ipyrecorder info`` says of a run: made in one place from a folded state or from a log's summaries.
+
+``summarise`` shapes the summary (``State.summary()`` gives it after a fold).
+``read_summary`` answers for a big log without folding it: it checks every
+frame (CRC), decodes only each segment's first and last frames, and adds up
+the summaries the writer kept in the close events (``tally.py``). It answers
+only when that is exactly what the fold would say: every segment closed, no
+damage, and no task or engine named by two segments in ways that interact;
+else None, and the caller folds.
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+
+from . import events as ev
+from . import payload as pl
+from .log import FrameStream, _chunks
+
+
+def summarise(*, tasks, by_status, span_us, engines, marks, segments, closed, closes, damage, failed_attempts) -> dict:
+    """The summary: ``span_us`` is (first, last) or (None, None); ``engines`` maps an engine's
+    key to (tasks done, errors, busy µs); ``closes`` are the segments' close statistics."""
+    start, end = span_us
+    span = (end - start) / 1e6 if start is not None else 0.0
+    shown = {}
+    for engine_id in sorted(engines, key=lambda e: (e is None, e)):
+        done, errors, busy_us = engines[engine_id]
+        busy = busy_us / 1e6
+        shown[engine_id] = {
+            "tasks": done,
+            "errors": errors,
+            "busy_seconds": round(busy, 6),
+            "utilisation": round(busy / span, 4) if span > 0 else None,
+        }
+    return {
+        "tasks": tasks,
+        "by_status": by_status,
+        "start": None if start is None else ev.from_us(start).isoformat(),
+        "end": None if end is None else ev.from_us(end).isoformat(),
+        "span_seconds": round(span, 6),
+        "engines": shown,
+        "marks": marks,
+        "segments": segments,
+        "closed": closed,
+        "ended": [ending(close) for close in closes if "ended" in close],
+        "damage": [str(d) for d in damage],
+        "failed_attempts": failed_attempts,
+    }
+
+
+def ending(close: dict) -> str:
+    """How a recording segment ended, in words, from its close statistics."""
+    text = close["ended"]
+    if close.get("pending"):
+        text += f"; stopped following {close['pending']} pending task(s)"
+        if close.get("gave_up"):
+            text += f" ({close['gave_up']})"
+    return text
+
+
+def read_summary(path):
+    """``(headers, summary, mark texts)`` of one log from its segments' summaries, or None
+    when only folding the log can say (see the module's docstring)."""
+    stream = FrameStream(path, decode=pl.peek)
+    segments: dict = {}  # segment id -> its first and last frames' payloads, how many it has
+    for data in chain(_chunks(path), [None]):
+        found = stream.feed_lazily(data) if data is not None else stream.finish_lazily()
+        if stream.version not in (None, pl.VERSION):
+            return None  # a format-1 log: no summaries
+        for _, peeked in found:
+            _note(segments, peeked)
+    if stream.damage_count or not segments:
+        return None
+    headers, closes, summaries = [], [], []
+    for seen in segments.values():
+        if 0 not in seen["ends"] or seen["count"] != seen["last"] + 1:
+            return None  # a frame missing (a lost header: the fold reports it)
+        first = pl.decode(seen["ends"][0])
+        last = first if seen["last"] == 0 else pl.decode(seen["ends"][seen["last"]])
+        rows = list(last.rows())
+        if first.header is None or not rows or rows[-1][0] != ev.CLOSE:
+            return None  # not closed cleanly
+        close = rows[-1]
+        summary = close[ev.CLOSE_SUMMARY] if len(close) > ev.CLOSE_SUMMARY else None
+        if type(summary) is not dict:
+            return None
+        stats = close[ev.CLOSE_STATS] or {}
+        headers.append({**first.header, "t0": ev.from_us(first.header["t0"])})
+        closes.append({"t": ev.from_us(last.base + close[ev.CLOSE_T]), **stats})
+        summaries.append(summary)
+    try:
+        added = _add_up(summaries)
+    except (KeyError, TypeError, ValueError, IndexError):  # a summary not as docs/format.md has it
+        return None
+    if added is None:
+        return None
+    summary, marks = added
+    summary = summarise(**summary, segments=len(headers), closed=True, closes=closes, damage=[])
+    return headers, summary, marks
+
+
+def _note(segments: dict, peeked) -> None:
+    """Keep a segment's first frame and its last so far; count its frames (a repeated one once)."""
+    seen = segments.get(peeked.segment)
+    if seen is None:
+        seen = segments[peeked.segment] = {"ends": {}, "last": -1, "count": 0, "numbers": set()}
+    if peeked.seq in seen["numbers"]:
+        return  # the same frame again (``cat a.mpk a.mpk``): the fold skips it too
+    seen["numbers"].add(peeked.seq)
+    seen["count"] += 1
+    if peeked.seq == 0:
+        seen["ends"][0] = peeked.payload
+    if peeked.seq > seen["last"]:
+        if seen["last"] > 0:  # (only the first and the latest are kept)
+            del seen["ends"][seen["last"]]
+        seen["last"] = peeked.seq
+        seen["ends"][peeked.seq] = peeked.payload
+
+
+def _add_up(summaries: list):
+    """The fold's figures from the segments' summaries, or None if segments share tasks or
+    an engine id names another cluster's engine (the fold tells those apart; sums do not)."""
+    if not _disjoint(summaries):
+        return None
+    if not _one_cluster(summaries):
+        return None
+    tasks, failed, by_status, engines, marks = 0, 0, {}, {}, []
+    firsts, lasts = [], []
+    for s in summaries:
+        tasks += s["tasks"]
+        failed += s["failed_attempts"]
+        for status, n in s["by_status"].items():
+            by_status[status] = by_status.get(status, 0) + n
+        for engine_id, done, errors, busy_us in s["engines"]:
+            totals = engines.setdefault(engine_id, [0, 0, 0])
+            totals[0] += done
+            totals[1] += errors
+            totals[2] += busy_us
+        if s["submitted"] is not None:
+            firsts.append(s["submitted"][0])
+            lasts.append(s["submitted"][1])
+        if s["done"] is not None:
+            lasts.append(s["done"])
+        marks += s["marks"]
+    # as State.span_us: from the first submission or mark to the last of anything
+    earliest = ([min(firsts)] if firsts else []) + [t for t, _ in marks]
+    span = (None, None) if not earliest else (min(earliest), max(earliest + lasts))
+    figures = {
+        "tasks": tasks,
+        "by_status": dict(sorted(by_status.items())),
+        "span_us": span,
+        "engines": {engine_id: tuple(totals) for engine_id, totals in engines.items()},
+        "marks": len(marks),
+        "failed_attempts": failed,
+    }
+    return figures, [text for _, text in marks]
+
+
+def _disjoint(summaries: list) -> bool:
+    """No msg_id is named by two segments."""
+    if len(summaries) == 1:
+        return True
+    runs: dict = {}
+    alone: set = set()
+    for s in summaries:
+        for prefix, bounds in s["msg_ids"]:
+            runs.setdefault(prefix, []).extend(zip(bounds[::2], bounds[1::2]))
+        for msg_id in s["alone"]:
+            if msg_id in alone:
+                return False
+            alone.add(msg_id)
+    for pairs in runs.values():
+        pairs.sort()
+        if any(lo <= hi for (_, hi), (lo, _) in zip(pairs, pairs[1:])):
+            return False
+    return True
+
+
+def _one_cluster(summaries: list) -> bool:
+    """Every segment's engines keep their own ids: the fold would put no segment's engines
+    under a second cluster's keys (``State._register_engine``)."""
+    key_of_uuid: dict = {}
+    uuid_of_key: dict = {}
+    for s in summaries:
+        for position, (engine_id, uuid) in enumerate(s["registered"]):
+            known = key_of_uuid.get(uuid) if uuid is not None else None
+            if known is not None and known != engine_id:
+                return False
+            other = uuid_of_key.get(engine_id)
+            if position == 0 and known is None and other is not None and other != uuid:
+                return False
+            if uuid is not None:
+                key_of_uuid[uuid] = engine_id
+            uuid_of_key[engine_id] = uuid
+    return True

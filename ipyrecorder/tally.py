@@ -1,0 +1,291 @@
+"""A segment's summary, kept by the writer as it writes: what ``info`` says without folding the log.
+
+The writer folds each frame it writes into a ``Tally`` (``LogWriter.flush``),
+which holds only the tasks in flight, the ranges of msg_ids the segment named
+and running totals, and writes its ``summary()`` into the segment's close
+event (docs/format.md, section 6.11). ``read_summary`` adds up the summaries of
+a log whose segments all closed, whose frames all check out and whose
+segments name no task twice; for anything else ``info`` folds the log. The
+tally follows the fold's rules (``state.py``) for what a summary shows; a
+segment that does what a summary cannot follow (a task completed twice, too
+many scattered msg_ids) gets no summary. ``tests/test_tally.py`` holds every
+summary to the fold.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from itertools import repeat
+
+from . import events as ev
+from .events import (
+    ATTEMPT_FIELDS,
+    ATTEMPT_TASK,
+    COMPLETE_COMPLETED,
+    COMPLETE_ENAME,
+    COMPLETE_ENGINE,
+    COMPLETE_EVALUE,
+    COMPLETE_RECEIVED,
+    COMPLETE_STARTED,
+    COMPLETE_STATUS,
+    COMPLETE_TASK,
+    MARK_T,
+    MARK_TEXT,
+    REGISTER_ENGINE,
+    REGISTER_UUID,
+    START_ENGINE,
+    START_T,
+    START_TASK,
+    SUBMIT_T,
+    SUBMIT_TASK,
+    UNREGISTER_ENGINE,
+)
+
+OK = ev.STATUS_CODES["ok"]
+# What a tally holds at most besides the tasks in flight; past it the segment gets no summary.
+MAX_RANGES = 1 << 16  # runs of consecutive msg_id suffixes (ipyparallel's are a counter)
+MAX_ALONE = 1 << 12  # msg_ids with no numeric suffix
+MAX_MARKS = 1 << 12
+MAX_REGISTERED = 1 << 14
+_ENGINE_FIELD, _ENAME_FIELD, _EVALUE_FIELD = (ATTEMPT_FIELDS[i] for i in (1, 2, 3))
+
+
+class _Flight:
+    """A task the segment named, until it completes: what its completion will need."""
+
+    __slots__ = ("start", "engine", "submitted", "attempts", "done")
+
+    def __init__(self):
+        self.start = None  # the latest start seen, µs
+        self.engine = None  # the engine of that start
+        self.submitted = False
+        self.attempts = None  # [(engine_id, ename, evalue)] of its failed attempts
+        self.done = False  # completed in the frame being folded
+
+
+class _Ranges:
+    """A set of integers kept as sorted runs ``[lo, hi]``: ipyparallel's suffixes are a counter."""
+
+    __slots__ = ("lo", "hi")
+
+    def __init__(self):
+        self.lo: list = []
+        self.hi: list = []
+
+    def __len__(self) -> int:
+        return len(self.lo)
+
+    def insert(self, n: int) -> bool:
+        """Add ``n``; False if it was there."""
+        lo, hi = self.lo, self.hi
+        if hi and n > hi[-1]:  # the counter going on
+            if n == hi[-1] + 1:
+                hi[-1] = n
+            else:
+                lo.append(n)
+                hi.append(n)
+            return True
+        i = bisect_right(lo, n)  # runs 0..i-1 start at or below n
+        if i > 0 and n <= hi[i - 1]:
+            return False
+        joins_left = i > 0 and hi[i - 1] == n - 1
+        joins_right = i < len(lo) and lo[i] == n + 1
+        if joins_left and joins_right:
+            hi[i - 1] = hi.pop(i)
+            del lo[i]
+        elif joins_left:
+            hi[i - 1] = n
+        elif joins_right:
+            lo[i] = n
+        else:
+            lo.insert(i, n)
+            hi.insert(i, n)
+        return True
+
+    def runs(self) -> list:
+        return [x for pair in zip(self.lo, self.hi) for x in pair]
+
+
+class Tally:
+    """The running summary of one segment, folded from the frames its writer writes."""
+
+    def __init__(self):
+        self.flights: dict = {}  # msg_id -> _Flight
+        self.named: dict = {}  # msg_id prefix -> _Ranges of the suffixes named
+        self.alone: set = set()  # msg_ids named that have no numeric suffix
+        self.tasks = 0
+        self.outcomes = [0] * len(ev.STATUSES)
+        self.submitted = None  # [earliest, latest] submission, µs
+        self.done = None  # the latest completion (received, else completed), µs
+        self.engines: dict = {}  # engine id -> [tasks done, errors, busy µs]
+        self.registered: list = []  # [engine id, uuid] of each registration, in order
+        self.marks: list = []  # [t µs, text]
+        self.failed = 0  # failed attempts of completed tasks
+        self.lost = None  # why the segment gets no summary, once it is so
+
+    # -- folding -----------------------------------------------------------------------------
+    def fold(self, frame, start: int = 0) -> None:
+        """Fold the events ``start:`` of a ``payload.FrameBuilder`` (what the writer is about to
+        write). Never raises: what it cannot follow costs the segment its summary, not the recording."""
+        order = frame.order
+        if self.lost is not None or start >= len(order):
+            return
+        try:
+            self._fold(frame, start)
+        except _Lost as why:
+            self.lose(str(why))
+        except Exception as exc:  # a bug here must not stop a recording: the log is whole without it
+            self.lose(f"the tally failed ({type(exc).__name__})")
+
+    def lose(self, why: str) -> None:
+        """Give up on this segment's summary (``info`` will fold it)."""
+        if self.lost is None:
+            self.lost = why
+            self.flights = self.named = self.alone = self.marks = self.registered = None
+
+    def _fold(self, frame, start: int) -> None:
+        order, msg_ids = frame.order, list(frame.tasks)
+        flights = self._frame_flights(msg_ids, frame.split_tasks())  # by the frame's task index
+        base = frame.base or 0
+        iterators = {}
+        for code in set(order[start:]):
+            first = order.count(code, 0, start)
+            iterators[code] = zip(repeat(code), *(column[first:] for column in frame.columns[code]))
+        engines = self.engines
+        submitted, done = self.submitted, self.done
+        try:
+            for a in map(next, map(iterators.__getitem__, order[start:])):
+                kind = a[0]
+                if kind == ev.SUBMIT:
+                    flight = flights[a[SUBMIT_TASK]]
+                    if flight is None or flight.done or flight.submitted:
+                        raise _Lost("a task submitted twice")
+                    flight.submitted = True
+                    t = base + a[SUBMIT_T]
+                    if submitted is None:
+                        submitted = [t, t]
+                    elif t < submitted[0]:
+                        submitted[0] = t
+                    elif t > submitted[1]:
+                        submitted[1] = t
+                elif kind == ev.START:
+                    flight = flights[a[START_TASK]]
+                    if flight is not None and not flight.done:  # (a start after the completion shows nowhere)
+                        flight.start, flight.engine = base + a[START_T], a[START_ENGINE]
+                        if flight.engine is not None and flight.engine not in engines:
+                            engines[flight.engine] = [0, 0, 0]
+                elif kind == ev.COMPLETE:
+                    flight = flights[a[COMPLETE_TASK]]
+                    if flight is None or flight.done:
+                        raise _Lost("a task completed twice")
+                    flight.done = True
+                    del self.flights[msg_ids[a[COMPLETE_TASK]]]
+                    last = self._complete(a, flight, base)
+                    if last is not None and (done is None or last > done):
+                        done = last
+                elif kind == ev.ATTEMPT_ERROR:
+                    flight = flights[a[ATTEMPT_TASK]]
+                    if flight is None or flight.done:
+                        raise _Lost("a task failed an attempt after it completed")
+                    if flight.attempts is None:
+                        flight.attempts = []
+                    flight.attempts.append((a[_ENGINE_FIELD], a[_ENAME_FIELD], a[_EVALUE_FIELD]))
+                elif kind == ev.ENGINE_REGISTER or kind == ev.ENGINE_UNREGISTER:
+                    engine_id = a[REGISTER_ENGINE if kind == ev.ENGINE_REGISTER else UNREGISTER_ENGINE]
+                    if engine_id not in engines:
+                        engines[engine_id] = [0, 0, 0]
+                    if kind == ev.ENGINE_REGISTER:
+                        if len(self.registered) >= MAX_REGISTERED:
+                            raise _Lost("too many engine registrations")
+                        self.registered.append([engine_id, a[REGISTER_UUID]])
+                elif kind == ev.MARK:
+                    if len(self.marks) >= MAX_MARKS:
+                        raise _Lost("too many marks")
+                    self.marks.append([base + a[MARK_T], a[MARK_TEXT]])
+                # output, labels and resubmits only name tasks: ``_frame_flights`` counted them
+        finally:
+            self.submitted, self.done = submitted, done
+
+    def _frame_flights(self, msg_ids: list, pairs: list) -> list:
+        """The flight of each of a frame's tasks (new ones counted), None for those that completed
+        in an earlier frame."""
+        flights, named, alone, found = self.flights, self.named, self.alone, []
+        for msg_id, (prefix, suffix) in zip(msg_ids, pairs):
+            flight = flights.get(msg_id)
+            if flight is None:
+                if suffix is not None:
+                    runs = named.get(prefix)
+                    if runs is None:
+                        runs = named[prefix] = _Ranges()
+                    if runs.hi and suffix == runs.hi[-1] + 1:
+                        runs.hi[-1] = suffix  # the counter going on (what ``insert`` does first, inlined)
+                    elif not runs.insert(suffix):
+                        found.append(None)
+                        continue
+                elif msg_id in alone:
+                    found.append(None)
+                    continue
+                else:
+                    alone.add(msg_id)
+                self.tasks += 1
+                flight = flights[msg_id] = _Flight()
+            found.append(flight)
+        if sum(map(len, named.values())) > MAX_RANGES or len(alone) > MAX_ALONE:
+            raise _Lost("too many msg_ids that are not a counter's")
+        return found
+
+    def _complete(self, a, flight: _Flight, base: int):
+        """Count a completion (the fold's rules: each time from the event, the start from the
+        last start seen); returns when the client had it (received, else completed), or None."""
+        status = a[COMPLETE_STATUS]
+        self.outcomes[status] += 1
+        began = a[COMPLETE_STARTED]
+        began = flight.start if began is None else base + began
+        ended = a[COMPLETE_COMPLETED]
+        ended = None if ended is None else base + ended
+        done = a[COMPLETE_RECEIVED]
+        done = ended if done is None else base + done
+        engine_id = a[COMPLETE_ENGINE]
+        if engine_id is None:
+            engine_id = flight.engine
+        if engine_id is not None:
+            totals = self.engines.get(engine_id)
+            if totals is None:
+                totals = self.engines[engine_id] = [0, 0, 0]
+            totals[0] += 1
+            if status != OK:
+                totals[1] += 1
+            if began is not None and ended is not None:
+                totals[2] += ended - began
+        # failed attempts as ``State.failures`` lists them: each attempt, and the final error
+        # unless an attempt on its engine already said the same
+        attempts = flight.attempts or ()
+        self.failed += len(attempts)
+        if status != OK and (engine_id, a[COMPLETE_ENAME], a[COMPLETE_EVALUE]) not in attempts:
+            self.failed += 1
+        return done
+
+    # -- the summary -------------------------------------------------------------------------
+    def summary(self) -> dict | None:
+        """The segment's summary (docs/format.md, section 6.11), or None if it has none."""
+        if self.lost is not None:
+            return None
+        by_status = dict(zip(ev.STATUSES, self.outcomes))
+        by_status["running"] = sum(1 for f in self.flights.values() if f.start is not None)
+        by_status["pending"] = len(self.flights) - by_status["running"]
+        return {
+            "tasks": self.tasks,
+            "by_status": {status: n for status, n in by_status.items() if n},
+            "submitted": self.submitted,
+            "done": self.done,
+            "engines": [[engine_id, *totals] for engine_id, totals in self.engines.items()],
+            "registered": self.registered,
+            "failed_attempts": self.failed + sum(len(f.attempts) for f in self.flights.values() if f.attempts),
+            "marks": self.marks,
+            "msg_ids": [[prefix, runs.runs()] for prefix, runs in self.named.items()],
+            "alone": sorted(self.alone),
+        }
+
+
+class _Lost(Exception):
+    """A segment did what its summary cannot follow."""

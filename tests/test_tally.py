@@ -1,0 +1,241 @@
+"""The summaries the writer keeps (``tally.py``) say what the fold says, and ``info`` answers from them.
+
+Every log here is read both ways, from its summaries (``summary.read_summary``)
+and by folding it, and the two compared whole: headers, every figure of the
+summary, marks. Where a log cannot be summed up exactly (a task completed
+twice, damage, a segment that did not close), no summary is used and ``info``
+folds. Real recordings are held to the fold by the ``log_path`` fixture.
+"""
+
+import json
+import shutil
+
+import ipyparallel as ipp
+import pytest
+
+import ipyrecorder
+from ipyrecorder import tally
+from ipyrecorder.cli import main
+from ipyrecorder.log import LogWriter, new_header
+from ipyrecorder.summary import read_summary
+from ipyrecorder.text import summary_text
+
+from .helpers import T0, at, fail, record, rich_log, summaries_and_fold, varied_log
+
+
+def agree(path):
+    """The summary ``info`` reads from ``path`` (asserting there is one, and that it is the fold's)."""
+    quick, folded = summaries_and_fold(path)
+    assert quick is not None
+    assert quick == folded
+    return quick[1]
+
+
+def close_summaries(path) -> list:
+    """The summary of each close event of a log ({} where the writer kept none)."""
+    return [e["summary"] for e in ipyrecorder.read_events(path) if e["kind"] == "close"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"output": True},
+        {"register": False, "seed": 5},
+        {"flush_every": 1, "n": 300},
+        {"flush_every": 10**6, "n": 1200},
+    ],
+    ids=["varied", "output", "unregistered-engines", "a-frame-an-event", "one-frame"],
+)
+def test_varied_logs_are_summed_up_as_the_fold_sums_them(tmp_path, options):
+    path = tmp_path / "a.mpk"
+    varied_log(path, **options)
+    summary = agree(path)
+    assert summary["by_status"]["running"] > 0 and summary["by_status"]["error"] > 0
+    assert summary["failed_attempts"] > 0 and len(summary["engines"]) == 5
+
+
+def test_restarts_attempts_late_starts_marks_and_leaving_engines(tmp_path):
+    path = tmp_path / "a.mpk"
+    tail = [
+        {"kind": "start", "msg_id": f"sess-{i % 3}_77_{i}", "t": at(100 + i), "engine_id": 3} for i in range(1, 600, 3)
+    ]
+    tail += [
+        {"kind": "mark", "t": at(-5), "text": "before anything"},  # a mark widens the span
+        {"kind": "engine_unregister", "t": at(200), "engine_id": 4},
+        {"kind": "engine_register", "t": at(201), "engine_id": 7, "uuid": "u7"},
+        {"kind": "resubmit", "t": at(202), "msg_id": "sess-1_77_1", "new_msg_id": "sess-1_77_5000"},
+        {"kind": "stdout", "msg_id": "never-submitted", "t": at(203), "text": "?"},
+        {"kind": "mark", "t": at(300), "text": "after"},
+    ]
+    varied_log(path, n=600, tail=tail)
+    summary = agree(path)
+    assert summary["marks"] == 2 and 7 in summary["engines"]
+
+    attempts = tmp_path / "attempts.mpk"
+    with LogWriter(attempts, "w", new_header(t0=T0)) as writer:
+        # (final status, the final error, then whether it is the error an attempt raised)
+        for i, (status, evalue) in enumerate([("error", "first"), ("error", "last"), ("ok", None), (None, None)]):
+            msg_id = f"s_1_{i}"
+            writer.append({"kind": "submit", "msg_id": msg_id, "t": at(i)})
+            writer.append({"kind": "start", "msg_id": msg_id, "t": at(i + 0.1), "engine_id": 0})
+            error = {"ename": "RuntimeError", "evalue": "first"}
+            writer.append({"kind": "attempt_error", "msg_id": msg_id, "t": at(i + 0.2), "engine_id": 0, **error})
+            writer.append({"kind": "start", "msg_id": msg_id, "t": at(i + 0.3), "engine_id": 0})
+            if status is not None:
+                failed = {"ename": "RuntimeError", "evalue": evalue} if status == "error" else {}
+                writer.append({"kind": "complete", "msg_id": msg_id, "status": status, "engine_id": 0, **failed})
+    summary = agree(attempts)
+    assert summary["failed_attempts"] == len(ipyrecorder.replay(attempts).failures()) == 5
+
+    late = tmp_path / "late.mpk"
+    with LogWriter(late, "w", new_header(t0=T0)) as writer:
+        for i in range(400):
+            writer.append({"kind": "submit", "msg_id": f"s_1_{i}", "t": at(i), "queue": "task"})
+        for i in range(400):  # the reply overtakes the iopub busy message
+            writer.append({"kind": "complete", "msg_id": f"s_1_{i}", "status": "ok", "completed": at(i + 2)})
+            writer.append({"kind": "start", "msg_id": f"s_1_{i}", "t": at(i + 1), "engine_id": i % 2})
+    assert agree(late)["by_status"] == {"ok": 400}
+
+
+def test_a_rich_log_and_recordings_appended_to_one_file(tmp_path):
+    rich = tmp_path / "rich.mpk"
+    rich_log(rich, n=3000)
+    summary = agree(rich)
+    assert summary["tasks"] == 3000 and summary["marks"] and summary["failed_attempts"]
+
+    path = tmp_path / "a.mpk"
+    varied_log(path, n=500)
+    with LogWriter(path, "a", new_header(t0=at(1000))) as writer:  # the same cluster, later tasks
+        writer.append({"kind": "engine_register", "t": at(1000), "engine_id": 1, "uuid": "u1"})
+        for i in range(10_000, 10_050):
+            writer.append({"kind": "submit", "msg_id": f"sess-0_77_{i}", "t": at(1000 + i / 1e4)})
+            writer.append({"kind": "complete", "msg_id": f"sess-0_77_{i}", "status": "ok", "engine_id": 1})
+    summary = agree(path)
+    assert summary["segments"] == 2 and summary["tasks"] == 550
+
+
+def test_where_summaries_cannot_say_what_the_fold_says_info_folds(tmp_path):
+    """Each of these logs gets no summary, or has summaries that do not add up; the fold answers."""
+    twice = tmp_path / "twice.mpk"  # a task completed twice
+    varied_log(twice, n=300, tail=[{"kind": "complete", "msg_id": "sess-1_77_1", "status": "error"}])
+    assert close_summaries(twice) == [{}]
+
+    shared = tmp_path / "shared.mpk"  # two segments naming the same task
+    varied_log(shared, n=300)
+    with LogWriter(shared, "a", new_header(t0=at(1000))) as writer:
+        writer.append({"kind": "stdout", "msg_id": "sess-1_77_1", "t": at(1000), "text": "late\n"})
+    assert len(close_summaries(shared)) == 2 and all(close_summaries(shared))
+
+    clusters = tmp_path / "clusters.mpk"  # a second cluster's engines under the same ids
+    varied_log(clusters, n=300)
+    with LogWriter(clusters, "a", new_header(t0=at(1000))) as writer:
+        writer.append({"kind": "engine_register", "t": at(1000), "engine_id": 0, "uuid": "another"})
+
+    unclosed = tmp_path / "unclosed.mpk"
+    writer = LogWriter(unclosed, "w", new_header(t0=T0))
+    writer.append({"kind": "submit", "msg_id": "s_1_1", "t": at(1)})
+    writer.flush()
+    writer.abandon()
+
+    damaged = tmp_path / "damaged.mpk"
+    varied_log(damaged, n=300, flush_every=50)
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    damaged.write_bytes(bytes(data))
+
+    for path in (twice, shared, clusters, unclosed, damaged):
+        quick, folded = summaries_and_fold(path)
+        assert quick is None, path.name
+    assert ipyrecorder.replay(shared).summary()["tasks"] == 300
+    assert len(ipyrecorder.replay(clusters).engines) == 6
+
+
+def test_the_same_log_twice_in_one_file_is_counted_once(tmp_path):
+    path, doubled = tmp_path / "a.mpk", tmp_path / "aa.mpk"
+    varied_log(path, n=300)
+    doubled.write_bytes(path.read_bytes() * 2)  # ``cat a.mpk a.mpk``
+    assert agree(doubled) == agree(path)
+
+
+def test_what_a_tally_cannot_follow_costs_the_summary_not_the_recording(tmp_path, monkeypatch):
+    scattered = tmp_path / "scattered.mpk"
+    monkeypatch.setattr(tally, "MAX_RANGES", 3)
+    with LogWriter(scattered, "w", new_header(t0=T0)) as writer:
+        for i in range(0, 100, 2):  # every other counter value: 50 runs
+            writer.append({"kind": "submit", "msg_id": f"s_1_{i}", "t": at(i)})
+    monkeypatch.undo()
+    assert close_summaries(scattered) == [{}]
+    assert ipyrecorder.replay(scattered).summary()["tasks"] == 50
+
+    broken = tmp_path / "broken.mpk"
+
+    def fails(*args):
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(tally.Tally, "_complete", fails)
+    varied_log(broken, n=300)
+    monkeypatch.undo()
+    assert close_summaries(broken) == [{}]
+    assert ipyrecorder.replay(broken).summary()["tasks"] == 300
+
+    failing = tmp_path / "failing.mpk"
+    writer = LogWriter(failing, "w", new_header(t0=T0))
+    writer.append({"kind": "submit", "msg_id": "s_1_1", "t": at(1)})
+    write = writer._write
+    monkeypatch.setattr(writer, "_write", lambda payload: (_ for _ in ()).throw(OSError(28, "No space left")))
+    with pytest.raises(OSError):
+        writer.flush()  # this frame is not in the log, so the summary would count what is not there
+    monkeypatch.setattr(writer, "_write", write)
+    writer.close()
+    assert close_summaries(failing) == [{}]
+
+
+def test_info_answers_from_the_summaries_exactly_as_from_the_fold(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "a.mpk"
+    varied_log(path, n=600, output=True, tail=[{"kind": "mark", "t": at(3), "text": "half way"}])
+    quick, folded = summaries_and_fold(path)
+    assert summary_text([path], *quick) == summary_text([path], *folded)
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "marks: half way" in text and "failed attempts:" in text
+    assert main(["info", "--json", str(path)]) == 0
+    from_summaries = json.loads(capsys.readouterr().out)
+
+    folds = []
+    monkeypatch.setattr("ipyrecorder.summary.read_summary", lambda path: folds.append(path))  # no summaries
+    assert main(["info", "--json", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out) == from_summaries and folds
+    monkeypatch.undo()
+
+    copy = tmp_path / "b.mpk"
+    shutil.copy(path, copy)
+    assert main(["info", str(path), str(copy)]) == 0  # several logs, and --until, are folded
+    assert f"{from_summaries['tasks']} tasks" in capsys.readouterr().out
+    assert main(["info", "--until", "+1s", str(path)]) == 0
+    assert f"{from_summaries['tasks']} tasks" not in capsys.readouterr().out
+    assert read_summary(path) is not None
+
+
+def talk(x):
+    print(f"task {x}")
+    return x
+
+
+@pytest.mark.cluster
+def test_a_real_recording_is_summed_up_as_the_fold_sums_it(rc, engines, log_path):
+    lview, dview = rc.load_balanced_view(), rc[:]
+
+    def body(rec):
+        lview.map_async(talk, range(40), chunksize=1).get(timeout=60)
+        rec.mark("half way")
+        failing = [lview.apply_async(fail, i) for i in range(3)]
+        dview.apply_async(talk, "everywhere").get(timeout=60)
+        for ar in failing:
+            with pytest.raises(ipp.error.RemoteError):
+                ar.get(timeout=60)
+
+    record(lview, log_path, body)
+    summary = agree(log_path)
+    assert summary["tasks"] == 45 and summary["by_status"] == {"error": 3, "ok": 42}
+    assert summary["failed_attempts"] == 3 and summary["marks"] == 1 and set(summary["engines"]) >= set(engines)
