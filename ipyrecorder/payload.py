@@ -343,6 +343,7 @@ def decode(payload: bytes) -> Frame:
         raise Malformed(f"the order and the events disagree on kinds {unknown}")
     unknown = {}
     read = {}
+    bounds = None
     for code, columns in events.items():
         kind = _KIND_OF_CODE.get(code)
         if kind is None:
@@ -353,19 +354,24 @@ def decode(payload: bytes) -> Frame:
         if type(columns) is not tuple:
             raise Malformed(f"the {kind.name} columns are not an array")
         columns = list(columns[: len(kind.fields)])
-        for position, field in enumerate(kind.fields):
-            where = f"{kind.name}.{field.key}"
+        n = counts[code]
+        for position, (field, where, ints) in enumerate(_FIELDS[code]):
             if position >= len(columns):  # a trailing column left out: all nil
                 if field.required:
                     raise Malformed(f"{where} is missing")
                 continue
             column = columns[position]
-            if type(column) is bytes and field.codec in TYPED_CODECS:
+            if type(column) is bytes and ints:
                 column = columns[position] = _untyped(column, where)
             elif type(column) is not tuple:
                 raise Malformed(f"{where} is not an array of values")
-            if len(column) != counts[code]:
+            if len(column) != n:
                 raise Malformed(f"{where} does not hold one value per {kind.name} event")
+            if ints:
+                if bounds is None:
+                    bounds = _bounds(base, len(prefixes), len(strings))
+                if _ints_ok(column, field.required, bounds[field.codec]):
+                    continue  # (else the field's own check says what is wrong)
             _CHECKS[field.codec](column, field, where, base, len(prefixes), len(strings))
         read[code] = columns
     if unknown:
@@ -430,9 +436,9 @@ def _tasks(tasks, strings):
         raise Malformed("the tasks are not [prefixes, suffixes]")
     if len(prefixes) != len(suffixes):
         raise Malformed("the tasks have as many prefixes as suffixes")
-    if not _ints_within(prefixes, 0, len(strings) - 1):
+    if not _ints_ok(prefixes, True, (0, len(strings) - 1)):
         raise Malformed("a task's prefix is not one of the frame's strings")
-    if not _ints_within(_present(suffixes, _OPTIONAL, "a task's suffix"), 0, MAX_INT):
+    if not _ints_ok(suffixes, False, (0, MAX_INT)):
         raise Malformed("a task's suffix is not nil or an integer from 0")
     canonical = _canonical(prefixes, suffixes, strings)
     if not (_distinct(prefixes, suffixes) if canonical else _distinct_spelled(prefixes, suffixes, strings)):
@@ -515,7 +521,6 @@ def _check_header(header) -> None:
 
 
 _STR, _INT = frozenset({str}), frozenset({int})
-_OPTIONAL = ev.Field("suffix")
 _PLAIN_TYPES = (type(None), bool, int, float, str)
 
 
@@ -544,7 +549,10 @@ def plain(value, depth: int = 0) -> bool:
     if depth > 64:
         return False
     if isinstance(value, (list, tuple)):
-        return all(plain(v, depth + 1) for v in value)
+        ints = [v for v in value if type(v) is int]  # (checked together: a summary's msg_id runs)
+        if ints and not (-(2**63) <= min(ints) and max(ints) <= 2**64 - 1):
+            return False
+        return len(ints) == len(value) or all(plain(v, depth + 1) for v in value if type(v) is not int)
     if isinstance(value, dict):
         return all(isinstance(k, str) and plain(v, depth + 1) for k, v in value.items())
     return False
@@ -562,6 +570,31 @@ def _present(column, field, where):
     if type(column) is IntColumn or column.count(None) == len(column):
         return () if type(column) is not IntColumn else column
     return [v for v in column if v is not None]
+
+
+def _bounds(base: int, tasks: int, strings: int) -> dict:
+    """The range of each integer codec's values in a frame."""
+    return {
+        "task": (0, tasks - 1),
+        "symbol": (0, strings - 1),
+        "status": (0, len(ev.STATUSES) - 1),
+        "queue": (0, len(ev.QUEUES) - 1),
+        "time": (MIN_US - base, MAX_US - base),
+        "int": (-MAX_INT, MAX_INT),
+    }
+
+
+def _ints_ok(column, required: bool, bounds: tuple) -> bool:
+    """The column holds ints within ``bounds`` (and nils, unless ``required``): every integer
+    field's check in one call, the common case of a frame of few events."""
+    lo, hi = bounds
+    if type(column) is IntColumn:
+        return not (required and column.nils) and (column.lo is None or (lo <= column.lo and column.hi <= hi))
+    if None in column:
+        if required:
+            return False
+        column = [v for v in column if v is not None]
+    return not column or (set(map(type, column)) <= _INT and lo <= min(column) and max(column) <= hi)
 
 
 def _check_indexes(column, field, where, size, what):
@@ -614,7 +647,7 @@ def _check_map(column, field, where, base, tasks, strings):
 
 
 def _check_value(column, field, where, base, tasks, strings):
-    if not all(plain(v) for v in _present(column, field, where)):
+    if not plain(_present(column, field, where)):
         raise Malformed(f"{where} holds values the format does not allow")
 
 
@@ -632,6 +665,8 @@ _CHECKS = {
 }
 _KIND_OF_NAME = {kind.name: kind for kind in ev.KINDS}
 _KIND_OF_CODE = {kind.code: kind for kind in ev.KINDS}
+# each kind's fields as decode checks them: (field, its name in messages, integer-valued)
+_FIELDS = {kind.code: [(f, f"{kind.name}.{f.key}", f.codec in TYPED_CODECS) for f in kind.fields] for kind in ev.KINDS}
 
 
 # -- the converter of each kind, derived from KINDS ------------------------------------------------
