@@ -116,7 +116,7 @@ LABEL = KIND["label"].code
 RESUBMIT = KIND["resubmit"].code
 CLOSE = KIND["close"].code
 
-# The wire positions the folds read (state.py, tally.py), named after the fields above.
+# The wire positions the fold (state.py) and ``info`` (summary.py) read, named after the fields.
 SUBMIT_TASK, SUBMIT_T, SUBMIT_QUEUE, SUBMIT_FUNCTION, SUBMIT_TARGET, SUBMIT_LABEL, SUBMIT_CHUNK, SUBMIT_BROADCAST = (
     KIND["submit"].at("msg_id", "t", "queue", "function", "target", "label", "chunk", "broadcast")
 )

@@ -18,28 +18,6 @@ from bisect import bisect_right
 from itertools import repeat
 
 from . import events as ev
-from .events import (
-    ATTEMPT_FIELDS,
-    ATTEMPT_TASK,
-    COMPLETE_COMPLETED,
-    COMPLETE_ENAME,
-    COMPLETE_ENGINE,
-    COMPLETE_EVALUE,
-    COMPLETE_RECEIVED,
-    COMPLETE_STARTED,
-    COMPLETE_STATUS,
-    COMPLETE_TASK,
-    MARK_T,
-    MARK_TEXT,
-    REGISTER_ENGINE,
-    REGISTER_UUID,
-    START_ENGINE,
-    START_T,
-    START_TASK,
-    SUBMIT_T,
-    SUBMIT_TASK,
-    UNREGISTER_ENGINE,
-)
 
 OK = ev.STATUS_CODES["ok"]
 # What a tally holds at most besides the tasks in flight; past it the segment gets no summary.
@@ -47,7 +25,25 @@ MAX_RANGES = 1 << 16  # runs of consecutive msg_id suffixes (ipyparallel's are a
 MAX_ALONE = 1 << 12  # msg_ids with no numeric suffix
 MAX_MARKS = 1 << 12
 MAX_REGISTERED = 1 << 14
-_ENGINE_FIELD, _ENAME_FIELD, _EVALUE_FIELD = (ATTEMPT_FIELDS[i] for i in (1, 2, 3))
+
+
+def _fields(kind: str, *keys) -> tuple:
+    """The column of each of ``keys`` in a kind's columns."""
+    return tuple(position - 1 for position in ev.KIND[kind].at(*keys))
+
+
+# The fields the tally reads of each kind (the others it does not read: ``_frame_flights``
+# counts the tasks they name).
+_READ = {
+    ev.SUBMIT: _fields("submit", "msg_id", "t"),
+    ev.START: _fields("start", "msg_id", "t", "engine_id"),
+    ev.COMPLETE: _fields("complete", "msg_id", "status", "started", "completed", "received", "engine_id")
+    + _fields("complete", "ename", "evalue"),
+    ev.ATTEMPT_ERROR: _fields("attempt_error", "msg_id", "engine_id", "ename", "evalue"),
+    ev.ENGINE_REGISTER: _fields("engine_register", "engine_id", "uuid"),
+    ev.ENGINE_UNREGISTER: _fields("engine_unregister", "engine_id"),
+    ev.MARK: _fields("mark", "t", "text"),
+}
 
 
 class _Flight:
@@ -147,62 +143,69 @@ class Tally:
         order, msg_ids = frame.order, list(frame.tasks)
         flights = self._frame_flights(msg_ids, frame.split_tasks())  # by the frame's task index
         base = frame.base or 0
-        iterators = {}
+        rows = {}  # kind -> its events from ``start`` on, as the fields ``_READ`` names
         for code in set(order[start:]):
             first = order.count(code, 0, start)
-            iterators[code] = zip(repeat(code), *(column[first:] for column in frame.columns[code]))
+            columns = frame.columns[code]
+            read = _READ.get(code)
+            rows[code] = repeat(None) if read is None else zip(repeat(code), *(columns[i][first:] for i in read))
         engines = self.engines
         submitted, done = self.submitted, self.done
+        SUBMIT, START, COMPLETE, ATTEMPT_ERROR, MARK = ev.SUBMIT, ev.START, ev.COMPLETE, ev.ATTEMPT_ERROR, ev.MARK
         try:
-            for a in map(next, map(iterators.__getitem__, order[start:])):
+            for a in map(next, map(rows.__getitem__, order[start:])):
+                if a is None:
+                    continue  # output, labels, resubmits, close: ``_frame_flights`` counted their tasks
                 kind = a[0]
-                if kind == ev.SUBMIT:
-                    flight = flights[a[SUBMIT_TASK]]
+                if kind == SUBMIT:
+                    _, task, t = a
+                    flight = flights[task]
                     if flight is None or flight.done or flight.submitted:
                         raise _Lost("a task submitted twice")
                     flight.submitted = True
-                    t = base + a[SUBMIT_T]
+                    t += base
                     if submitted is None:
                         submitted = [t, t]
                     elif t < submitted[0]:
                         submitted[0] = t
                     elif t > submitted[1]:
                         submitted[1] = t
-                elif kind == ev.START:
-                    flight = flights[a[START_TASK]]
+                elif kind == START:
+                    _, task, t, engine_id = a
+                    flight = flights[task]
                     if flight is not None and not flight.done:  # (a start after the completion shows nowhere)
-                        flight.start, flight.engine = base + a[START_T], a[START_ENGINE]
-                        if flight.engine is not None and flight.engine not in engines:
-                            engines[flight.engine] = [0, 0, 0]
-                elif kind == ev.COMPLETE:
-                    flight = flights[a[COMPLETE_TASK]]
+                        flight.start, flight.engine = base + t, engine_id
+                        if engine_id is not None and engine_id not in engines:
+                            engines[engine_id] = [0, 0, 0]
+                elif kind == COMPLETE:
+                    flight = flights[a[1]]
                     if flight is None or flight.done:
                         raise _Lost("a task completed twice")
                     flight.done = True
-                    del self.flights[msg_ids[a[COMPLETE_TASK]]]
+                    del self.flights[msg_ids[a[1]]]
                     last = self._complete(a, flight, base)
                     if last is not None and (done is None or last > done):
                         done = last
-                elif kind == ev.ATTEMPT_ERROR:
-                    flight = flights[a[ATTEMPT_TASK]]
+                elif kind == ATTEMPT_ERROR:
+                    _, task, engine_id, ename, evalue = a
+                    flight = flights[task]
                     if flight is None or flight.done:
                         raise _Lost("a task failed an attempt after it completed")
                     if flight.attempts is None:
                         flight.attempts = []
-                    flight.attempts.append((a[_ENGINE_FIELD], a[_ENAME_FIELD], a[_EVALUE_FIELD]))
-                elif kind == ev.ENGINE_REGISTER or kind == ev.ENGINE_UNREGISTER:
-                    engine_id = a[REGISTER_ENGINE if kind == ev.ENGINE_REGISTER else UNREGISTER_ENGINE]
+                    flight.attempts.append((engine_id, ename, evalue))
+                elif kind == MARK:
+                    if len(self.marks) >= MAX_MARKS:
+                        raise _Lost("too many marks")
+                    self.marks.append([base + a[1], a[2]])
+                else:  # an engine joining or leaving
+                    engine_id = a[1]
                     if engine_id not in engines:
                         engines[engine_id] = [0, 0, 0]
                     if kind == ev.ENGINE_REGISTER:
                         if len(self.registered) >= MAX_REGISTERED:
                             raise _Lost("too many engine registrations")
-                        self.registered.append([engine_id, a[REGISTER_UUID]])
-                elif kind == ev.MARK:
-                    if len(self.marks) >= MAX_MARKS:
-                        raise _Lost("too many marks")
-                    self.marks.append([base + a[MARK_T], a[MARK_TEXT]])
-                # output, labels and resubmits only name tasks: ``_frame_flights`` counted them
+                        self.registered.append([engine_id, a[2]])
         finally:
             self.submitted, self.done = submitted, done
 
@@ -237,15 +240,11 @@ class Tally:
     def _complete(self, a, flight: _Flight, base: int):
         """Count a completion (the fold's rules: each time from the event, the start from the
         last start seen); returns when the client had it (received, else completed), or None."""
-        status = a[COMPLETE_STATUS]
+        _, _, status, began, ended, done, engine_id, ename, evalue = a
         self.outcomes[status] += 1
-        began = a[COMPLETE_STARTED]
         began = flight.start if began is None else base + began
-        ended = a[COMPLETE_COMPLETED]
         ended = None if ended is None else base + ended
-        done = a[COMPLETE_RECEIVED]
         done = ended if done is None else base + done
-        engine_id = a[COMPLETE_ENGINE]
         if engine_id is None:
             engine_id = flight.engine
         if engine_id is not None:
@@ -261,7 +260,7 @@ class Tally:
         # unless an attempt on its engine already said the same
         attempts = flight.attempts or ()
         self.failed += len(attempts)
-        if status != OK and (engine_id, a[COMPLETE_ENAME], a[COMPLETE_EVALUE]) not in attempts:
+        if status != OK and (engine_id, ename, evalue) not in attempts:
             self.failed += 1
         return done
 
