@@ -215,7 +215,9 @@ class LogReader:
 
     def __init__(self, path):
         self.path = os.fspath(path)
-        self.header = read_header(self.path)
+        opened = _open_stream(self.path)
+        self.header = opened.header
+        self.version = opened.version  # the log's format: 2, or 1 (ipyrecorder 0.1)
         self.size = os.path.getsize(self.path)
         self.damage: list[Damage] = []
 
@@ -227,8 +229,14 @@ class LogReader:
             return _ahead(self._frames())
         return self._frames()
 
-    def _frames(self) -> Iterator[tuple]:
-        stream = FrameStream(self.path)
+    def peeked(self) -> Iterator[tuple]:
+        """``(offset, payload.Peeked)`` of each frame of a format-2 log: checked (CRC) and
+        read only as far as its segment, number and header, the rest decoded later if need
+        be (``info``). A format-1 log gives none."""
+        return self._frames(pl.peek) if self.version == pl.VERSION else iter(())
+
+    def _frames(self, decode=pl.decode) -> Iterator[tuple]:
+        stream = FrameStream(self.path, decode=decode)
         for data in _chunks(self.path):
             yield from stream.feed_lazily(data)
         yield from stream.finish_lazily()

@@ -11,11 +11,9 @@ else None, and the caller folds.
 
 from __future__ import annotations
 
-from itertools import chain
-
 from . import events as ev
 from . import payload as pl
-from .log import FrameStream, _chunks
+from .log import LogReader
 
 
 def summarise(*, tasks, by_status, span_us, engines, marks, segments, closed, closes, damage, failed_attempts) -> dict:
@@ -62,15 +60,11 @@ def ending(close: dict) -> str:
 def read_summary(path):
     """``(headers, summary, mark texts)`` of one log from its segments' summaries, or None
     when only folding the log can say (see the module's docstring)."""
-    stream = FrameStream(path, decode=pl.peek)
+    reader = LogReader(path)
     segments: dict = {}  # segment id -> its first and last frames' payloads, how many it has
-    for data in chain(_chunks(path), [None]):
-        found = stream.feed_lazily(data) if data is not None else stream.finish_lazily()
-        if stream.version not in (None, pl.VERSION):
-            return None  # a format-1 log: no summaries
-        for _, peeked in found:
-            _note(segments, peeked)
-    if stream.damage_count or not segments:
+    for _, peeked in reader.peeked():
+        _note(segments, peeked)
+    if reader.damage or not segments:  # (a format-1 log has no summaries)
         return None
     headers, closes, summaries = [], [], []
     for seen in segments.values():
