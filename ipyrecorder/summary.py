@@ -70,8 +70,11 @@ def read_summary(path):
     for seen in segments.values():
         if 0 not in seen["ends"] or seen["count"] != seen["last"] + 1:
             return None  # a frame missing (a lost header: the fold reports it)
-        first = pl.decode(seen["ends"][0])
-        last = first if seen["last"] == 0 else pl.decode(seen["ends"][seen["last"]])
+        try:
+            first = pl.decode(seen["ends"][0])
+            last = first if seen["last"] == 0 else pl.decode(seen["ends"][seen["last"]])
+        except pl.Malformed:
+            return None  # (the fold reports it as damage)
         rows = list(last.rows())
         if first.header is None or not rows or rows[-1][0] != ev.CLOSE:
             return None  # not closed cleanly
@@ -85,12 +88,12 @@ def read_summary(path):
         summaries.append(summary)
     try:
         added = _add_up(summaries)
+        if added is None:
+            return None
+        figures, marks = added
+        summary = summarise(**figures, segments=len(headers), closed=True, closes=closes, damage=[])
     except (KeyError, TypeError, ValueError, IndexError):  # a summary not as docs/format.md has it
         return None
-    if added is None:
-        return None
-    summary, marks = added
-    summary = summarise(**summary, segments=len(headers), closed=True, closes=closes, damage=[])
     return headers, summary, marks
 
 

@@ -11,10 +11,11 @@ import json
 import shutil
 
 import ipyparallel as ipp
+import msgpack
 import pytest
 
 import ipyrecorder
-from ipyrecorder import tally
+from ipyrecorder import framing, tally
 from ipyrecorder.cli import main
 from ipyrecorder.log import LogWriter, new_header
 from ipyrecorder.summary import read_summary
@@ -149,6 +150,31 @@ def test_where_summaries_cannot_say_what_the_fold_says_info_folds(tmp_path):
         assert quick is None, path.name
     assert ipyrecorder.replay(shared).summary()["tasks"] == 300
     assert len(ipyrecorder.replay(clusters).engines) == 6
+
+
+def test_summaries_not_as_the_format_has_them_are_not_used(tmp_path, capsys):
+    """Another writer's odd summary, or a last frame that checks out but does not decode:
+    ``info`` folds, and says what the fold says."""
+    odd = tmp_path / "odd.mpk"
+    writer = LogWriter(odd, "w", new_header(t0=T0))
+    writer.append({"kind": "submit", "msg_id": "s_1_1", "t": at(1)})
+    writer.tally.summary = lambda: {"tasks": "many", "engines": [[0, 1]]}
+    writer.close()
+    assert close_summaries(odd)[0]["tasks"] == "many"
+    assert read_summary(odd) is None
+    assert main(["info", str(odd)]) == 0 and "1 tasks" in capsys.readouterr().out
+
+    broken = tmp_path / "broken.mpk"
+    varied_log(broken, n=300)
+    segment, frames = None, 0
+    for _, peeked in ipyrecorder.LogReader(broken).peeked():
+        segment, frames = peeked.segment, frames + 1
+    payload = msgpack.packb({"v": 2, "s": segment, "n": frames, "b": 0, "c": [["x"], [[0], [None]], b"\x04", {}]})
+    with open(broken, "ab") as fh:  # checks out, names the segment's next frame, breaks section 3
+        fh.write(framing.frame(payload))
+    assert read_summary(broken) is None
+    assert main(["info", str(broken)]) == 0
+    assert "malformed" in capsys.readouterr().out
 
 
 def test_the_same_log_twice_in_one_file_is_counted_once(tmp_path):
