@@ -25,6 +25,7 @@ MAX_RANGES = 1 << 16  # runs of consecutive msg_id suffixes (ipyparallel's are a
 MAX_ALONE = 1 << 12  # msg_ids with no numeric suffix
 MAX_MARKS = 1 << 12
 MAX_REGISTERED = 1 << 14
+MAX_FAILURES = 1 << 12  # failed completions remembered, for an attempt's error that comes after its reply
 
 
 def _fields(kind: str, *keys) -> tuple:
@@ -117,6 +118,8 @@ class Tally:
         self.registered: list = []  # [engine id, uuid] of each registration, in order
         self.marks: list = []  # [t µs, text]
         self.failed = 0  # failed attempts of completed tasks
+        self.failures: dict = {}  # msg_id -> [(engine, ename, evalue), counted apart] of the last failed completions
+        self.forgot = False  # some failed completion is no longer in ``failures``
         self.lost = None  # why the segment gets no summary, once it is so
 
     # -- folding -----------------------------------------------------------------------------
@@ -137,7 +140,7 @@ class Tally:
         """Give up on this segment's summary (``info`` will fold it)."""
         if self.lost is None:
             self.lost = why
-            self.flights = self.named = self.alone = self.marks = self.registered = None
+            self.flights = self.named = self.alone = self.marks = self.registered = self.failures = None
 
     def _fold(self, frame, start: int) -> None:
         order, msg_ids = frame.order, list(frame.tasks)
@@ -182,15 +185,17 @@ class Tally:
                     if flight is None or flight.done:
                         raise _Lost("a task completed twice")
                     flight.done = True
-                    del self.flights[msg_ids[a[1]]]
-                    last = self._complete(a, flight, base)
+                    msg_id = msg_ids[a[1]]
+                    del self.flights[msg_id]
+                    last = self._complete(a, flight, base, msg_id)
                     if last is not None and (done is None or last > done):
                         done = last
                 elif kind == ATTEMPT_ERROR:
                     _, task, engine_id, ename, evalue = a
                     flight = flights[task]
                     if flight is None or flight.done:
-                        raise _Lost("a task failed an attempt after it completed")
+                        self._late_attempt(msg_ids[task], (engine_id, ename, evalue))
+                        continue
                     if flight.attempts is None:
                         flight.attempts = []
                     flight.attempts.append((engine_id, ename, evalue))
@@ -237,7 +242,7 @@ class Tally:
             raise _Lost("too many msg_ids that are not a counter's")
         return found
 
-    def _complete(self, a, flight: _Flight, base: int):
+    def _complete(self, a, flight: _Flight, base: int, msg_id: str):
         """Count a completion (the fold's rules: each time from the event, the start from the
         last start seen); returns when the client had it (received, else completed), or None."""
         _, _, status, began, ended, done, engine_id, ename, evalue = a
@@ -260,9 +265,26 @@ class Tally:
         # unless an attempt on its engine already said the same
         attempts = flight.attempts or ()
         self.failed += len(attempts)
-        if status != OK and (engine_id, ename, evalue) not in attempts:
-            self.failed += 1
+        if status != OK:
+            final = (engine_id, ename, evalue)
+            counted = final not in attempts
+            self.failed += counted
+            self.failures[msg_id] = [final, counted]
+            if len(self.failures) > MAX_FAILURES:
+                del self.failures[next(iter(self.failures))]
+                self.forgot = True
         return done
+
+    def _late_attempt(self, msg_id: str, attempt: tuple) -> None:
+        """A failed attempt's error that came after its task's completion (the iopub error
+        overtaken by the reply): counted as ``State.failures`` counts it."""
+        failure = self.failures.get(msg_id)
+        if failure is None and self.forgot:
+            raise _Lost("a task failed an attempt long after it completed")
+        self.failed += 1
+        if failure is not None and failure[1] and attempt == failure[0]:
+            self.failed -= 1  # its final error is this attempt's: counted once
+            failure[1] = False
 
     # -- the summary -------------------------------------------------------------------------
     def summary(self) -> dict | None:

@@ -105,7 +105,11 @@ def test_record_observes_two_client_processes(cluster, rc, engines, url_file, tm
     )
     try:
         wait_until(
-            lambda: observed.exists() and set(engines) <= set(ipyrecorder.replay(observed).engines),
+            lambda: (
+                observed.exists()
+                and observed.stat().st_size > 0  # (the observer has made the file, its header comes next)
+                and set(engines) <= set(ipyrecorder.replay(observed).engines)
+            ),
             timeout=60,
             message="the observer to connect",
         )

@@ -89,6 +89,20 @@ def test_restarts_attempts_late_starts_marks_and_leaving_engines(tmp_path):
     summary = agree(attempts)
     assert summary["failed_attempts"] == len(ipyrecorder.replay(attempts).failures()) == 5
 
+    overtaken = tmp_path / "overtaken.mpk"  # the iopub error comes after the reply, as it may
+    with LogWriter(overtaken, "w", new_header(t0=T0)) as writer:
+        for i, (status, evalue) in enumerate([("error", "same"), ("error", "other"), ("ok", None), ("error", "same")]):
+            msg_id = f"s_1_{i}"
+            writer.append({"kind": "submit", "msg_id": msg_id, "t": at(i)})
+            failed = {"ename": "E", "evalue": evalue} if status == "error" else {}
+            writer.append({"kind": "complete", "msg_id": msg_id, "status": status, "engine_id": 0, **failed})
+            if i == 3:
+                writer.flush()  # (a frame later)
+            error = {"kind": "attempt_error", "msg_id": msg_id, "t": at(i + 0.5), "engine_id": 0}
+            writer.append({**error, "ename": "E", "evalue": "same"})
+    summary = agree(overtaken)
+    assert summary["failed_attempts"] == len(ipyrecorder.replay(overtaken).failures()) == 5
+
     late = tmp_path / "late.mpk"
     with LogWriter(late, "w", new_header(t0=T0)) as writer:
         for i in range(400):
@@ -193,6 +207,16 @@ def test_what_a_tally_cannot_follow_costs_the_summary_not_the_recording(tmp_path
     monkeypatch.undo()
     assert close_summaries(scattered) == [{}]
     assert ipyrecorder.replay(scattered).summary()["tasks"] == 50
+
+    forgotten = tmp_path / "forgotten.mpk"  # an attempt's error after more failures than are remembered
+    monkeypatch.setattr(tally, "MAX_FAILURES", 2)
+    with LogWriter(forgotten, "w", new_header(t0=T0)) as writer:
+        for i in range(4):
+            writer.append({"kind": "complete", "msg_id": f"s_1_{i}", "status": "error", "ename": "E"})
+        writer.append({"kind": "attempt_error", "msg_id": "s_1_0", "t": at(9), "ename": "E"})
+    monkeypatch.undo()
+    assert close_summaries(forgotten) == [{}]
+    assert len(ipyrecorder.replay(forgotten).failures()) == 4
 
     broken = tmp_path / "broken.mpk"
 
