@@ -251,6 +251,16 @@ def varied_log(path, n=3000, seed=3, flush_every=700, engines=5, register=True, 
             put(event)
 
 
+def replies_before_starts(path, n=400):
+    """``n`` tasks whose replies overtake their iopub busy messages: each completes, then starts."""
+    with LogWriter(path, "w", new_header(t0=T0)) as writer:
+        for i in range(n):
+            writer.append({"kind": "submit", "msg_id": f"s_1_{i}", "t": at(i), "queue": "task"})
+        for i in range(n):
+            writer.append({"kind": "complete", "msg_id": f"s_1_{i}", "status": "ok", "completed": at(i + 2)})
+            writer.append({"kind": "start", "msg_id": f"s_1_{i}", "t": at(i + 1), "engine_id": i % 2})
+
+
 def summaries_and_fold(path):
     """(what ``info`` reads from the log's summaries, or None; what the fold says), each as
     ``(headers, summary, mark texts)``."""

@@ -13,7 +13,7 @@ import ipyrecorder
 from ipyrecorder import batch
 from ipyrecorder.log import LogWriter, new_header
 
-from .helpers import T0, at, rich_log, varied_log
+from .helpers import T0, at, replies_before_starts, rich_log, varied_log
 
 
 def dump(state) -> dict:
@@ -112,12 +112,7 @@ def test_tasks_started_twice_and_completed_before_their_start_fold_row_by_row(tm
     assert any(task["attempts"] for task in batched["tasks"])
 
     late = tmp_path / "late.mpk"
-    with LogWriter(late, "w", new_header(t0=T0)) as writer:
-        for i in range(400):
-            writer.append({"kind": "submit", "msg_id": f"s_1_{i}", "t": at(i), "queue": "task"})
-        for i in range(400):  # the reply overtakes the iopub busy message
-            writer.append({"kind": "complete", "msg_id": f"s_1_{i}", "status": "ok", "completed": at(i + 2)})
-            writer.append({"kind": "start", "msg_id": f"s_1_{i}", "t": at(i + 1), "engine_id": i % 2})
+    replies_before_starts(late)
     batched, rows, runs = both(late)
     assert batched == rows and runs == 0
 

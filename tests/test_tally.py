@@ -21,7 +21,7 @@ from ipyrecorder.log import LogWriter, new_header
 from ipyrecorder.summary import read_summary
 from ipyrecorder.text import summary_text
 
-from .helpers import T0, at, fail, record, rich_log, summaries_and_fold, varied_log
+from .helpers import T0, at, fail, record, replies_before_starts, rich_log, summaries_and_fold, varied_log
 
 
 def agree(path):
@@ -104,12 +104,7 @@ def test_restarts_attempts_late_starts_marks_and_leaving_engines(tmp_path):
     assert summary["failed_attempts"] == len(ipyrecorder.replay(overtaken).failures()) == 5
 
     late = tmp_path / "late.mpk"
-    with LogWriter(late, "w", new_header(t0=T0)) as writer:
-        for i in range(400):
-            writer.append({"kind": "submit", "msg_id": f"s_1_{i}", "t": at(i), "queue": "task"})
-        for i in range(400):  # the reply overtakes the iopub busy message
-            writer.append({"kind": "complete", "msg_id": f"s_1_{i}", "status": "ok", "completed": at(i + 2)})
-            writer.append({"kind": "start", "msg_id": f"s_1_{i}", "t": at(i + 1), "engine_id": i % 2})
+    replies_before_starts(late)
     assert agree(late)["by_status"] == {"ok": 400}
 
 
