@@ -549,13 +549,18 @@ def plain(value, depth: int = 0) -> bool:
     if depth > 64:
         return False
     if isinstance(value, (list, tuple)):
-        ints = [v for v in value if type(v) is int]  # (checked together: a summary's msg_id runs)
-        if ints and not (-(2**63) <= min(ints) and max(ints) <= 2**64 - 1):
-            return False
-        return len(ints) == len(value) or all(plain(v, depth + 1) for v in value if type(v) is not int)
+        return _all_plain(value, depth + 1)
     if isinstance(value, dict):
         return all(isinstance(k, str) and plain(v, depth + 1) for k, v in value.items())
     return False
+
+
+def _all_plain(values, depth: int = 0) -> bool:
+    """Every value is ``plain`` (at ``depth``); the ints among them checked together (a summary's runs)."""
+    ints = [v for v in values if type(v) is int]
+    if ints and not (-(2**63) <= min(ints) and max(ints) <= 2**64 - 1):
+        return False
+    return len(ints) == len(values) or all(plain(v, depth) for v in values if type(v) is not int)
 
 
 def _present(column, field, where):
@@ -647,7 +652,7 @@ def _check_map(column, field, where, base, tasks, strings):
 
 
 def _check_value(column, field, where, base, tasks, strings):
-    if not plain(_present(column, field, where)):
+    if not _all_plain(_present(column, field, where)):
         raise Malformed(f"{where} holds values the format does not allow")
 
 
