@@ -10,6 +10,7 @@ cleanly) a close event. Logs written by ipyrecorder 0.1 are format 1
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import platform
 import queue
@@ -314,27 +315,32 @@ def read_events(path) -> Iterator[dict]:
 # -- writing ---------------------------------------------------------------------------------------
 def new_header(**fields) -> dict:
     """The header event for a new segment, describing who is writing it."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:  # the distribution's metadata: importing ipyparallel itself takes a second
-        ipp_version = version("ipyparallel")
-    except PackageNotFoundError:  # pragma: no cover
-        ipp_version = None
-    from ._version import __version__
-
     header = {
         "kind": "header",
         "format": ev.FORMAT_NAME,
         "version": pl.VERSION,
         "t0": datetime.now(timezone.utc),
-        "recorder": __version__,
-        "ipyparallel": ipp_version,
-        "python": platform.python_version(),
+        **_writer_facts(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }
     header.update(fields)
     return header
+
+
+@functools.lru_cache(maxsize=None)
+def _writer_facts() -> dict:
+    """What a process's writers say of themselves that does not change (read once: the
+    distribution's metadata costs a millisecond, and opening a recording must not)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from ._version import __version__
+
+    try:  # the distribution's metadata: importing ipyparallel itself takes a second
+        ipp_version = version("ipyparallel")
+    except PackageNotFoundError:  # pragma: no cover
+        ipp_version = None
+    return {"recorder": __version__, "ipyparallel": ipp_version, "python": platform.python_version()}
 
 
 def _header_fields(header: dict) -> dict:
