@@ -95,6 +95,11 @@ class Bench:
         busy = m.user + m.nice + m.system + getattr(m, "irq", 0) + getattr(m, "softirq", 0)
         return own, cluster, busy
 
+    def thread_cpu(self) -> tuple:
+        """(this thread's CPU s, the client's IO thread's CPU s), cumulative."""
+        io = self.client._io_thread
+        return time.thread_time(), time.clock_gettime(time.pthread_getcpuclockid(io.ident))
+
     def stop(self):
         try:
             self.client.close()
@@ -109,22 +114,32 @@ class Bench:
         self.counter += 1
         path = os.path.join(self.tmpdir, f"run{self.counter:03d}-{name}.mpk")
         gc.collect()
-        cpu0 = self.cpu()
+        cpu0, threads0 = self.cpu(), self.thread_cpu()
         t0 = time.perf_counter()
         if recorded:
             with ipyrecorder.recording(lview, path, mode="w") as rec:
+                opened = time.perf_counter()
                 ars, ok = workload(lview, n)
+                block_done = time.perf_counter()
         else:
             ars, ok = workload(lview, n)
         elapsed = time.perf_counter() - t0
         if recorded:  # CPU is counted until the recorder has closed the log
             closed = rec.close(timeout=60)
-            out = {"close_seconds": time.perf_counter() - t0 - elapsed}
+            out = {
+                "open_seconds": opened - t0,
+                "exit_seconds": t0 + elapsed - block_done,  # the end of the block: flush, close, fsync
+                "close_seconds": time.perf_counter() - t0 - elapsed,
+                "recorder_cpu_us_per_task": 1e6 * rec._channel.cpu_seconds / n,
+            }
         else:
             out = {}
         window = time.perf_counter() - t0
         own, cluster, busy = (b - a for a, b in zip(cpu0, self.cpu()))
+        user, io = (b - a for a, b in zip(threads0, self.thread_cpu()))
         out.update(
+            user_cpu_us_per_task=1e6 * user / n,
+            io_cpu_us_per_task=1e6 * io / n,
             seconds=elapsed,
             tasks_per_s=n / elapsed,
             client_cpu_us_per_task=1e6 * own / n,
@@ -171,6 +186,12 @@ def _paired(runs, key):
     return base, rec, ratios
 
 
+def _thread_costs(runs, key) -> dict:
+    """A thread's CPU per task in the recorded runs minus the baseline's, pair by pair."""
+    base, rec, _ = _paired(runs, key)
+    return spread(r - b for r, b in zip(rec, base))
+
+
 def _summarise(runs: list[dict]) -> dict:
     base, rec, ratios = _paired(runs, "tasks_per_s")
     lo, hi = bootstrap_median_ci(ratios)
@@ -198,6 +219,12 @@ def _summarise(runs: list[dict]) -> dict:
         "total_cpu_ratio": statistics.median(tot_ratios),
         "total_cpu_ratio_ci95": list(bootstrap_median_ci(tot_ratios)),
         "close_seconds": spread(r["recorded"]["close_seconds"] for r in runs),
+        "open_seconds": spread(r["recorded"]["open_seconds"] for r in runs),
+        "exit_seconds": spread(r["recorded"]["exit_seconds"] for r in runs),
+        # where the recorded run's extra client CPU goes, per task: each thread's paired difference
+        "user_cpu_us_per_task": _thread_costs(runs, "user_cpu_us_per_task"),
+        "io_cpu_us_per_task": _thread_costs(runs, "io_cpu_us_per_task"),
+        "recorder_cpu_us_per_task": spread(r["recorded"]["recorder_cpu_us_per_task"] for r in runs),
         "bytes_per_task": spread(r["recorded"]["bytes_per_task"] for r in runs),
         "json_bytes_per_task": spread(r["recorded"]["json_bytes_per_task"] for r in runs),
     }

@@ -281,6 +281,7 @@ class _Channel:
             warn_hook_failure(f"encoding {event.get('kind')}")
 
     def _run(self):
+        self.cpu_seconds = None  # the CPU this thread used, once its log is closed (benchmarks read it)
         try:
             while True:
                 self.wake.wait(FLUSH_INTERVAL)
@@ -353,6 +354,7 @@ class _Channel:
                 self.log.close({k: v for k, v in stats.items() if v is not None})
             except OSError as exc:
                 self._fail(exc)
+        self.cpu_seconds = time.thread_time()
         self.done.set()  # a disk error was warned about once, when it happened; close() returns False
         for recording in self._ended:
             recording.closed.set()
