@@ -150,21 +150,20 @@ def rows(results: dict) -> list[tuple]:
                     "",
                 )
             )
-        for key, label in (("map", "1g open / end of block, map"), ("apply", "1h open / end of block, apply")):
-            w = ov["workloads"][key]
-            opened, ended = w["open_seconds"]["median"] * 1e3, w["exit_seconds"]["median"] * 1e3
-            out.append(
-                (
-                    label,
-                    f"{opened:.2f} / {ended:.2f} ms",
-                    "",
-                    "",
-                    f"max {w['open_seconds']['max'] * 1e3:.2f} / {w['exit_seconds']['max'] * 1e3:.2f} ms "
-                    "(the end of a block flushes, closes and fsyncs)",
-                    f"< {OPEN_CLOSE_TARGET_MS} ms each: "
-                    + ("met" if max(opened, ended) < OPEN_CLOSE_TARGET_MS else "MISSED"),
-                )
+        idle = ov["idle_recording"]
+        opened, ended = (idle[k]["median"] * 1e3 for k in ("open_seconds", "end_seconds"))
+        out.append(
+            (
+                "1g open / end an idle recording",
+                f"{opened:.2f} / {ended:.2f} ms",
+                "",
+                "",
+                f"max {idle['open_seconds']['max'] * 1e3:.2f} / {idle['end_seconds']['max'] * 1e3:.2f} ms; "
+                "the end flushes, closes and fsyncs (medians of 30)",
+                f"< {OPEN_CLOSE_TARGET_MS} ms each: "
+                + ("met" if max(opened, ended) < OPEN_CLOSE_TARGET_MS else "MISSED"),
             )
+        )
     wr = results.get("writer")
     if wr:
         out.append(

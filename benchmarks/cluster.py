@@ -100,6 +100,26 @@ class Bench:
         io = self.client._io_thread
         return time.thread_time(), time.clock_gettime(time.pthread_getcpuclockid(io.ident))
 
+    def open_close(self, cycles: int) -> dict:
+        """Seconds to open a recording (make it and enter its block) and to end its block, with
+        nothing pending: the end flushes, closes the log and fsyncs it."""
+        import ipyrecorder
+
+        opens, ends = [], []
+        for i in range(cycles):
+            path = os.path.join(self.tmpdir, f"idle{i:03d}.mpk")
+            t0 = time.perf_counter()
+            rec = ipyrecorder.recording(self.lview, path, mode="w")
+            rec.__enter__()
+            t1 = time.perf_counter()
+            rec.__exit__(None, None, None)
+            ends.append(time.perf_counter() - t1)
+            opens.append(t1 - t0)
+            if not rec.closed.is_set():
+                raise RuntimeError("an idle recording's block ended without closing its log")
+            os.remove(path)
+        return {"open_seconds": spread(opens), "end_seconds": spread(ends)}
+
     def stop(self):
         try:
             self.client.close()
@@ -118,17 +138,13 @@ class Bench:
         t0 = time.perf_counter()
         if recorded:
             with ipyrecorder.recording(lview, path, mode="w") as rec:
-                opened = time.perf_counter()
                 ars, ok = workload(lview, n)
-                block_done = time.perf_counter()
         else:
             ars, ok = workload(lview, n)
         elapsed = time.perf_counter() - t0
         if recorded:  # CPU is counted until the recorder has closed the log
             closed = rec.close(timeout=60)
             out = {
-                "open_seconds": opened - t0,
-                "exit_seconds": t0 + elapsed - block_done,  # the end of the block: flush, close, fsync
                 "close_seconds": time.perf_counter() - t0 - elapsed,
                 "recorder_cpu_us_per_task": 1e6 * rec._channel.cpu_seconds / n,
             }
@@ -177,6 +193,7 @@ class Bench:
 
 
 QUIET = 0.25  # a pair is "quiet" if other processes used less than this many cores
+IDLE_CYCLES = 30  # recordings opened and ended with nothing in them (figure 1g)
 
 
 def _paired(runs, key):
@@ -219,8 +236,6 @@ def _summarise(runs: list[dict]) -> dict:
         "total_cpu_ratio": statistics.median(tot_ratios),
         "total_cpu_ratio_ci95": list(bootstrap_median_ci(tot_ratios)),
         "close_seconds": spread(r["recorded"]["close_seconds"] for r in runs),
-        "open_seconds": spread(r["recorded"]["open_seconds"] for r in runs),
-        "exit_seconds": spread(r["recorded"]["exit_seconds"] for r in runs),
         # where the recorded run's extra client CPU goes, per task: each thread's paired difference
         "user_cpu_us_per_task": _thread_costs(runs, "user_cpu_us_per_task"),
         "io_cpu_us_per_task": _thread_costs(runs, "io_cpu_us_per_task"),
@@ -255,9 +270,11 @@ def run(tmpdir, tasks: int, pairs: int) -> dict:
                     f"{pair['recorded']['client_cpu_us_per_task'] / pair['baseline']['client_cpu_us_per_task']:.3f}  "
                     f"other load {pair['baseline']['foreign_cores']:.2f}/{pair['recorded']['foreign_cores']:.2f} cores"
                 )
+        idle = bench.open_close(IDLE_CYCLES)
     finally:
         bench.stop()
     return {
+        "idle_recording": idle,
         "tasks_per_run": tasks,
         "pairs": pairs,
         "cluster_startup_seconds": bench.startup_seconds,
