@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-SECTIONS = ("overhead", "writer", "replay", "size", "tail", "sustained", "render", "serve", "scale")
+SECTIONS = ("overhead", "writer", "replay", "size", "tail", "sustained", "render", "serve", "scale", "memory")
 
 # (full, quick) parameters; the full default run takes about 5 minutes on 2 cores.
 PARAMS = {
@@ -32,6 +32,7 @@ PARAMS = {
     "render_repeats": (3, 1),
     "html_big_tasks": (1_000_000, 0),  # 0: skipped
     "scale_tasks": (1_000_000, 100_000),  # a long history (10M: make bench-10m)
+    "memory_tasks": (1_000_000, 100_000),  # through the recorder's translator and writer
 }
 
 OVERHEAD_TARGET = 0.98  # recorded/baseline throughput: "within 2 %"
@@ -317,6 +318,10 @@ def rows(results: dict) -> list[tuple]:
         from . import scale
 
         out += scale.rows(results["scale"])
+    if results.get("memory"):
+        from . import memory
+
+        out += memory.rows(results["memory"])
     return out
 
 
@@ -432,6 +437,10 @@ def main(argv=None) -> int:
             from . import scale
 
             results["scale"] = scale.run(tmpdir, P["scale_tasks"])
+        if "memory" in sections:
+            from . import memory
+
+            results["memory"] = memory.run(tmpdir, P["memory_tasks"])
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     results["seconds"] = time.perf_counter() - started

@@ -14,10 +14,10 @@ summary to the fold.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from itertools import repeat
 
 from . import events as ev
+from .msgids import MsgIds
 
 OK = ev.STATUS_CODES["ok"]
 # What a tally holds at most besides the tasks in flight; past it the segment gets no summary.
@@ -60,56 +60,12 @@ class _Flight:
         self.done = False  # completed in the frame being folded
 
 
-class _Ranges:
-    """A set of integers kept as sorted runs ``[lo, hi]``: ipyparallel's suffixes are a counter."""
-
-    __slots__ = ("lo", "hi")
-
-    def __init__(self):
-        self.lo: list = []
-        self.hi: list = []
-
-    def __len__(self) -> int:
-        return len(self.lo)
-
-    def insert(self, n: int) -> bool:
-        """Add ``n``; False if it was there."""
-        lo, hi = self.lo, self.hi
-        if hi and n > hi[-1]:  # the counter going on
-            if n == hi[-1] + 1:
-                hi[-1] = n
-            else:
-                lo.append(n)
-                hi.append(n)
-            return True
-        i = bisect_right(lo, n)  # runs 0..i-1 start at or below n
-        if i > 0 and n <= hi[i - 1]:
-            return False
-        joins_left = i > 0 and hi[i - 1] == n - 1
-        joins_right = i < len(lo) and lo[i] == n + 1
-        if joins_left and joins_right:
-            hi[i - 1] = hi.pop(i)
-            del lo[i]
-        elif joins_left:
-            hi[i - 1] = n
-        elif joins_right:
-            lo[i] = n
-        else:
-            lo.insert(i, n)
-            hi.insert(i, n)
-        return True
-
-    def runs(self) -> list:
-        return [x for pair in zip(self.lo, self.hi) for x in pair]
-
-
 class Tally:
     """The running summary of one segment, folded from the frames its writer writes."""
 
     def __init__(self):
         self.flights: dict = {}  # msg_id -> _Flight
-        self.named: dict = {}  # msg_id prefix -> _Ranges of the suffixes named
-        self.alone: set = set()  # msg_ids named that have no numeric suffix
+        self.named = MsgIds()  # every msg_id the segment named
         self.tasks = 0
         self.outcomes = [0] * len(ev.STATUSES)
         self.submitted = None  # [earliest, latest] submission, µs
@@ -140,7 +96,7 @@ class Tally:
         """Give up on this segment's summary (``info`` will fold it)."""
         if self.lost is None:
             self.lost = why
-            self.flights = self.named = self.alone = self.marks = self.registered = self.failures = None
+            self.flights = self.named = self.marks = self.registered = self.failures = None
 
     def _fold(self, frame, start: int) -> None:
         order, msg_ids = frame.order, list(frame.tasks)
@@ -217,28 +173,17 @@ class Tally:
     def _frame_flights(self, msg_ids: list, pairs: list) -> list:
         """The flight of each of a frame's tasks (new ones counted), None for those that completed
         in an earlier frame."""
-        flights, named, alone, found = self.flights, self.named, self.alone, []
+        flights, add, found = self.flights, self.named.add_split, []
         for msg_id, (prefix, suffix) in zip(msg_ids, pairs):
             flight = flights.get(msg_id)
             if flight is None:
-                if suffix is not None:
-                    runs = named.get(prefix)
-                    if runs is None:
-                        runs = named[prefix] = _Ranges()
-                    if runs.hi and suffix == runs.hi[-1] + 1:
-                        runs.hi[-1] = suffix  # the counter going on (what ``insert`` does first, inlined)
-                    elif not runs.insert(suffix):
-                        found.append(None)
-                        continue
-                elif msg_id in alone:
+                if not add(prefix, suffix):
                     found.append(None)
                     continue
-                else:
-                    alone.add(msg_id)
                 self.tasks += 1
                 flight = flights[msg_id] = _Flight()
             found.append(flight)
-        if sum(map(len, named.values())) > MAX_RANGES or len(alone) > MAX_ALONE:
+        if self.named.run_count() > MAX_RANGES or len(self.named.alone) > MAX_ALONE:
             raise _Lost("too many msg_ids that are not a counter's")
         return found
 
@@ -303,8 +248,8 @@ class Tally:
             "registered": self.registered,
             "failed_attempts": self.failed + sum(len(f.attempts) for f in self.flights.values() if f.attempts),
             "marks": self.marks,
-            "msg_ids": [[prefix, runs.runs()] for prefix, runs in self.named.items()],
-            "alone": sorted(self.alone),
+            "msg_ids": [[prefix, runs.bounds()] for prefix, runs in self.named.runs.items()],
+            "alone": sorted(self.named.alone),
         }
 
 

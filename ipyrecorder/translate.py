@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from . import tap as T
 from .errors import RecorderWarning, warn_hook_failure
 from .messages import completion, engine_event, iopub_events, metadata_completion
+from .msgids import MsgIds
 
 MARK = "mark"  # (MARK, epoch seconds, text, data)
 NAME = "name"  # (NAME, {msg_id: name})
@@ -84,8 +85,9 @@ class Translator:
         self.pending: dict[str, _Pending] = {}
         self.counts = collections.Counter()
         self._uuid_to_id = {uuid: engine_id for engine_id, uuid in engines.items()}
-        self._labelled: set = set()
-        self._submitted: set = set()  # msg_ids this recording wrote a submit for (the names sweep)
+        # with a names dict: the tasks this recording submitted, and those it named (the names sweep)
+        self._submitted = MsgIds() if isinstance(names, dict) else None
+        self._labelled = MsgIds() if isinstance(names, dict) else None
         self._coalesced: dict[str, _Coalesced] = {}  # coalescing broadcast requests not yet complete
         self._idle: dict[str, str] = {}  # per-engine task of a coalescing broadcast -> engine's idle time
         self._parts: dict[str, list] = {}  # coalescing broadcast request -> its per-engine tasks (for names)
@@ -138,7 +140,7 @@ class Translator:
             }
         )
         self.counts["tasks"] += 1
-        if isinstance(self.names, dict):
+        if self._submitted is not None:
             self._submitted.add(msg_id)
             if msg_id in self.names:
                 self._add_name(msg_id, self.names[msg_id])
@@ -314,7 +316,8 @@ class Translator:
     def _add_name(self, msg_id, name):
         """Name a task; a coalescing broadcast's AsyncResult names the request: each engine's task gets it."""
         for task_id in self._parts.get(msg_id, (msg_id,)):
-            self._labelled.add(task_id)
+            if self._labelled is not None:
+                self._labelled.add(task_id)
             self.emit({"kind": "label", "msg_id": task_id, "name": str(name)})
 
     def sweep_names(self) -> None:

@@ -8,6 +8,7 @@ folds. Real recordings are held to the fold by the ``log_path`` fixture.
 """
 
 import json
+import random
 import shutil
 
 import ipyparallel as ipp
@@ -18,6 +19,7 @@ import ipyrecorder
 from ipyrecorder import framing, tally
 from ipyrecorder.cli import main
 from ipyrecorder.log import LogWriter, new_header
+from ipyrecorder.msgids import MsgIds
 from ipyrecorder.summary import read_summary
 from ipyrecorder.text import summary_text
 
@@ -284,3 +286,19 @@ def test_a_real_recording_is_summed_up_as_the_fold_sums_it(rc, engines, log_path
     summary = agree(log_path)
     assert summary["tasks"] == 45 and summary["by_status"] == {"error": 3, "ok": 42}
     assert summary["failed_attempts"] == 3 and summary["marks"] == 1 and set(summary["engines"]) >= set(engines)
+
+
+def test_msg_ids_as_runs_hold_exactly_the_msg_ids_added():
+    rng = random.Random(4)
+    held, plain = MsgIds(), set()
+    for _ in range(5000):
+        msg_id = rng.choice([f"s_1_{rng.randrange(600)}", f"t_2_{rng.randrange(50)}", f"odd-{rng.randrange(40)}"])
+        assert held.add(msg_id) == (msg_id not in plain)
+        plain.add(msg_id)
+    assert all(m in held for m in plain)
+    assert not any(f"s_1_{n}" in held for n in range(600) if f"s_1_{n}" not in plain)
+    for runs in held.runs.values():  # runs are sorted, apart and merged
+        bounds = runs.bounds()
+        assert all(a <= b for a, b in zip(bounds, bounds[1:])) and all(
+            hi + 1 < lo for hi, lo in zip(bounds[1::2], bounds[2::2])
+        )
