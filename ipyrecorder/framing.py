@@ -33,9 +33,10 @@ def _length_check(length: int) -> int:
     return zlib.crc32(LENGTH.pack(length)) & 0xFFFF
 
 
-def frame(payload: bytes) -> bytes:
-    """The bytes of one frame around ``payload``."""
-    head = BODY_HEAD.pack(len(payload), _length_check(len(payload)), zlib.crc32(payload))
+def frame(payload: bytes, crc: int | None = None) -> bytes:
+    """The bytes of one frame around ``payload`` (``crc``: its CRC-32, if known)."""
+    crc = zlib.crc32(payload) if crc is None else crc
+    head = BODY_HEAD.pack(len(payload), _length_check(len(payload)), crc)
     return MARKER + (head + payload).replace(ESCAPE, ESCAPED)
 
 

@@ -16,6 +16,7 @@ import platform
 import queue
 import socket
 import threading
+import zlib
 from datetime import datetime, timezone
 from typing import Iterator
 
@@ -383,7 +384,6 @@ class LogWriter:
             self.bytes_written = 0
             self.closed = False
             self.tally = Tally()  # the segment's summary, written with its close
-            self._tallied = 0  # events of the frame being collected that the tally has folded
             self._write(self._frame.payload(_header_fields(self.header)))
         except BaseException:
             os.close(self._fd)
@@ -400,8 +400,7 @@ class LogWriter:
     def flush(self) -> None:
         """Write the events added so far as one frame. OSError propagates, the frame kept."""
         if len(self._frame):
-            self.tally.fold(self._frame, self._tallied)
-            self._tallied = 0
+            self.tally.fold(self._frame)
             try:
                 self._write(self._frame.payload())
             except OSError:
@@ -409,13 +408,15 @@ class LogWriter:
                 raise
 
     def _write(self, payload: bytes) -> None:
-        view = memoryview(framing.frame(payload))
+        crc = zlib.crc32(payload)
+        view = memoryview(framing.frame(payload, crc))
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
             self.bytes_written += written
         if os.fstat(self._fd).st_nlink == 0:  # its directory (or the file) was deleted under us
             raise FileNotFoundError(errno.ENOENT, "the log file was deleted while being written", self.path)
+        self.tally.seal(crc)
 
     def close(self, stats: dict | None = None) -> None:
         """Append the close event, flush, fsync and release the lock."""
@@ -423,8 +424,7 @@ class LogWriter:
             return
         self.closed = True
         try:
-            self.tally.fold(self._frame, self._tallied)
-            self._tallied = len(self._frame)
+            self.flush()  # the close event goes in a frame of its own, after every frame its summary sums up
             summary = self.tally.summary()
             self.append({"kind": "close", "t": datetime.now(timezone.utc), "stats": stats, "summary": summary})
             self.flush()

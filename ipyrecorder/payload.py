@@ -306,6 +306,7 @@ class Peeked(NamedTuple):
     seq: int
     header: dict | None
     payload: bytes
+    crc: int  # the payload's CRC-32
     unknown: None = None
 
 
@@ -313,7 +314,7 @@ def peek(payload: bytes) -> Peeked:
     """A payload's segment, frame number and header, checked, without inflating its events
     (``Malformed`` as ``decode``): a reader that needs only some frames decodes only those."""
     fields, segment, seq, _ = _outer(payload)
-    return Peeked(segment, seq, fields.get("h"), payload)
+    return Peeked(segment, seq, fields.get("h"), payload, zlib.crc32(payload))
 
 
 def decode(payload: bytes) -> Frame:

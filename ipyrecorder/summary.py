@@ -11,6 +11,8 @@ else None, and the caller folds.
 
 from __future__ import annotations
 
+import zlib
+
 from . import events as ev
 from . import payload as pl
 from .log import LogReader
@@ -68,7 +70,7 @@ def read_summary(path):
         return None
     headers, closes, summaries = [], [], []
     for seen in segments.values():
-        if 0 not in seen["ends"] or seen["count"] != seen["last"] + 1:
+        if 0 not in seen["ends"] or len(seen["crcs"]) != seen["last"] + 1:
             return None  # a frame missing (a lost header: the fold reports it)
         try:
             first = pl.decode(seen["ends"][0])
@@ -76,11 +78,11 @@ def read_summary(path):
         except pl.Malformed:
             return None  # (the fold reports it as damage)
         rows = list(last.rows())
-        if first.header is None or not rows or rows[-1][0] != ev.CLOSE:
-            return None  # not closed cleanly
-        close = rows[-1]
+        if first.header is None or len(rows) != 1 or rows[0][0] != ev.CLOSE:
+            return None  # not closed cleanly (the close event is alone in the last frame)
+        close = rows[0]
         summary = close[ev.CLOSE_SUMMARY] if len(close) > ev.CLOSE_SUMMARY else None
-        if type(summary) is not dict:
+        if type(summary) is not dict or not _sums_up(summary, seen["crcs"], seen["last"]):
             return None
         stats = close[ev.CLOSE_STATS] or {}
         headers.append({**first.header, "t0": ev.from_us(first.header["t0"])})
@@ -98,14 +100,14 @@ def read_summary(path):
 
 
 def _note(segments: dict, peeked) -> None:
-    """Keep a segment's first frame and its last so far; count its frames (a repeated one once)."""
+    """Keep a segment's first frame and its last so far, and every frame's CRC (a frame
+    repeated, as ``cat a.mpk a.mpk`` repeats them, once: the fold skips it too)."""
     seen = segments.get(peeked.segment)
     if seen is None:
-        seen = segments[peeked.segment] = {"ends": {}, "last": -1, "count": 0, "numbers": set()}
-    if peeked.seq in seen["numbers"]:
-        return  # the same frame again (``cat a.mpk a.mpk``): the fold skips it too
-    seen["numbers"].add(peeked.seq)
-    seen["count"] += 1
+        seen = segments[peeked.segment] = {"ends": {}, "last": -1, "crcs": {}}
+    if peeked.seq in seen["crcs"]:
+        return
+    seen["crcs"][peeked.seq] = peeked.crc
     if peeked.seq == 0:
         seen["ends"][0] = peeked.payload
     if peeked.seq > seen["last"]:
@@ -113,6 +115,15 @@ def _note(segments: dict, peeked) -> None:
             del seen["ends"][seen["last"]]
         seen["last"] = peeked.seq
         seen["ends"][peeked.seq] = peeked.payload
+
+
+def _sums_up(summary: dict, crcs: dict, last: int) -> bool:
+    """The summary is of exactly the frames before ``last`` that the log holds (as written:
+    a frame rewritten since, with a CRC that checks out, has another CRC)."""
+    digest = 0
+    for seq in range(last):
+        digest = zlib.crc32(crcs[seq].to_bytes(4, "big"), digest)
+    return summary.get("frames") == last and summary.get("digest") == digest
 
 
 def _add_up(summaries: list):

@@ -14,6 +14,7 @@ summary to the fold.
 
 from __future__ import annotations
 
+import zlib
 from itertools import repeat
 
 from . import events as ev
@@ -77,16 +78,17 @@ class Tally:
         self.failures: dict = {}  # msg_id -> [(engine, ename, evalue), counted apart] of the last failed completions
         self.forgot = False  # some failed completion is no longer in ``failures``
         self.lost = None  # why the segment gets no summary, once it is so
+        self.frames = 0  # frames written so far, and the CRC-32 chained over their CRCs
+        self.digest = 0
 
     # -- folding -----------------------------------------------------------------------------
-    def fold(self, frame, start: int = 0) -> None:
-        """Fold the events ``start:`` of a ``payload.FrameBuilder`` (what the writer is about to
-        write). Never raises: what it cannot follow costs the segment its summary, not the recording."""
-        order = frame.order
-        if self.lost is not None or start >= len(order):
+    def fold(self, frame) -> None:
+        """Fold the events of a ``payload.FrameBuilder`` (what the writer is about to write).
+        Never raises: what it cannot follow costs the segment its summary, not the recording."""
+        if self.lost is not None:
             return
         try:
-            self._fold(frame, start)
+            self._fold(frame)
         except _Lost as why:
             self.lose(str(why))
         except Exception as exc:  # a bug here must not stop a recording: the log is whole without it
@@ -98,21 +100,26 @@ class Tally:
             self.lost = why
             self.flights = self.named = self.marks = self.registered = self.failures = None
 
-    def _fold(self, frame, start: int) -> None:
+    def seal(self, crc: int) -> None:
+        """A frame of the segment was written, its payload's CRC-32 ``crc``: the summary says
+        which frames it sums up (``frames`` and their ``digest``)."""
+        self.frames += 1
+        self.digest = zlib.crc32(crc.to_bytes(4, "big"), self.digest)
+
+    def _fold(self, frame) -> None:
         order, msg_ids = frame.order, list(frame.tasks)
         flights = self._frame_flights(msg_ids, frame.split_tasks())  # by the frame's task index
         base = frame.base or 0
-        rows = {}  # kind -> its events from ``start`` on, as the fields ``_READ`` names
-        for code in set(order[start:]):
-            first = order.count(code, 0, start)
+        rows = {}  # kind -> its events, as the fields ``_READ`` names
+        for code in set(order):
             columns = frame.columns[code]
             read = _READ.get(code)
-            rows[code] = repeat(None) if read is None else zip(repeat(code), *(columns[i][first:] for i in read))
+            rows[code] = repeat(None) if read is None else zip(repeat(code), *(columns[i] for i in read))
         engines = self.engines
         submitted, done = self.submitted, self.done
         SUBMIT, START, COMPLETE, ATTEMPT_ERROR, MARK = ev.SUBMIT, ev.START, ev.COMPLETE, ev.ATTEMPT_ERROR, ev.MARK
         try:
-            for a in map(next, map(rows.__getitem__, order[start:])):
+            for a in map(next, map(rows.__getitem__, order)):
                 if a is None:
                     continue  # output, labels, resubmits, close: ``_frame_flights`` counted their tasks
                 kind = a[0]
@@ -250,6 +257,8 @@ class Tally:
             "marks": self.marks,
             "msg_ids": [[prefix, runs.bounds()] for prefix, runs in self.named.runs.items()],
             "alone": sorted(self.named.alone),
+            "frames": self.frames,
+            "digest": self.digest,
         }
 
 

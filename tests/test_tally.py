@@ -188,6 +188,21 @@ def test_summaries_not_as_the_format_has_them_are_not_used(tmp_path, capsys):
     assert "malformed" in capsys.readouterr().out
 
 
+def test_a_frame_rewritten_with_a_crc_that_checks_out_is_noticed(tmp_path):
+    """The summary names the frames it sums up (their CRCs' digest): an edited frame makes ``info`` fold."""
+    path = tmp_path / "a.mpk"
+    varied_log(path, n=300, flush_every=50)
+    agree(path)
+    data = path.read_bytes()
+    splitter = framing.FrameSplitter()
+    offset, size, payload = (splitter.feed(data) + splitter.finish())[2]
+    fields = msgpack.unpackb(payload, strict_map_key=False)
+    fields["b"] += 1  # every time in the frame a microsecond later: still a valid frame
+    path.write_bytes(data[:offset] + framing.frame(msgpack.packb(fields)) + data[offset + size :])
+    quick, folded = summaries_and_fold(path)
+    assert quick is None and not ipyrecorder.replay(path).damage
+
+
 def test_the_same_log_twice_in_one_file_is_counted_once(tmp_path):
     path, doubled = tmp_path / "a.mpk", tmp_path / "aa.mpk"
     varied_log(path, n=300)
