@@ -1,11 +1,13 @@
 """A segment's summary, kept by the writer as it writes: what ``info`` says without folding the log.
 
 The writer folds each frame it writes into a ``Tally`` (``LogWriter.flush``),
-which holds only the tasks in flight, the ranges of msg_ids the segment named
+which holds only the tasks in flight, the runs of msg_ids the segment named
 and running totals, and writes its ``summary()`` into the segment's close
-event (docs/format.md, section 6.11). ``read_summary`` adds up the summaries of
-a log whose segments all closed, whose frames all check out and whose
-segments name no task twice; for anything else ``info`` folds the log. The
+event (docs/format.md, section 6.11), with the number and a digest of the
+frames it sums up (``seal``). ``read_summary`` adds up the summaries of a log
+whose segments all closed, whose frames all check out and are the ones their
+summary sums up, and whose segments name no task twice; for anything else
+``info`` folds the log. The
 tally follows the fold's rules (``state.py``) for what a summary shows; a
 segment that does what a summary cannot follow (a task completed twice, too
 many scattered msg_ids) gets no summary. ``tests/test_tally.py`` holds every
