@@ -100,7 +100,7 @@ def _drive(n: int, t0_us: int, path) -> dict:
         out.update(
             in_flight=len(translator.pending),
             tally_flights=len(writer.tally.flights),
-            tally_runs=sum(map(len, writer.tally.named.values())),
+            tally_runs=writer.tally.named.run_count(),
         )
         writer.close()
     return out
