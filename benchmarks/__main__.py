@@ -15,7 +15,7 @@ import time
 
 SECTIONS = ("overhead", "writer", "replay", "size", "tail", "sustained", "render", "serve", "scale", "memory")
 
-# (full, quick) parameters; the full default run takes about 12 minutes on 2 cores.
+# (full, quick) parameters; the full default run takes about 10 minutes on 2 cores.
 PARAMS = {
     "overhead_tasks": (500, 200),  # tasks per timed run
     "overhead_pairs": (16, 3),  # baseline/recorded pairs per workload
