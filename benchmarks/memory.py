@@ -4,7 +4,7 @@ N synthetic tasks (1,000,000; 100,000 with ``--quick``) go through the recorder'
 own path: the raw records the tap queues (a submit with ipyparallel's own
 ``MessageFuture`` and ``Metadata``, the engine's iopub ``busy``, the reply, the
 output) are handed to a ``Translator``, whose events a ``LogWriter`` appends and
-flushes every 500 records, as the recorder's thread does every 25 ms; 64 tasks
+flushes every 500 records, as the recorder's thread does every 50 ms; 64 tasks
 are in flight at any time. The process's resident memory is read as it goes.
 **Baseline**: the same records made and dropped, nothing recorded. Measured: the
 growth of resident memory per task over the second half of the run (flat is 0),

@@ -2,7 +2,7 @@
 
 An appender (this process) writes realistic submit/start/complete events with
 ``open_log`` at ``RATE`` events/s for 60 s (10 s with ``--quick``), paced as the
-recorder writes: a flush every 25 ms holding the events due by then. A
+recorder writes: a flush every 50 ms holding the events due by then. A
 ``LogTail`` driven by ``Follower`` (file events, the default) follows it in a
 separate process, so that its memory and CPU are its own.
 
@@ -26,11 +26,13 @@ import os
 import subprocess
 import sys
 
+from ipyrecorder.recorder import FLUSH_INTERVAL
+
 from ._util import ROOT, loadavg, log, quantile, task_events
 from .tail import Reader, append_paced, latencies, new_log, summary_ms
 
 RATE = 10_000  # events/s
-FLUSH_EVERY = 0.025  # seconds: the recorder's flush interval
+FLUSH_EVERY = FLUSH_INTERVAL  # seconds: the recorder's flush interval
 SAMPLE_EVERY = 0.5  # seconds between RSS samples in the follower
 
 REPLAY_RSS = """

@@ -17,7 +17,7 @@ same interval) that only does ``os.stat`` and reads the appended bytes, with
 no frame scan, CRC check, decoding or fold. The ratio (p95 over p95) is what
 ``LogTail`` and ``Follower`` add to the unavoidable wait for the wake-up.
 
-Batches come at random intervals (10 to 40 ms, mean 25 ms: the recorder's
+Batches come at random intervals (20 to 80 ms, mean 50 ms: the recorder's
 flush interval) so that they do not lock in phase with the polling; the first
 ``WARMUP`` batches of each run are not counted.
 
@@ -41,11 +41,12 @@ from datetime import timedelta
 
 from ipyrecorder import open_log
 from ipyrecorder.log import new_header
+from ipyrecorder.recorder import FLUSH_INTERVAL
 
 from ._util import EPOCH, ROOT, engine_registrations, loadavg, log, now_us, quantile, rss_bytes, task_events
 
 RATE = 1_200  # events/s: 400 tasks/s, what the cluster runs of figure 1 reach on 2 cores
-INTERVALS = (0.010, 0.040)  # seconds between flushes: uniform, mean 25 ms (recorder.FLUSH_INTERVAL)
+INTERVALS = (0.4 * FLUSH_INTERVAL, 1.6 * FLUSH_INTERVAL)  # seconds between flushes: uniform, mean FLUSH_INTERVAL
 WARMUP = 20  # batches not counted at the start of each run
 
 

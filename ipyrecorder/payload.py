@@ -85,7 +85,8 @@ class FrameBuilder:
         self.tasks: dict = {}  # msg_id -> its index in the frame
         self._pairs: list = []  # (prefix, suffix) of the first tasks (``split_tasks``)
         self.order = bytearray()
-        self.columns: dict = {}  # kind code -> its columns (lists)
+        self.rows: dict = {}  # kind code -> its events' values, a tuple each (``columns`` turns them)
+        self._columns = None
         self.base = None  # the first time the frame holds, in µs: other times are relative to it
         self.size = 0  # a rough count of the bytes the frame will take
 
@@ -142,13 +143,21 @@ class FrameBuilder:
                 self.tasks.popitem()
             self.base, self.size = base, size
             raise
-        columns = self.columns.get(kind.code)
-        if columns is None:
-            columns = self.columns[kind.code] = [[] for _ in kind.fields]
-        for column, value in zip(columns, values):
-            column.append(value)
+        rows = self.rows.get(kind.code)
+        if rows is None:
+            rows = self.rows[kind.code] = []
+        rows.append(values)
         self.order.append(kind.code)
+        self._columns = None
         self.size += 12
+
+    @property
+    def columns(self) -> dict:
+        """Kind code -> its columns, one list per field: the rows turned once, when the frame is
+        written (one tuple per event while it is built costs less than a list append per field)."""
+        if self._columns is None:
+            self._columns = {code: [list(c) for c in zip(*rows)] for code, rows in self.rows.items()}
+        return self._columns
 
     def split_tasks(self) -> list:
         """Each task's ``(prefix, suffix)`` as the payload stores it (suffix None: the msg_id
