@@ -18,7 +18,7 @@ SECTIONS = ("overhead", "writer", "replay", "size", "tail", "sustained", "render
 # (full, quick) parameters; the full default run takes about 10 minutes on 2 cores.
 PARAMS = {
     "overhead_tasks": (500, 200),  # tasks per timed run
-    "overhead_pairs": (16, 3),  # baseline/recorded pairs per workload
+    "overhead_pairs": (16, 3),  # rounds (baseline, hooks alone, recorded) per workload
     "writer_tasks": (100_000, 20_000),  # x3 events
     "writer_repeats": (5, 3),
     "replay_events": (1_000_000, 200_000),  # events in the log
@@ -98,6 +98,12 @@ def _ci_verdict_at_most(lo: float, hi: float, target: float) -> str:
     return "inconclusive (CI spans it)"
 
 
+def _pairs_for(ci95, pairs: int, width: float = 0.02) -> int:
+    """How many pairs would narrow a confidence interval to ``width`` (it shrinks as 1/sqrt(pairs))."""
+    lo, hi = ci95
+    return max(pairs, round(pairs * ((hi - lo) / width) ** 2))
+
+
 def rows(results: dict) -> list[tuple]:
     out = []
     ov = results.get("overhead")
@@ -134,6 +140,21 @@ def rows(results: dict) -> list[tuple]:
                     f"{w['client_cpu_ratio']:.3f}",
                     f"CI95 {lo:.3f}-{hi:.3f}; client+cluster CPU {w['total_cpu_ratio']:.3f} (CI95 {tlo:.3f}-{thi:.3f})",
                     f"<= {CPU_TARGET}: " + _ci_verdict_at_most(lo, hi, CPU_TARGET),
+                )
+            )
+        for key, label in (("map", "1h client CPU: the floor, map"), ("apply", "1i client CPU: the floor, apply")):
+            w = ov["workloads"][key]
+            hooks, over = w["hooks_client_cpu_ratio"], w["client_cpu_ratio_over_hooks"]
+            out.append(
+                (
+                    label,
+                    f"{hooks['median']:.3f}",
+                    "hooks alone / unrecorded",
+                    f"{over['median']:.3f}",
+                    f"hooks CI95 {hooks['ci95'][0]:.3f}-{hooks['ci95'][1]:.3f}; recorded / hooks alone CI95 "
+                    f"{over['ci95'][0]:.3f}-{over['ci95'][1]:.3f}; CI95 of 1c/1d 2 % wide needs about "
+                    f"{_pairs_for(w['client_cpu_ratio_ci95'], ov['pairs'])} pairs",
+                    "",
                 )
             )
         for key, label in (("map", "1e extra CPU by thread, map"), ("apply", "1f extra CPU by thread, apply")):
@@ -353,7 +374,8 @@ def header(results: dict) -> str:
             f for w in ov["workloads"].values() for f in (w["foreign_cores"]["median"], w["foreign_cores"]["max"])
         ]
         lines.append(
-            f"overhead: {ov['pairs']} interleaved pairs x {p['overhead_tasks']} tasks per run and "
+            f"overhead: {ov['pairs']} rounds (unrecorded, hooks alone, recorded; order rotating) x "
+            f"{p['overhead_tasks']} tasks per run and "
             f"workload; other processes used median {min(foreign[0::2]):.2f}-{max(foreign[0::2]):.2f}"
             f", max {max(foreign[1::2]):.2f} of the {m['cpus']} cores meanwhile "
             f"(pairs under {ov['quiet_threshold']} are 'quiet')"

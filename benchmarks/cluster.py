@@ -1,10 +1,12 @@
 """Figures 1 and 5: recording overhead on a real cluster, and what it wrote.
 
 One local cluster of 2 engines is started for the whole section. For each
-workload, runs alternate baseline, recorded, baseline, recorded, ... so that
-slow drifts of the machine (other processes, thermal, the Hub's state) hit
-both sides alike; each recorded run is compared with the baseline run just
-before it (a pair).
+workload, each round runs three arms: the baseline (nothing recorded), the
+tap's hooks alone (every record handed to a deque that nothing reads: the
+floor of any recorder that sees the client's messages) and a recording, in an
+order that rotates from round to round, so that slow drifts of the machine
+(other processes, thermal, the Hub's state) and the place in the round hit
+every arm alike; the arms of one round are compared with each other (a pair).
 
 A run is timed from before the work is submitted (for a recorded run: before
 ``recording()`` is entered) to the moment the results are in (the end of the
@@ -24,6 +26,7 @@ meanwhile by processes that are not ours ("other load", in cores).
 
 from __future__ import annotations
 
+import collections
 import gc
 import json
 import os
@@ -126,11 +129,13 @@ class Bench:
         finally:
             self.cluster.stop_cluster_sync()
 
-    def run(self, name: str, recorded: bool) -> dict:
+    def run(self, name: str, arm: str) -> dict:
         import ipyrecorder
+        from ipyrecorder.tap import ClientTap
 
         workload = WORKLOADS[name]
         lview, n = self.lview, self.tasks
+        recorded = arm == "recorded"
         self.counter += 1
         path = os.path.join(self.tmpdir, f"run{self.counter:03d}-{name}.mpk")
         gc.collect()
@@ -139,9 +144,20 @@ class Bench:
         if recorded:
             with ipyrecorder.recording(lview, path, mode="w") as rec:
                 ars, ok = workload(lview, n)
+        elif arm == "hooks":
+            dropped = collections.deque()
+            tap = ClientTap(self.client, dropped.append, lambda: None)
+            tap.attach()
+            try:
+                ars, ok = workload(lview, n)
+            finally:
+                tap.detach()
         else:
             ars, ok = workload(lview, n)
         elapsed = time.perf_counter() - t0
+        if arm == "hooks":
+            tap.release()
+            dropped.clear()
         if recorded:  # CPU is counted until the recorder has closed the log
             closed = rec.close(timeout=60)
             out = {
@@ -196,11 +212,20 @@ QUIET = 0.25  # a pair is "quiet" if other processes used less than this many co
 IDLE_CYCLES = 30  # recordings opened and ended with nothing in them (figure 1g)
 
 
-def _paired(runs, key):
-    base = [r["baseline"][key] for r in runs]
-    rec = [r["recorded"][key] for r in runs]
+ARMS = ("baseline", "hooks", "recorded")
+
+
+def _paired(runs, key, arm="recorded", against="baseline"):
+    base = [r[against][key] for r in runs]
+    rec = [r[arm][key] for r in runs]
     ratios = [r / b for r, b in zip(rec, base)]
     return base, rec, ratios
+
+
+def _ratio(runs, key, arm, against) -> dict:
+    """The median of one arm's paired ratios to another's, and its bootstrap CI95."""
+    _, _, ratios = _paired(runs, key, arm, against)
+    return {"median": statistics.median(ratios), "ci95": list(bootstrap_median_ci(ratios))}
 
 
 def _thread_costs(runs, key) -> dict:
@@ -235,6 +260,9 @@ def _summarise(runs: list[dict]) -> dict:
         "recorded_total_cpu_us_per_task": spread(tot_rec),
         "total_cpu_ratio": statistics.median(tot_ratios),
         "total_cpu_ratio_ci95": list(bootstrap_median_ci(tot_ratios)),
+        # the floor: the tap's hooks alone against nothing, and the recording against the hooks
+        "hooks_client_cpu_ratio": _ratio(runs, "client_cpu_us_per_task", "hooks", "baseline"),
+        "client_cpu_ratio_over_hooks": _ratio(runs, "client_cpu_us_per_task", "recorded", "hooks"),
         "close_seconds": spread(r["recorded"]["close_seconds"] for r in runs),
         # where the recorded run's extra client CPU goes, per task: each thread's paired difference
         "user_cpu_us_per_task": _thread_costs(runs, "user_cpu_us_per_task"),
@@ -254,12 +282,13 @@ def run(tmpdir, tasks: int, pairs: int) -> dict:
     )
     results = {name: [] for name in WORKLOADS}
     try:
-        for name in WORKLOADS:  # warm up both paths (imports, caches, connections)
-            bench.run(name, False)
-            bench.run(name, True)
+        for name in WORKLOADS:  # warm up every path (imports, caches, connections)
+            for arm in ARMS:
+                bench.run(name, arm)
         for i in range(pairs):
             for name in WORKLOADS:
-                pair = {"baseline": bench.run(name, False), "recorded": bench.run(name, True)}
+                order = ARMS[i % len(ARMS) :] + ARMS[: i % len(ARMS)]
+                pair = {arm: bench.run(name, arm) for arm in order}
                 results[name].append(pair)
                 log(
                     f"[overhead] pair {i + 1}/{pairs} {name:5s}: "
@@ -267,7 +296,9 @@ def run(tmpdir, tasks: int, pairs: int) -> dict:
                     f"recorded {pair['recorded']['tasks_per_s']:6.0f}/s  "
                     f"ratio {pair['recorded']['tasks_per_s'] / pair['baseline']['tasks_per_s']:.3f}  "
                     "client CPU x"
-                    f"{pair['recorded']['client_cpu_us_per_task'] / pair['baseline']['client_cpu_us_per_task']:.3f}  "
+                    f"{pair['recorded']['client_cpu_us_per_task'] / pair['baseline']['client_cpu_us_per_task']:.3f} "
+                    f"(hooks alone x"
+                    f"{pair['hooks']['client_cpu_us_per_task'] / pair['baseline']['client_cpu_us_per_task']:.3f})  "
                     f"other load {pair['baseline']['foreign_cores']:.2f}/{pair['recorded']['foreign_cores']:.2f} cores"
                 )
         idle = bench.open_close(IDLE_CYCLES)
