@@ -168,7 +168,8 @@ def rows(results: dict) -> list[tuple]:
                     _num(user + io + rec, "us/task"),
                     "",
                     "",
-                    f"user's thread +{user:.1f}, IO thread +{io:.1f}, recorder thread {rec:.1f} us/task (medians)",
+                    f"user's thread +{user:.1f}, IO thread +{io:.1f}, recorder thread {rec:.1f} us/task (medians); "
+                    "extra collections by generation " + "/".join(f"{g:+g}" for g in w["extra_gc_collections"]),
                     "",
                 )
             )

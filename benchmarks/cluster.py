@@ -139,6 +139,7 @@ class Bench:
         self.counter += 1
         path = os.path.join(self.tmpdir, f"run{self.counter:03d}-{name}.mpk")
         gc.collect()
+        collections0 = [g["collections"] for g in gc.get_stats()]
         cpu0, threads0 = self.cpu(), self.thread_cpu()
         t0 = time.perf_counter()
         if recorded:
@@ -170,6 +171,8 @@ class Bench:
         own, cluster, busy = (b - a for a, b in zip(cpu0, self.cpu()))
         user, io = (b - a for a, b in zip(threads0, self.thread_cpu()))
         out.update(
+            # the collector's runs during the run, by generation (the recorder's objects count towards them)
+            gc_collections=[g["collections"] - c for g, c in zip(gc.get_stats(), collections0)],
             user_cpu_us_per_task=1e6 * user / n,
             io_cpu_us_per_task=1e6 * io / n,
             seconds=elapsed,
@@ -268,6 +271,10 @@ def _summarise(runs: list[dict]) -> dict:
         "user_cpu_us_per_task": _thread_costs(runs, "user_cpu_us_per_task"),
         "io_cpu_us_per_task": _thread_costs(runs, "io_cpu_us_per_task"),
         "recorder_cpu_us_per_task": spread(r["recorded"]["recorder_cpu_us_per_task"] for r in runs),
+        "extra_gc_collections": [
+            statistics.median(r["recorded"]["gc_collections"][g] - r["baseline"]["gc_collections"][g] for r in runs)
+            for g in range(3)
+        ],
         "bytes_per_task": spread(r["recorded"]["bytes_per_task"] for r in runs),
         "json_bytes_per_task": spread(r["recorded"]["json_bytes_per_task"] for r in runs),
     }
