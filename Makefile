@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench bench-10m fuzz browser clean
+.PHONY: demo test lint format bench bench-10m fuzz system-packages clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,12 +18,15 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py
 demo: $(STAMP)
 	$(BIN)/ipyrecorder demo --output-dir demo-out
 
-# Browser tests drive Debian's chromium with Playwright (no browser download):
-# install it when we can (root with apt); without it they skip, except in CI.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
-		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-		|| echo "note: chromium is not installed; the browser tests will be skipped"
+# Browser tests drive Debian's chromium with Playwright (no browser download), and the
+# clock tests shift engines' clocks with Debian's faketime: install them when we can
+# (root with apt); without them those tests skip, except in CI.
+system-packages:
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	command -v faketime >/dev/null 2>&1 || missing="$$missing faketime"; \
+	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } \
+		|| echo "note: $$missing not installed; the tests that need them will be skipped"
 
 # The formatter and linter (ruff, configured in pyproject.toml) are part of the tests.
 lint: $(STAMP)
@@ -34,7 +37,7 @@ format: $(STAMP)
 	$(BIN)/ruff format --quiet .
 	$(BIN)/ruff check --quiet --fix .
 
-test: $(STAMP) browser lint
+test: $(STAMP) system-packages lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -17,7 +17,7 @@ from typing import Iterable
 
 import numpy as np
 
-from . import batch
+from . import batch, clocks
 from . import events as ev
 from .damage import unreadable
 from .events import (
@@ -608,6 +608,7 @@ class State:
             by_status=self.counts(),
             span_us=self.span_us(),
             engines={key: (e.tasks_done, e.errors, e.busy_us) for key, e in self.engines.items()},
+            clocks=self.clock_bounds(),
             marks=len(self.marks),
             segments=len(self.headers),
             closed=self.closed,
@@ -615,6 +616,21 @@ class State:
             damage=self.damage,
             failed_attempts=self.failed_attempts(),
         )
+
+    def clock_bounds(self) -> dict:
+        """``{engine key: clocks.Bounds}``: each engine's clock offset bounded by its completed
+        tasks' times (``clocks.py`` says how), as the writer's tally bounds it."""
+        table = self.table
+        done = table.view("outcome") != NONE
+        if table.resubmit_of:
+            done[list(table.resubmit_of)] = False
+        columns = [table.view(name)[done] for name in ("engine", "submitted")]
+        columns += [table.effective_start()[done], table.view("completed")[done], table.view("received")[done]]
+        return clocks.table_bounds(*columns, nil=NIL)
+
+    def clock_offsets(self) -> dict:
+        """``{engine key: clocks.ClockOffset}``: how far each engine's clock runs ahead of the client's."""
+        return {key: clocks.ClockOffset.of(bounds) for key, bounds in sorted(self.clock_bounds().items())}
 
     def failures(self) -> list:
         """Every failed attempt, in time order: ``(task, engine_id, t_us, ename, evalue, traceback)``.

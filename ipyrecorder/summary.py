@@ -15,12 +15,16 @@ import zlib
 
 from . import events as ev
 from . import payload as pl
+from .clocks import Bounds, ClockOffset
 from .log import LogReader
 
 
-def summarise(*, tasks, by_status, span_us, engines, marks, segments, closed, closes, damage, failed_attempts) -> dict:
+def summarise(
+    *, tasks, by_status, span_us, engines, clocks, marks, segments, closed, closes, damage, failed_attempts
+) -> dict:
     """The summary: ``span_us`` is (first, last) or (None, None); ``engines`` maps an engine's
-    key to (tasks done, errors, busy µs); ``closes`` are the segments' close statistics."""
+    key to (tasks done, errors, busy µs), ``clocks`` to its ``clocks.Bounds``; ``closes`` are the
+    segments' close statistics."""
     start, end = span_us
     span = (end - start) / 1e6 if start is not None else 0.0
     shown = {}
@@ -40,6 +44,10 @@ def summarise(*, tasks, by_status, span_us, engines, marks, segments, closed, cl
         "end": None if end is None else ev.from_us(end).isoformat(),
         "span_seconds": round(span, 6),
         "engines": shown,
+        "clocks": {
+            engine_id: ClockOffset.of(clocks[engine_id]).to_dict()
+            for engine_id in sorted(clocks, key=lambda e: (e is None, e))
+        },
         "marks": marks,
         "segments": segments,
         "closed": closed,
@@ -133,7 +141,7 @@ def _add_up(summaries: list):
         return None
     if not _one_cluster(summaries):
         return None
-    tasks, failed, by_status, engines, marks = 0, 0, {}, {}, []
+    tasks, failed, by_status, engines, clocks, marks = 0, 0, {}, {}, {}, []
     firsts, lasts = [], []
     for s in summaries:
         tasks += s["tasks"]
@@ -145,6 +153,8 @@ def _add_up(summaries: list):
             totals[0] += done
             totals[1] += errors
             totals[2] += busy_us
+        for engine_id, *fields in s["clocks"]:
+            clocks.setdefault(engine_id, Bounds()).merge(Bounds(*fields))
         if s["submitted"] is not None:
             firsts.append(s["submitted"][0])
             lasts.append(s["submitted"][1])
@@ -159,6 +169,7 @@ def _add_up(summaries: list):
         "by_status": dict(sorted(by_status.items())),
         "span_us": span,
         "engines": {engine_id: tuple(totals) for engine_id, totals in engines.items()},
+        "clocks": clocks,
         "marks": len(marks),
         "failed_attempts": failed,
     }

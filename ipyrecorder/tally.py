@@ -19,6 +19,7 @@ from __future__ import annotations
 import zlib
 from itertools import repeat
 
+from . import clocks
 from . import events as ev
 from .msgids import MsgIds
 
@@ -47,18 +48,20 @@ _READ = {
     ev.ENGINE_REGISTER: _fields("engine_register", "engine_id", "uuid"),
     ev.ENGINE_UNREGISTER: _fields("engine_unregister", "engine_id"),
     ev.MARK: _fields("mark", "t", "text"),
+    ev.RESUBMIT: _fields("resubmit", "new_msg_id"),
 }
 
 
 class _Flight:
     """A task the segment named, until it completes: what its completion will need."""
 
-    __slots__ = ("start", "engine", "submitted", "attempts", "done")
+    __slots__ = ("start", "engine", "submitted", "attempts", "done", "resubmitted")
 
     def __init__(self):
         self.start = None  # the latest start seen, µs
         self.engine = None  # the engine of that start
-        self.submitted = False
+        self.submitted = None  # when it was submitted, µs
+        self.resubmitted = False  # a resubmission (its submission time is the Hub's reply's)
         self.attempts = None  # [(engine_id, ename, evalue)] of its failed attempts
         self.done = False  # completed in the frame being folded
 
@@ -74,6 +77,7 @@ class Tally:
         self.submitted = None  # [earliest, latest] submission, µs
         self.done = None  # the latest completion (received, else completed), µs
         self.engines: dict = {}  # engine id -> [tasks done, errors, busy µs]
+        self.clocks: dict = {}  # engine id -> clocks.Bounds of its clock's offset
         self.registered: list = []  # [engine id, uuid] of each registration, in order
         self.marks: list = []  # [t µs, text]
         self.failed = 0  # failed attempts of completed tasks
@@ -128,10 +132,10 @@ class Tally:
                 if kind == SUBMIT:
                     _, task, t = a
                     flight = flights[task]
-                    if flight is None or flight.done or flight.submitted:
+                    if flight is None or flight.done or flight.submitted is not None:
                         raise _Lost("a task submitted twice")
-                    flight.submitted = True
                     t += base
+                    flight.submitted = t
                     if submitted is None:
                         submitted = [t, t]
                     elif t < submitted[0]:
@@ -164,6 +168,10 @@ class Tally:
                     if flight.attempts is None:
                         flight.attempts = []
                     flight.attempts.append((engine_id, ename, evalue))
+                elif kind == ev.RESUBMIT:
+                    flight = flights[a[1]]
+                    if flight is not None:
+                        flight.resubmitted = True
                 elif kind == MARK:
                     if len(self.marks) >= MAX_MARKS:
                         raise _Lost("too many marks")
@@ -215,6 +223,12 @@ class Tally:
                 totals[1] += 1
             if began is not None and ended is not None:
                 totals[2] += ended - began
+            if not flight.resubmitted:
+                received = None if a[5] is None else base + a[5]
+                bounds = self.clocks.get(engine_id)
+                if bounds is None:
+                    bounds = self.clocks[engine_id] = clocks.Bounds()
+                bounds.add(flight.submitted, began, ended, received)
         # failed attempts as ``State.failures`` lists them: each attempt, and the final error
         # unless an attempt on its engine already said the same
         attempts = flight.attempts or ()
@@ -254,6 +268,11 @@ class Tally:
             "submitted": self.submitted,
             "done": self.done,
             "engines": [[engine_id, *totals] for engine_id, totals in self.engines.items()],
+            "clocks": [
+                [engine_id, *bounds.fields()]
+                for engine_id, bounds in self.clocks.items()
+                if bounds.tasks or bounds.impossible
+            ],
             "registered": self.registered,
             "failed_attempts": self.failed + sum(len(f.attempts) for f in self.flights.values() if f.attempts),
             "marks": self.marks,

@@ -17,6 +17,18 @@ def visible(text: str) -> str:
     )
 
 
+def clock_text(clock: dict | None) -> str:
+    """An engine's clock offset as ``info`` shows it: ``+3.002 s ± 4.1 ms`` (ahead of the client's)."""
+    if clock is None or clock["offset_seconds"] is None:
+        return "-"
+    text = f"{clock['offset_seconds']:+.3f} s"
+    spread = clock["uncertainty_seconds"] * 1e3
+    text += f" ± {spread:.1f} ms" if clock["consistent"] else f" (no offset fits: bounds cross by {-2 * spread:.1f} ms)"
+    if clock["impossible"]:
+        text += f", {clock['impossible']} task(s) impossible under any offset"
+    return text
+
+
 def summary_text(logs, headers, summary, marks) -> str:
     """What `ipyrecorder info` prints: the run in a few lines (``headers``: the segments'
     headers; ``marks``: the marks' texts)."""
@@ -32,12 +44,12 @@ def summary_text(logs, headers, summary, marks) -> str:
     if summary["engines"]:
         labels = {engine_id: engine_label(engine_id)[len("engine ") :] for engine_id in summary["engines"]}
         width = max(6, *map(len, labels.values()))
-        lines.append(f"  {'engine':>{width}}  tasks  errors  busy s   utilisation")
+        lines.append(f"  {'engine':>{width}}  tasks  errors  busy s   utilisation  clock vs the client's")
         for engine_id, e in summary["engines"].items():
             util = "-" if e["utilisation"] is None else f"{e['utilisation']:.1%}"
             lines.append(
                 f"  {labels[engine_id]:>{width}}  {e['tasks']:>5}  {e['errors']:>6}  {e['busy_seconds']:>7.3f}  "
-                f"{util:>11}"
+                f"{util:>11}  {clock_text(summary['clocks'].get(engine_id))}"
             )
     if marks:
         lines.append("  marks: " + ", ".join(marks))

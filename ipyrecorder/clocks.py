@@ -1,0 +1,149 @@
+"""Each engine's clock against the client's, bounded by the times the log already has.
+
+A task is submitted (client's clock) before it starts (engine's clock), and
+completes (engine's) before the client receives its reply (client's). So the
+engine's clock runs ``offset`` ahead of the client's with
+
+    completed - received  <=  offset  <=  started - submitted
+
+for every task it ran: the tightest bounds over its tasks give the offset and
+how sure we are of it (half the gap between them). Bounds that cross (no
+offset fits every task: a clock that drifted, or was set, during the run) are
+reported as such. A task that ran longer on the engine's clock than the client
+waited for it is impossible under any offset; those are counted, not used.
+Resubmitted tasks are left out: their submission time is when the Hub's reply
+reached the client, after they may have started.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DENSE_KEYS = 1 << 16  # engine ids spread over at most this many values are grouped by range
+
+
+class Bounds:
+    """The bounds of one engine's offset, in µs, as the writer's tally folds them task by task."""
+
+    __slots__ = ("low", "high", "tasks", "impossible")
+
+    def __init__(self, low=None, high=None, tasks=0, impossible=0):
+        self.low, self.high, self.tasks, self.impossible = low, high, tasks, impossible
+
+    def add(self, submitted, started, completed, received) -> None:
+        """One completed task's times (µs, None where the log has none)."""
+        if None not in (submitted, started, completed, received) and completed - started > received - submitted:
+            self.impossible += 1
+            return
+        low = None if completed is None or received is None else completed - received
+        high = None if started is None or submitted is None else started - submitted
+        if low is None and high is None:
+            return
+        self.tasks += 1
+        if low is not None and (self.low is None or low > self.low):
+            self.low = low
+        if high is not None and (self.high is None or high < self.high):
+            self.high = high
+
+    def merge(self, other: Bounds) -> None:
+        """Add another segment's bounds of the same engine."""
+        if other.low is not None and (self.low is None or other.low > self.low):
+            self.low = other.low
+        if other.high is not None and (self.high is None or other.high < self.high):
+            self.high = other.high
+        self.tasks += other.tasks
+        self.impossible += other.impossible
+
+    def fields(self) -> list:
+        """``[low, high, tasks, impossible]``: as a summary's ``clocks`` holds them (docs/format.md)."""
+        return [self.low, self.high, self.tasks, self.impossible]
+
+
+def table_bounds(engines, submitted, started, completed, received, nil: int) -> dict:
+    """``{engine: Bounds}`` of many completed tasks at once (numpy columns, ``nil`` for none):
+    what folding each task with ``Bounds.add`` gives."""
+    found = {}
+    have = engines != nil
+    if not have.any():
+        return found
+    keys, which = _groups(engines[have])
+    s, t, c, r = (column[have] for column in (submitted, started, completed, received))
+    all_four = (s != nil) & (t != nil) & (c != nil) & (r != nil)
+    impossible = all_four & (c - t > r - s)
+    has_low = (c != nil) & (r != nil) & ~impossible
+    has_high = (t != nil) & (s != nil) & ~impossible
+    lows = np.full(len(keys), np.iinfo(np.int64).min)
+    highs = np.full(len(keys), np.iinfo(np.int64).max)
+    np.maximum.at(lows, which[has_low], (c - r)[has_low])
+    np.minimum.at(highs, which[has_high], (t - s)[has_high])
+    tasks = np.bincount(which[has_low | has_high], minlength=len(keys))
+    impossibles = np.bincount(which[impossible], minlength=len(keys))
+    low_seen = np.bincount(which[has_low], minlength=len(keys)) > 0
+    high_seen = np.bincount(which[has_high], minlength=len(keys)) > 0
+    for i, key in enumerate(keys.tolist()):
+        if tasks[i] or impossibles[i]:
+            found[key] = Bounds(
+                int(lows[i]) if low_seen[i] else None,
+                int(highs[i]) if high_seen[i] else None,
+                int(tasks[i]),
+                int(impossibles[i]),
+            )
+    return found
+
+
+def _groups(keys: np.ndarray) -> tuple:
+    """``(group keys, each value's group)``: engine ids are few and close together, so a range
+    of them (without sorting: ``np.unique`` costs most of a summary at 300,000 tasks) unless
+    they are spread too far."""
+    lo, hi = int(keys.min()), int(keys.max())
+    if hi - lo <= DENSE_KEYS:
+        return np.arange(lo, hi + 1), keys - lo
+    return np.unique(keys, return_inverse=True)
+
+
+@dataclass(frozen=True)
+class ClockOffset:
+    """How far an engine's clock runs ahead of the client's (negative: behind), in seconds."""
+
+    low: float | None  # the offset is at least this
+    high: float | None  # and at most this
+    tasks: int  # the tasks that bounded it
+    impossible: int  # tasks impossible under any offset (not used)
+
+    @classmethod
+    def of(cls, bounds: Bounds) -> ClockOffset:
+        low, high = (None if us is None else us / 1e6 for us in (bounds.low, bounds.high))
+        return cls(low, high, bounds.tasks, bounds.impossible)
+
+    @property
+    def bounded(self) -> bool:
+        """Both bounds known: there is an estimate."""
+        return self.low is not None and self.high is not None
+
+    @property
+    def consistent(self) -> bool:
+        """Some offset fits every task (the bounds do not cross)."""
+        return not self.bounded or self.low <= self.high
+
+    @property
+    def seconds(self) -> float | None:
+        """The estimate: halfway between the bounds."""
+        return (self.low + self.high) / 2 if self.bounded else None
+
+    @property
+    def uncertainty(self) -> float | None:
+        """Half the gap between the bounds (negative when they cross)."""
+        return (self.high - self.low) / 2 if self.bounded else None
+
+    def to_dict(self) -> dict:
+        return {
+            "offset_seconds": None if self.seconds is None else round(self.seconds, 6),
+            "uncertainty_seconds": None if self.uncertainty is None else round(self.uncertainty, 6),
+            "low_seconds": self.low,
+            "high_seconds": self.high,
+            "consistent": self.consistent,
+            "tasks": self.tasks,
+            "impossible": self.impossible,
+        }

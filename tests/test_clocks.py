@@ -1,0 +1,163 @@
+"""Each engine's clock offset, bounded by the log's own times (``clocks.py``), in the summary and ``info``.
+
+Synthetic logs give exact bounds; engines started under libfaketime in the
+session's cluster give real shifted clocks, which the estimates must find.
+"""
+
+import os
+import shutil
+import time
+
+import pytest
+
+import ipyrecorder
+from ipyrecorder.cli import main
+from ipyrecorder.log import LogWriter, new_header
+
+from .helpers import T0, at, record, summaries_and_fold, wait_until
+
+MS = 1e-3
+
+
+def shifted_log(path, shifts, n=30, jump=None):
+    """``n`` tasks per engine whose clock runs ``shifts[engine]`` seconds ahead of the client's:
+    each starts 2 ms after it is submitted, runs 5 ms, and is received 1 ms after it completed.
+    ``jump`` = (engine, from task, seconds): that engine's clock is set forward mid-run."""
+    with LogWriter(path, "w", new_header(t0=T0)) as log:
+        for i in range(n):
+            for engine, shift in shifts.items():
+                if jump and jump[0] == engine and i >= jump[1]:
+                    shift += jump[2]
+                msg_id = f"s-{engine}_1_{i}"
+                submitted = i * 0.02
+                started = submitted + 2 * MS + shift
+                completed = started + 5 * MS
+                received = completed - shift + 1 * MS
+                log.append({"kind": "submit", "msg_id": msg_id, "t": at(submitted), "queue": "task"})
+                log.append({"kind": "start", "msg_id": msg_id, "t": at(started), "engine_id": engine})
+                log.append(
+                    {
+                        "kind": "complete",
+                        "msg_id": msg_id,
+                        "t": at(received),
+                        "status": "ok",
+                        "started": at(started),
+                        "completed": at(completed),
+                        "received": at(received),
+                        "engine_id": engine,
+                    }
+                )
+            if i % 10 == 9:
+                log.flush()
+
+
+def agreed_clocks(path) -> dict:
+    """The summary's clocks, asserting that ``info``'s quick path and the fold say the same."""
+    quick, folded = summaries_and_fold(path)
+    assert quick is not None and quick == folded
+    return quick[1]["clocks"]
+
+
+def test_each_engine_offset_is_bounded_by_its_tasks(tmp_path):
+    path = tmp_path / "shifted.mpk"
+    shifted_log(path, {0: 0.0, 1: 3.0, 2: -2.0})
+    clocks = agreed_clocks(path)
+    # high bound: started - submitted = shift + 2 ms; low: completed - received = shift - 1 ms
+    for engine, shift in ((0, 0.0), (1, 3.0), (2, -2.0)):
+        clock = clocks[engine]
+        assert clock["offset_seconds"] == pytest.approx(shift + 0.5 * MS, abs=2e-6)
+        assert clock["uncertainty_seconds"] == pytest.approx(1.5 * MS, abs=2e-6)
+        assert clock["consistent"] and clock["tasks"] == 30 and clock["impossible"] == 0
+    offsets = ipyrecorder.replay(path).clock_offsets()
+    assert offsets[1].seconds == pytest.approx(3.0005, abs=2e-6) and offsets[1].uncertainty == pytest.approx(0.0015)
+
+
+def test_info_prints_each_engine_offset_and_its_uncertainty(tmp_path, capsys):
+    path = tmp_path / "shifted.mpk"
+    shifted_log(path, {0: 0.0, 1: 3.0, 2: -2.0})
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "clock vs the client's" in out
+    assert "+3.001 s ± 1.5 ms" in out and "-2.000 s ± 1.5 ms" in out and "+0.001 s ± 1.5 ms" in out
+
+
+def test_a_clock_set_during_the_run_is_flagged_not_averaged(tmp_path, capsys):
+    path = tmp_path / "jump.mpk"
+    shifted_log(path, {0: 0.0, 1: 0.0}, jump=(1, 15, 1.0))
+    clocks = agreed_clocks(path)
+    assert clocks[0]["consistent"]
+    assert not clocks[1]["consistent"] and clocks[1]["low_seconds"] > clocks[1]["high_seconds"]
+    assert main(["info", str(path)]) == 0
+    assert "no offset fits: bounds cross by 997.0 ms" in capsys.readouterr().out
+
+
+def test_impossible_tasks_are_counted_and_resubmissions_left_out(tmp_path):
+    path = tmp_path / "odd.mpk"
+    with LogWriter(path, "w", new_header(t0=T0)) as log:
+        # ran 10 ms on the engine's clock while the client waited 4 ms: no offset explains it
+        log.append({"kind": "submit", "msg_id": "a_1_0", "t": at(0)})
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": "a_1_0",
+                "t": at(0.004),
+                "status": "ok",
+                "started": at(0.001),
+                "completed": at(0.011),
+                "received": at(0.004),
+                "engine_id": 0,
+            }
+        )
+        # a resubmission: the client learns of it (its submit) after the engine started it
+        log.append({"kind": "submit", "msg_id": "a_1_1", "t": at(1.0)})
+        log.append({"kind": "resubmit", "t": at(1.0), "msg_id": "a_1_0", "new_msg_id": "a_1_1"})
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": "a_1_1",
+                "t": at(1.2),
+                "status": "ok",
+                "started": at(0.9),
+                "completed": at(1.1),
+                "received": at(1.2),
+                "engine_id": 0,
+            }
+        )
+    clock = agreed_clocks(path)[0]
+    assert clock["impossible"] == 1 and clock["tasks"] == 0 and clock["offset_seconds"] is None
+
+
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
+
+
+@pytest.mark.skipif(
+    not os.path.exists(FAKETIME) and not os.environ.get("CI"), reason="libfaketime (Debian's faketime) is missing"
+)
+def test_engines_with_shifted_clocks_are_found_within_20_ms(rc, engines, cluster, log_path):
+    """Two more engines whose whole clock (wall and monotonic) libfaketime shifts by +3 s and -2 s."""
+    assert shutil.which("faketime"), "Debian's faketime package is needed (.ci/run installs it)"
+    shifts, sets = {}, []
+    known = set(rc.ids)
+    try:
+        for shift in (3.0, -2.0):
+            env = {"LD_PRELOAD": FAKETIME, "FAKETIME": f"{shift:+g}", "FAKETIME_NO_CACHE": "1"}
+            sets.append(cluster.start_engines_sync(n=1, environment=env))
+            wait_until(lambda: len(set(rc.ids) - known - set(shifts)) == 1, timeout=60, message="the shifted engine")
+            (new,) = set(rc.ids) - known - set(shifts)
+            shifts[new] = shift
+        lview = rc.load_balanced_view(targets=sorted(shifts))
+        record(lview, log_path, lambda rec: lview.map_async(time.sleep, [0.01] * 40, chunksize=1).get(timeout=60))
+    finally:
+        for engine_set in sets:
+            cluster.stop_engines_sync(engine_set)
+        wait_until(lambda: set(rc.ids) <= known, timeout=60, message="the shifted engines to leave")
+    state = ipyrecorder.replay(log_path)
+    offsets = state.clock_offsets()
+    for engine, shift in shifts.items():
+        assert offsets[engine].consistent
+        assert abs(offsets[engine].seconds - shift) < 0.020, (engine, offsets[engine], shift)
+        assert offsets[engine].uncertainty < 0.020
+    for task in state.tasks.values():  # the log keeps each engine's own times: shifted, as it stamped them
+        shift = shifts[task.engine_id]
+        assert (task.started_us - task.submitted_us) / 1e6 > shift - 0.020
+        assert (task.completed_us - task.received_us) / 1e6 < shift + 0.020
