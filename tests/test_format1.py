@@ -26,8 +26,8 @@ def as_json(value):
 def folded(state) -> dict:
     return as_json(
         {
-            # (``failed_attempts`` came after 0.1)
-            "summary": {k: v for k, v in state.summary().items() if k not in ("damage", "failed_attempts")},
+            # (``failed_attempts`` and ``clocks`` came after 0.1)
+            "summary": {k: v for k, v in state.summary().items() if k not in ("damage", "failed_attempts", "clocks")},
             "damage": [[d.offset, d.length] for d in state.damage],
             "events": state.events,
             "tasks": [t.to_dict() for t in state.tasks.values()],
