@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from .clocks import CLOCKS
 from .damage import TORN
 from .errors import (
     Damaged,
@@ -103,11 +104,11 @@ def _open_all(logs):
             read_header(log)
 
 
-def _fold_all(logs, until):
+def _fold_all(logs, until, clock="client"):
     from .state import replay as fold
 
     _open_all(logs)
-    state = fold(*logs, until=until)
+    state = fold(*logs, until=until, clock=clock)
     _warn_damage(logs, state.damage)
     return state
 
@@ -144,15 +145,23 @@ def _warn_damage(logs, damage) -> None:
     help="Output file ('-' for stdout; default: stdout, or LOG's name with the sink's suffix).",
 )
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A sink option; repeatable.")
-def replay(logs, sink_name, output, options, until):
+@click.option(
+    "--clock",
+    type=click.Choice(CLOCKS),
+    default="client",
+    show_default=True,
+    help="Engine times on the client's clock (moved by each engine's offset where it differs), "
+    "or on each engine's own, as logged.",
+)
+def replay(logs, sink_name, output, options, until, clock):
     """Replay LOG (several are merged) into a sink: json, csv, matplotlib, ..."""
     from .sink import Log, get_sink
 
     _open_all(logs)
     sink = get_sink(sink_name).from_strings(_parse_options(options))
-    log = Log(*logs, until=until)
+    log = Log(*logs, until=until, clock=clock)
     if until is not None:
-        log.state = _fold_all(logs, until)
+        log.state = _fold_all(logs, until, clock)
         log.damage = []  # already reported
     if not sink.wants_output():
         sink.write(log, None)

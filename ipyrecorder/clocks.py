@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+CLOCKS = ("client", "engine")  # what a state's times are on: the client's clock, or each engine's own
 DENSE_KEYS = 1 << 16  # engine ids spread over at most this many values are grouped by range
 
 
@@ -91,6 +92,32 @@ def table_bounds(engines, submitted, started, completed, received, nil: int) -> 
                 int(impossibles[i]),
             )
     return found
+
+
+def shifts(bounds: dict) -> dict:
+    """``{engine: µs}`` to take from each engine's times to put them on the client's clock: the
+    estimate, for the engines whose own tasks prove their clock differs (bounds that hold and
+    leave out zero). An engine on the client's clock, or one its tasks cannot tell, stays."""
+    return {
+        engine: (b.low + b.high) // 2
+        for engine, b in bounds.items()
+        if b.low is not None and b.high is not None and b.low <= b.high and (b.low > 0 or b.high < 0)
+    }
+
+
+def to_client_clock(table, moved: dict, nil: int) -> None:
+    """Move the engine-clock times of a ``TaskTable`` by ``moved`` (``shifts``): each row's start,
+    started and completed by its engine's shift, each attempt's time by its own engine's."""
+    engines = table.view("engine")
+    for engine, us in moved.items():
+        rows = engines == engine
+        for name in ("start", "started", "completed"):
+            column = table.view(name)
+            column[rows & (column != nil)] -= us
+    for attempts in table.attempts.values():
+        attempts[:] = [(e, t - moved.get(e, 0)) for e, t in attempts]
+    for errors in table.attempt_errors.values():
+        errors[:] = [(e, None if t is None else t - moved.get(e, 0), *rest) for e, t, *rest in errors]
 
 
 def _groups(keys: np.ndarray) -> tuple:

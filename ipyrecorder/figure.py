@@ -72,14 +72,20 @@ def task_collections(data: TimelineData, edges: bool = True) -> list:
     ]
 
 
-def draw_busy(busy_ax, times, busy, mean, engines: int) -> None:
-    """The busy-engines panel: a step curve and its mean."""
+def draw_busy(busy_ax, times, busy, mean, engines: int, clock_shifts: dict) -> None:
+    """The busy-engines panel: a step curve and its mean, and the time axis (which clock)."""
     busy_ax.fill_between(times, busy, step="post", color=BUSY, alpha=0.35, linewidth=0)
     busy_ax.step(times, busy, where="post", color=BUSY, linewidth=0.8)
     busy_ax.axhline(mean, color=MEAN, linewidth=0.8, label=f"mean {mean:.2f}")
     busy_ax.set_ylim(0, max(engines, 1) * 1.05)
     busy_ax.set_ylabel("busy engines", fontsize=8)
-    busy_ax.set_xlabel("seconds since the first submission (client clock; bars use engine clocks)", fontsize=8)
+    if clock_shifts:
+        moved = ", ".join(engine_label(e) for e in sorted(clock_shifts))
+        by = "its clock offset" if len(clock_shifts) == 1 else "their clock offsets"
+        clock = f"client clock; {moved} moved onto it by {by}"
+    else:
+        clock = "client clock; bars use engine clocks"
+    busy_ax.set_xlabel(f"seconds since the first submission ({clock})", fontsize=8)
     busy_ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     busy_ax.grid(alpha=0.3)
 
@@ -164,7 +170,7 @@ def draw_timeline(state, figure=None):
         ]
     ax.legend(handles=legend, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 
-    draw_busy(busy_ax, *data.busy_curve(), len(data.engine_ids))
+    draw_busy(busy_ax, *data.busy_curve(), len(data.engine_ids), data.clock_shifts)
     return fig
 
 

@@ -24,16 +24,17 @@ ENTRY_POINT_GROUP = "ipyrecorder.sinks"
 class Log:
     """What a sink is given: one or more logs, readable as raw events or as folded state."""
 
-    def __init__(self, *paths, until=None):
+    def __init__(self, *paths, until=None, clock="client"):
         self.paths = paths
         self.path = paths[0]
         self.until = until
+        self.clock = clock  # what ``state``'s times are on (``replay``'s ``clock``)
         self.damage: list = []  # what reading found damaged, once ``state`` or ``events()`` has read
 
     @cached_property
     def state(self) -> State:
-        """All the logs folded into one state (as of ``until``, if given)."""
-        state = replay(*self.paths, until=self.until)
+        """All the logs folded into one state (as of ``until``, if given; on ``clock``)."""
+        state = replay(*self.paths, until=self.until, clock=self.clock)
         self.damage = state.damage
         return state
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import batch, clocks
 from . import events as ev
+from .clocks import CLOCKS
 from .damage import unreadable
 from .events import (
     ATTEMPT_FIELDS,
@@ -193,6 +194,8 @@ class State:
         self.closes: list[dict] = []  # stats of each segment that closed cleanly
         self.damage: list = []
         self.until = None  # the moment the state was rebuilt for (replay's until), if any
+        self.clock_shifts: dict = {}  # engine key -> µs its times were moved by (``to_client_clock``)
+        self._raw_clock_bounds: dict = {}
         self.events = 0
         # running totals and recent history, so live viewers never scan every task
         self.n_submitted = self.n_completed = self.n_failed = 0
@@ -619,7 +622,9 @@ class State:
 
     def clock_bounds(self) -> dict:
         """``{engine key: clocks.Bounds}``: each engine's clock offset bounded by its completed
-        tasks' times (``clocks.py`` says how), as the writer's tally bounds it."""
+        tasks' times as the log has them (``clocks.py`` says how), as the writer's tally bounds it."""
+        if self.clock_shifts:
+            return self._raw_clock_bounds
         table = self.table
         done = table.view("outcome") != NONE
         if table.resubmit_of:
@@ -627,6 +632,17 @@ class State:
         columns = [table.view(name)[done] for name in ("engine", "submitted")]
         columns += [table.effective_start()[done], table.view("completed")[done], table.view("received")[done]]
         return clocks.table_bounds(*columns, nil=NIL)
+
+    def to_client_clock(self) -> None:
+        """Put the times of engines whose clock differs from the client's on the client's
+        (``clocks.shifts``: ``clock_shifts`` says by how much); ``clock_offsets`` stays as logged."""
+        if self.clock_shifts:
+            return
+        bounds = self.clock_bounds()
+        moved = clocks.shifts(bounds)
+        if moved:
+            clocks.to_client_clock(self.table, moved, NIL)
+            self._raw_clock_bounds, self.clock_shifts = bounds, moved
 
     def clock_offsets(self) -> dict:
         """``{engine key: clocks.ClockOffset}``: how far each engine's clock runs ahead of the client's."""
@@ -672,15 +688,20 @@ def _said_by_attempt(task: Task, attempts) -> bool:
     return any(a[2] == task.ename and a[3] == task.evalue and a[0] == task.engine_id for a in attempts)
 
 
-def replay(*paths, until=None) -> State:
+def replay(*paths, until=None, clock="client") -> State:
     """Fold one or more logs into one ``State`` (tasks merged by msg_id).
 
     ``until`` (a datetime, an ISO 8601 string, or a time relative to the
     recording's start such as ``"+90s"``) rebuilds the state as it was at that
     moment: what was queued, running, done. Damage is listed in ``state.damage``.
+    ``clock="client"`` puts the times of engines whose clock differs from the
+    client's on the client's (``State.to_client_clock``); ``"engine"`` keeps
+    every time on the clock it came from, as the log has it.
     """
     if not paths:
         raise TypeError("replay() needs at least one log")
+    if clock not in CLOCKS:
+        raise ValueError(f"clock must be one of {', '.join(CLOCKS)}, not {clock!r}")
     readers = [LogReader(path) for path in paths]
     state = State()
     clip = None
@@ -690,7 +711,7 @@ def replay(*paths, until=None) -> State:
         if isinstance(until, str):
             origin = None
             if is_relative(until):  # from the start of the run, as ``summary()`` gives it: all the logs together
-                start = replay(*paths).span_us()[0]
+                start = replay(*paths, clock="engine").span_us()[0]
                 if start is None:
                     start = min((r.header["t0"] for r in readers if r.header), default=0)
                 origin = from_us(start)
@@ -719,6 +740,8 @@ def replay(*paths, until=None) -> State:
     if clip is not None:
         state.until = from_us(clip.until)
         state._keep_begun()
+    if clock == "client":
+        state.to_client_clock()
     return state
 
 

@@ -23,6 +23,7 @@ class TimelineData:
         table = state.table
         start, end = state.span_us()
         self.t0 = start or 0
+        self.clock_shifts = dict(state.clock_shifts)  # engines whose times were moved onto the client's clock
         engine = table.view("engine")
         self.engine_ids = sorted(set(state.engines) | set(np.unique(engine[engine != NIL]).tolist()))
         self.row_of = {e: i for i, e in enumerate(self.engine_ids)}

@@ -4,6 +4,7 @@ Synthetic logs give exact bounds; engines started under libfaketime in the
 session's cluster give real shifted clocks, which the estimates must find.
 """
 
+import json
 import os
 import shutil
 import time
@@ -151,13 +152,37 @@ def test_engines_with_shifted_clocks_are_found_within_20_ms(rc, engines, cluster
         for engine_set in sets:
             cluster.stop_engines_sync(engine_set)
         wait_until(lambda: set(rc.ids) <= known, timeout=60, message="the shifted engines to leave")
-    state = ipyrecorder.replay(log_path)
-    offsets = state.clock_offsets()
+    raw = ipyrecorder.replay(log_path, clock="engine")
+    offsets = raw.clock_offsets()
     for engine, shift in shifts.items():
         assert offsets[engine].consistent
         assert abs(offsets[engine].seconds - shift) < 0.020, (engine, offsets[engine], shift)
-        assert offsets[engine].uncertainty < 0.020
-    for task in state.tasks.values():  # the log keeps each engine's own times: shifted, as it stamped them
+        assert offsets[engine].low <= shift <= offsets[engine].high  # the bounds hold the true shift
+    for task in raw.tasks.values():  # the log keeps each engine's own times: shifted, as it stamped them
         shift = shifts[task.engine_id]
         assert (task.started_us - task.submitted_us) / 1e6 > shift - 0.020
         assert (task.completed_us - task.received_us) / 1e6 < shift + 0.020
+    state = ipyrecorder.replay(log_path)  # on the client's clock: every task inside its submit..received
+    assert state.clock_offsets() == offsets and set(state.clock_shifts) == set(shifts)
+    for task in state.tasks.values():
+        assert task.submitted_us <= task.started_us < task.completed_us <= task.received_us, task
+        assert task.run_seconds == raw.tasks[task.msg_id].run_seconds
+
+
+def test_replay_puts_engines_whose_clock_differs_on_the_client_s(tmp_path, capsys):
+    path = tmp_path / "shifted.mpk"
+    shifted_log(path, {0: 0.0, 1: 3.0})
+    state, raw = ipyrecorder.replay(path), ipyrecorder.replay(path, clock="engine")
+    assert state.clock_shifts == {1: 3_000_500}  # engine 0's bounds hold zero: left as logged
+    for msg_id, task in state.tasks.items():
+        queued = task.started_us - task.submitted_us
+        assert queued == (2000 if task.engine_id == 0 else 1500)
+        assert task.run_seconds == raw.tasks[msg_id].run_seconds
+        assert raw.tasks[msg_id].started_us - task.started_us == state.clock_shifts.get(task.engine_id, 0)
+    assert state.clock_offsets() == raw.clock_offsets()  # what info prints: as logged
+    for clock, queued in (("client", 0.0015), ("engine", 3.002)):
+        assert main(["replay", str(path), "--sink", "json", "--clock", clock, "-o", "-"]) == 0
+        tasks = json.loads(capsys.readouterr().out)["tasks"].values()
+        assert {round(t["queue_seconds"], 6) for t in tasks if t["engine_id"] == 1} == {queued}
+    with pytest.raises(ValueError, match="clock must be one of client, engine"):
+        ipyrecorder.replay(path, clock="hub")

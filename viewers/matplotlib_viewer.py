@@ -65,7 +65,7 @@ class LiveTimeline:
         for artist in list(busy_ax.lines) + list(busy_ax.collections):
             if artist.get_linestyle() != "--":  # keep the marks' lines
                 artist.remove()
-        draw_busy(busy_ax, *whole.busy_curve(), len(whole.engine_ids))
+        draw_busy(busy_ax, *whole.busy_curve(), len(whole.engine_ids), whole.clock_shifts)
 
 
 class MatplotlibViewer(Viewer):
