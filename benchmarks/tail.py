@@ -340,7 +340,8 @@ def measure(tmpdir, kind: str, poll: bool, n_batches: int, seed: int) -> dict:
 def run(tmpdir, n_batches: int) -> dict:
     started = loadavg()
     log(
-        f"[tail] 4 runs of {n_batches} batches (~{RATE} events/s, flush every 10-40 ms): "
+        f"[tail] 4 runs of {n_batches} batches (~{RATE} events/s, "
+        f"flush every {INTERVALS[0] * 1e3:.0f}-{INTERVALS[1] * 1e3:.0f} ms): "
         "bare and LogTail readers, file events and polling"
     )
     runs = {}
