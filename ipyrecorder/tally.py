@@ -207,11 +207,12 @@ class Tally:
     def _complete(self, a, flight: _Flight, base: int, msg_id: str):
         """Count a completion (the fold's rules: each time from the event, the start from the
         last start seen); returns when the client had it (received, else completed), or None."""
-        _, _, status, began, ended, done, engine_id, ename, evalue = a
+        _, _, status, began, ended, received, engine_id, ename, evalue = a
         self.outcomes[status] += 1
         began = flight.start if began is None else base + began
         ended = None if ended is None else base + ended
-        done = ended if done is None else base + done
+        received = None if received is None else base + received
+        done = ended if received is None else received
         if engine_id is None:
             engine_id = flight.engine
         if engine_id is not None:
@@ -224,7 +225,6 @@ class Tally:
             if began is not None and ended is not None:
                 totals[2] += ended - began
             if not flight.resubmitted:
-                received = None if a[5] is None else base + a[5]
                 bounds = self.clocks.get(engine_id)
                 if bounds is None:
                     bounds = self.clocks[engine_id] = clocks.Bounds()
