@@ -144,6 +144,8 @@ def rows(results: dict) -> list[tuple]:
             )
         for key, label in (("map", "1h client CPU: the floor, map"), ("apply", "1i client CPU: the floor, apply")):
             w = ov["workloads"][key]
+            if "hooks_client_cpu_ratio" not in w:
+                continue  # (a run saved before the floor was measured)
             hooks, over = w["hooks_client_cpu_ratio"], w["client_cpu_ratio_over_hooks"]
             out.append(
                 (
@@ -159,6 +161,8 @@ def rows(results: dict) -> list[tuple]:
             )
         for key, label in (("map", "1e extra CPU by thread, map"), ("apply", "1f extra CPU by thread, apply")):
             w = ov["workloads"][key]
+            if "user_cpu_us_per_task" not in w:
+                continue  # (a run saved before the threads were measured apart)
             user, io, rec = (
                 w[k]["median"] for k in ("user_cpu_us_per_task", "io_cpu_us_per_task", "recorder_cpu_us_per_task")
             )
@@ -169,24 +173,25 @@ def rows(results: dict) -> list[tuple]:
                     "",
                     "",
                     f"user's thread +{user:.1f}, IO thread +{io:.1f}, recorder thread {rec:.1f} us/task (medians); "
-                    "extra collections by generation " + "/".join(f"{g:+g}" for g in w["extra_gc_collections"]),
+                    "extra collections by generation " + "/".join(f"{g:+g}" for g in w.get("extra_gc_collections", ())),
                     "",
                 )
             )
-        idle = ov["idle_recording"]
-        opened, ended = (idle[k]["median"] * 1e3 for k in ("open_seconds", "end_seconds"))
-        out.append(
-            (
-                "1g open / end an idle recording",
-                f"{opened:.2f} / {ended:.2f} ms",
-                "",
-                "",
-                f"max {idle['open_seconds']['max'] * 1e3:.2f} / {idle['end_seconds']['max'] * 1e3:.2f} ms; "
-                "the end flushes, closes and fsyncs (medians of 30)",
-                f"< {OPEN_CLOSE_TARGET_MS} ms each: "
-                + ("met" if max(opened, ended) < OPEN_CLOSE_TARGET_MS else "MISSED"),
+        idle = ov.get("idle_recording")
+        if idle:  # (runs saved before it was measured have none)
+            opened, ended = (idle[k]["median"] * 1e3 for k in ("open_seconds", "end_seconds"))
+            out.append(
+                (
+                    "1g open / end an idle recording",
+                    f"{opened:.2f} / {ended:.2f} ms",
+                    "",
+                    "",
+                    f"max {idle['open_seconds']['max'] * 1e3:.2f} / {idle['end_seconds']['max'] * 1e3:.2f} ms; "
+                    "the end flushes, closes and fsyncs (medians of 30)",
+                    f"< {OPEN_CLOSE_TARGET_MS} ms each: "
+                    + ("met" if max(opened, ended) < OPEN_CLOSE_TARGET_MS else "MISSED"),
+                )
             )
-        )
     wr = results.get("writer")
     if wr:
         out.append(
@@ -374,8 +379,10 @@ def header(results: dict) -> str:
         foreign = [
             f for w in ov["workloads"].values() for f in (w["foreign_cores"]["median"], w["foreign_cores"]["max"])
         ]
+        floor = all("hooks_client_cpu_ratio" in w for w in ov["workloads"].values())
+        arms = "rounds (unrecorded, hooks alone, recorded; order rotating)" if floor else "interleaved pairs"
         lines.append(
-            f"overhead: {ov['pairs']} rounds (unrecorded, hooks alone, recorded; order rotating) x "
+            f"overhead: {ov['pairs']} {arms} x "
             f"{p['overhead_tasks']} tasks per run and "
             f"workload; other processes used median {min(foreign[0::2]):.2f}-{max(foreign[0::2]):.2f}"
             f", max {max(foreign[1::2]):.2f} of the {m['cpus']} cores meanwhile "
