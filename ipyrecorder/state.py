@@ -178,6 +178,9 @@ class Changes:
     marks: tuple = ()
 
 
+CLOCK_ROWS = 1 << 16  # rows ``clock_bounds`` reads at a time
+
+
 class State:
     """Everything a log says, folded: ``tasks``, ``engines``, ``marks``, ``headers``.
 
@@ -629,9 +632,16 @@ class State:
         done = table.view("outcome") != NONE
         if table.resubmit_of:
             done[list(table.resubmit_of)] = False
-        columns = [table.view(name)[done] for name in ("engine", "submitted")]
-        columns += [table.effective_start()[done], table.view("completed")[done], table.view("received")[done]]
-        return clocks.table_bounds(*columns, nil=NIL)
+        names = ("engine", "submitted", "started", "start", "completed", "received")
+        views = [table.view(name) for name in names]
+        found: dict = {}
+        for lo in range(0, len(table), CLOCK_ROWS):  # a slice at a time: the temporaries stay small
+            rows = done[lo : lo + CLOCK_ROWS]
+            engine, submitted, started, start, completed, received = (v[lo : lo + CLOCK_ROWS][rows] for v in views)
+            started = np.where(started != NIL, started, start)  # (as ``effective_start``)
+            for key, bounds in clocks.table_bounds(engine, submitted, started, completed, received, NIL).items():
+                found.setdefault(key, clocks.Bounds()).merge(bounds)
+        return found
 
     def to_client_clock(self) -> None:
         """Put the times of engines whose clock differs from the client's on the client's

@@ -12,6 +12,7 @@ import time
 import pytest
 
 import ipyrecorder
+from ipyrecorder import state as state_module
 from ipyrecorder.cli import main
 from ipyrecorder.log import LogWriter, new_header
 
@@ -186,3 +187,11 @@ def test_replay_puts_engines_whose_clock_differs_on_the_client_s(tmp_path, capsy
         assert {round(t["queue_seconds"], 6) for t in tasks if t["engine_id"] == 1} == {queued}
     with pytest.raises(ValueError, match="clock must be one of client, engine"):
         ipyrecorder.replay(path, clock="hub")
+
+
+def test_the_bounds_are_the_same_read_a_slice_at_a_time(tmp_path, monkeypatch):
+    path = tmp_path / "shifted.mpk"
+    shifted_log(path, {0: 0.0, 1: 3.0, 2: -2.0}, jump=(2, 11, 0.5))
+    whole = agreed_clocks(path)
+    monkeypatch.setattr(state_module, "CLOCK_ROWS", 7)  # 90 tasks in 13 slices
+    assert agreed_clocks(path) == whole
