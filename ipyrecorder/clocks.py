@@ -43,19 +43,20 @@ class Bounds:
         if low is None and high is None:
             return
         self.tasks += 1
+        self._tighten(low, high)
+
+    def merge(self, other: Bounds) -> None:
+        """Add another segment's (or slice's) bounds of the same engine."""
+        self._tighten(other.low, other.high)
+        self.tasks += other.tasks
+        self.impossible += other.impossible
+
+    def _tighten(self, low, high) -> None:
+        """Keep the largest lower bound and the smallest upper bound (None: no bound)."""
         if low is not None and (self.low is None or low > self.low):
             self.low = low
         if high is not None and (self.high is None or high < self.high):
             self.high = high
-
-    def merge(self, other: Bounds) -> None:
-        """Add another segment's bounds of the same engine."""
-        if other.low is not None and (self.low is None or other.low > self.low):
-            self.low = other.low
-        if other.high is not None and (self.high is None or other.high < self.high):
-            self.high = other.high
-        self.tasks += other.tasks
-        self.impossible += other.impossible
 
     def fields(self) -> list:
         """``[low, high, tasks, impossible]``: as a summary's ``clocks`` holds them (docs/format.md)."""

@@ -632,14 +632,16 @@ class State:
         done = table.view("outcome") != NONE
         if table.resubmit_of:
             done[list(table.resubmit_of)] = False
-        names = ("engine", "submitted", "started", "start", "completed", "received")
-        views = [table.view(name) for name in names]
+        engine, submitted, completed, received = (
+            table.view(n) for n in ("engine", "submitted", "completed", "received")
+        )
         found: dict = {}
         for lo in range(0, len(table), CLOCK_ROWS):  # a slice at a time: the temporaries stay small
-            rows = done[lo : lo + CLOCK_ROWS]
-            engine, submitted, started, start, completed, received = (v[lo : lo + CLOCK_ROWS][rows] for v in views)
-            started = np.where(started != NIL, started, start)  # (as ``effective_start``)
-            for key, bounds in clocks.table_bounds(engine, submitted, started, completed, received, NIL).items():
+            rows = slice(lo, lo + CLOCK_ROWS)
+            kept = done[rows]
+            columns = [c[rows][kept] for c in (engine, submitted)] + [table.effective_start(rows)[kept]]
+            columns += [c[rows][kept] for c in (completed, received)]
+            for key, bounds in clocks.table_bounds(*columns, NIL).items():
                 found.setdefault(key, clocks.Bounds()).merge(bounds)
         return found
 

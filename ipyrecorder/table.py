@@ -104,10 +104,10 @@ class TaskTable:
         """A numpy array over a column's memory (its rows). Drop it before the table grows."""
         return np.frombuffer(getattr(self, name), DTYPES[COLUMNS[name]])[: self.size]
 
-    def effective_start(self) -> np.ndarray:
-        """Each task's start: the engine's own stamp from the reply, else the latest start seen."""
-        started = self.view("started")
-        return np.where(started != NIL, started, self.view("start"))
+    def effective_start(self, rows: slice = slice(None)) -> np.ndarray:
+        """Each task's start (of ``rows``): the engine's own stamp from the reply, else the latest start seen."""
+        started = self.view("started")[rows]
+        return np.where(started != NIL, started, self.view("start")[rows])
 
     def statuses(self) -> np.ndarray:
         """Each task's status as an index into STATUS_ORDER."""
