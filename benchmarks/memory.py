@@ -40,7 +40,7 @@ def _records(n: int, t0_us: int):
         future = MessageFuture(mid, header={"msg_id": mid, "msg_type": "apply_request", "date": submitted})
         future.output = MessageFuture(mid, header=future.header)
         future.output.metadata = Metadata()
-        yield (tap.SUBMIT, future, "task", None, {}, ("work", None), None)
+        yield (tap.SUBMIT, future, "task", None, {}, ("work", None), None, 1_000)
         flying.append((future, i, submitted))
         if len(flying) > IN_FLIGHT:
             yield from _finish(*flying.popleft())

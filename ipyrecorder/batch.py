@@ -229,6 +229,9 @@ def _submit(state, table, columns, at, base, strings, symbols) -> None:
         if broadcast is not None:
             for i in np.flatnonzero(broadcast != NIL).tolist():
                 table.broadcast[int(at[i])] = symbols[broadcast[i]]
+        size = _column(columns, SUBMIT["request_bytes"])
+        if size is not None:
+            _put(table.view("request_bytes"), at, size)
 
 
 def _start(table, columns, at, base) -> np.ndarray:
@@ -259,6 +262,9 @@ def _complete(state, table, columns, at, base) -> None:
         for row, ename, evalue, traceback in zip(at.tolist(), *texts):
             if ename is not None or evalue is not None or traceback is not None:
                 table.errors[row] = (ename, evalue, traceback)
+        size = _column(columns, COMPLETE["reply_bytes"])
+        if size is not None:
+            _put(table.view("reply_bytes"), at, size)
     failed = status != ev.STATUS_CODES["ok"]
     state.n_completed += len(at)
     state.n_failed += int(failed.sum())

@@ -71,6 +71,7 @@ KINDS = (
             Field("label", "symbol"),
             Field("chunk", "int"),
             Field("broadcast", "symbol"),
+            Field("request_bytes", "int"),
         ),
     ),
     Kind(5, "start", (_TASK, _T, _ENGINE)),
@@ -85,6 +86,7 @@ KINDS = (
             Field("received", "time"),
             _ENGINE,
             *_ERROR,
+            Field("reply_bytes", "int"),
         ),
     ),
     Kind(7, "stdout", (_TASK, _T, Field("text", "text", required=True))),
@@ -120,12 +122,13 @@ CLOSE = KIND["close"].code
 SUBMIT_TASK, SUBMIT_T, SUBMIT_QUEUE, SUBMIT_FUNCTION, SUBMIT_TARGET, SUBMIT_LABEL, SUBMIT_CHUNK, SUBMIT_BROADCAST = (
     KIND["submit"].at("msg_id", "t", "queue", "function", "target", "label", "chunk", "broadcast")
 )
+(SUBMIT_BYTES,) = KIND["submit"].at("request_bytes")
 START_TASK, START_T, START_ENGINE = KIND["start"].at("msg_id", "t", "engine_id")
 COMPLETE_TASK, COMPLETE_STATUS, COMPLETE_STARTED, COMPLETE_COMPLETED, COMPLETE_RECEIVED = KIND["complete"].at(
     "msg_id", "status", "started", "completed", "received"
 )
-COMPLETE_ENGINE, COMPLETE_ENAME, COMPLETE_EVALUE, COMPLETE_TRACEBACK = KIND["complete"].at(
-    "engine_id", "ename", "evalue", "traceback"
+COMPLETE_ENGINE, COMPLETE_ENAME, COMPLETE_EVALUE, COMPLETE_TRACEBACK, COMPLETE_BYTES = KIND["complete"].at(
+    "engine_id", "ename", "evalue", "traceback", "reply_bytes"
 )
 OUTPUT_TASK, OUTPUT_TEXT = KIND["stdout"].at("msg_id", "text")
 assert KIND["stderr"].fields == KIND["stdout"].fields  # the folds read both alike

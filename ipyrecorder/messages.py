@@ -139,11 +139,12 @@ def completion(record, engine_id_of) -> dict | None:
     }
 
 
-def metadata_completion(msg_id, md: dict, engine_id, failure=None) -> dict:
+def metadata_completion(msg_id, md: dict, engine_id, failure=None, reply_bytes=None) -> dict:
     """The complete event of a task from the client's metadata for it (recorder, snapshot).
 
     ``failure`` is the exception the task's future holds, if any: the client
     makes up EngineError replies without metadata when an engine dies.
+    ``reply_bytes``: the size of the reply's buffers, where the tap measured it.
     """
     status = md.get("status")
     if status not in STATUS_CODES:
@@ -160,4 +161,5 @@ def metadata_completion(msg_id, md: dict, engine_id, failure=None) -> dict:
         "ename": ename,
         "evalue": evalue,
         "traceback": traceback,
+        "reply_bytes": reply_bytes,
     }

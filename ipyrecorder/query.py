@@ -15,7 +15,17 @@ from datetime import datetime, timedelta, timezone
 from .errors import QueryError
 
 TIME_KEYS = ("submitted", "started", "completed", "received")
-NUMBER_KEYS = ("engine_id", "target", "chunk", "run_seconds", "queue_seconds", "wall_seconds", "attempts")
+NUMBER_KEYS = (
+    "engine_id",
+    "target",
+    "chunk",
+    "run_seconds",
+    "queue_seconds",
+    "wall_seconds",
+    "attempts",
+    "request_bytes",
+    "reply_bytes",
+)
 TEXT_KEYS = (
     "msg_id",
     "name",
@@ -62,6 +72,8 @@ KEYS = (
     "resubmitted",
     "resubmit_of",
     "broadcast",
+    "request_bytes",
+    "reply_bytes",
 )
 
 ALIASES = {"$ge": "$gt", "$le": "$lt"}  # IPython's table: '$ge' is '>', '$le' is '<'
@@ -173,6 +185,8 @@ def task_record(task, engines) -> dict:
         "resubmitted": task.resubmitted,
         "resubmit_of": task.resubmit_of,
         "broadcast": task.broadcast,
+        "request_bytes": task.request_bytes,
+        "reply_bytes": task.reply_bytes,
     }
 
 

@@ -44,8 +44,8 @@ def records(table: TaskTable, start: int, stop: int, keys) -> dict:
             out[key] = _texts(table.view("queue")[rows], QUEUES)
         elif key == "status":
             out[key] = np.array(STATUS_ORDER, dtype=object)[table.statuses()[rows]].tolist()
-        elif key in ("chunk", "engine_id"):
-            out[key] = _ints(table.view("engine" if key == "engine_id" else "chunk")[rows])
+        elif key in ("chunk", "engine_id", "request_bytes", "reply_bytes"):
+            out[key] = _ints(table.view("engine" if key == "engine_id" else key)[rows])
         elif key == "msg_id":
             out[key] = list(map(table.msg_id, range(start, stop)))
         elif key in ("error", "traceback", "stdout", "stderr", "broadcast", "resubmitted", "resubmit_of"):

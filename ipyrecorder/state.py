@@ -35,6 +35,7 @@ from .events import (
     COMPLETE_STATUS,
     COMPLETE_TASK,
     COMPLETE_TRACEBACK,
+    COMPLETE_BYTES,
     LABEL_NAME,
     LABEL_TASK,
     MARK_DATA,
@@ -52,6 +53,7 @@ from .events import (
     START_T,
     START_TASK,
     SUBMIT_BROADCAST,
+    SUBMIT_BYTES,
     SUBMIT_CHUNK,
     SUBMIT_FUNCTION,
     SUBMIT_LABEL,
@@ -361,7 +363,7 @@ class State:
         table = self.table
         columns = table.arrays
         (_, _, submitted, start, started, completed, received, engine_of_row, outcome, queue) = columns[:10]
-        (function, label, name, _, chunk) = columns[10:]
+        (function, label, name, _, chunk, request_bytes, reply_bytes) = columns[10:]
         strings, symbols, errors = self._string_ids, self._symbols, table.errors
         engines, engine_of = self.engines, self._engine
         offset = self._offset
@@ -397,6 +399,8 @@ class State:
                         chunk[r] = NIL if a[SUBMIT_CHUNK] is None else a[SUBMIT_CHUNK]
                         if size > SUBMIT_BROADCAST and a[SUBMIT_BROADCAST] is not None:
                             table.broadcast[r] = symbols[a[SUBMIT_BROADCAST]]
+                        if size > SUBMIT_BYTES and a[SUBMIT_BYTES] is not None:
+                            request_bytes[r] = a[SUBMIT_BYTES]
             elif kind == ev.START:
                 r = rows[a[START_TASK]]
                 t = base + a[START_T]
@@ -466,6 +470,8 @@ class State:
                         errors[r] = (ename, evalue, traceback)
                     elif again:
                         errors.pop(r, None)
+                    if size > COMPLETE_BYTES and a[COMPLETE_BYTES] is not None:
+                        reply_bytes[r] = a[COMPLETE_BYTES]
                 if engine_id != NIL:
                     engine = engines.get(engine_id) or engine_of(engine_id)
                     engine.tasks_done += 1
@@ -621,7 +627,12 @@ class State:
             closes=self.closes,
             damage=self.damage,
             failed_attempts=self.failed_attempts(),
+            moved=self.bytes_moved(),
         )
+
+    def bytes_moved(self) -> tuple:
+        """(the requests' sizes, the replies' sizes), added up over the tasks where they were measured."""
+        return tuple(int(np.where(v != NIL, v, 0).sum()) for v in map(self.table.view, ("request_bytes", "reply_bytes")))
 
     def clock_bounds(self) -> dict:
         """``{engine key: clocks.Bounds}``: each engine's clock offset bounded by its completed

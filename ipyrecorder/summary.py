@@ -20,11 +20,23 @@ from .log import LogReader
 
 
 def summarise(
-    *, tasks, by_status, span_us, engines, clocks, marks, segments, closed, closes, damage, failed_attempts
+    *,
+    tasks,
+    by_status,
+    span_us,
+    engines,
+    clocks,
+    marks,
+    segments,
+    closed,
+    closes,
+    damage,
+    failed_attempts,
+    moved,
 ) -> dict:
     """The summary: ``span_us`` is (first, last) or (None, None); ``engines`` maps an engine's
     key to (tasks done, errors, busy µs), ``clocks`` to its ``clocks.Bounds``; ``closes`` are the
-    segments' close statistics."""
+    segments' close statistics; ``moved`` is (request bytes, reply bytes), added up."""
     start, end = span_us
     span = (end - start) / 1e6 if start is not None else 0.0
     shown = {}
@@ -54,6 +66,7 @@ def summarise(
         "ended": [ending(close) for close in closes if "ended" in close],
         "damage": [str(d) for d in damage],
         "failed_attempts": failed_attempts,
+        "bytes": {"requests": moved[0], "replies": moved[1]},
     }
 
 
@@ -141,11 +154,13 @@ def _add_up(summaries: list):
         return None
     if not _one_cluster(summaries):
         return None
-    tasks, failed, by_status, engines, clocks, marks = 0, 0, {}, {}, {}, []
+    tasks, failed, by_status, engines, clocks, marks, moved = 0, 0, {}, {}, {}, [], [0, 0]
     firsts, lasts = [], []
     for s in summaries:
         tasks += s["tasks"]
         failed += s["failed_attempts"]
+        for i, size in enumerate(s.get("bytes", (0, 0))):  # (a summary written before sizes were recorded has none: neither have its events)
+            moved[i] += size
         for status, n in s["by_status"].items():
             by_status[status] = by_status.get(status, 0) + n
         for engine_id, done, errors, busy_us in s["engines"]:
@@ -172,6 +187,7 @@ def _add_up(summaries: list):
         "clocks": clocks,
         "marks": len(marks),
         "failed_attempts": failed,
+        "moved": tuple(moved),
     }
     return figures, [text for _, text in marks]
 

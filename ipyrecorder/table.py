@@ -40,6 +40,8 @@ COLUMNS = {
     "name": "i",
     "target": "q",  # an int target (other targets are in ``targets``)
     "chunk": "q",
+    "request_bytes": "q",  # the size of the request's buffers (function and arguments, serialised)
+    "reply_bytes": "q",  # the size of the reply's buffers (the result, serialised)
 }
 # the fields few tasks have, each a dict row -> value in TaskTable (described there)
 SPARSE = (
@@ -414,6 +416,8 @@ class Task:
     queue = property(lambda self: _code(QUEUES, self._table.queue[self.row]))
     outcome = property(lambda self: _code(STATUSES, self._table.outcome[self.row]))
     chunk = property(lambda self: _value(self._table.chunk[self.row]))
+    request_bytes = property(lambda self: _value(self._table.request_bytes[self.row]))
+    reply_bytes = property(lambda self: _value(self._table.reply_bytes[self.row]))
     engine_id = property(lambda self: _value(self._table.engine[self.row]))
     submitted_us = property(lambda self: _value(self._table.submitted[self.row]))
     start_us = property(lambda self: _value(self._table.start[self.row]))
@@ -532,6 +536,8 @@ class Task:
             "resubmitted": self.resubmitted,
             "resubmit_of": self.resubmit_of,
             "broadcast": self.broadcast,
+            "request_bytes": self.request_bytes,
+            "reply_bytes": self.reply_bytes,
         }
 
     def __repr__(self):

@@ -40,10 +40,10 @@ def _fields(kind: str, *keys) -> tuple:
 # The fields the tally reads of each kind (the others it does not read: ``_frame_flights``
 # counts the tasks they name).
 _READ = {
-    ev.SUBMIT: _fields("submit", "msg_id", "t"),
+    ev.SUBMIT: _fields("submit", "msg_id", "t", "request_bytes"),
     ev.START: _fields("start", "msg_id", "t", "engine_id"),
     ev.COMPLETE: _fields("complete", "msg_id", "status", "started", "completed", "received", "engine_id")
-    + _fields("complete", "ename", "evalue"),
+    + _fields("complete", "ename", "evalue", "reply_bytes"),
     ev.ATTEMPT_ERROR: _fields("attempt_error", "msg_id", "engine_id", "ename", "evalue"),
     ev.ENGINE_REGISTER: _fields("engine_register", "engine_id", "uuid"),
     ev.ENGINE_UNREGISTER: _fields("engine_unregister", "engine_id"),
@@ -80,6 +80,7 @@ class Tally:
         self.clocks: dict = {}  # engine id -> clocks.Bounds of its clock's offset
         self.registered: list = []  # [engine id, uuid] of each registration, in order
         self.marks: list = []  # [t µs, text]
+        self.bytes = [0, 0]  # the requests' and the replies' sizes, added up
         self.failed = 0  # failed attempts of completed tasks
         self.failures: dict = {}  # msg_id -> [(engine, ename, evalue), counted apart] of the last failed completions
         self.forgot = False  # some failed completion is no longer in ``failures``
@@ -130,10 +131,12 @@ class Tally:
                     continue  # output, labels, resubmits, close: ``_frame_flights`` counted their tasks
                 kind = a[0]
                 if kind == SUBMIT:
-                    _, task, t = a
+                    _, task, t, size = a
                     flight = flights[task]
                     if flight is None or flight.done or flight.submitted is not None:
                         raise _Lost("a task submitted twice")
+                    if size is not None:
+                        self.bytes[0] += size
                     t += base
                     flight.submitted = t
                     if submitted is None:
@@ -207,8 +210,10 @@ class Tally:
     def _complete(self, a, flight: _Flight, base: int, msg_id: str):
         """Count a completion (the fold's rules: each time from the event, the start from the
         last start seen); returns when the client had it (received, else completed), or None."""
-        _, _, status, began, ended, received, engine_id, ename, evalue = a
+        _, _, status, began, ended, received, engine_id, ename, evalue, size = a
         self.outcomes[status] += 1
+        if size is not None:
+            self.bytes[1] += size
         began = flight.start if began is None else base + began
         ended = None if ended is None else base + ended
         received = None if received is None else base + received
@@ -275,6 +280,7 @@ class Tally:
             ],
             "registered": self.registered,
             "failed_attempts": self.failed + sum(len(f.attempts) for f in self.flights.values() if f.attempts),
+            "bytes": self.bytes,
             "marks": self.marks,
             "msg_ids": [[prefix, runs.bounds()] for prefix, runs in self.named.runs.items()],
             "alone": sorted(self.named.alone),

@@ -20,8 +20,8 @@ from .errors import TapError
 from .errors import warn_hook_failure as _warn_hook_failure
 
 # Record tags: the first element of every tuple this module queues.
-SUBMIT = "submit"  # (SUBMIT, future, queue, ident, metadata, (function, chunk), broadcast request)
-BROADCAST = "broadcast"  # (BROADCAST, future, metadata, (function, chunk)): a coalescing broadcast
+SUBMIT = "submit"  # (SUBMIT, future, queue, ident, metadata, (function, chunk), broadcast request, request bytes)
+BROADCAST = "broadcast"  # (BROADCAST, future, metadata, (function, chunk), request bytes): a coalescing broadcast
 IOPUB = "iopub"  # (IOPUB, message)
 REPLY = "reply"  # (REPLY, future)
 OUTPUT = "output"  # (OUTPUT, output future)
@@ -35,7 +35,15 @@ HUB_REQUESTS = ("resubmit_request", "result_request")
 IOPUB_TYPES = ("status", "stream", "error")
 
 # _send(socket, msg_type, content, parent, ident, buffers, track, header, metadata, ...)
-_IDENT_POS, _METADATA_POS, _HOOK_POS = 2, 6, 8
+_IDENT_POS, _BUFFERS_POS, _METADATA_POS, _HOOK_POS = 2, 3, 6, 8
+REPLY_BYTES = "_ipyrecorder_reply_bytes"  # the attribute a task's future gets: its reply's buffers' size
+
+
+def nbytes(buffers) -> int | None:
+    """The size of a message's buffers (bytes, memoryviews, zmq frames), or None if it has none."""
+    if not buffers:
+        return None
+    return sum(memoryview(b).nbytes for b in buffers)
 
 
 @functools.lru_cache(maxsize=None)
@@ -95,6 +103,7 @@ class ClientTap:
         self._installed: dict = {}  # attribute -> our wrapper
         self._coalescing: set = set()  # coalescing broadcast requests whose iopub we listen to
         self._raw = None  # (session, its own deserialize or None, our wrapper) while we listen
+        self._reply_handler = self._measure_reply = None  # the client's apply_reply handler, and ours
         self.attached = False
 
     # -- installing -----------------------------------------------------------
@@ -115,6 +124,10 @@ class ClientTap:
             self._originals[name] = client.__dict__.get(name)
             setattr(client, name, wrapper)
         self._installed = wrappers
+        handlers = client._queue_handlers
+        self._reply_handler = handlers.get("apply_reply")
+        if self._reply_handler is not None:
+            handlers["apply_reply"] = self._measure_reply = partial(self._on_apply_reply, self._reply_handler)
         client._registration_callbacks.append(self._on_registration)
         client._ipyrecorder_tap = self
         if self.watch_async_results:
@@ -133,6 +146,9 @@ class ClientTap:
         client = self.client
         for name, wrapper in self._installed.items():
             _restore(client, name, wrapper, self._originals[name])
+        handlers = client._queue_handlers
+        if self._reply_handler is not None and handlers.get("apply_reply") is self._measure_reply:
+            handlers["apply_reply"] = self._reply_handler
         try:
             client._registration_callbacks.remove(self._on_registration)
         except ValueError:
@@ -233,14 +249,16 @@ class ClientTap:
                     queue = None
                 ident = kwargs.get("ident", args[_IDENT_POS - 2] if len(args) > _IDENT_POS - 2 else None)
                 metadata = kwargs.get("metadata", args[_METADATA_POS - 2] if len(args) > _METADATA_POS - 2 else None)
+                buffers = kwargs.get("buffers", args[_BUFFERS_POS - 2] if len(args) > _BUFFERS_POS - 2 else None)
+                size = nbytes(buffers)
                 if msg_type == "execute_request":
                     call = ("execute", None)
                 else:
                     call = getattr(self._call, "info", None) or (None, None)
                 if metadata and metadata.get("is_broadcast"):
-                    broadcast = (metadata, call)
+                    broadcast = (metadata, call, size)
                 else:
-                    self.push((SUBMIT, future, queue, ident, metadata, call, None))
+                    self.push((SUBMIT, future, queue, ident, metadata, call, None, size))
                     self._follow(future)
         except Exception:
             _warn_hook_failure("message future")
@@ -255,11 +273,11 @@ class ClientTap:
         if output and getattr(future, "output", None) is not None:
             future.output.add_done_callback(self._on_output)
 
-    def _follow_broadcast(self, future, metadata, call):
+    def _follow_broadcast(self, future, metadata, call, size):
         """One task per engine: each engine's own future, or (coalescing) the one reply for all."""
         try:
             if metadata.get("is_coalescing"):
-                self.push((BROADCAST, future, metadata, call))
+                self.push((BROADCAST, future, metadata, call, size))
                 self._listen_raw_iopub(future.msg_id)
                 self._follow(future, output=False)  # its output future never resolves
                 return
@@ -267,7 +285,7 @@ class ClientTap:
             for ident, _engine_id in metadata.get("targets") or ():
                 engine_future = futures.get(f"{future.msg_id}_{ident}")
                 if engine_future is not None:
-                    self.push((SUBMIT, engine_future, "broadcast", ident, metadata, call, future.msg_id))
+                    self.push((SUBMIT, engine_future, "broadcast", ident, metadata, call, future.msg_id, size))
                     self._follow(engine_future)
         except Exception:
             _warn_hook_failure("broadcast future")
@@ -282,6 +300,20 @@ class ClientTap:
                 _warn_hook_failure("flush")
 
     # -- callbacks (IO thread) ------------------------------------------------------
+    def _on_apply_reply(self, original, msg):
+        """Note the reply's size on its task's future (where the translator reads it), then
+        let the client handle it. The buffers' lengths are at hand: nothing is copied."""
+        try:
+            parent = msg["parent_header"]
+            meta = msg.get("metadata") or {}
+            msg_id = meta.get("original_msg_id") if meta.get("is_coalescing") else parent.get("msg_id")
+            future = self.client._futures.get(msg_id)
+            if future is not None:
+                setattr(future, REPLY_BYTES, nbytes(msg.get("buffers")))
+        except Exception:
+            _warn_hook_failure("apply reply")
+        return original(msg)
+
     def _on_iopub(self, msg):
         try:
             self.push((IOPUB, msg))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from rich.filesize import decimal
+
 from .state import engine_label
 
 # C0 but tab and newline, DEL, C1, and the bidirectional controls that reorder what follows
@@ -41,6 +43,9 @@ def summary_text(logs, headers, summary, marks) -> str:
         )
     status = ", ".join(f"{n} {s}" for s, n in summary["by_status"].items()) or "none"
     lines.append(f"  tasks: {status}")
+    moved = summary["bytes"]
+    if moved["requests"] or moved["replies"]:
+        lines.append(f"  bytes: {decimal(moved['requests'])} sent in requests, {decimal(moved['replies'])} back in replies")
     if summary["engines"]:
         labels = {engine_id: engine_label(engine_id)[len("engine ") :] for engine_id in summary["engines"]}
         width = max(6, *map(len, labels.values()))

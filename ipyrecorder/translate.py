@@ -116,16 +116,16 @@ class Translator:
             warn_hook_failure("event conversion")
 
     # -- one method per record kind ---------------------------------------------------
-    def _on_submit(self, future, queue, ident, metadata, call, request):
+    def _on_submit(self, future, queue, ident, metadata, call, request, size):
         target = None
         if ident:
             idents = ident if isinstance(ident, list) else [ident]
             ids = [self.engine_id(i.decode() if isinstance(i, bytes) else i) for i in idents]
             target = ids[0] if len(ids) == 1 else ids
-        self._submit(future.msg_id, future.header.get("date"), queue, call, target, metadata, request)
+        self._submit(future.msg_id, future.header.get("date"), queue, call, target, metadata, request, size)
         self.pending[future.msg_id] = _Pending(future, getattr(future, "output", None) is not None)
 
-    def _submit(self, msg_id, t, queue, call, target, metadata, request=None):
+    def _submit(self, msg_id, t, queue, call, target, metadata, request=None, size=None):
         self.emit(
             {
                 "kind": "submit",
@@ -137,6 +137,7 @@ class Translator:
                 "label": (metadata or {}).get("label"),
                 "chunk": call[1],
                 "broadcast": request,
+                "request_bytes": size,
             }
         )
         self.counts["tasks"] += 1
@@ -145,13 +146,13 @@ class Translator:
             if msg_id in self.names:
                 self._add_name(msg_id, self.names[msg_id])
 
-    def _on_coalescing_broadcast(self, future, metadata, call):
+    def _on_coalescing_broadcast(self, future, metadata, call, size):
         """One task per engine (``<request>_<engine uuid>``, as ipyparallel names them), one reply for all."""
         request = future.msg_id
         entry = self._coalesced[request] = _Coalesced()
         for ident, engine_id in metadata.get("targets") or ():
             msg_id = f"{request}_{ident}"
-            self._submit(msg_id, future.header.get("date"), "broadcast", call, engine_id, metadata, request)
+            self._submit(msg_id, future.header.get("date"), "broadcast", call, engine_id, metadata, request, size)
             entry.tasks[msg_id] = engine_id
         self._parts[request] = list(entry.tasks)
         self.pending[request] = _Pending(future, expects_output=False)
@@ -181,7 +182,7 @@ class Translator:
         engine_id = md.get("engine_id")
         if engine_id is None:
             engine_id = self.engine_id(md.get("engine_uuid"))
-        done = metadata_completion(msg_id, md, engine_id, failure)
+        done = metadata_completion(msg_id, md, engine_id, failure, getattr(future, T.REPLY_BYTES, None))
         if msg_id in self._coalesced:
             self._coalesced[msg_id].done = done
             self._complete_coalesced(msg_id)
@@ -206,6 +207,7 @@ class Translator:
                     "started": None,
                     "completed": self._idle.pop(msg_id),
                     "engine_id": entry.tasks.pop(msg_id),
+                    "reply_bytes": None,  # the one reply holds every engine's result
                 }
             )
             self.counts[entry.done["status"]] += 1

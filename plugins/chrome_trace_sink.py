@@ -93,6 +93,10 @@ def trace_events(state) -> list:
                 args["error"] = task.error
             if task.traceback:
                 args["traceback"] = task.traceback
+            for key in ("request_bytes", "reply_bytes"):
+                size = getattr(task, key)
+                if size is not None:
+                    args[key] = size
             events.append(
                 {
                     "ph": "X",

@@ -26,6 +26,8 @@ COLUMNS = (
     "error",
     "traceback",
     "broadcast",
+    "request_bytes",
+    "reply_bytes",
 )
 
 

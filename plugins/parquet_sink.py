@@ -74,6 +74,8 @@ def tasks_table(state, start: int = 0, stop: int | None = None):
         "queue_seconds": seconds(started, submitted),
         "run_seconds": seconds(completed, started),
         "wall_seconds": seconds(received, submitted),
+        "request_bytes": ints(view("request_bytes")),
+        "reply_bytes": ints(view("reply_bytes")),
     }
     texts_of = records(table, rows.start, rows.stop, ("error", "traceback", "broadcast", "stdout", "stderr"))
     columns.update((key, pa.array(values, pa.string())) for key, values in texts_of.items())

@@ -38,7 +38,9 @@ def write_sample(path, tasks=3, close=True):
     for i in range(tasks):
         msg_id = f"sess_1_{i}"
         t = T0 + timedelta(seconds=i)
-        log.append({"kind": "submit", "msg_id": msg_id, "t": t, "queue": "task", "function": "work"})
+        log.append(
+            {"kind": "submit", "msg_id": msg_id, "t": t, "queue": "task", "function": "work", "request_bytes": i * 1_200_000}
+        )
         log.append({"kind": "start", "msg_id": msg_id, "t": t + timedelta(milliseconds=10), "engine_id": i % 2})
         log.append({"kind": "stdout", "msg_id": msg_id, "t": t, "text": f"hello {i}\n"})
         failed = i == tasks - 1
@@ -53,6 +55,7 @@ def write_sample(path, tasks=3, close=True):
                 "engine_id": i % 2,
                 "ename": "ValueError" if failed else None,
                 "evalue": "boom" if failed else None,
+                "reply_bytes": None if failed else 100 + i,
             }
         )
         log.append({"kind": "label", "msg_id": msg_id, "name": f"task-{i}"})

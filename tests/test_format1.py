@@ -23,14 +23,20 @@ def as_json(value):
     return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
+# what summaries and tasks have that 0.1's had not
+NEW_SUMMARY_KEYS = ("damage", "failed_attempts", "clocks", "bytes")
+NEW_TASK_KEYS = ("request_bytes", "reply_bytes")
+
+
 def folded(state) -> dict:
     return as_json(
         {
-            # (``failed_attempts`` and ``clocks`` came after 0.1)
-            "summary": {k: v for k, v in state.summary().items() if k not in ("damage", "failed_attempts", "clocks")},
+            "summary": {k: v for k, v in state.summary().items() if k not in NEW_SUMMARY_KEYS},
             "damage": [[d.offset, d.length] for d in state.damage],
             "events": state.events,
-            "tasks": [t.to_dict() for t in state.tasks.values()],
+            "tasks": [
+                {k: v for k, v in t.to_dict().items() if k not in NEW_TASK_KEYS} for t in state.tasks.values()
+            ],
             "engines": [e.to_dict() for e in state.engines.values()],
             "marks": [m.to_dict() for m in state.marks],
             "headers": [

@@ -111,6 +111,7 @@ def all_kinds():
             "label": None,
             "chunk": None,
             "broadcast": None,
+            "request_bytes": 12345,
         },
         {
             "kind": "submit",
@@ -122,6 +123,7 @@ def all_kinds():
             "label": "batch-1",
             "chunk": 3,
             "broadcast": None,
+            "request_bytes": 0,
         },
         {
             "kind": "submit",
@@ -133,6 +135,7 @@ def all_kinds():
             "label": "batch-1",
             "chunk": 0,
             "broadcast": "request-1",
+            "request_bytes": 1099511627776,
         },
         # msg_ids that do not split into prefix + integer counter
         {
@@ -145,6 +148,7 @@ def all_kinds():
             "label": None,
             "chunk": None,
             "broadcast": None,
+            "request_bytes": None,
         },
         {
             "kind": "submit",
@@ -156,6 +160,7 @@ def all_kinds():
             "label": None,
             "chunk": None,
             "broadcast": None,
+            "request_bytes": 12345,
         },
         {
             "kind": "submit",
@@ -167,6 +172,7 @@ def all_kinds():
             "label": None,
             "chunk": None,
             "broadcast": None,
+            "request_bytes": 0,
         },
         {"kind": "label", "msg_id": A, "name": "first task"},
         # before t0, within the span: a negative relative time
@@ -183,6 +189,7 @@ def all_kinds():
             "ename": None,
             "evalue": None,
             "traceback": None,
+            "reply_bytes": 987,
         },
         {"kind": "start", "msg_id": B, "t": at(50), "engine_id": 1},
         {
@@ -208,6 +215,7 @@ def all_kinds():
             "evalue": "division by zero",
             "traceback": 'Traceback (most recent call last):\n  File "<x>", line 1\n'
             "ZeroDivisionError: division by zero",
+            "reply_bytes": None,
         },
         # aborted before it ever started: None fields in the middle of the array
         {
@@ -221,6 +229,7 @@ def all_kinds():
             "ename": "TaskAborted",
             "evalue": "Task aborted",
             "traceback": None,
+            "reply_bytes": 987,
         },
         {"kind": "resubmit", "t": at(100), "msg_id": B, "new_msg_id": D},
         {
@@ -595,6 +604,7 @@ def test_append_after_torn_tail_keeps_it_and_says_so(tmp_path):
             "label": None,
             "chunk": None,
             "broadcast": None,
+            "request_bytes": None,
         },
     ]
     last_start, last_end, _ = frames[-1]
@@ -947,6 +957,7 @@ def test_complete_straddling_the_time_base_round_trips(tmp_path):
         "ename": None,
         "evalue": None,
         "traceback": None,
+        "reply_bytes": 4096,
     }
     writer = open_log(path, "w", header=header())
     writer.append(complete)
@@ -1002,6 +1013,7 @@ def test_refused_event_does_not_break_later_events(tmp_path):
         "label": "ok",
         "chunk": None,
         "broadcast": None,
+        "request_bytes": None,
     }
     writer.append(later)
     writer.close()
@@ -1024,6 +1036,7 @@ def test_arrays_in_values_come_back_as_tuples(tmp_path):
         "label": None,
         "chunk": None,
         "broadcast": None,
+        "request_bytes": None,
     }
     writer.append(submit)
     writer.append({"kind": "mark", "t": at(2), "text": "m", "data": {"sizes": [1, [2, 3]]}})

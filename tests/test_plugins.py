@@ -75,6 +75,9 @@ def test_parquet_tasks_table_matches_the_state(tmp_path, capsys):
             task.name,
             task.stdout,
         )
+        assert (row["request_bytes"], row["reply_bytes"]) == (task.request_bytes, task.reply_bytes)
+    assert str(table.schema.field("reply_bytes").type) == "int64"
+    assert [rows[m]["reply_bytes"] for m in state.tasks] == [100, 101, None]  # null where not measured
     events = pq.read_table(tmp_path / "a.events.parquet")
     assert events.num_rows == sum(1 for e in ipyrecorder.read_events(tmp_path / "a.mpk") if e["kind"] != "header")
     assert set(events.column("kind").to_pylist()) >= {"submit", "start", "complete", "stdout", "mark", "close"}

@@ -52,6 +52,8 @@ def test_sample_log_gives_a_valid_trace(tmp_path, capsys):
         ("task-1", 2, 500000),
     ]
     assert tasks[1]["args"]["error"] == "ValueError: boom"
+    assert [e["args"].get("request_bytes") for e in tasks] == [0, 2_400_000, 1_200_000]
+    assert [e["args"].get("reply_bytes") for e in tasks] == [100, None, 101]  # (task-2 failed: no reply measured)
     counter = [e["args"]["busy"] for e in events if e["ph"] == "C"]
     assert max(counter) == 1 and counter[-1] == 0
     assert [e["name"] for e in events if e["ph"] == "i"] == ["start"]

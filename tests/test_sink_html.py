@@ -54,7 +54,7 @@ def embedded(page_text):
 def decoded(meta, blob):
     """A reference decoder of the columns (docs/sinks.md): name -> list of ints or None."""
     out = {}
-    for name in ("start", "end", "sub", "recv", "row", "status", "fn", "name", "mp", "ms"):
+    for name in ("start", "end", "sub", "recv", "row", "status", "fn", "name", "mp", "ms", "bytes_in", "bytes_out"):
         dtype, offset, count, transform = meta["columns"][name]
         code = {"u1": "B", "u2": "H", "u4": "I", "i4": "i", "f8": "d"}[dtype]
         width = array(code).itemsize
@@ -156,6 +156,8 @@ def test_embedded_columns_match_the_state(tmp_path):
     assert [strings[k] for k in column("name")] == ["task-0", "task-1", "task-2", "task-3"]
     assert [meta["statuses"][k] for k in column("status")] == ["ok", "ok", "ok", "error"]
     assert [meta["engines"][r]["id"] for r in column("row")] == [0, 1, 0, 1]
+    assert column("bytes_in") == [0, 1_200_000, 2_400_000, 3_600_000] == [t.request_bytes for t in tasks]
+    assert column("bytes_out") == [100, 101, 102, None] == [t.reply_bytes for t in tasks]
     assert text["stdout"] == [[i, f"hello {i}\n"] for i in range(4)]
     assert [(i, strings[k]) for i, k in text["errors"]] == [(3, "ValueError: boom")]
     assert meta["summary"]["by_status"] == {"error": 1, "ok": 3}
@@ -275,6 +277,7 @@ def test_hover_shows_the_task(page, sample):
     text = tooltip.inner_text()
     assert "task-3" in text and "500 ms" in text and "sess_1_3" in text and "work" in text and "hello 3" in text
     assert re.search(r"engine\s+1", text) and re.search(r"status\s+ok", text)
+    assert re.search(r"bytes in\s+3.6 MB", text) and re.search(r"bytes out\s+103 bytes", text)
     page.hover(x_of(layout, view, 5.3), y_of(layout, 1))
     page.page.wait_for_function("() => document.getElementById('tooltip').textContent.includes('task-5')")
     assert "ValueError: boom" in tooltip.inner_text()
@@ -295,6 +298,9 @@ def test_search_filters_the_table(page, sample):
     assert page.search("nothing-like-this") == ["No task matches."]
     assert len(page.search("")) == 6
     assert "Rows 1" in page.page.locator("#task-list .pager").inner_text()
+    page.page.locator("#task-list th").filter(has_text=re.compile(r"^in\b")).click()  # the most bytes sent first
+    first = page.page.locator("#task-list tbody tr").first.inner_text().split("\t")
+    assert first[0] == "sess_1_5" and "6.0 MB" in first
     page.assert_clean()
 
 

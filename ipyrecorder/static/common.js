@@ -67,6 +67,13 @@
     if (s < 3600) return sign + Math.floor(s / 60) + " min " + (s % 60) + " s";
     return sign + Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
   }
+  function fmtBytes(n) {  // decimal units, as `info` writes them (rich.filesize.decimal)
+    if (n === null || n === undefined || n !== n) return DASH;
+    if (n < 1000) return n + (n === 1 ? " byte" : " bytes");
+    var units = ["kB", "MB", "GB", "TB", "PB"], k = -1;
+    do { n /= 1000; k++; } while (n >= 1000 && k < units.length - 1);
+    return n.toFixed(1) + " " + units[k];
+  }
   function fmtTime(iso) {  // "2026-01-02T03:04:05.678901+00:00" -> "2026-01-02 03:04:05.678901 UTC"
     return iso ? String(iso).replace("T", " ").replace(/\+00:00$/, " UTC") : null;
   }
@@ -97,7 +104,7 @@
     while (lo < hi) { var m = (lo + hi) >>> 1; if (a[m] <= x) lo = m + 1; else hi = m; }
     return lo;
   }
-  C.h = h; C.clear = clear; C.fmtInt = fmtInt; C.sig = sig; C.fmtDur = fmtDur; C.fmtTime = fmtTime;
+  C.h = h; C.clear = clear; C.fmtInt = fmtInt; C.sig = sig; C.fmtDur = fmtDur; C.fmtBytes = fmtBytes; C.fmtTime = fmtTime;
   C.fmtPct = fmtPct; C.firstLine = firstLine; C.fitText = fitText; C.lowerBound = lowerBound; C.upperBound = upperBound;
 
   // ---------------------------------------------------------------- data
@@ -158,10 +165,15 @@
     t.end = times("end", t);
     t.sub = times("sub", t);
     t.recv = times("recv", t);
+    function sizes(name) {  // Float64Array of bytes, NaN where not measured (or an older page's data lacks it)
+      if (!meta.columns[name]) return new Float64Array(meta.tasks).fill(NaN);
+      return raw(name);
+    }
     var text = JSON.parse(new TextDecoder("utf-8").decode(bytes.subarray(meta.text[0], meta.text[0] + meta.text[1])));
     return {
       n: meta.tasks, sub: t.sub, start: t.start, end: t.end, recv: t.recv,
       row: col("row"), status: col("status"), fn: col("fn"), name: col("name"), mp: col("mp"), ms: col("ms"),
+      bytesIn: sizes("bytes_in"), bytesOut: sizes("bytes_out"),
       strings: text.strings, stdout: new Map(text.stdout), stderr: new Map(text.stderr), errors: new Map(text.errors),
       tracebacks: new Map(text.tracebacks || []),
       statuses: meta.statuses, noEngine: meta.no_engine, noSuffix: meta.no_suffix, engines: meta.engines,

@@ -15,7 +15,7 @@
   var C = window.ipyrecorderCommon;
   var PALETTE = C.PALETTE, C_ERROR = C.C_ERROR, C_ABORTED = C.C_ABORTED, C_RUNNING = C.C_RUNNING, C_QUEUED = C.C_QUEUED;
   var DASH = C.DASH, TIMES = C.TIMES;
-  var h = C.h, fmtInt = C.fmtInt, fmtDur = C.fmtDur, fmtTime = C.fmtTime, fmtPct = C.fmtPct;
+  var h = C.h, fmtInt = C.fmtInt, fmtDur = C.fmtDur, fmtBytes = C.fmtBytes, fmtTime = C.fmtTime, fmtPct = C.fmtPct;
   var lowerBound = C.lowerBound, upperBound = C.upperBound;
   var msgId = C.msgId, engineOf = C.engineOf, taskTitle = C.taskTitle, runUs = C.runUs, queueUs = C.queueUs;
   var errorText = C.errorText, PagedTable = C.PagedTable, cellText = C.cellText;
@@ -183,6 +183,10 @@
           cell: cellText(function (i) { var d = runUs(D, i); return d === d ? fmtDur(d) : null; }) },
         { label: "queued", cls: "num", desc: true, key: lazy("queue", function (i) { return queueUs(D, i); }),
           cell: cellText(function (i) { var d = queueUs(D, i); return d === d ? fmtDur(d) : null; }) },
+        { label: "in", cls: "num", desc: true, key: function () { return D.bytesIn; },
+          cell: cellText(function (i) { var b = D.bytesIn[i]; return b === b ? fmtBytes(b) : null; }) },
+        { label: "out", cls: "num", desc: true, key: function () { return D.bytesOut; },
+          cell: cellText(function (i) { var b = D.bytesOut[i]; return b === b ? fmtBytes(b) : null; }) },
         { label: "output / error", cls: "mono clip", cell: cellText(function (i) {
           return errorText(D, i) || D.stdout.get(i) || D.stderr.get(i) || null; }, 90) },
       ], { pageSize: 50, empty: "No task matches.", onClick: function (i) { Tasks.table.select(i); Timeline.focus(i, true); } });
@@ -487,6 +491,8 @@
       row("started", fmtAt(D.start[i]));
       if (D.end[i] === D.end[i]) row("completed", fmtAt(D.end[i]));
       if (D.recv[i] === D.recv[i] && D.end[i] === D.end[i]) row("reply latency", fmtDur(D.recv[i] - D.end[i]));
+      if (D.bytesIn[i] === D.bytesIn[i]) row("bytes in", fmtBytes(D.bytesIn[i]));
+      if (D.bytesOut[i] === D.bytesOut[i]) row("bytes out", fmtBytes(D.bytesOut[i]));
       C.tipPre(tip, "err", errorText(D, i));
       C.tipPre(tip, "out", D.stdout.get(i));
       C.tipPre(tip, "err", D.stderr.get(i));
