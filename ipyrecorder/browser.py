@@ -265,8 +265,21 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
         if task.traceback:  # its end says what failed: keep that
             tracebacks.append((i, strings(task.traceback[-TRACEBACK_CHARS:])))
     del status
+    depends = []  # [task, the task it waits on, follow]: the dependencies within the log
+    for i in sorted(table.depends):
+        for on, follow, _ in table.depends[i]:
+            j = table.find(on)
+            if j is not None:
+                depends.append((i, j, follow))
     text = json.dumps(
-        {"strings": strings.items, "stdout": stdout, "stderr": stderr, "errors": errors, "tracebacks": tracebacks},
+        {
+            "strings": strings.items,
+            "stdout": stdout,
+            "stderr": stderr,
+            "errors": errors,
+            "tracebacks": tracebacks,
+            "depends": depends,
+        },
         ensure_ascii=False,
         separators=(",", ":"),
         default=str,
@@ -303,7 +316,20 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
         "span_us": None if start_us is None else end_us - start_us,
         "summary": {
             key: summary[key]
-            for key in ("tasks", "by_status", "start", "end", "span_seconds", "marks", "segments", "closed", "damage")
+            for key in (
+                "tasks",
+                "by_status",
+                "start",
+                "end",
+                "span_seconds",
+                "marks",
+                "segments",
+                "closed",
+                "damage",
+                "bytes",
+                "parallelism",
+                "critical_path",
+            )
         },
         "engines": engines,
         "marks": [{"t": m.t_us - origin, "text": str(m.text), "data": data_text(m.data)} for m in state.marks],

@@ -18,6 +18,7 @@ REPLY_LATENCY = "#fdd0a2"  # completed -> received
 BUSY = "#1f77b4"  # the busy-engines curve
 MEAN = "#d62728"  # its mean
 MARK = "#3d444d"  # the user's marks
+DEPENDENCY = "#8250df"  # a task waiting on another (the report's links, for the task in focus)
 JS_PLACEHOLDER = "/*@@COLOURS@@*/ null"
 
 
@@ -37,5 +38,11 @@ def with_colours(js: str) -> str:
     """``common.js`` with the colours above in place of its placeholder."""
     if js.count(JS_PLACEHOLDER) != 1:
         raise ValueError(f"common.js must hold {JS_PLACEHOLDER!r} once")
-    constants = {"palette": list(FUNCTION_PALETTE), "queued": QUEUED, "mark": MARK, **STATUS_COLOURS}
+    constants = {
+        "palette": list(FUNCTION_PALETTE),
+        "queued": QUEUED,
+        "mark": MARK,
+        "dependency": DEPENDENCY,
+        **STATUS_COLOURS,
+    }
     return js.replace(JS_PLACEHOLDER, json.dumps(constants))

@@ -70,7 +70,7 @@ def path_figures(table, rows: list, nil: int) -> dict:
     """What a summary says of a critical path: its tasks, their run time added up, and the time
     from its first start to its last completion (the client's clock, once engines' are put on it)."""
     if not rows:
-        return {"tasks": [], "run_seconds": 0.0, "elapsed_seconds": 0.0}
+        return longest_path(None)
     run = run_times(table, nil)
     began = table.effective_start()[rows[0]]
     return {
@@ -78,3 +78,12 @@ def path_figures(table, rows: list, nil: int) -> dict:
         "run_seconds": round(int(run[rows].sum()) / 1e6, 6),
         "elapsed_seconds": round(int(table.view("completed")[rows[-1]] - began) / 1e6, 6),
     }
+
+
+def longest_path(longest) -> dict:
+    """What a summary says of the critical path of a run whose tasks depend on none: its longest
+    task, ``[run µs, msg_id]`` as the writer's tally keeps it (None: no task ran)."""
+    if longest is None:
+        return {"tasks": [], "run_seconds": 0.0, "elapsed_seconds": 0.0}
+    seconds = round(longest[0] / 1e6, 6)
+    return {"tasks": [longest[1]], "run_seconds": seconds, "elapsed_seconds": seconds}

@@ -102,6 +102,11 @@ KINDS = (
     Kind(13, "label", (_TASK, Field("name", "text", required=True))),
     Kind(14, "resubmit", (_T, _TASK, Field("new_msg_id", "task", required=True))),
     Kind(15, "close", (_T, Field("stats", "map"), Field("summary", "map"))),
+    Kind(
+        17,
+        "depend",
+        (_TASK, Field("on", "symbol", required=True), Field("follow", "flag"), Field("any", "flag")),
+    ),
 )
 KIND = {kind.name: kind for kind in KINDS}
 # The codes by name, for the fold and the tools that switch on them.
@@ -117,6 +122,7 @@ MARK = KIND["mark"].code
 LABEL = KIND["label"].code
 RESUBMIT = KIND["resubmit"].code
 CLOSE = KIND["close"].code
+DEPEND = KIND["depend"].code
 
 # The wire positions the fold (state.py) and ``info`` (summary.py) read, named after the fields.
 SUBMIT_TASK, SUBMIT_T, SUBMIT_QUEUE, SUBMIT_FUNCTION, SUBMIT_TARGET, SUBMIT_LABEL, SUBMIT_CHUNK, SUBMIT_BROADCAST = (
@@ -141,6 +147,7 @@ MARK_T, MARK_TEXT, MARK_DATA = KIND["mark"].at("t", "text", "data")
 LABEL_TASK, LABEL_NAME = KIND["label"].at("msg_id", "name")
 RESUBMIT_TASK, RESUBMIT_NEW = KIND["resubmit"].at("msg_id", "new_msg_id")
 CLOSE_T, CLOSE_STATS, CLOSE_SUMMARY = KIND["close"].at("t", "stats", "summary")
+DEPEND_TASK, DEPEND_ON, DEPEND_FOLLOW, DEPEND_ANY = KIND["depend"].at("msg_id", "on", "follow", "any")
 
 # Small closed vocabularies are integers on the wire.
 STATUSES = ("ok", "error", "aborted")

@@ -93,6 +93,22 @@ def final_record_events(msg_id, record, engine_id):
             yield {"kind": stream, "msg_id": msg_id, "t": t, "text": record[stream]}
 
 
+def depend_events(msg_id, metadata: dict):
+    """The depend events of a load-balanced task: one per task it waits on (``after``) or must
+    run beside (``follow``), as the view rendered them (a list of msg_ids, or a Dependency's
+    dict: ``all=False`` is any one of them)."""
+    for relation in ("after", "follow"):
+        found = metadata.get(relation)
+        if not found:
+            continue
+        every = True
+        if isinstance(found, dict):
+            every = found.get("all", True)
+            found = found.get("dependencies") or ()
+        for on in found:
+            yield {"kind": "depend", "msg_id": msg_id, "on": str(on), "follow": relation == "follow", "any": not every}
+
+
 def submission(record) -> dict:
     """The submit event of a Hub TaskRecord."""
     header = record.get("header") or {}

@@ -17,7 +17,7 @@ from typing import Iterable
 
 import numpy as np
 
-from . import batch, clocks
+from . import batch, clocks, critical
 from . import events as ev
 from .clocks import CLOCKS
 from .damage import unreadable
@@ -26,6 +26,7 @@ from .events import (
     ATTEMPT_TASK,
     CLOSE_STATS,
     CLOSE_T,
+    COMPLETE_BYTES,
     COMPLETE_COMPLETED,
     COMPLETE_ENAME,
     COMPLETE_ENGINE,
@@ -35,7 +36,10 @@ from .events import (
     COMPLETE_STATUS,
     COMPLETE_TASK,
     COMPLETE_TRACEBACK,
-    COMPLETE_BYTES,
+    DEPEND_ANY,
+    DEPEND_FOLLOW,
+    DEPEND_ON,
+    DEPEND_TASK,
     LABEL_NAME,
     LABEL_TASK,
     MARK_DATA,
@@ -537,6 +541,16 @@ class State:
                     function[new] = function[old]
                 if queue[new] == NONE:
                     queue[new] = queue[old]
+            elif kind == ev.DEPEND:
+                size = len(a)
+                edge = (
+                    symbols[a[DEPEND_ON]],
+                    size > DEPEND_FOLLOW and bool(a[DEPEND_FOLLOW]),
+                    size > DEPEND_ANY and bool(a[DEPEND_ANY]),
+                )
+                edges = table.depends.setdefault(rows[a[DEPEND_TASK]], [])
+                if edge not in edges:  # (the same task, from another of the merged logs)
+                    edges.append(edge)
             elif kind == ev.CLOSE:
                 stats = a[CLOSE_STATS] if len(a) > CLOSE_STATS else {}
                 self.closes.append({"t": from_us(base + a[CLOSE_T]), **(stats or {})})
@@ -628,11 +642,14 @@ class State:
             damage=self.damage,
             failed_attempts=self.failed_attempts(),
             moved=self.bytes_moved(),
+            critical_path=critical.path_figures(self.table, critical.critical_path(self.table, NIL), NIL),
         )
 
     def bytes_moved(self) -> tuple:
         """(the requests' sizes, the replies' sizes), added up over the tasks where they were measured."""
-        return tuple(int(np.where(v != NIL, v, 0).sum()) for v in map(self.table.view, ("request_bytes", "reply_bytes")))
+        return tuple(
+            int(np.where(v != NIL, v, 0).sum()) for v in map(self.table.view, ("request_bytes", "reply_bytes"))
+        )
 
     def clock_bounds(self) -> dict:
         """``{engine key: clocks.Bounds}``: each engine's clock offset bounded by its completed

@@ -16,6 +16,7 @@ import zlib
 from . import events as ev
 from . import payload as pl
 from .clocks import Bounds, ClockOffset
+from .critical import longest_path
 from .log import LogReader
 
 
@@ -33,12 +34,17 @@ def summarise(
     damage,
     failed_attempts,
     moved,
+    critical_path,
 ) -> dict:
     """The summary: ``span_us`` is (first, last) or (None, None); ``engines`` maps an engine's
     key to (tasks done, errors, busy µs), ``clocks`` to its ``clocks.Bounds``; ``closes`` are the
-    segments' close statistics; ``moved`` is (request bytes, reply bytes), added up."""
+    segments' close statistics; ``moved`` is (request bytes, reply bytes), added up;
+    ``critical_path`` as ``critical.path_figures`` gives it."""
     start, end = span_us
     span = (end - start) / 1e6 if start is not None else 0.0
+    known = [key for key in engines if key is not None]
+    all_busy = sum(engines[key][2] for key in known) / 1e6
+    capacity = len(known) * span  # engine-seconds: every engine the run saw, over the whole span
     shown = {}
     for engine_id in sorted(engines, key=lambda e: (e is None, e)):
         done, errors, busy_us = engines[engine_id]
@@ -67,6 +73,13 @@ def summarise(
         "damage": [str(d) for d in damage],
         "failed_attempts": failed_attempts,
         "bytes": {"requests": moved[0], "replies": moved[1]},
+        "parallelism": {
+            "engines": len(known),
+            "busy_engine_seconds": round(all_busy, 6),
+            "idle_engine_seconds": round(max(capacity - all_busy, 0.0), 6),
+            "efficiency": round(all_busy / capacity, 4) if capacity > 0 else None,
+        },
+        "critical_path": critical_path,
     }
 
 
@@ -154,13 +167,18 @@ def _add_up(summaries: list):
         return None
     if not _one_cluster(summaries):
         return None
-    tasks, failed, by_status, engines, clocks, marks, moved = 0, 0, {}, {}, {}, [], [0, 0]
+    tasks, failed, by_status, engines, clocks, marks, moved, longest = 0, 0, {}, {}, {}, [], [0, 0], None
     firsts, lasts = [], []
     for s in summaries:
         tasks += s["tasks"]
         failed += s["failed_attempts"]
-        for i, size in enumerate(s.get("bytes", (0, 0))):  # (a summary written before sizes were recorded has none: neither have its events)
+        for i, size in enumerate(
+            s.get("bytes", (0, 0))
+        ):  # (a summary written before sizes were recorded has none: neither have its events)
             moved[i] += size
+        found = s.get("longest")
+        if found and (longest is None or found[0] > longest[0] or (found[0] == longest[0] and found[1] < longest[1])):
+            longest = found
         for status, n in s["by_status"].items():
             by_status[status] = by_status.get(status, 0) + n
         for engine_id, done, errors, busy_us in s["engines"]:
@@ -188,6 +206,7 @@ def _add_up(summaries: list):
         "marks": len(marks),
         "failed_attempts": failed,
         "moved": tuple(moved),
+        "critical_path": longest_path(longest),
     }
     return figures, [text for _, text in marks]
 

@@ -55,6 +55,7 @@ SPARSE = (
     "resubmit_of",
     "broadcast",
     "source",
+    "depends",
 )
 # where a task is, in the order the pages number them: an outcome, else running or pending
 STATUS_ORDER = (*STATUSES, "running", "pending")
@@ -92,6 +93,7 @@ class TaskTable:
         self.resubmit_of: dict = {}  # msg_id of the task this one replaced
         self.broadcast: dict = {}  # msg_id of the broadcast request a per-engine task belongs to
         self.source: dict = {}  # which of several merged logs gave the task's output and attempts
+        self.depends: dict = {}  # [(msg_id it depends on, follow, any), ...]: ipyparallel's after / follow
 
     def _bind(self) -> None:
         """``arrays``: the columns in COLUMNS order (what the row fold unpacks). Rows past
@@ -434,6 +436,9 @@ class Task:
     resubmitted = property(lambda self: self._table.resubmitted.get(self.row))
     resubmit_of = property(lambda self: self._table.resubmit_of.get(self.row))
     broadcast = property(lambda self: self._table.broadcast.get(self.row))
+    depends = property(lambda self: self._table.depends.get(self.row, ()))
+    after = property(lambda self: [on for on, follow, _ in self.depends if not follow] or None)
+    follow = property(lambda self: [on for on, follow, _ in self.depends if follow] or None)
 
     @property
     def target(self):
@@ -538,6 +543,8 @@ class Task:
             "broadcast": self.broadcast,
             "request_bytes": self.request_bytes,
             "reply_bytes": self.reply_bytes,
+            "after": self.after,
+            "follow": self.follow,
         }
 
     def __repr__(self):

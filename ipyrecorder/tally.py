@@ -49,6 +49,7 @@ _READ = {
     ev.ENGINE_UNREGISTER: _fields("engine_unregister", "engine_id"),
     ev.MARK: _fields("mark", "t", "text"),
     ev.RESUBMIT: _fields("resubmit", "new_msg_id"),
+    ev.DEPEND: _fields("depend", "msg_id"),
 }
 
 
@@ -81,6 +82,9 @@ class Tally:
         self.registered: list = []  # [engine id, uuid] of each registration, in order
         self.marks: list = []  # [t µs, text]
         self.bytes = [0, 0]  # the requests' and the replies' sizes, added up
+        self.longest = None  # [run µs, msg_id] of the longest task (ties: the smallest msg_id)
+        self.unstamped: dict = {}  # msg_id -> [completed, latest start] of the last completions without ``started``
+        self.forgot_unstamped = False  # some such completion is no longer in ``unstamped``
         self.failed = 0  # failed attempts of completed tasks
         self.failures: dict = {}  # msg_id -> [(engine, ename, evalue), counted apart] of the last failed completions
         self.forgot = False  # some failed completion is no longer in ``failures``
@@ -148,10 +152,12 @@ class Tally:
                 elif kind == START:
                     _, task, t, engine_id = a
                     flight = flights[task]
-                    if flight is not None and not flight.done:  # (a start after the completion shows nowhere)
-                        flight.start, flight.engine = base + t, engine_id
+                    if flight is not None and not flight.done:  # (a start after the completion shows
+                        flight.start, flight.engine = base + t, engine_id  # only in the task's run time)
                         if engine_id is not None and engine_id not in engines:
                             engines[engine_id] = [0, 0, 0]
+                    else:
+                        self._late_start(msg_ids[task], base + t)
                 elif kind == COMPLETE:
                     flight = flights[a[1]]
                     if flight is None or flight.done:
@@ -175,6 +181,8 @@ class Tally:
                     flight = flights[a[1]]
                     if flight is not None:
                         flight.resubmitted = True
+                elif kind == ev.DEPEND:  # (the critical path through them needs every task's)
+                    raise _Lost("tasks that depend on others")
                 elif kind == MARK:
                     if len(self.marks) >= MAX_MARKS:
                         raise _Lost("too many marks")
@@ -234,6 +242,14 @@ class Tally:
                 if bounds is None:
                     bounds = self.clocks[engine_id] = clocks.Bounds()
                 bounds.add(flight.submitted, began, ended, received)
+        if a[3] is None and ended is not None:  # its run time is from the latest start, which may come later
+            self.unstamped[msg_id] = [ended, flight.start]
+            if len(self.unstamped) > MAX_FAILURES:
+                oldest = next(iter(self.unstamped))
+                self._consider(oldest, *self.unstamped.pop(oldest))
+                self.forgot_unstamped = True
+        else:
+            self._consider(msg_id, ended, began)
         # failed attempts as ``State.failures`` lists them: each attempt, and the final error
         # unless an attempt on its engine already said the same
         attempts = flight.attempts or ()
@@ -248,6 +264,23 @@ class Tally:
                 self.forgot = True
         return done
 
+    def _consider(self, msg_id: str, ended, began) -> None:
+        """A task's run time, for the critical path when no task depends on another: the longest."""
+        if began is None or ended is None:
+            return
+        run, longest = ended - began, self.longest
+        if run > 0 and (longest is None or run > longest[0] or (run == longest[0] and msg_id < longest[1])):
+            self.longest = [run, msg_id]
+
+    def _late_start(self, msg_id: str, t: int) -> None:
+        """A start after its task's completion: the fold takes the task's run time from it when the
+        completion had no ``started`` of its own."""
+        found = self.unstamped.get(msg_id)
+        if found is not None:
+            found[1] = t
+        elif self.forgot_unstamped:
+            raise _Lost("a task started long after it completed")
+
     def _late_attempt(self, msg_id: str, attempt: tuple) -> None:
         """A failed attempt's error that came after its task's completion (the iopub error
         overtaken by the reply): counted as ``State.failures`` counts it."""
@@ -260,6 +293,14 @@ class Tally:
             failure[1] = False
 
     # -- the summary -------------------------------------------------------------------------
+    def _longest(self):
+        """The longest task, counting the completions whose start may still have moved."""
+        kept = self.longest
+        for msg_id, (ended, began) in self.unstamped.items():
+            self._consider(msg_id, ended, began)
+        found, self.longest = self.longest, kept
+        return found
+
     def summary(self) -> dict | None:
         """The segment's summary (docs/format.md, section 6.11), or None if it has none."""
         if self.lost is not None:
@@ -281,6 +322,7 @@ class Tally:
             "registered": self.registered,
             "failed_attempts": self.failed + sum(len(f.attempts) for f in self.flights.values() if f.attempts),
             "bytes": self.bytes,
+            "longest": self._longest(),
             "marks": self.marks,
             "msg_ids": [[prefix, runs.bounds()] for prefix, runs in self.named.runs.items()],
             "alone": sorted(self.named.alone),

@@ -45,7 +45,9 @@ def summary_text(logs, headers, summary, marks) -> str:
     lines.append(f"  tasks: {status}")
     moved = summary["bytes"]
     if moved["requests"] or moved["replies"]:
-        lines.append(f"  bytes: {decimal(moved['requests'])} sent in requests, {decimal(moved['replies'])} back in replies")
+        lines.append(
+            f"  bytes: {decimal(moved['requests'])} sent in requests, {decimal(moved['replies'])} back in replies"
+        )
     if summary["engines"]:
         labels = {engine_id: engine_label(engine_id)[len("engine ") :] for engine_id in summary["engines"]}
         width = max(6, *map(len, labels.values()))
@@ -56,6 +58,20 @@ def summary_text(logs, headers, summary, marks) -> str:
                 f"  {labels[engine_id]:>{width}}  {e['tasks']:>5}  {e['errors']:>6}  {e['busy_seconds']:>7.3f}  "
                 f"{util:>11}  {clock_text(summary['clocks'].get(engine_id))}"
             )
+    parallel = summary["parallelism"]
+    if parallel["efficiency"] is not None:
+        busy, idle = parallel["busy_engine_seconds"], parallel["idle_engine_seconds"]
+        lines.append(
+            f"  parallel efficiency: {parallel['efficiency']:.1%} ({busy:.3f} engine-s busy, {idle:.3f} idle, "
+            f"over {parallel['engines']} engine(s))"
+        )
+    path = summary["critical_path"]
+    if path["tasks"]:
+        tasks = path["tasks"] if len(path["tasks"]) <= 5 else [*path["tasks"][:2], "...", *path["tasks"][-2:]]
+        lines.append(
+            f"  critical path: {len(path['tasks'])} task(s), {path['run_seconds']:.3f} s running, "
+            f"{path['elapsed_seconds']:.3f} s from its first start to its last end: {' -> '.join(map(visible, tasks))}"
+        )
     if marks:
         lines.append("  marks: " + ", ".join(marks))
     for ended in dict.fromkeys(summary["ended"]):

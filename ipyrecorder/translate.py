@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from . import tap as T
 from .errors import RecorderWarning, warn_hook_failure
-from .messages import completion, engine_event, iopub_events, metadata_completion
+from .messages import completion, depend_events, engine_event, iopub_events, metadata_completion
 from .msgids import MsgIds
 
 MARK = "mark"  # (MARK, epoch seconds, text, data)
@@ -141,6 +141,9 @@ class Translator:
             }
         )
         self.counts["tasks"] += 1
+        if metadata and (metadata.get("after") or metadata.get("follow")):
+            for event in depend_events(msg_id, metadata):
+                self.emit(event)
         if self._submitted is not None:
             self._submitted.add(msg_id)
             if msg_id in self.names:

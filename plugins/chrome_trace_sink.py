@@ -70,6 +70,7 @@ def trace_events(state) -> list:
 
     busy_changes = []
     flow_id = 0
+    placed = {}  # msg_id -> (pid, lane, start, end) of its slice, for the dependencies' flows
     for engine_id, intervals in runs.items():
         intervals.sort(key=lambda r: (r[0], r[1]))
         pid = engine_id + 1
@@ -110,6 +111,7 @@ def trace_events(state) -> list:
                 }
             )
             busy_changes += [(started, 1), (end, -1)]
+            placed[task.msg_id] = (pid, lane, started, end)
             if task.submitted_us is not None and task.submitted_us <= started:
                 flow_id += 1
                 submit = {"pid": CLIENT_PID, "tid": 0, "ts": ts(task.submitted_us)}
@@ -157,6 +159,38 @@ def trace_events(state) -> list:
                         "ts": ts(started),
                     }
                 )
+
+    for task in state.tasks.values():  # each dependency: from the end of one slice to the start of the next
+        waiter = placed.get(task.msg_id)
+        for on, follow, _ in task.depends if waiter is not None else ():
+            dep = placed.get(on)
+            if dep is None:
+                continue
+            flow_id += 1
+            name = "follows" if follow else "after"
+            events.append(
+                {
+                    "ph": "s",
+                    "name": name,
+                    "cat": "dependency",
+                    "id": flow_id,
+                    "pid": dep[0],
+                    "tid": dep[1],
+                    "ts": ts(dep[3]),
+                }
+            )
+            events.append(
+                {
+                    "ph": "f",
+                    "bp": "e",
+                    "name": name,
+                    "cat": "dependency",
+                    "id": flow_id,
+                    "pid": waiter[0],
+                    "tid": waiter[1],
+                    "ts": ts(waiter[2]),
+                }
+            )
 
     busy = 0
     for t, change in sorted(busy_changes):

@@ -39,7 +39,14 @@ def write_sample(path, tasks=3, close=True):
         msg_id = f"sess_1_{i}"
         t = T0 + timedelta(seconds=i)
         log.append(
-            {"kind": "submit", "msg_id": msg_id, "t": t, "queue": "task", "function": "work", "request_bytes": i * 1_200_000}
+            {
+                "kind": "submit",
+                "msg_id": msg_id,
+                "t": t,
+                "queue": "task",
+                "function": "work",
+                "request_bytes": i * 1_200_000,
+            }
         )
         log.append({"kind": "start", "msg_id": msg_id, "t": t + timedelta(milliseconds=10), "engine_id": i % 2})
         log.append({"kind": "stdout", "msg_id": msg_id, "t": t, "text": f"hello {i}\n"})

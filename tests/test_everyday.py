@@ -326,13 +326,16 @@ def test_why_a_recording_ended_is_recorded(rc, engines, tmp_path):
 def test_hooks_restore_what_they_replaced_and_keep_what_others_set(rc, engines, log_path):
     own_wait = rc.wait
     rc.wait = own_wait  # a user's own override, set before the recording
+    handlers = dict(rc._queue_handlers)
     with ipyrecorder.recording(rc, log_path, mode="w"):
+        assert rc._queue_handlers["apply_reply"] is not handlers["apply_reply"]  # measuring replies
         rc.spin = spin = lambda: None  # and one set during it
         rc[engines[0]].apply_sync(os.getpid)
     try:
         assert rc.__dict__["wait"] is own_wait
         assert rc.__dict__["spin"] is spin
         assert "_send" not in rc.__dict__ and "send_apply_request" not in rc.__dict__
+        assert rc._queue_handlers == handlers
     finally:
         del rc.wait, rc.spin
 

@@ -24,8 +24,8 @@ def as_json(value):
 
 
 # what summaries and tasks have that 0.1's had not
-NEW_SUMMARY_KEYS = ("damage", "failed_attempts", "clocks", "bytes")
-NEW_TASK_KEYS = ("request_bytes", "reply_bytes")
+NEW_SUMMARY_KEYS = ("damage", "failed_attempts", "clocks", "bytes", "parallelism", "critical_path")
+NEW_TASK_KEYS = ("request_bytes", "reply_bytes", "after", "follow")
 
 
 def folded(state) -> dict:
@@ -34,9 +34,7 @@ def folded(state) -> dict:
             "summary": {k: v for k, v in state.summary().items() if k not in NEW_SUMMARY_KEYS},
             "damage": [[d.offset, d.length] for d in state.damage],
             "events": state.events,
-            "tasks": [
-                {k: v for k, v in t.to_dict().items() if k not in NEW_TASK_KEYS} for t in state.tasks.values()
-            ],
+            "tasks": [{k: v for k, v in t.to_dict().items() if k not in NEW_TASK_KEYS} for t in state.tasks.values()],
             "engines": [e.to_dict() for e in state.engines.values()],
             "marks": [m.to_dict() for m in state.marks],
             "headers": [

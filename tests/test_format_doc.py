@@ -394,7 +394,9 @@ def write_every_kind(path):
             }
         )
         log.append({"kind": "submit", "msg_id": "nounderscore", "t": T0 + 4 * US})
-        log.append({"kind": "submit", "msg_id": S + "007", "t": T0 + 5 * US, "function": "f"})
+        log.append({"kind": "submit", "msg_id": S + "007", "t": T0 + 5 * US, "function": "f", "request_bytes": 4096})
+        log.append({"kind": "depend", "msg_id": S + "007", "on": S + "0"})
+        log.append({"kind": "depend", "msg_id": S + "007", "on": "before-the-log_1_5", "follow": True, "any": True})
         log.flush()
         log.append({"kind": "start", "msg_id": S + "0", "t": T0 - 3_000 * US, "engine_id": 0})
         log.append({"kind": "stdout", "msg_id": S + "0", "t": T0 + 1_100_000 * US, "text": "hello\n"})

@@ -457,3 +457,37 @@ def test_functions_have_the_same_colour_in_python_and_the_page(page, tmp_path):
     assert page.js("window.ipyrecorderCommon.PALETTE") == list(FUNCTION_PALETTE)
     assert colour_of("work") == FUNCTION_PALETTE[palette_index("work")]
     assert len({palette_index(f"f{i}") for i in range(100)}) == len(FUNCTION_PALETTE)  # the hash spreads names
+
+
+def test_dependencies_are_linked_and_the_critical_path_is_a_card(page, tmp_path):
+    path = tmp_path / "dag.mpk"
+    log = write_sample(path, tasks=6, close=False)
+    for waiter, on, follow in ((3, 0, False), (3, 2, False), (4, 3, True)):
+        log.append({"kind": "depend", "msg_id": f"sess_1_{waiter}", "on": f"sess_1_{on}", "follow": follow})
+    log.close()
+    report(path)
+    page.open(path.with_suffix(".html"))
+    cards = page.page.locator("#cards").inner_text()
+    assert re.search(r"Critical path\s+1.50 s\s+3 tasks, each waiting on the one before", cards)
+    assert re.search(r"Parallel efficiency\s+\d+(\.\d)?%", cards)
+    view, layout = page.js("window.ipyrecorderReport.view()"), page.js("window.ipyrecorderReport.layout()")
+    page.hover(x_of(layout, view, 3.3), y_of(layout, 1))  # task-3, on engine 1
+    tooltip = page.page.locator("#tooltip")
+    page.page.wait_for_function("() => document.getElementById('tooltip').textContent.includes('task-3')")
+    text = tooltip.inner_text()
+    assert re.search(r"waited on\s+task-0, task-2", text) and re.search(r"waited on by\s+task-4", text)
+    # a link in the dependency colour halfway between task-2's end (engine 0) and task-3's start (engine 1)
+    from ipyrecorder.colours import DEPENDENCY
+
+    x, y = (x_of(layout, view, 2.51) + x_of(layout, view, 3.01)) / 2, (y_of(layout, 0) + y_of(layout, 1)) / 2
+    near = page.js(
+        """([x, y]) => { const c = document.getElementById("overlay"), d = window.devicePixelRatio || 1;
+        const px = c.getContext("2d").getImageData(Math.floor((x - 3) * d), Math.floor((y - 3) * d), 7 * d, 7 * d).data;
+        const found = [];
+        for (let k = 0; k < px.length; k += 4) if (px[k + 3] > 200) found.push([px[k], px[k + 1], px[k + 2]]);
+        return found; }""",
+        [x, y],
+    )
+    want = tuple(int(DEPENDENCY[k : k + 2], 16) for k in (1, 3, 5))
+    assert any(all(abs(a - b) <= 8 for a, b in zip(rgb, want)) for rgb in near), near[:5]
+    page.assert_clean()

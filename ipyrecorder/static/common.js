@@ -33,6 +33,7 @@
     return [id, none];
   };
   C.C_ERROR = COLOURS.error; C.C_ABORTED = COLOURS.aborted; C.C_RUNNING = COLOURS.running; C.C_QUEUED = COLOURS.queued;
+  C.C_DEPENDENCY = COLOURS.dependency;
   // A function's palette index: FNV-1a over the UTF-8 bytes of its name, as colours.palette_index.
   C.colourIndex = function (name) {
     var bytes = new TextEncoder().encode(name || ""), h = 0x811c9dc5;
@@ -175,7 +176,7 @@
       row: col("row"), status: col("status"), fn: col("fn"), name: col("name"), mp: col("mp"), ms: col("ms"),
       bytesIn: sizes("bytes_in"), bytesOut: sizes("bytes_out"),
       strings: text.strings, stdout: new Map(text.stdout), stderr: new Map(text.stderr), errors: new Map(text.errors),
-      tracebacks: new Map(text.tracebacks || []),
+      tracebacks: new Map(text.tracebacks || []), depends: text.depends || [],
       statuses: meta.statuses, noEngine: meta.no_engine, noSuffix: meta.no_suffix, engines: meta.engines,
     };
   };
@@ -684,11 +685,19 @@
     return { x: x0, y: L.top + j * rowH + (rowH - bh) / 2, w: x1 - x0, h: bh };
   };
 
-  // The selected and hovered bars' outlines and the cursor line.
+  // The selected and hovered bars' outlines, their dependencies' links (a page's links(i): [[from, to]...],
+  // from the end of the task waited on to the start of the one that waited), and the cursor line.
   T.drawOverlay = function () {
     var ctx = this.octx, L = this.L, dpr = this.dpr, self = this;
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.clearRect(0, 0, L.width, L.height);
+    if (this.links) {
+      ctx.strokeStyle = ctx.fillStyle = C.C_DEPENDENCY;
+      ctx.lineWidth = 1.5;
+      [this.selectedIndex(), this.hover].forEach(function (i) {
+        if (i >= 0) self.links(i).forEach(function (pair) { self.drawLink(pair[0], pair[1]); });
+      });
+    }
     [[this.selectedIndex(), "#0969da"], [this.hover, "#24292f"]].forEach(function (p) {
       if (p[0] < 0) return;
       var b = self.barRect(p[0]);
@@ -704,6 +713,18 @@
       ctx.fillStyle = "rgba(36, 41, 47, 0.35)";
       ctx.fillRect(Math.round(this.mouse.x), L.top, 1, L.busyTop + L.busyH - L.top);
     }
+  };
+
+  T.drawLink = function (from, to) {
+    var a = this.barRect(from), b = this.barRect(to), ctx = this.octx;
+    if (!a || !b) return;
+    var x0 = a.x + Math.max(a.w, 1), y0 = a.y + a.h / 2, x1 = b.x, y1 = b.y + b.h / 2;
+    var angle = Math.atan2(y1 - y0, x1 - x0);
+    ctx.beginPath(); ctx.moveTo(x0, y0); ctx.lineTo(x1, y1); ctx.stroke();
+    ctx.beginPath(); ctx.moveTo(x1, y1);  // the arrow's head, at the task that waited
+    ctx.lineTo(x1 - 7 * Math.cos(angle - 0.4), y1 - 7 * Math.sin(angle - 0.4));
+    ctx.lineTo(x1 - 7 * Math.cos(angle + 0.4), y1 - 7 * Math.sin(angle + 0.4));
+    ctx.closePath(); ctx.fill();
   };
 
   // The task under (px, py), or -1.

@@ -58,6 +58,7 @@
     document.title = meta.title;
     loadBytes(meta).then(function (bytes) {
       D = decode(meta, bytes);
+      Links.init();
       renderSummary();
       renderEngines();
       Timeline.init();
@@ -103,6 +104,14 @@
     cards.appendChild(card("Span", span === null ? DASH : fmtDur(span), "first submission to last reply"));
     cards.appendChild(card("Engines", fmtInt(engines.length), utilN ? "mean utilisation " + fmtPct(util / utilN) : null));
     cards.appendChild(card("Busy time", fmtDur(busy * 1e6), "summed over engines"));
+    var par = s.parallelism, path = s.critical_path;
+    if (par && par.efficiency !== null) {
+      cards.appendChild(card("Parallel efficiency", fmtPct(par.efficiency), fmtDur(par.idle_engine_seconds * 1e6) + " engine-time idle"));
+    }
+    if (path && path.tasks.length) {
+      cards.appendChild(card("Critical path", fmtDur(path.run_seconds * 1e6),
+        path.tasks.length === 1 ? "the longest task" : path.tasks.length + " tasks, each waiting on the one before"));
+    }
     cards.appendChild(card("Marks", fmtInt(meta.marks.length)));
 
     var dl = $("recording");
@@ -154,6 +163,30 @@
       tb.appendChild(tr);
     });
   }
+
+  // ---------------------------------------------------------------- dependencies (after / follow)
+  var Links = {
+    init: function () {  // who waits on whom, both ways, from the data's [waiter, waited on, follow] rows
+      var on = (this.on = new Map()), by = (this.by = new Map());
+      D.depends.forEach(function (d) {
+        if (!on.has(d[0])) on.set(d[0], []);
+        if (!by.has(d[1])) by.set(d[1], []);
+        on.get(d[0]).push(d[1]);
+        by.get(d[1]).push(d[0]);
+      });
+    },
+    of: function (i) {  // [from, to] pairs: the tasks i waited on, then those that waited on i
+      var pairs = [];
+      (this.on.get(i) || []).forEach(function (j) { pairs.push([j, i]); });
+      (this.by.get(i) || []).forEach(function (k) { pairs.push([i, k]); });
+      return pairs;
+    },
+    names: function (rows) {
+      if (!rows || !rows.length) return null;
+      var shown = rows.slice(0, 3).map(function (j) { return taskTitle(D, j); }).join(", ");
+      return rows.length > 3 ? shown + " and " + (rows.length - 3) + " more" : shown;
+    },
+  };
 
   function cellStatus(i, td) { td.appendChild(C.statusBadge(D.statuses[D.status[i]])); }
 
@@ -493,6 +526,8 @@
       if (D.recv[i] === D.recv[i] && D.end[i] === D.end[i]) row("reply latency", fmtDur(D.recv[i] - D.end[i]));
       if (D.bytesIn[i] === D.bytesIn[i]) row("bytes in", fmtBytes(D.bytesIn[i]));
       if (D.bytesOut[i] === D.bytesOut[i]) row("bytes out", fmtBytes(D.bytesOut[i]));
+      row("waited on", Links.names(Links.on.get(i)));
+      row("waited on by", Links.names(Links.by.get(i)));
       C.tipPre(tip, "err", errorText(D, i));
       C.tipPre(tip, "out", D.stdout.get(i));
       C.tipPre(tip, "err", D.stderr.get(i));
@@ -532,6 +567,8 @@
     },
 
     panTo: function (a, b) { this.setView(a, b); },
+
+    links: function (i) { return Links.of(i); },
 
     clicked: function (i) { this.selected = i; this.drawOverlay(); Tasks.show("id:" + msgId(D, i)); Tasks.table.select(i); },
   });
