@@ -231,7 +231,7 @@ def _submit(state, table, columns, at, base, strings, symbols) -> None:
                 table.broadcast[int(at[i])] = symbols[broadcast[i]]
         size = _column(columns, SUBMIT["request_bytes"])
         if size is not None:
-            _put(table.view("request_bytes"), at, size)
+            table.put_sizes("request_bytes", at, size)
 
 
 def _start(table, columns, at, base) -> np.ndarray:
@@ -264,7 +264,7 @@ def _complete(state, table, columns, at, base) -> None:
                 table.errors[row] = (ename, evalue, traceback)
         size = _column(columns, COMPLETE["reply_bytes"])
         if size is not None:
-            _put(table.view("reply_bytes"), at, size)
+            table.put_sizes("reply_bytes", at, size)
     failed = status != ev.STATUS_CODES["ok"]
     state.n_completed += len(at)
     state.n_failed += int(failed.sum())

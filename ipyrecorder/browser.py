@@ -250,7 +250,7 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
         add("ms", "u4", ms.astype(np.uint32))
     del ms, steps
     for col, name in (("bytes_in", "request_bytes"), ("bytes_out", "reply_bytes")):  # NaN: not measured
-        size = table.view(name)
+        size = table.sizes(name)
         add(col, "f8", np.where(size == NIL, np.nan, size.astype(np.float64)))
     stdout, stderr, errors, tracebacks = [], [], [], []
     if output_chars:

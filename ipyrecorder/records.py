@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .events import QUEUES
-from .table import NIL, NONE, STATUS_ORDER, Task, TaskTable
+from .table import NIL, NONE, SIZES, STATUS_ORDER, Task, TaskTable
 
 TIMES = ("submitted", "started", "completed", "received")
 SECONDS = {  # key: (later, earlier), as Task computes them
@@ -44,8 +44,10 @@ def records(table: TaskTable, start: int, stop: int, keys) -> dict:
             out[key] = _texts(table.view("queue")[rows], QUEUES)
         elif key == "status":
             out[key] = np.array(STATUS_ORDER, dtype=object)[table.statuses()[rows]].tolist()
-        elif key in ("chunk", "engine_id", "request_bytes", "reply_bytes"):
+        elif key in ("chunk", "engine_id"):
             out[key] = _ints(table.view("engine" if key == "engine_id" else key)[rows])
+        elif key in SIZES:
+            out[key] = _ints(table.sizes(key, start, stop))
         elif key == "msg_id":
             out[key] = list(map(table.msg_id, range(start, stop)))
         elif key in ("error", "traceback", "stdout", "stderr", "broadcast", "resubmitted", "resubmit_of"):

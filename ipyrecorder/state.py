@@ -70,7 +70,7 @@ from .events import (
 )
 from .log import LogReader
 from .summary import summarise
-from .table import NIL, NONE, STATUS_ORDER, TASK_KEYS, Task, Tasks, TaskTable
+from .table import NIL, NONE, SIZES, STATUS_ORDER, TASK_KEYS, Task, Tasks, TaskTable
 
 from_us = ev.from_us
 QUEUES = ev.QUEUES
@@ -367,7 +367,7 @@ class State:
         table = self.table
         columns = table.arrays
         (_, _, submitted, start, started, completed, received, engine_of_row, outcome, queue) = columns[:10]
-        (function, label, name, _, chunk, request_bytes, reply_bytes) = columns[10:]
+        (function, label, name, _, chunk) = columns[10:15]
         strings, symbols, errors = self._string_ids, self._symbols, table.errors
         engines, engine_of = self.engines, self._engine
         offset = self._offset
@@ -404,7 +404,7 @@ class State:
                         if size > SUBMIT_BROADCAST and a[SUBMIT_BROADCAST] is not None:
                             table.broadcast[r] = symbols[a[SUBMIT_BROADCAST]]
                         if size > SUBMIT_BYTES and a[SUBMIT_BYTES] is not None:
-                            request_bytes[r] = a[SUBMIT_BYTES]
+                            table.set_size("request_bytes", r, a[SUBMIT_BYTES])
             elif kind == ev.START:
                 r = rows[a[START_TASK]]
                 t = base + a[START_T]
@@ -475,7 +475,7 @@ class State:
                     elif again:
                         errors.pop(r, None)
                     if size > COMPLETE_BYTES and a[COMPLETE_BYTES] is not None:
-                        reply_bytes[r] = a[COMPLETE_BYTES]
+                        table.set_size("reply_bytes", r, a[COMPLETE_BYTES])
                 if engine_id != NIL:
                     engine = engines.get(engine_id) or engine_of(engine_id)
                     engine.tasks_done += 1
@@ -647,9 +647,7 @@ class State:
 
     def bytes_moved(self) -> tuple:
         """(the requests' sizes, the replies' sizes), added up over the tasks where they were measured."""
-        return tuple(
-            int(np.where(v != NIL, v, 0).sum()) for v in map(self.table.view, ("request_bytes", "reply_bytes"))
-        )
+        return tuple(_total(v[v != NIL]) for v in map(self.table.sizes, SIZES))
 
     def clock_bounds(self) -> dict:
         """``{engine key: clocks.Bounds}``: each engine's clock offset bounded by its completed
@@ -721,6 +719,15 @@ class State:
             if final[row] and _said_by_attempt(Task(table, row), attempts):
                 n -= 1
         return n
+
+
+def _total(values: np.ndarray) -> int:
+    """The sum of non-negative int64s, exact even past what an int64 holds (sizes a log made up)."""
+    if not len(values):
+        return 0
+    if int(values.max()) <= (2**63 - 1) // len(values):
+        return int(values.sum())
+    return sum(values.tolist())
 
 
 def _said_by_attempt(task: Task, attempts) -> bool:

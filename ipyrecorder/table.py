@@ -40,9 +40,14 @@ COLUMNS = {
     "name": "i",
     "target": "q",  # an int target (other targets are in ``targets``)
     "chunk": "q",
-    "request_bytes": "q",  # the size of the request's buffers (function and arguments, serialised)
-    "reply_bytes": "q",  # the size of the reply's buffers (the result, serialised)
+    # sizes in bytes (``set_size``): of the request's buffers (function and arguments, serialised)
+    # and of the reply's (the result); LARGE: 2 GiB or more, in ``large_request_bytes`` / ``large_reply_bytes``
+    "request_bytes": "i",
+    "reply_bytes": "i",
 }
+SIZES = ("request_bytes", "reply_bytes")
+LARGE = -2  # in a size column: the size is in the table's ``large_<column>`` dict
+LARGE_FROM = 2**31
 # the fields few tasks have, each a dict row -> value in TaskTable (described there)
 SPARSE = (
     "targets",
@@ -56,6 +61,8 @@ SPARSE = (
     "broadcast",
     "source",
     "depends",
+    "large_request_bytes",
+    "large_reply_bytes",
 )
 # where a task is, in the order the pages number them: an outcome, else running or pending
 STATUS_ORDER = (*STATUSES, "running", "pending")
@@ -94,6 +101,8 @@ class TaskTable:
         self.broadcast: dict = {}  # msg_id of the broadcast request a per-engine task belongs to
         self.source: dict = {}  # which of several merged logs gave the task's output and attempts
         self.depends: dict = {}  # [(msg_id it depends on, follow, any), ...]: ipyparallel's after / follow
+        self.large_request_bytes: dict = {}  # sizes too large for their column (``set_size``)
+        self.large_reply_bytes: dict = {}
 
     def _bind(self) -> None:
         """``arrays``: the columns in COLUMNS order (what the row fold unpacks). Rows past
@@ -268,6 +277,41 @@ class TaskTable:
         else:
             self.targets[row] = target
 
+    def set_size(self, name: str, row: int, size) -> None:
+        """A size column's value (``SIZES``): in the column (4 bytes a task), or if it is 2 GiB
+        or more in the column's ``large_`` dict. None (or a negative size) is not measured."""
+        column, large = getattr(self, name), getattr(self, "large_" + name)
+        if column[row] == LARGE:
+            del large[row]
+        if size is None or size < 0:
+            column[row] = NONE
+        elif size < LARGE_FROM:
+            column[row] = size
+        else:
+            column[row] = LARGE
+            large[row] = size
+
+    def put_sizes(self, name: str, rows: np.ndarray, sizes: np.ndarray) -> None:
+        """``set_size`` for many rows at once; NIL sizes are left out."""
+        present = (sizes != NIL) & (sizes >= 0)
+        rows, sizes = rows[present], sizes[present]
+        large, found = sizes >= LARGE_FROM, getattr(self, "large_" + name)
+        for row in rows.tolist() if found else ():
+            found.pop(row, None)
+        self.view(name)[rows] = np.where(large, LARGE, sizes)
+        if large.any():
+            found.update(zip(rows[large].tolist(), sizes[large].tolist()))
+
+    def sizes(self, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """A size column's rows ``start:stop`` as int64 bytes, NIL where not measured."""
+        values = self.view(name)[start:stop].astype(np.int64)
+        values[values == NONE] = NIL
+        stop = len(self) if stop is None else min(stop, len(self))
+        for row, size in getattr(self, "large_" + name).items():
+            if start <= row < stop:
+                values[row - start] = size
+        return values
+
     def keep(self, kept: np.ndarray) -> np.ndarray:
         """Keep only the rows where ``kept`` is true (in order); returns each old row's new row (or NONE)."""
         new_of = np.full(len(self), NONE, np.int64)
@@ -418,8 +462,15 @@ class Task:
     queue = property(lambda self: _code(QUEUES, self._table.queue[self.row]))
     outcome = property(lambda self: _code(STATUSES, self._table.outcome[self.row]))
     chunk = property(lambda self: _value(self._table.chunk[self.row]))
-    request_bytes = property(lambda self: _value(self._table.request_bytes[self.row]))
-    reply_bytes = property(lambda self: _value(self._table.reply_bytes[self.row]))
+    request_bytes = property(lambda self: self._size("request_bytes"))
+    reply_bytes = property(lambda self: self._size("reply_bytes"))
+
+    def _size(self, name: str) -> int | None:
+        size = getattr(self._table, name)[self.row]
+        if size == LARGE:
+            return getattr(self._table, "large_" + name)[self.row]
+        return None if size == NONE else size
+
     engine_id = property(lambda self: _value(self._table.engine[self.row]))
     submitted_us = property(lambda self: _value(self._table.submitted[self.row]))
     start_us = property(lambda self: _value(self._table.start[self.row]))

@@ -139,7 +139,7 @@ class Tally:
                     flight = flights[task]
                     if flight is None or flight.done or flight.submitted is not None:
                         raise _Lost("a task submitted twice")
-                    if size is not None:
+                    if size is not None and size >= 0:  # (a negative size is not measured, as the fold reads it)
                         self.bytes[0] += size
                     t += base
                     flight.submitted = t
@@ -220,7 +220,7 @@ class Tally:
         last start seen); returns when the client had it (received, else completed), or None."""
         _, _, status, began, ended, received, engine_id, ename, evalue, size = a
         self.outcomes[status] += 1
-        if size is not None:
+        if size is not None and size >= 0:
             self.bytes[1] += size
         began = flight.start if began is None else base + began
         ended = None if ended is None else base + ended
@@ -303,6 +303,8 @@ class Tally:
 
     def summary(self) -> dict | None:
         """The segment's summary (docs/format.md, section 6.11), or None if it has none."""
+        if max(self.bytes) >= 2**63:
+            self.lose("sizes that add up past 64 bits")  # (only a log made up has them; msgpack cannot hold it)
         if self.lost is not None:
             return None
         by_status = dict(zip(ev.STATUSES, self.outcomes))

@@ -74,8 +74,8 @@ def tasks_table(state, start: int = 0, stop: int | None = None):
         "queue_seconds": seconds(started, submitted),
         "run_seconds": seconds(completed, started),
         "wall_seconds": seconds(received, submitted),
-        "request_bytes": ints(view("request_bytes")),
-        "reply_bytes": ints(view("reply_bytes")),
+        "request_bytes": ints(table.sizes("request_bytes", rows.start, rows.stop)),
+        "reply_bytes": ints(table.sizes("reply_bytes", rows.start, rows.stop)),
     }
     texts_of = records(table, rows.start, rows.stop, ("error", "traceback", "broadcast", "stdout", "stderr"))
     columns.update((key, pa.array(values, pa.string())) for key, values in texts_of.items())

@@ -194,3 +194,31 @@ def test_a_live_viewer_is_told_the_same_changes(tmp_path, monkeypatch):
     monkeypatch.setattr(batch, "BATCH_FROM", 10**9)
     assert batched == changes()
     assert sum(len(completed) for _, completed, _ in batched) > 2000
+
+
+def test_sizes_of_2_gib_and_more_fold_alike_row_by_row_and_in_batches(tmp_path, both):
+    """Sizes live in 4-byte columns; 2 GiB and more go to a dict beside them, in both folds."""
+    from ipyrecorder.table import LARGE_FROM, NIL
+
+    path = tmp_path / "big.mpk"
+    sizes = [None, 0, 1, LARGE_FROM - 1, LARGE_FROM, 3 * LARGE_FROM, 2**62]
+    with LogWriter(path, "w", new_header(t0=T0)) as log:
+        for i in range(600):  # one frame of many tasks: the batch fold
+            size = sizes[i % len(sizes)]
+            log.append({"kind": "submit", "msg_id": f"s_1_{i}", "t": at(i), "request_bytes": size})
+            log.append({"kind": "complete", "msg_id": f"s_1_{i}", "status": "ok", "reply_bytes": size})
+    batched, rows, runs = both(path)
+    assert runs >= 1 and batched == rows
+    state = ipyrecorder.replay(path)
+    want = [sizes[i % len(sizes)] for i in range(600)]
+    assert [t.request_bytes for t in state.tasks.values()] == want == [t.reply_bytes for t in state.tasks.values()]
+    assert state.table.sizes("reply_bytes", 2, 9).tolist() == [
+        1,
+        LARGE_FROM - 1,
+        LARGE_FROM,
+        3 * LARGE_FROM,
+        2**62,
+        NIL,
+        0,
+    ]
+    assert state.summary()["bytes"]["requests"] == sum(s or 0 for s in want)
