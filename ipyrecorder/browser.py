@@ -37,6 +37,7 @@ from importlib import resources
 import numpy as np
 
 from ._version import __version__
+from .clocks import moved_times
 from .colours import with_colours
 from .events import from_us, split_msg_id, to_us
 from .table import NIL, STATUS_ORDER, Task
@@ -83,8 +84,14 @@ def _head(chunks, chars: int):
     return "".join(out)[:chars]
 
 
-def task_fields(task, chars: int) -> list:
-    """``task`` as a live batch row (``TASK_FIELDS``); a msg_id without a numeric suffix is whole in ``mp``."""
+def moved_us(us, shift: int):
+    """An engine-clock time (or None) moved by its engine's shift (``State.view_shifts``)."""
+    return None if us is None else us - shift
+
+
+def task_fields(task, chars: int, shifts: dict) -> list:
+    """``task`` as a live batch row (``TASK_FIELDS``); a msg_id without a numeric suffix is whole in ``mp``.
+    ``shifts``: ``State.view_shifts()``, which put its engine's times on the client's clock."""
     prefix, suffix = split_msg_id(task.msg_id)
     if type(suffix) is not int or suffix >= NO_SUFFIX:
         prefix, suffix = task.msg_id, None
@@ -100,8 +107,8 @@ def task_fields(task, chars: int) -> list:
         task.engine_id,
         status,
         task.submitted_us,
-        task.effective_start_us,
-        task.completed_us,
+        moved_us(task.effective_start_us, shifts.get(task.engine_id, 0)),
+        moved_us(task.completed_us, shifts.get(task.engine_id, 0)),
         task.received_us,
         error,
         _head(task.stdout_chunks, chars),
@@ -109,8 +116,9 @@ def task_fields(task, chars: int) -> list:
     ]
 
 
-def engine_fields(engine) -> list:
-    """``engine`` as a live batch row (``ENGINE_FIELDS``): the task it runs is ``current``, since ``current_start``."""
+def engine_fields(engine, shifts: dict) -> list:
+    """``engine`` as a live batch row (``ENGINE_FIELDS``): the task it runs is ``current``, since
+    ``current_start`` (on the client's clock, by ``shifts`` as ``task_fields``)."""
     task = engine.current
     return [
         engine.id,
@@ -121,7 +129,7 @@ def engine_fields(engine) -> list:
         engine.errors,
         engine.busy_us,
         task.msg_id if task is not None else None,
-        task.start_us if task is not None else None,
+        moved_us(task.start_us, shifts.get(engine.id, 0)) if task is not None else None,
     ]
 
 
@@ -215,9 +223,10 @@ def build_report_data(state, output_chars: int = 200, log_name: str = "", title:
     # Times, stored so that they compress: start as the change from the previous task's start,
     # the others relative to the task's own start or end (or absolute when that is missing).
     # Each column is made, added and let go in turn: a big run's page needs no more memory than that.
-    start = since_origin(table.effective_start())
+    moving = state.view_shifts()  # a live state's engine times go on the client's clock here
+    start = since_origin(moved_times(table.effective_start(), engine, moving, NIL))
     add("start", *_time_column(_deltas(start)), "delta")
-    end = since_origin(table.view("completed"))
+    end = since_origin(moved_times(table.view("completed").copy(), engine, moving, NIL))
     add("end", *_time_column(_relative(end, start)), "rel:start")
     add("sub", *_time_column(_relative(since_origin(table.view("submitted")), start)), "rel:start")
     del start

@@ -106,15 +106,20 @@ def shifts(bounds: dict) -> dict:
     }
 
 
+def moved_times(values: np.ndarray, engines: np.ndarray, moved: dict, nil: int) -> np.ndarray:
+    """Engine-clock times (``values``, nil where none) of tasks on ``engines``, on the client's
+    clock: each moved by its engine's shift (``shifts``), in place; returns ``values``."""
+    for engine, us in moved.items():
+        values[(engines == engine) & (values != nil)] -= us
+    return values
+
+
 def to_client_clock(table, moved: dict, nil: int) -> None:
     """Move the engine-clock times of a ``TaskTable`` by ``moved`` (``shifts``): each row's start,
     started and completed by its engine's shift, each attempt's time by its own engine's."""
     engines = table.view("engine")
-    for engine, us in moved.items():
-        rows = engines == engine
-        for name in ("start", "started", "completed"):
-            column = table.view(name)
-            column[rows & (column != nil)] -= us
+    for name in ("start", "started", "completed"):
+        moved_times(table.view(name), engines, moved, nil)
     for attempts in table.attempts.values():
         attempts[:] = [(e, t - moved.get(e, 0)) for e, t in attempts]
     for errors in table.attempt_errors.values():

@@ -204,6 +204,8 @@ class State:
         self.damage: list = []
         self.until = None  # the moment the state was rebuilt for (replay's until), if any
         self.clock_shifts: dict = {}  # engine key -> µs its times were moved by (``to_client_clock``)
+        self.clock = None  # replay()'s clock; None: times as logged, put on the client's by views (a live tail)
+        self._view_shifts = (None, {})  # (events folded, view_shifts()) once asked
         self._raw_clock_bounds: dict = {}
         self.events = 0
         # running totals and recent history, so live viewers never scan every task
@@ -682,6 +684,16 @@ class State:
             clocks.to_client_clock(self.table, moved, NIL)
             self._raw_clock_bounds, self.clock_shifts = bounds, moved
 
+    def view_shifts(self) -> dict:
+        """``{engine key: µs}`` a view moves each engine's times by to show them on the client's
+        clock: what ``to_client_clock`` would move, for a state whose times are as logged (a live
+        viewer's, re-estimated as its log grows); none for replay()'s, on the clock it was asked for."""
+        if self.clock is not None:
+            return {}
+        if self._view_shifts[0] != self.events:
+            self._view_shifts = (self.events, clocks.shifts(self.clock_bounds()))
+        return self._view_shifts[1]
+
     def clock_offsets(self) -> dict:
         """``{engine key: clocks.ClockOffset}``: how far each engine's clock runs ahead of the client's."""
         return {key: clocks.ClockOffset.of(bounds) for key, bounds in sorted(self.clock_bounds().items())}
@@ -789,6 +801,7 @@ def replay(*paths, until=None, clock="client") -> State:
         state._keep_begun()
     if clock == "client":
         state.to_client_clock()
+    state.clock = clock
     return state
 
 

@@ -7,6 +7,7 @@ as numpy arrays. Drawing them is ``figure.py``'s job.
 
 from __future__ import annotations
 
+from .clocks import moved_times
 from .colours import STATUS_COLOURS, colour_of
 from .table import NIL, STATUS_ORDER, Selection
 
@@ -23,7 +24,8 @@ class TimelineData:
         table = state.table
         start, end = state.span_us()
         self.t0 = start or 0
-        self.clock_shifts = dict(state.clock_shifts)  # engines whose times were moved onto the client's clock
+        moving = state.view_shifts()  # a live state's engine times, put on the client's clock here
+        self.clock_shifts = dict(state.clock_shifts or moving)  # engines whose times are moved onto the client's
         engine = table.view("engine")
         self.engine_ids = sorted(set(state.engines) | set(np.unique(engine[engine != NIL]).tolist()))
         self.row_of = {e: i for i, e in enumerate(self.engine_ids)}
@@ -35,6 +37,8 @@ class TimelineData:
         began = table.effective_start()[rows]
         placed = (engine[rows] != NIL) & (began != NIL)
         rows, began = rows[placed], began[placed]
+        on = engine[rows]
+        moved_times(began, on, moving, NIL)
         sec = lambda us: (us - self.t0) / 1e6  # noqa: E731
         last = sec(end) if end is not None else 0.0
         self.tasks = Selection(table, rows)
@@ -43,6 +47,8 @@ class TimelineData:
 
         def seconds(column, missing):
             values = table.view(column)[rows]
+            if column == "completed":
+                values = moved_times(values.copy(), on, moving, NIL)
             return np.where(values == NIL, missing, sec(values))
 
         self.end = seconds("completed", last)

@@ -6,12 +6,14 @@ session's cluster give real shifted clocks, which the estimates must find.
 
 import json
 import os
+import re
 import shutil
 import time
 
 import pytest
 
 import ipyrecorder
+from ipyrecorder import events as ev
 from ipyrecorder import state as state_module
 from ipyrecorder.cli import main
 from ipyrecorder.log import LogWriter, new_header
@@ -195,3 +197,31 @@ def test_the_bounds_are_the_same_read_a_slice_at_a_time(tmp_path, monkeypatch):
     whole = agreed_clocks(path)
     monkeypatch.setattr(state_module, "CLOCK_ROWS", 7)  # 90 tasks in 13 slices
     assert agreed_clocks(path) == whole
+
+
+def test_live_viewers_show_engine_times_on_the_client_s_clock(tmp_path):
+    """A live tail's state keeps the log's times; the views move them as replay() would."""
+    from rich.console import Console
+
+    from ipyrecorder.browser import build_report_data
+    from ipyrecorder.tail import LogTail
+    from ipyrecorder.timeline import TimelineData
+    from viewers.terminal import render
+
+    path = tmp_path / "live.mpk"
+    shifted_log(path, {0: 0.0, 1: 3.0})
+    with LogWriter(path, "a", new_header(t0=T0)) as log:  # one more task, still running on the +3 s engine
+        log.append({"kind": "submit", "msg_id": "late_1_0", "t": at(10.0), "queue": "task"})
+        log.append({"kind": "start", "msg_id": "late_1_0", "t": at(10.002 + 3.0), "engine_id": 1})
+    tail = LogTail(path)
+    tail.poll()
+    live, replayed = tail.state, ipyrecorder.replay(path)
+    assert live.clock_shifts == {} and set(replayed.clock_shifts) == {1}
+    assert live.view_shifts() == replayed.clock_shifts and replayed.view_shifts() == {}
+    shown, want = TimelineData(live), TimelineData(replayed)
+    assert shown.start.tolist() == want.start.tolist() and shown.end.tolist() == want.end.tolist()
+    assert shown.clock_shifts == want.clock_shifts
+    assert build_report_data(live) == build_report_data(replayed)  # the dashboard's snapshot, the report's data
+    console = Console(width=120, record=True)
+    console.print(render(tail, now_us=ev.to_us(at(10.502))))  # the late task started 0.5 s ago, client time
+    assert re.search(r"late_1_0\s+0\.5s", console.export_text())

@@ -97,6 +97,7 @@ def render(tail: LogTail, now_us: int | None = None):
     parts.append(bar)
 
     span_s = None
+    shifts = state.view_shifts()  # the engines' clocks against the client's, as the log so far says
     start, end = state.span_us()
     if start is not None:
         span_s = max((end - start) / 1e6, 1e-9)
@@ -121,7 +122,8 @@ def render(tail: LogTail, now_us: int | None = None):
             what, style = "busy", "green"
         else:
             what, style = "idle", ""
-        running = _seconds(max(now_us - task.start_us, 0)) if task is not None and task.start_us else ""
+        began = None if task is None or not task.start_us else task.start_us - shifts.get(engine_id, 0)
+        running = "" if began is None else _seconds(max(now_us - began, 0))  # (on the client's clock)
         util = f"{engine.busy_seconds / span_s:.0%}" if span_s else ""
         table.add_row(
             str(engine_id),

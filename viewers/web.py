@@ -69,6 +69,7 @@ from ipyrecorder.browser import (
     data_text,
     engine_fields,
     fill,
+    moved_us,
     task_fields,
     text_or_none,
 )
@@ -260,7 +261,8 @@ class Feed:
         self._sent_marks = len(state.marks)
         self._sent_notices = len(self.tail.notices)
         self._sent_damage = self.tail.damage_count
-        self._engines = {e.id: engine_fields(e) for e in state.engines.values() if e.id is not None}
+        shifts = state.view_shifts()
+        self._engines = {e.id: engine_fields(e, shifts) for e in state.engines.values() if e.id is not None}
 
     def _collect(self):
         state = self.tail.state
@@ -273,14 +275,14 @@ class Feed:
             self.seq = 0
             self._mark_sent(state)
             return ("reset", self.epoch, 0, None)
-        chars = self.output_chars
-        tasks = [task_fields(task, chars) for task in changes.tasks]
+        chars, shifts = self.output_chars, state.view_shifts()
+        tasks = [task_fields(task, chars, shifts) for task in changes.tasks]
         engines = []
         for engine_id in changes.engines:
             engine = state.engines.get(engine_id)
             if engine is None:
                 continue
-            row = engine_fields(engine)
+            row = engine_fields(engine, shifts)
             if self._engines.get(engine_id) != row:
                 self._engines[engine_id] = row
                 engines.append(row)
@@ -325,7 +327,7 @@ class Feed:
                 origin_us=ev.to_us(meta["origin"]),
                 task_fields=TASK_FIELDS,
                 engine_fields=ENGINE_FIELDS,
-                engines=[engine_fields(e) for e in state.engines.values() if e.id is not None],
+                engines=[engine_fields(e, state.view_shifts()) for e in state.engines.values() if e.id is not None],
                 notices=list(self.tail.notices),
                 damage=[str(d) for d in self.tail.damage],
                 marks=[[m.t_us, text_or_none(m.text), data_text(m.data)] for m in state.marks],
@@ -370,11 +372,12 @@ class Feed:
             if task is None:
                 return None
             record = task.to_dict()
+            shift = self.tail.state.view_shifts().get(task.engine_id, 0)  # on the client's clock, as the rows are
             record.update(
                 engine_id=task.engine_id,
                 submitted_us=task.submitted_us,
-                completed_us=task.completed_us,
-                started_us=task.effective_start_us,
+                completed_us=moved_us(task.completed_us, shift),
+                started_us=moved_us(task.effective_start_us, shift),
                 received_us=task.received_us,
             )
         for key in ("stdout", "stderr"):
