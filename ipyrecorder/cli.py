@@ -512,11 +512,18 @@ def serve(log, host, port, certfile, keyfile, token, poll):
 @cli.command()
 @click.option("--output-dir", "-d", default="ipyrecorder-demo", show_default=True, help="Where the log and outputs go.")
 @click.option("--engines", "-n", default=2, show_default=True, help="Engines in the local cluster.")
-def demo(output_dir, engines):
+@click.option(
+    "--engine-stats",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Sample each engine's CPU and memory this often (docs/recording.md, 'Engine resources').",
+)
+def demo(output_dir, engines, engine_stats):
     """Start a local cluster, record a varied workload, summarise it."""
     from .demo import run_demo
 
-    run_demo(output_dir, engines, echo=click.echo)
+    run_demo(output_dir, engines, echo=click.echo, engine_stats=engine_stats)
 
 
 def main(argv=None) -> int:

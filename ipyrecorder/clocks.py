@@ -120,6 +120,9 @@ def to_client_clock(table, moved: dict, nil: int) -> None:
     engines = table.view("engine")
     for name in ("start", "started", "completed"):
         moved_times(table.view(name), engines, moved, nil)
+    for engine, us in moved.items():  # its resource samples are on its clock too
+        if engine in table.samples:
+            table.samples[engine] = [(t - us, *rest) for t, *rest in table.samples[engine]]
     for attempts in table.attempts.values():
         attempts[:] = [(e, t - moved.get(e, 0)) for e, t in attempts]
     for errors in table.attempt_errors.values():

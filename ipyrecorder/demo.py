@@ -69,8 +69,9 @@ def workload(rc, rec, scale: float = 1.0) -> None:
     rc.wait()
 
 
-def run_demo(output_dir, engines: int = 2, echo=print, scale: float = 1.0) -> Path:
-    """Start a cluster in a private IPYTHONDIR, record the workload, print a summary."""
+def run_demo(output_dir, engines: int = 2, echo=print, scale: float = 1.0, engine_stats=None) -> Path:
+    """Start a cluster in a private IPYTHONDIR, record the workload, print a summary
+    (``engine_stats``: seconds between the engines' resource samples, as ``recording`` takes it)."""
     import ipyparallel as ipp
 
     from .recorder import recording
@@ -86,7 +87,7 @@ def run_demo(output_dir, engines: int = 2, echo=print, scale: float = 1.0) -> Pa
     rc = cluster.start_and_connect_sync()
     try:
         started = time.monotonic()
-        with recording(rc, log_path, mode="w") as rec:
+        with recording(rc, log_path, mode="w", engine_stats=engine_stats) as rec:
             workload(rc, rec, scale)
         rec.close(timeout=60)
         echo(f"recorded the workload in {time.monotonic() - started:.1f} s to {log_path}")

@@ -107,6 +107,29 @@ KINDS = (
         "depend",
         (_TASK, Field("on", "symbol", required=True), Field("follow", "flag"), Field("any", "flag")),
     ),
+    Kind(
+        18,
+        "engine_info",
+        (
+            _T,
+            Field("engine_id", "int", required=True),
+            Field("host", "text"),
+            Field("pid", "int"),
+            Field("cpus", "int"),
+            Field("memory", "int"),
+        ),
+    ),
+    Kind(
+        19,
+        "engine_sample",
+        (
+            _T,
+            Field("engine_id", "int", required=True),
+            Field("cpu", "value"),
+            Field("rss", "int"),
+            Field("available", "int"),
+        ),
+    ),
 )
 KIND = {kind.name: kind for kind in KINDS}
 # The codes by name, for the fold and the tools that switch on them.
@@ -123,6 +146,8 @@ LABEL = KIND["label"].code
 RESUBMIT = KIND["resubmit"].code
 CLOSE = KIND["close"].code
 DEPEND = KIND["depend"].code
+ENGINE_INFO = KIND["engine_info"].code
+ENGINE_SAMPLE = KIND["engine_sample"].code
 
 # The wire positions the fold (state.py) and ``info`` (summary.py) read, named after the fields.
 SUBMIT_TASK, SUBMIT_T, SUBMIT_QUEUE, SUBMIT_FUNCTION, SUBMIT_TARGET, SUBMIT_LABEL, SUBMIT_CHUNK, SUBMIT_BROADCAST = (
@@ -148,6 +173,12 @@ LABEL_TASK, LABEL_NAME = KIND["label"].at("msg_id", "name")
 RESUBMIT_TASK, RESUBMIT_NEW = KIND["resubmit"].at("msg_id", "new_msg_id")
 CLOSE_T, CLOSE_STATS, CLOSE_SUMMARY = KIND["close"].at("t", "stats", "summary")
 DEPEND_TASK, DEPEND_ON, DEPEND_FOLLOW, DEPEND_ANY = KIND["depend"].at("msg_id", "on", "follow", "any")
+INFO_ENGINE, INFO_HOST, INFO_PID, INFO_CPUS, INFO_MEMORY = KIND["engine_info"].at(
+    "engine_id", "host", "pid", "cpus", "memory"
+)
+SAMPLE_T, SAMPLE_ENGINE, SAMPLE_CPU, SAMPLE_RSS, SAMPLE_AVAILABLE = KIND["engine_sample"].at(
+    "t", "engine_id", "cpu", "rss", "available"
+)
 
 # Small closed vocabularies are integers on the wire.
 STATUSES = ("ok", "error", "aborted")

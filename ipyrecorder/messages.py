@@ -109,6 +109,42 @@ def depend_events(msg_id, metadata: dict):
             yield {"kind": "depend", "msg_id": msg_id, "on": str(on), "follow": relation == "follow", "any": not every}
 
 
+def engine_stats_event(content: dict) -> dict | None:
+    """The event of one message of an engine's sampler (``engine_stats.py``): who it is, or a
+    sample of its resources; None for a message that is neither (numbers that are not numbers
+    are left out)."""
+
+    def number(key, kind=int):
+        value = content.get(key)
+        return value if isinstance(value, kind) and not isinstance(value, bool) else None
+
+    engine_id, t = number("engine_id"), number("t", (int, float))
+    if engine_id is None or t is None:
+        return None
+    if content.get("what") == "info":
+        host = content.get("host")
+        return {
+            "kind": "engine_info",
+            "t": t,
+            "engine_id": engine_id,
+            "host": host if isinstance(host, str) else None,
+            "pid": number("pid"),
+            "cpus": number("cpus"),
+            "memory": number("memory"),
+        }
+    if content.get("what") == "sample":
+        cpu = number("cpu", (int, float))
+        return {
+            "kind": "engine_sample",
+            "t": t,
+            "engine_id": engine_id,
+            "cpu": None if cpu is None else round(float(cpu), 1),
+            "rss": number("rss"),
+            "available": number("available"),
+        }
+    return None
+
+
 def submission(record) -> dict:
     """The submit event of a Hub TaskRecord."""
     header = record.get("header") or {}

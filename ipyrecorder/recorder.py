@@ -13,18 +13,20 @@ from __future__ import annotations
 import atexit
 import collections
 import os
+import secrets
 import threading
 import time
 import warnings
 
+from . import engine_stats, translate
 from . import tap as T
-from . import translate
 from .errors import RecorderWarning, TapError, warn_hook_failure
 from .log import LogWriter, new_header
 
 FLUSH_INTERVAL = 0.05  # seconds between writes while events flow (issue 2: at most 50 ms; each wake-up costs)
 FLUSH_WAIT = 5.0  # seconds the end of a block waits for the writer before warning
 STOP_WAIT = 10.0  # seconds close() waits for the writer once it has given up on pending tasks
+DEFAULT_STATS_INTERVAL = 0.5  # seconds between an engine's samples with engine_stats=True
 
 
 def _client_of(target):
@@ -50,7 +52,8 @@ def _client_gone(client) -> str | None:
 class Recording:
     """A live recording of one client into one log. Use ``recording(...)``."""
 
-    def __init__(self, target, path="ipyrecorder.mpk", *, names=None, mode="a", capture_output=True):
+    def __init__(self, target, path="ipyrecorder.mpk", *, names=None, mode="a", capture_output=True, engine_stats=None):
+        interval = _stats_interval(engine_stats)
         self.client = _client_of(target)
         self.path = os.fspath(path)
         self.names = names
@@ -61,7 +64,15 @@ class Recording:
         self._exited = False
         self._stop = None  # set by close() on timeout, or at interpreter exit
         self._tap = T.ClientTap(self.client, self._queue.append, self.flush, watch_async_results=callable(names))
-        self._tap.attach()  # TapError (closed, or already recorded) before anything is written
+        self._samplers = None  # (token, engine ids) of the engines' samplers, with engine_stats
+        if interval is not None:  # (set up before the tap attaches: the set-up is not recorded)
+            self._start_samplers(interval)
+        try:
+            self._tap.attach()  # TapError (closed, or already recorded) before anything is written
+        except BaseException:
+            self._stop_samplers()
+            self._tap.release()
+            raise
         try:
             self._channel = _Channel.join(self, mode)
             self._translator = translate.Translator(
@@ -70,7 +81,34 @@ class Recording:
             self._channel.add(self)
         except BaseException:
             self._tap.detach()
+            self._stop_samplers()
+            self._tap.release()
             raise
+
+    def _start_samplers(self, interval: float) -> None:
+        """Start a sampler on every engine (``engine_stats.py``): one task each, not waited for."""
+        token = secrets.token_hex(8)
+        self._tap.listen_engine_stats(token)
+        ids = list(self.client.ids)
+        try:
+            for engine_id in ids:
+                self.client[engine_id].apply_async(engine_stats.start_sampler, engine_id, interval, token)
+        except Exception:  # the client cannot send: no samples, the user's work goes on
+            warn_hook_failure("engine_stats set-up")
+        self._samplers = (token, ids)
+
+    def _stop_samplers(self) -> None:
+        """Ask the samplers to stop (each once its engine is free: nothing waits for it)."""
+        if self._samplers is None:
+            return
+        token, ids = self._samplers
+        self._samplers = None
+        try:
+            live = [] if getattr(self.client, "_closed", False) else [i for i in ids if i in self.client.ids]
+            if live:  # (an engine that died took its sampler with it)
+                self.client[live].apply_async(engine_stats.stop_sampler, token)
+        except Exception:
+            warn_hook_failure("engine_stats stop")
 
     @property
     def error(self) -> Exception | None:
@@ -159,6 +197,7 @@ class Recording:
             self.ended = ended
             self._exited = True
             self._tap.detach()
+            self._stop_samplers()  # (after the tap is gone: not recorded)
             self._channel.wake.set()
 
     # -- on the channel's thread --------------------------------------------------------
@@ -360,7 +399,19 @@ class _Channel:
             recording.closed.set()
 
 
-def recording(target, path="ipyrecorder.mpk", *, names=None, mode="a", capture_output=True) -> Recording:
+def _stats_interval(engine_stats) -> float | None:
+    """Seconds between the engines' samples for ``engine_stats`` (True: 0.5), or None (off)."""
+    if engine_stats is None or engine_stats is False:
+        return None
+    interval = DEFAULT_STATS_INTERVAL if engine_stats is True else engine_stats
+    if not isinstance(interval, (int, float)) or not interval > 0:
+        raise ValueError(f"engine_stats must be a number of seconds > 0, or True, not {engine_stats!r}")
+    return float(interval)
+
+
+def recording(
+    target, path="ipyrecorder.mpk", *, names=None, mode="a", capture_output=True, engine_stats=None
+) -> Recording:
     """Record everything sent through ``target``'s client into the log at ``path``.
 
     ``target`` is a Client or any View. ``names`` is a dict msg_id -> name (it
@@ -368,9 +419,11 @@ def recording(target, path="ipyrecorder.mpk", *, names=None, mode="a", capture_o
     ``mode="w"`` starts the log afresh; ``"a"`` appends a new segment (either
     way, a log an earlier recording in this process is still writing is
     continued). Use as a context manager; the recording outlives the block until
-    every task submitted in it has finished, then closes the log.
+    every task submitted in it has finished, then closes the log. ``engine_stats``
+    (seconds, or True: 0.5) samples each engine's CPU and memory that often
+    (docs/recording.md, "Engine resources").
     """
-    return Recording(target, path, names=names, mode=mode, capture_output=capture_output)
+    return Recording(target, path, names=names, mode=mode, capture_output=capture_output, engine_stats=engine_stats)
 
 
 _shutting_down = False

@@ -40,6 +40,11 @@ from .events import (
     DEPEND_FOLLOW,
     DEPEND_ON,
     DEPEND_TASK,
+    INFO_CPUS,
+    INFO_ENGINE,
+    INFO_HOST,
+    INFO_MEMORY,
+    INFO_PID,
     LABEL_NAME,
     LABEL_TASK,
     MARK_DATA,
@@ -53,6 +58,11 @@ from .events import (
     REGISTER_UUID,
     RESUBMIT_NEW,
     RESUBMIT_TASK,
+    SAMPLE_AVAILABLE,
+    SAMPLE_CPU,
+    SAMPLE_ENGINE,
+    SAMPLE_RSS,
+    SAMPLE_T,
     START_ENGINE,
     START_T,
     START_TASK,
@@ -106,6 +116,10 @@ class Engine:
         "errors",
         "busy_us",
         "running",
+        "host",
+        "pid",
+        "cpus",
+        "memory",
         "_table",
     )
 
@@ -116,6 +130,7 @@ class Engine:
         self.present_at_start = False
         self.tasks_done = self.errors = self.busy_us = 0
         self.running = None  # the row of the task it is running, as far as the log knows
+        self.host = self.pid = self.cpus = self.memory = None  # what its sampler said (engine_stats)
         self._table = table
 
     registered = property(lambda self: from_us(self.registered_us))
@@ -126,6 +141,16 @@ class Engine:
     engine_id = property(lambda self: self.id % CLUSTER_STRIDE)
 
     label = property(lambda self: engine_label(self.id))
+
+    @property
+    def samples(self) -> list:
+        """Its resource samples, ``[(t µs, cpu %, rss bytes, host's available bytes)]`` in order."""
+        return [] if self._table is None else self._table.samples.get(self.id, [])
+
+    @property
+    def peak_rss(self) -> int | None:
+        """The largest resident memory its samples show."""
+        return max((s[2] for s in self.samples if s[2] is not None), default=None)
 
     @property
     def current(self) -> Task | None:
@@ -143,6 +168,12 @@ class Engine:
             "tasks_done": self.tasks_done,
             "errors": self.errors,
             "busy_seconds": self.busy_seconds,
+            "host": self.host,
+            "pid": self.pid,
+            "cpus": self.cpus,
+            "memory": self.memory,
+            "samples": len(self.samples),
+            "peak_rss": self.peak_rss,
         }
 
     def __repr__(self):
@@ -553,6 +584,18 @@ class State:
                 edges = table.depends.setdefault(rows[a[DEPEND_TASK]], [])
                 if edge not in edges:  # (the same task, from another of the merged logs)
                     edges.append(edge)
+            elif kind == ev.ENGINE_SAMPLE:
+                size = len(a)
+                sample = [base + a[SAMPLE_T]] + [
+                    a[i] if size > i else None for i in (SAMPLE_CPU, SAMPLE_RSS, SAMPLE_AVAILABLE)
+                ]
+                table.samples.setdefault(engine_of(a[SAMPLE_ENGINE] + offset).id, []).append(tuple(sample))
+            elif kind == ev.ENGINE_INFO:
+                engine = engine_of(a[INFO_ENGINE] + offset)
+                size = len(a)
+                engine.host, engine.pid, engine.cpus, engine.memory = (
+                    a[i] if size > i else None for i in (INFO_HOST, INFO_PID, INFO_CPUS, INFO_MEMORY)
+                )
             elif kind == ev.CLOSE:
                 stats = a[CLOSE_STATS] if len(a) > CLOSE_STATS else {}
                 self.closes.append({"t": from_us(base + a[CLOSE_T]), **(stats or {})})
@@ -645,6 +688,8 @@ class State:
             failed_attempts=self.failed_attempts(),
             moved=self.bytes_moved(),
             critical_path=critical.path_figures(self.table, critical.critical_path(self.table, NIL), NIL),
+            hosts={key: e.host for key, e in self.engines.items() if e.host is not None},
+            peaks={key: e.peak_rss for key, e in self.engines.items() if e.peak_rss is not None},
         )
 
     def bytes_moved(self) -> tuple:

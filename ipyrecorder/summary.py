@@ -35,11 +35,14 @@ def summarise(
     failed_attempts,
     moved,
     critical_path,
+    hosts,
+    peaks,
 ) -> dict:
     """The summary: ``span_us`` is (first, last) or (None, None); ``engines`` maps an engine's
     key to (tasks done, errors, busy µs), ``clocks`` to its ``clocks.Bounds``; ``closes`` are the
     segments' close statistics; ``moved`` is (request bytes, reply bytes), added up;
-    ``critical_path`` as ``critical.path_figures`` gives it."""
+    ``critical_path`` as ``critical.path_figures`` gives it; ``hosts`` and ``peaks`` map an engine's
+    key to its host and its largest resident memory, where its samples said (engine_stats)."""
     start, end = span_us
     span = (end - start) / 1e6 if start is not None else 0.0
     known = [key for key in engines if key is not None]
@@ -54,6 +57,8 @@ def summarise(
             "errors": errors,
             "busy_seconds": round(busy, 6),
             "utilisation": round(busy / span, 4) if span > 0 else None,
+            "host": hosts.get(engine_id),
+            "peak_rss": peaks.get(engine_id),
         }
     return {
         "tasks": tasks,
@@ -168,6 +173,7 @@ def _add_up(summaries: list):
     if not _one_cluster(summaries):
         return None
     tasks, failed, by_status, engines, clocks, marks, moved, longest = 0, 0, {}, {}, {}, [], [0, 0], None
+    hosts, peaks = {}, {}
     firsts, lasts = [], []
     for s in summaries:
         tasks += s["tasks"]
@@ -176,6 +182,10 @@ def _add_up(summaries: list):
             s.get("bytes", (0, 0))
         ):  # (a summary written before sizes were recorded has none: neither have its events)
             moved[i] += size
+        for engine_id, host in s.get("hosts", ()):  # (absent from summaries before engine_stats: none)
+            hosts[engine_id] = host
+        for engine_id, rss in s.get("peak_rss", ()):
+            peaks[engine_id] = max(rss, peaks.get(engine_id, rss))
         found = s.get("longest")
         if found and (longest is None or found[0] > longest[0] or (found[0] == longest[0] and found[1] < longest[1])):
             longest = found
@@ -207,6 +217,8 @@ def _add_up(summaries: list):
         "failed_attempts": failed,
         "moved": tuple(moved),
         "critical_path": longest_path(longest),
+        "hosts": {e: h for e, h in hosts.items() if h is not None},
+        "peaks": peaks,
     }
     return figures, [text for _, text in marks]
 

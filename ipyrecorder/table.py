@@ -101,6 +101,7 @@ class TaskTable:
         self.broadcast: dict = {}  # msg_id of the broadcast request a per-engine task belongs to
         self.source: dict = {}  # which of several merged logs gave the task's output and attempts
         self.depends: dict = {}  # [(msg_id it depends on, follow, any), ...]: ipyparallel's after / follow
+        self.samples: dict = {}  # engine key -> [(t µs, cpu %, rss, available)]: its resources (engine_stats)
         self.large_request_bytes: dict = {}  # sizes too large for their column (``set_size``)
         self.large_reply_bytes: dict = {}
 
@@ -465,6 +466,20 @@ class Task:
     request_bytes = property(lambda self: self._size("request_bytes"))
     reply_bytes = property(lambda self: self._size("reply_bytes"))
 
+    @property
+    def peak_rss(self) -> int | None:
+        """The largest resident memory of its engine that the samples taken while it ran show
+        (to the engine's last sample, for a task that never completed: an engine that died)."""
+        table, row = self._table, self.row
+        samples, began = table.samples.get(_value(table.engine[row])), self.effective_start_us
+        if not samples or began is None:
+            return None
+        ended = _value(table.completed[row])
+        return max(
+            (rss for t, _, rss, _ in samples if rss is not None and began <= t and (ended is None or t <= ended)),
+            default=None,
+        )
+
     def _size(self, name: str) -> int | None:
         size = getattr(self._table, name)[self.row]
         if size == LARGE:
@@ -596,6 +611,7 @@ class Task:
             "reply_bytes": self.reply_bytes,
             "after": self.after,
             "follow": self.follow,
+            "peak_rss": self.peak_rss,
         }
 
     def __repr__(self):

@@ -50,6 +50,8 @@ _READ = {
     ev.MARK: _fields("mark", "t", "text"),
     ev.RESUBMIT: _fields("resubmit", "new_msg_id"),
     ev.DEPEND: _fields("depend", "msg_id"),
+    ev.ENGINE_INFO: _fields("engine_info", "engine_id", "host"),
+    ev.ENGINE_SAMPLE: _fields("engine_sample", "engine_id", "rss"),
 }
 
 
@@ -79,6 +81,8 @@ class Tally:
         self.done = None  # the latest completion (received, else completed), µs
         self.engines: dict = {}  # engine id -> [tasks done, errors, busy µs]
         self.clocks: dict = {}  # engine id -> clocks.Bounds of its clock's offset
+        self.hosts: dict = {}  # engine id -> the host its sampler last named (engine_stats)
+        self.peaks: dict = {}  # engine id -> the largest resident memory its samples show
         self.registered: list = []  # [engine id, uuid] of each registration, in order
         self.marks: list = []  # [t µs, text]
         self.bytes = [0, 0]  # the requests' and the replies' sizes, added up
@@ -181,6 +185,14 @@ class Tally:
                     flight = flights[a[1]]
                     if flight is not None:
                         flight.resubmitted = True
+                elif kind == ev.ENGINE_SAMPLE or kind == ev.ENGINE_INFO:
+                    _, engine_id, value = a
+                    if engine_id not in engines:
+                        engines[engine_id] = [0, 0, 0]
+                    if kind == ev.ENGINE_INFO:
+                        self.hosts[engine_id] = value
+                    elif value is not None and value > self.peaks.get(engine_id, -1):
+                        self.peaks[engine_id] = value
                 elif kind == ev.DEPEND:  # (the critical path through them needs every task's)
                     raise _Lost("tasks that depend on others")
                 elif kind == MARK:
@@ -322,6 +334,8 @@ class Tally:
                 if bounds.tasks or bounds.impossible
             ],
             "registered": self.registered,
+            "hosts": [[engine_id, host] for engine_id, host in self.hosts.items()],
+            "peak_rss": [[engine_id, rss] for engine_id, rss in self.peaks.items()],
             "failed_attempts": self.failed + sum(len(f.attempts) for f in self.flights.values() if f.attempts),
             "bytes": self.bytes,
             "longest": self._longest(),

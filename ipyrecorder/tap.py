@@ -16,6 +16,7 @@ import threading
 import time
 from functools import partial
 
+from .engine_stats import MSG_TYPE as STATS_MSG_TYPE
 from .errors import TapError
 from .errors import warn_hook_failure as _warn_hook_failure
 
@@ -29,6 +30,7 @@ ENGINE = "engine"  # (ENGINE, epoch seconds, registration event)
 HUB_REPLY = "hub_reply"  # (HUB_REPLY, msg_type, reply content) for resubmit/result requests
 ASYNC_RESULT = "async_result"  # (ASYNC_RESULT, AsyncResult)
 FLUSH = "flush"  # (FLUSH, threading.Event) set once everything before it is written
+ENGINE_STATS = "engine_stats"  # (ENGINE_STATS, message content): an engine's sampler said something
 
 TASK_REQUESTS = ("apply_request", "execute_request")
 HUB_REQUESTS = ("resubmit_request", "result_request")
@@ -102,6 +104,7 @@ class ClientTap:
         self._originals: dict = {}  # attribute -> what the instance had (None: nothing of its own)
         self._installed: dict = {}  # attribute -> our wrapper
         self._coalescing: set = set()  # coalescing broadcast requests whose iopub we listen to
+        self._stats_token = None  # the engine samplers' token, while we listen to them
         self._raw = None  # (session, its own deserialize or None, our wrapper) while we listen
         self._reply_handler = self._measure_reply = None  # the client's apply_reply handler, and ours
         self.attached = False
@@ -160,6 +163,7 @@ class ClientTap:
     def release(self) -> None:
         """Stop listening to raw iopub traffic (the recording no longer follows any task)."""
         self._coalescing.clear()
+        self._stats_token = None
         if self._raw is not None:
             session, original, wrapper = self._raw
             self._raw = None
@@ -173,19 +177,32 @@ class ClientTap:
         Installed on the first coalescing broadcast, removed by ``release``.
         """
         self._coalescing.add(request_id)
+        self._listen_raw()
+
+    def listen_engine_stats(self, token: str) -> None:
+        """See the messages of the engines' samplers (``engine_stats.py``), which no future receives."""
+        self._stats_token = token
+        self._listen_raw()
+
+    def _listen_raw(self) -> None:
         if self._raw is not None:
             return
         session = self.client.session
         deserialize = session.deserialize
-        coalescing, push = self._coalescing, self.push
+        coalescing, push, tap = self._coalescing, self.push, self
 
         def wrapper(*args, **kwargs):
             msg = deserialize(*args, **kwargs)
             try:
-                if coalescing and msg["header"]["msg_type"] in IOPUB_TYPES:
+                msg_type = msg["header"]["msg_type"]
+                if coalescing and msg_type in IOPUB_TYPES:
                     parent = (msg.get("parent_header") or {}).get("msg_id") or ""
                     if parent.rpartition("_")[0] in coalescing:
                         push((IOPUB, msg))
+                elif msg_type == STATS_MSG_TYPE and tap._stats_token is not None:
+                    content = msg["content"]
+                    if content.get("token") == tap._stats_token:
+                        push((ENGINE_STATS, content))
             except Exception:
                 _warn_hook_failure("iopub listener")
             return msg

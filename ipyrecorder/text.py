@@ -51,12 +51,24 @@ def summary_text(logs, headers, summary, marks) -> str:
     if summary["engines"]:
         labels = {engine_id: engine_label(engine_id)[len("engine ") :] for engine_id in summary["engines"]}
         width = max(6, *map(len, labels.values()))
-        lines.append(f"  {'engine':>{width}}  tasks  errors  busy s   utilisation  clock vs the client's")
+        hosts = {engine_id: e["host"] for engine_id, e in summary["engines"].items() if e["host"] is not None}
+        for engine_id, host in hosts.items():  # ``3 @ node17`` once the host is known
+            labels[engine_id] += f" @ {visible(host)}"
+        width = max(width, *map(len, labels.values()))
+        peaks = any(e["peak_rss"] is not None for e in summary["engines"].values())
+        lines.append(
+            f"  {'engine':>{width}}  tasks  errors  busy s   utilisation  "
+            + ("peak memory  " if peaks else "")
+            + "clock vs the client's"
+        )
         for engine_id, e in summary["engines"].items():
             util = "-" if e["utilisation"] is None else f"{e['utilisation']:.1%}"
+            peak = ("-" if e["peak_rss"] is None else decimal(e["peak_rss"])) if peaks else None
             lines.append(
                 f"  {labels[engine_id]:>{width}}  {e['tasks']:>5}  {e['errors']:>6}  {e['busy_seconds']:>7.3f}  "
-                f"{util:>11}  {clock_text(summary['clocks'].get(engine_id))}"
+                f"{util:>11}  "
+                + ("" if peak is None else f"{peak:>11}  ")
+                + clock_text(summary["clocks"].get(engine_id))
             )
     parallel = summary["parallelism"]
     if parallel["efficiency"] is not None:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 
 from . import tap as T
 from .errors import RecorderWarning, warn_hook_failure
-from .messages import completion, depend_events, engine_event, iopub_events, metadata_completion
+from .messages import completion, depend_events, engine_event, engine_stats_event, iopub_events, metadata_completion
 from .msgids import MsgIds
 
 MARK = "mark"  # (MARK, epoch seconds, text, data)
@@ -285,6 +285,11 @@ class Translator:
         for msg_id, name in mapping.items():
             self._add_name(msg_id, name)
 
+    def _on_engine_stats(self, content):
+        event = engine_stats_event(content)
+        if event is not None:
+            self.emit(event)
+
     def _on_mark(self, t, text, data):
         self.emit({"kind": "mark", "t": t, "text": text, "data": data})
 
@@ -297,6 +302,7 @@ class Translator:
         T.ENGINE: _on_engine,
         T.HUB_REPLY: _on_hub_reply,
         T.ASYNC_RESULT: _on_async_result,
+        T.ENGINE_STATS: _on_engine_stats,
         NAME: _on_name,
         MARK: _on_mark,
     }

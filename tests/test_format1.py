@@ -25,17 +25,25 @@ def as_json(value):
 
 # what summaries and tasks have that 0.1's had not
 NEW_SUMMARY_KEYS = ("damage", "failed_attempts", "clocks", "bytes", "parallelism", "critical_path")
-NEW_TASK_KEYS = ("request_bytes", "reply_bytes", "after", "follow")
+NEW_TASK_KEYS = ("request_bytes", "reply_bytes", "after", "follow", "peak_rss")
+NEW_ENGINE_KEYS = ("host", "pid", "cpus", "memory", "samples", "peak_rss")
+
+
+def without(record: dict, keys) -> dict:
+    return {k: v for k, v in record.items() if k not in keys}
 
 
 def folded(state) -> dict:
     return as_json(
         {
-            "summary": {k: v for k, v in state.summary().items() if k not in NEW_SUMMARY_KEYS},
+            "summary": {
+                **without(state.summary(), NEW_SUMMARY_KEYS),
+                "engines": {k: without(e, NEW_ENGINE_KEYS) for k, e in state.summary()["engines"].items()},
+            },
             "damage": [[d.offset, d.length] for d in state.damage],
             "events": state.events,
-            "tasks": [{k: v for k, v in t.to_dict().items() if k not in NEW_TASK_KEYS} for t in state.tasks.values()],
-            "engines": [e.to_dict() for e in state.engines.values()],
+            "tasks": [without(t.to_dict(), NEW_TASK_KEYS) for t in state.tasks.values()],
+            "engines": [without(e.to_dict(), NEW_ENGINE_KEYS) for e in state.engines.values()],
             "marks": [m.to_dict() for m in state.marks],
             "headers": [
                 {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in h.items()} for h in state.headers

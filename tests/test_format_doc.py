@@ -396,6 +396,28 @@ def write_every_kind(path):
         log.append({"kind": "submit", "msg_id": "nounderscore", "t": T0 + 4 * US})
         log.append({"kind": "submit", "msg_id": S + "007", "t": T0 + 5 * US, "function": "f", "request_bytes": 4096})
         log.append({"kind": "depend", "msg_id": S + "007", "on": S + "0"})
+        log.append(
+            {
+                "kind": "engine_info",
+                "t": T0 + 6 * US,
+                "engine_id": 1,
+                "host": "node17",
+                "pid": 4242,
+                "cpus": 64,
+                "memory": 2**38,
+            }
+        )
+        log.append(
+            {
+                "kind": "engine_sample",
+                "t": T0 + 7 * US,
+                "engine_id": 1,
+                "cpu": 99.5,
+                "rss": 300 << 20,
+                "available": 2**37,
+            }
+        )
+        log.append({"kind": "engine_sample", "t": T0 + 8 * US, "engine_id": 1})
         log.append({"kind": "depend", "msg_id": S + "007", "on": "before-the-log_1_5", "follow": True, "any": True})
         log.flush()
         log.append({"kind": "start", "msg_id": S + "0", "t": T0 - 3_000 * US, "engine_id": 0})
