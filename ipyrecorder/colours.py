@@ -18,6 +18,7 @@ REPLY_LATENCY = "#fdd0a2"  # completed -> received
 BUSY = "#1f77b4"  # the busy-engines curve
 MEAN = "#d62728"  # its mean
 MARK = "#3d444d"  # the user's marks
+RESOURCES = "#6e7781"  # each engine's memory and CPU curves (engine_stats)
 DEPENDENCY = "#8250df"  # a task waiting on another (the report's links, for the task in focus)
 JS_PLACEHOLDER = "/*@@COLOURS@@*/ null"
 

@@ -8,7 +8,7 @@ The numbers come from ``timeline.TimelineData``.
 
 from __future__ import annotations
 
-from .colours import BUSY, MARK, MEAN, QUEUED, REPLY_LATENCY, STATUS_COLOURS
+from .colours import BUSY, MARK, MEAN, QUEUED, REPLY_LATENCY, RESOURCES, STATUS_COLOURS
 from .errors import PluginError
 from .state import engine_label
 from .text import visible
@@ -90,6 +90,21 @@ def draw_busy(busy_ax, times, busy, mean, engines: int, clock_shifts: dict) -> N
     busy_ax.grid(alpha=0.3)
 
 
+def draw_resources(memory_ax, cpu_ax, samples: dict) -> None:
+    """The engines' resident memory and CPU %, a thin line per engine (``TimelineData.samples``);
+    an engine that died ends where its samples do."""
+    for engine_id, (t, cpu, rss) in sorted(samples.items()):
+        memory_ax.plot(t, rss / 1e9, color=RESOURCES, linewidth=0.8, alpha=0.8)
+        cpu_ax.plot(t, cpu, color=RESOURCES, linewidth=0.8, alpha=0.8)
+        if len(t):  # each line's engine, where it ends
+            memory_ax.annotate(engine_label(engine_id)[len("engine ") :], (t[-1], rss[-1] / 1e9), fontsize=6)
+    memory_ax.set_ylabel("memory GB", fontsize=8)
+    cpu_ax.set_ylabel("CPU %", fontsize=8)
+    for axis in (memory_ax, cpu_ax):
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+
+
 def draw_mark(ax, busy_ax, t, text) -> None:
     """A mark: a dashed line across both panels, its text along it."""
     text = drawn(text)
@@ -109,9 +124,9 @@ def draw_mark(ax, busy_ax, t, text) -> None:
     )
 
 
-def figure_size(engines: int) -> tuple:
-    """Inches for a timeline of this many engine rows: readable for 2 or 200."""
-    return 12.0, min(3.0 + 0.32 * max(engines, 1), 60.0)
+def figure_size(engines: int, resources: bool = False) -> tuple:
+    """Inches for a timeline of this many engine rows (and the resource panels): readable for 2 or 200."""
+    return 12.0, min(3.0 + 0.32 * max(engines, 1), 60.0) + (2.4 if resources else 0.0)
 
 
 def draw_timeline(state, figure=None):
@@ -124,9 +139,10 @@ def draw_timeline(state, figure=None):
 
     data = TimelineData(state)
     n = max(len(data.engine_ids), 1)
-    fig = figure or Figure(figsize=figure_size(n), layout="constrained")
+    fig = figure or Figure(figsize=figure_size(n, bool(data.samples)), layout="constrained")
     fig.clear()
-    ax, busy_ax = fig.subplots(2, 1, sharex=True, height_ratios=[max(3, min(n, 30)), 2])
+    panels = [max(3, min(n, 30)), 2] + ([1.5, 1.5] if data.samples else [])
+    ax, busy_ax, *resource_axes = fig.subplots(len(panels), 1, sharex=True, height_ratios=panels)
 
     if len(data.tasks):
         px_per_s = fig.get_figwidth() * fig.dpi * 0.8 / (data.span * 1.01)
@@ -171,6 +187,10 @@ def draw_timeline(state, figure=None):
     ax.legend(handles=legend, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
 
     draw_busy(busy_ax, *data.busy_curve(), len(data.engine_ids), data.clock_shifts)
+    if resource_axes:
+        draw_resources(*resource_axes, data.samples)
+        resource_axes[-1].set_xlabel(busy_ax.get_xlabel(), fontsize=8)  # the time axis goes under the last panel
+        busy_ax.set_xlabel("")
     return fig
 
 

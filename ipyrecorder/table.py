@@ -102,6 +102,7 @@ class TaskTable:
         self.source: dict = {}  # which of several merged logs gave the task's output and attempts
         self.depends: dict = {}  # [(msg_id it depends on, follow, any), ...]: ipyparallel's after / follow
         self.samples: dict = {}  # engine key -> [(t µs, cpu %, rss, available)]: its resources (engine_stats)
+        self._sample_arrays: dict = {}  # engine key -> (its samples, how many, times, rss), for peak_rss
         self.large_request_bytes: dict = {}  # sizes too large for their column (``set_size``)
         self.large_reply_bytes: dict = {}
 
@@ -313,6 +314,34 @@ class TaskTable:
                 values[row - start] = size
         return values
 
+    def peak_rss(self, row: int) -> int | None:
+        """The largest resident memory of a task's engine that the samples taken while it ran
+        show (to the engine's last sample, for a task that never completed: an engine that died)."""
+        times, rss = self._sampled(self.engine[row])
+        began = self.started[row] if self.started[row] != NIL else self.start[row]
+        if times is None or began == NIL:
+            return None
+        ended = self.completed[row]
+        found = rss[
+            np.searchsorted(times, began) : len(times) if ended == NIL else np.searchsorted(times, ended, "right")
+        ]
+        found = found[found >= 0]
+        return int(found.max()) if len(found) else None
+
+    def _sampled(self, engine: int):
+        """(times, resident bytes, -1 where none) of an engine's samples as arrays, kept until it has
+        more (or they are replaced: moved onto the client's clock)."""
+        samples = self.samples.get(engine)
+        if not samples:
+            return None, None
+        cached = self._sample_arrays.get(engine)
+        if cached is None or cached[0] is not samples or cached[1] != len(samples):
+            times = np.fromiter((s[0] for s in samples), np.int64, len(samples))
+            rss = np.fromiter((-1 if s[2] is None else s[2] for s in samples), np.int64, len(samples))
+            order = np.argsort(times, kind="stable")  # (merged logs, moved clocks: keep them in time order)
+            cached = self._sample_arrays[engine] = (samples, len(samples), times[order], rss[order])
+        return cached[2], cached[3]
+
     def keep(self, kept: np.ndarray) -> np.ndarray:
         """Keep only the rows where ``kept`` is true (in order); returns each old row's new row (or NONE)."""
         new_of = np.full(len(self), NONE, np.int64)
@@ -466,19 +495,7 @@ class Task:
     request_bytes = property(lambda self: self._size("request_bytes"))
     reply_bytes = property(lambda self: self._size("reply_bytes"))
 
-    @property
-    def peak_rss(self) -> int | None:
-        """The largest resident memory of its engine that the samples taken while it ran show
-        (to the engine's last sample, for a task that never completed: an engine that died)."""
-        table, row = self._table, self.row
-        samples, began = table.samples.get(_value(table.engine[row])), self.effective_start_us
-        if not samples or began is None:
-            return None
-        ended = _value(table.completed[row])
-        return max(
-            (rss for t, _, rss, _ in samples if rss is not None and began <= t and (ended is None or t <= ended)),
-            default=None,
-        )
+    peak_rss = property(lambda self: self._table.peak_rss(self.row))
 
     def _size(self, name: str) -> int | None:
         size = getattr(self._table, name)[self.row]

@@ -65,6 +65,12 @@ class TimelineData:
         self.colours = np.where(coloured, choice[status], choice[len(by_status) + by_function]).tolist()
         self.span = max(last, float(self.end.max()) if len(self.end) else 0.0, 1e-3)
         self.marks = [(sec(m.t_us), m.text) for m in state.marks]
+        # each engine's resource samples (engine_stats): seconds, CPU %, resident bytes
+        self.samples = {}
+        for engine_id, samples in table.samples.items():
+            found = np.array([(t, np.nan if c is None else c, np.nan if r is None else r) for t, c, r, _ in samples])
+            found[:, 0] = sec(found[:, 0] - moving.get(engine_id, 0))
+            self.samples[engine_id] = found.T
         self.joins = [
             (sec(e.registered_us), self.row_of[e.id])
             for e in state.engines.values()

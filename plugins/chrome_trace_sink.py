@@ -47,10 +47,17 @@ def trace_events(state) -> list:
         {e for e in state.engines if e is not None}
         | {t.engine_id for t in state.tasks.values() if t.engine_id is not None}
     )
+    hosts = {key: engine.host for key, engine in state.engines.items() if engine.host}
     for engine_id in engine_ids:
         pid = engine_id + 1
         events.append(
-            {"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": engine_label(engine_id)}}
+            {
+                "ph": "M",
+                "name": "process_name",
+                "pid": pid,
+                "tid": 0,
+                "args": {"name": engine_label(engine_id) + (f" @ {hosts[engine_id]}" if engine_id in hosts else "")},
+            }
         )
         events.append(
             {"ph": "M", "name": "process_sort_index", "pid": pid, "tid": 0, "args": {"sort_index": engine_id}}
@@ -198,6 +205,16 @@ def trace_events(state) -> list:
         events.append(
             {"ph": "C", "name": "busy engines", "pid": CLIENT_PID, "tid": 0, "ts": ts(t), "args": {"busy": busy}}
         )
+    for engine_id, samples in state.table.samples.items():  # engine_stats: counter tracks on the engine
+        for t, cpu, rss, available in samples:
+            at = {"pid": engine_id + 1, "tid": 0, "ts": ts(t)}
+            if rss is not None:
+                args = {"resident MB": round(rss / 1e6, 1)}
+                if available is not None:
+                    args["host available MB"] = round(available / 1e6, 1)
+                events.append({"ph": "C", "name": "memory", **at, "args": args})
+            if cpu is not None:
+                events.append({"ph": "C", "name": "cpu %", **at, "args": {"cpu %": cpu}})
     for mark in state.marks:
         events.append(
             {

@@ -74,6 +74,9 @@ def tasks_table(state, start: int = 0, stop: int | None = None):
         "queue_seconds": seconds(started, submitted),
         "run_seconds": seconds(completed, started),
         "wall_seconds": seconds(received, submitted),
+        "peak_rss": pa.array(
+            map(table.peak_rss, range(len(table))[rows]) if table.samples else [None] * len(submitted), pa.int64()
+        ),
         "request_bytes": ints(table.sizes("request_bytes", rows.start, rows.stop)),
         "reply_bytes": ints(table.sizes("reply_bytes", rows.start, rows.stop)),
     }
@@ -113,6 +116,9 @@ class ParquetSink(Sink):
     description = "Tasks table (and optionally an events table) as Parquet; needs ipyrecorder[parquet]."
     options = (
         Option("events", bool, False, "also write the events table to OUT with .events.parquet"),
+        Option(
+            "samples", bool, True, "write the engines' resource samples (engine_stats) to OUT with .samples.parquet"
+        ),
         Option("compression", str, "zstd", "parquet compression codec (zstd, snappy, gzip, none)"),
     )
     binary = True
@@ -131,9 +137,39 @@ class ParquetSink(Sink):
             del first
             for start in range(ROW_GROUP, len(state.table), ROW_GROUP):
                 writer.write_table(tasks_table(state, start, start + ROW_GROUP))
+        if state.table.samples and self.config["samples"] and isinstance(getattr(out, "name", None), str):
+            pq.write_table(samples_table(state), _beside(out, ".samples.parquet", "samples"), compression=compression)
         if self.config["events"]:
-            name = getattr(out, "name", None)
-            if not isinstance(name, str):
-                raise SinkError("events=true needs a file name (-o OUT.parquet), not stdout")
-            target = Path(name).with_suffix(".events.parquet")
-            pq.write_table(events_table(log.events()), target, compression=compression)
+            pq.write_table(
+                events_table(log.events()), _beside(out, ".events.parquet", "events"), compression=compression
+            )
+
+
+def _beside(out, suffix: str, option: str) -> Path:
+    """Where a table written beside OUT goes (OUT with ``suffix``): a file name is needed."""
+    name = getattr(out, "name", None)
+    if not isinstance(name, str):
+        raise SinkError(f"{option}=true needs a file name (-o OUT.parquet), not stdout")
+    return Path(name).with_suffix(suffix)
+
+
+def samples_table(state):
+    """A pyarrow Table with one row per resource sample (engine_stats): engine, its host, time,
+    CPU %, resident and the host's available memory."""
+    pa = _pyarrow()
+    rows = [
+        (engine_id, state.engines[engine_id].host if engine_id in state.engines else None, *sample)
+        for engine_id, samples in sorted(state.table.samples.items())
+        for sample in samples
+    ]
+    engine_id, host, t, cpu, rss, available = zip(*rows) if rows else ((),) * 6
+    return pa.table(
+        {
+            "engine_id": pa.array(engine_id, pa.int64()),
+            "host": pa.array(host, pa.string()),
+            "t": pa.array(t, pa.timestamp("us", tz="UTC")),
+            "cpu": pa.array(cpu, pa.float64()),
+            "rss": pa.array(rss, pa.int64()),
+            "available": pa.array(available, pa.int64()),
+        }
+    )

@@ -1,6 +1,9 @@
 """Engine identity and resources (``engine_stats``), sampled on the engines of a real cluster."""
 
+import json
 import socket
+
+import pytest
 
 import ipyrecorder
 from ipyrecorder.cli import main
@@ -63,6 +66,29 @@ def test_engines_say_who_they_are_and_what_they_use(rc, engines, log_path, capsy
     assert f"{engines[0]} @ {socket.gethostname()}" in text and "peak memory" in text
     wait_until(lambda: samplers(rc, engines[0]) == 0, message="the sampler to stop after the recording")
 
+    # every sink shows them: a memory and a CPU panel, counter tracks, parquet's tables
+    from ipyrecorder.figure import draw_timeline
+
+    figure = draw_timeline(state)
+    assert [a.get_ylabel() for a in figure.axes][-2:] == ["memory GB", "CPU %"]
+    lines = figure.axes[-2].lines  # one per sampled engine: every engine of the client is
+    assert len(lines) == len(state.table.samples) == len(rc.ids) and max(max(li.get_ydata()) for li in lines) >= 0.3
+    out = log_path.with_suffix(".json")
+    assert main(["replay", str(log_path), "--sink", "chrome-trace", "-o", str(out)]) == 0
+    trace = json.loads(out.read_text())["traceEvents"]
+    memory = [e for e in trace if e["ph"] == "C" and e["name"] == "memory" and e["pid"] == engines[0] + 1]
+    assert len(memory) == len(engine.samples)
+    assert max(e["args"]["resident MB"] for e in memory) >= 300
+    names = [e["args"]["name"] for e in trace if e["ph"] == "M" and e["name"] == "process_name"]
+    assert f"engine {engines[0]} @ {engine.host}" in names
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = log_path.with_suffix(".parquet")
+    assert main(["replay", str(log_path), "--sink", "parquet", "-o", str(out)]) == 0
+    assert pq.read_table(out).column("peak_rss").to_pylist() == [task.peak_rss]
+    samples = pq.read_table(log_path.with_suffix(".samples.parquet")).to_pylist()
+    assert [s["rss"] for s in samples if s["engine_id"] == engines[0]] == [s[2] for s in engine.samples]
+    assert {s["host"] for s in samples} == {engine.host}
+
 
 def test_an_engine_that_dies_keeps_its_last_samples(rc, engines, log_path, cluster):
     doomed = engines[0]
@@ -87,8 +113,6 @@ def test_an_engine_that_dies_keeps_its_last_samples(rc, engines, log_path, clust
 
 
 def test_a_bad_interval_is_refused_before_anything_starts(rc, log_path, capsys):
-    import pytest
-
     for bad in (0, -1, "fast"):
         with pytest.raises(ValueError, match="engine_stats must be a number of seconds > 0"):
             ipyrecorder.recording(rc, log_path, engine_stats=bad)
