@@ -87,6 +87,8 @@ class Recording:
 
     def _start_samplers(self, interval: float) -> None:
         """Start a sampler on every engine (``engine_stats.py``): one task each, not waited for."""
+        if getattr(self.client, "_closed", False):
+            return  # (attaching the tap says why in a moment)
         token = secrets.token_hex(8)
         self._tap.listen_engine_stats(token)
         ids = list(self.client.ids)

@@ -718,13 +718,14 @@ class State:
                 found.setdefault(key, clocks.Bounds()).merge(bounds)
         return found
 
-    def to_client_clock(self) -> None:
+    def to_client_clock(self, moved: dict | None = None) -> None:
         """Put the times of engines whose clock differs from the client's on the client's
-        (``clocks.shifts``: ``clock_shifts`` says by how much); ``clock_offsets`` stays as logged."""
+        (``clocks.shifts``, or ``moved`` when given: ``clock_shifts`` says by how much);
+        ``clock_offsets`` stays as logged."""
         if self.clock_shifts:
             return
         bounds = self.clock_bounds()
-        moved = clocks.shifts(bounds)
+        moved = clocks.shifts(bounds) if moved is None else moved
         if moved:
             clocks.to_client_clock(self.table, moved, NIL)
             self._raw_clock_bounds, self.clock_shifts = bounds, moved
@@ -808,19 +809,23 @@ def replay(*paths, until=None, clock="client") -> State:
         raise ValueError(f"clock must be one of {', '.join(CLOCKS)}, not {clock!r}")
     readers = [LogReader(path) for path in paths]
     state = State()
-    clip = None
+    clip = moved = None
     if until is not None:
         from .query import is_relative, parse_until
 
+        relative = isinstance(until, str) and is_relative(until)
+        # the run's start, and its engines' clocks, from all of it
+        whole = replay(*paths, clock="engine") if relative or clock == "client" else None
         if isinstance(until, str):
             origin = None
-            if is_relative(until):  # from the start of the run, as ``summary()`` gives it: all the logs together
-                start = replay(*paths, clock="engine").span_us()[0]
+            if relative:  # from the start of the run, as ``summary()`` gives it: all the logs together
+                start = whole.span_us()[0]
                 if start is None:
                     start = min((r.header["t0"] for r in readers if r.header), default=0)
                 origin = from_us(start)
             until = parse_until(until, origin)
-        clip = _Clip(ev.to_us(until))
+        moved = clocks.shifts(whole.clock_bounds()) if clock == "client" else {}
+        clip = _Clip(ev.to_us(until), moved, whole)
     damage = []
     collecting = gc.isenabled()
     gc.disable()  # the fold makes millions of objects and no cycles: the collector only costs time
@@ -845,7 +850,7 @@ def replay(*paths, until=None, clock="client") -> State:
         state.until = from_us(clip.until)
         state._keep_begun()
     if clock == "client":
-        state.to_client_clock()
+        state.to_client_clock(moved)
     state.clock = clock
     return state
 
@@ -859,14 +864,40 @@ class _Clip:
 
     # The position of each kind's one time; complete, with three, is clipped on its own.
     TIME_AT = {kind.code: kind.positions("time")[0] for kind in ev.KINDS if len(kind.positions("time")) == 1}
+    # The kinds whose times are an engine's (complete: started and completed), and where their engine is
+    # (none: the task's, as the logs folded whole have it).
+    ENGINE_AT = {
+        ev.START: START_ENGINE,
+        ev.COMPLETE: COMPLETE_ENGINE,
+        ev.ATTEMPT_ERROR: ATTEMPT_FIELDS[1],
+        ev.STDOUT: None,
+        ev.STDERR: None,
+        ev.ENGINE_INFO: INFO_ENGINE,
+        ev.ENGINE_SAMPLE: SAMPLE_ENGINE,
+    }
 
-    def __init__(self, until_us: int):
+    def __init__(self, until_us: int, moved: dict | None = None, whole: "State | None" = None):
+        """``moved``: the shifts that put each engine's clock on the client's (``clocks.shifts`` of
+        ``whole``, the logs folded whole), so that each event is cut at the client's ``until``."""
         self.until = until_us
+        self.moved = moved or {}
+        self.whole = whole
+
+    def _shift(self, frame, a, kind) -> int:
+        """The µs an event's engine-clock times run ahead of the client's."""
+        at = self.ENGINE_AT[kind]
+        engine = a[at] if at is not None and len(a) > at else None
+        if engine is None and kind != ev.ENGINE_INFO and kind != ev.ENGINE_SAMPLE:
+            row = self.whole.table.find(frame.msg_ids[a[1]])
+            engine = None if row is None else self.whole.table.engine[row]
+        return self.moved.get(engine, 0)
 
     def __call__(self, frame):
-        until = self.until - frame.base  # compared with the frame's relative times
+        client = self.until - frame.base  # compared with the frame's relative times
+        moved = self.moved
         for a in frame.rows():
             kind = a[0]
+            until = client + self._shift(frame, a, kind) if moved and kind in self.ENGINE_AT else client
             if kind == ev.COMPLETE:
                 size = len(a)
                 completed = a[COMPLETE_COMPLETED] if size > COMPLETE_COMPLETED else None
@@ -877,7 +908,7 @@ class _Clip:
                         yield (ev.START, a[COMPLETE_TASK], started, engine)
                     continue
                 received = a[COMPLETE_RECEIVED] if size > COMPLETE_RECEIVED else None
-                if received is not None and received > until:  # not yet received by the client
+                if received is not None and received > client:  # not yet received by the client
                     a = a[:COMPLETE_RECEIVED] + (None,) + tuple(a[COMPLETE_RECEIVED + 1 :])
             elif kind in self.TIME_AT:
                 t = a[self.TIME_AT[kind]]

@@ -100,15 +100,19 @@ def events_table(events):
         engines.append(event.get("engine_id") if isinstance(event.get("engine_id"), int) else None)
         rest = {k: v for k, v in event.items() if k not in ("kind", "msg_id", "t", "engine_id")}
         details.append(json.dumps(rest, default=str))
-    return pa.table(
-        {
-            "kind": pa.array(kinds, pa.string()),
-            "msg_id": pa.array(msg_ids, pa.string()),
-            "t": pa.array(times, pa.timestamp("us", tz="UTC")),
-            "engine_id": pa.array(engines, pa.int64()),
-            "details": pa.array(details, pa.string()),
-        }
+    return _arrow_table(
+        kind=(kinds, pa.string()),
+        msg_id=(msg_ids, pa.string()),
+        t=(times, pa.timestamp("us", tz="UTC")),
+        engine_id=(engines, pa.int64()),
+        details=(details, pa.string()),
     )
+
+
+def _arrow_table(**columns):
+    """A pyarrow Table from ``name=(values, type)``."""
+    pa = _pyarrow()
+    return pa.table({name: pa.array(values, type_) for name, (values, type_) in columns.items()})
 
 
 class ParquetSink(Sink):
@@ -163,13 +167,11 @@ def samples_table(state):
         for sample in samples
     ]
     engine_id, host, t, cpu, rss, available = zip(*rows) if rows else ((),) * 6
-    return pa.table(
-        {
-            "engine_id": pa.array(engine_id, pa.int64()),
-            "host": pa.array(host, pa.string()),
-            "t": pa.array(t, pa.timestamp("us", tz="UTC")),
-            "cpu": pa.array(cpu, pa.float64()),
-            "rss": pa.array(rss, pa.int64()),
-            "available": pa.array(available, pa.int64()),
-        }
+    return _arrow_table(
+        engine_id=(engine_id, pa.int64()),
+        host=(host, pa.string()),
+        t=(t, pa.timestamp("us", tz="UTC")),
+        cpu=(cpu, pa.float64()),
+        rss=(rss, pa.int64()),
+        available=(available, pa.int64()),
     )

@@ -225,3 +225,23 @@ def test_live_viewers_show_engine_times_on_the_client_s_clock(tmp_path):
     console = Console(width=120, record=True)
     console.print(render(tail, now_us=ev.to_us(at(10.502))))  # the late task started 0.5 s ago, client time
     assert re.search(r"late_1_0\s+0\.5s", console.export_text())
+
+
+def test_until_cuts_every_engine_at_the_client_s_moment(tmp_path, capsys):
+    """``--until`` on a run whose engine 1 runs 3 s ahead: both engines as they were at that moment."""
+    path = tmp_path / "until.mpk"
+    shifted_log(path, {0: 0.0, 1: 3.0})  # task i: submitted i x 20 ms, started 2 ms later, runs 5 ms
+    moment = at(0.5 + 0.003)  # task 25 started on each engine 1 ms before, completes 4 ms after
+    state = ipyrecorder.replay(path, until=moment)
+    for engine in (0, 1):
+        by_status = {}
+        for task in state.tasks.values():
+            if task.msg_id.startswith(f"s-{engine}_"):
+                by_status[task.status] = by_status.get(task.status, 0) + 1
+        assert by_status == {"ok": 25, "running": 1}, engine  # (tasks 26 on were not yet submitted)
+    # on the client's clock, within the estimate's uncertainty (bounds from -1 to +2 ms)
+    assert abs((state.tasks["s-1_1_25"].started - at(0.502)).total_seconds()) <= 1.5 * MS
+    raw = ipyrecorder.replay(path, until=moment, clock="engine")  # each event cut at its own clock's time
+    assert {t.status for m, t in raw.tasks.items() if m.startswith("s-1_")} == {"pending"}
+    assert main(["info", str(path), "--until", moment.isoformat(), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["by_status"] == {"ok": 50, "running": 2}
