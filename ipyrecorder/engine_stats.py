@@ -22,11 +22,8 @@ def start_sampler(engine_id: int, interval: float, token: str, msg_type: str = M
     """Start (or restart) this engine's sampler thread; returns its pid. Runs on the engine (its
     module's globals are not there: everything it uses is imported or passed in)."""
     import os
-    import socket
     import threading
-    import time
 
-    import psutil
     from IPython import get_ipython
 
     kernel = get_ipython().kernel
@@ -34,12 +31,17 @@ def start_sampler(engine_id: int, interval: float, token: str, msg_type: str = M
     for stop in samplers.values():
         stop.set()
     stop = samplers[token] = threading.Event()
-    process = psutil.Process()
 
     def send(content):
         kernel.session.send(kernel.iopub_socket, msg_type, content={"token": token, **content}, parent={})
 
-    def run():
+    def run():  # (the imports are the thread's: the set-up task returns at once, the user's tasks wait for nothing)
+        import socket
+        import time
+
+        import psutil
+
+        process = psutil.Process()
         send(
             {
                 "what": "info",

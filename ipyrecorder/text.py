@@ -20,12 +20,18 @@ def visible(text: str) -> str:
 
 
 def clock_text(clock: dict | None) -> str:
-    """An engine's clock offset as ``info`` shows it: ``+3.002 s ± 4.1 ms`` (ahead of the client's)."""
+    """An engine's clock offset as ``info`` shows it: ``+3.002 s ± 4.1 ms`` (ahead of the client's), or
+    ``same (-0.8 to +2.1 ms)`` when no offset at all fits its bounds (views leave it as logged)."""
     if clock is None or clock["offset_seconds"] is None:
         return "-"
-    text = f"{clock['offset_seconds']:+.3f} s"
+    low, high = clock["low_seconds"], clock["high_seconds"]
     spread = clock["uncertainty_seconds"] * 1e3
-    text += f" ± {spread:.1f} ms" if clock["consistent"] else f" (no offset fits: bounds cross by {-2 * spread:.1f} ms)"
+    if low <= 0 <= high:
+        text = f"same ({low * 1e3:+.1f} to {high * 1e3:+.1f} ms)"
+    elif clock["consistent"]:
+        text = f"{clock['offset_seconds']:+.3f} s ± {spread:.1f} ms"
+    else:
+        text = f"{clock['offset_seconds']:+.3f} s (no offset fits: bounds cross by {-2 * spread:.1f} ms)"
     if clock["impossible"]:
         text += f", {clock['impossible']} task(s) impossible under any offset"
     return text
