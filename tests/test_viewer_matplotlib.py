@@ -109,3 +109,35 @@ def test_no_display_and_no_save_is_a_one_line_error(tmp_path, capsys, monkeypatc
     assert main(["watch", str(tmp_path / "a.mpk"), "--viewer", "matplotlib"]) == ExitStatus.USAGE
     err = capsys.readouterr().err
     assert "save=FILE.png" in err and len(err.splitlines()) == 1
+
+
+def test_the_resource_panels_appear_and_grow_with_the_samples(tmp_path):
+    from ipyrecorder.log import LogWriter, new_header
+
+    from .helpers import T0, at
+
+    path = tmp_path / "live.mpk"
+    writer = LogWriter(path, "w", new_header(t0=T0))
+    writer.append({"kind": "submit", "msg_id": "s_1_0", "t": at(0), "queue": "task"})
+    writer.append({"kind": "start", "msg_id": "s_1_0", "t": at(0.01), "engine_id": 0})
+    writer.flush()
+    tail, live = LogTail(path), LiveTimeline(Figure())
+    tail.poll()
+    assert live.update(tail.state) == "full" and len(live.figure.axes) == 2  # no samples: no panels
+
+    def sample(t, rss):
+        writer.append({"kind": "engine_sample", "t": at(t), "engine_id": 0, "cpu": 50.0, "rss": rss})
+        writer.flush()
+        tail.poll()
+
+    sample(0.5, 100 << 20)
+    assert live.update(tail.state) == "full" and [a.get_ylabel() for a in live.figure.axes[2:]] == [
+        "memory GB",
+        "CPU %",
+    ]
+    sample(1.0, 300 << 20)
+    assert live.update(tail.state) == "incremental"
+    (line,) = live.figure.axes[2].lines
+    assert list(line.get_ydata()) == [(100 << 20) / 1e9, (300 << 20) / 1e9]
+    assert live.figure.axes[-1].get_xlabel().startswith("seconds since") and live.figure.axes[1].get_xlabel() == ""
+    writer.close()

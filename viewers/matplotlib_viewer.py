@@ -28,7 +28,8 @@ class LiveTimeline:
         from ipyrecorder.figure import draw_timeline
 
         changes = state.take_changes()
-        key = (id(state), state.span_us()[0], tuple(sorted(e for e in state.engines if e is not None)))
+        engines = tuple(sorted(e for e in state.engines if e is not None))
+        key = (id(state), state.span_us()[0], engines, bool(state.table.samples))  # (resources: two more panels)
         if final or changes.full or key != self._key:
             draw_timeline(state, self.figure)
             self._key = key
@@ -44,10 +45,10 @@ class LiveTimeline:
         return "incremental"
 
     def _draw_increment(self, state, new, running, new_marks):
-        from ipyrecorder.figure import draw_busy, draw_mark, task_collections
+        from ipyrecorder.figure import draw_busy, draw_mark, draw_resources, task_collections
         from ipyrecorder.timeline import TimelineData
 
-        ax, busy_ax = self.figure.axes[:2]
+        ax, busy_ax, *resource_axes = self.figure.axes
         for artist in self._running:
             artist.remove()
         self._running = []
@@ -66,6 +67,13 @@ class LiveTimeline:
             if artist.get_linestyle() != "--":  # keep the marks' lines
                 artist.remove()
         draw_busy(busy_ax, *whole.busy_curve(), len(whole.engine_ids), whole.clock_shifts)
+        if resource_axes:  # (a few samples per engine-second: drawn afresh)
+            label = busy_ax.get_xlabel()
+            busy_ax.set_xlabel("")
+            for axis in resource_axes:
+                axis.cla()
+            draw_resources(*resource_axes, whole.samples)
+            resource_axes[-1].set_xlabel(label, fontsize=8)
 
 
 class MatplotlibViewer(Viewer):
@@ -110,8 +118,8 @@ class MatplotlibViewer(Viewer):
                     pass
         live.update(tail.state, final=True)
         self.last = live
-        engines = len(TimelineData(tail.state).engine_ids)
-        live.figure.set_size_inches(figure_size(engines))  # the sink's size, so the picture is the sink's
+        data = TimelineData(tail.state)
+        live.figure.set_size_inches(figure_size(len(data.engine_ids), bool(data.samples)))  # the sink's size
         live.figure.savefig(self.config["save"], dpi=DPI)
 
     def _run_window(self, tail, poll):
