@@ -55,10 +55,11 @@ def _open(escaped: bytes):
     payload = body[BODY_HEAD.size : end]
     if zlib.crc32(payload) != crc:
         return None, "crc", len(escaped)
-    if len(body) == end:
-        return payload, None, len(escaped)
-    # stray bytes after the frame: where the frame ends in the escaped piece
-    return payload, None, end + body.count(ESCAPE, 0, end)
+    # where the frame ends in the escaped piece (stray bytes may follow)
+    used = len(escaped) if len(body) == end else end + body.count(ESCAPE, 0, end)
+    if escaped.count(ESCAPE, 0, used) != escaped.count(ESCAPED, 0, used):
+        return None, "escape", len(escaped)  # a c1 not followed by 01: the CRC cannot see it, this can
+    return payload, None, used
 
 
 class FrameSplitter:
@@ -144,4 +145,5 @@ _WHY = {
     "short": "the frame is cut short (a crash while writing it)",
     "length": "the frame's length does not check out",
     "crc": "the frame's CRC does not match its payload",
+    "escape": "the frame holds a damaged escape (c1 not followed by 01)",
 }

@@ -1156,3 +1156,17 @@ def test_an_integer_beyond_64_bits_is_refused(tmp_path):
             log.append({"kind": "engine_unregister", "t": at(i), "engine_id": 2**63 - 1 - i})
     events, damage = read_all(path)
     assert damage == [] and [e["engine_id"] for e in events[1:-1]] == [2**63 - 1 - i for i in range(20)]
+
+
+def test_a_damaged_escape_is_corrupt_even_where_the_crc_cannot_see_it():
+    """A payload ending in c1 is written ... c1 01; a flip of that 01 leaves the unescaped payload
+    (and so its CRC) intact, but no writer writes c1 without 01: the frame is corrupt."""
+    from ipyrecorder.framing import FrameSplitter, frame
+
+    good = frame(b"payload \xc1")
+    assert good.endswith(b"\xc1\x01")
+    for damaged in (good[:-1] + b"\x09", good[:-1] + b"\x41"):
+        splitter = FrameSplitter()
+        frames = splitter.feed(damaged + frame(b"next")) + splitter.finish()
+        assert [payload for _, _, payload in frames] == [b"next"]
+        assert [(d.offset, d.length, d.code) for d in splitter.damage] == [(0, len(damaged), "corrupt")]
