@@ -84,7 +84,9 @@ def summary_text(logs, headers, summary, marks) -> str:
             f"over {parallel['engines']} engine(s))"
         )
     path = summary["critical_path"]
-    if path["tasks"]:
+    if len(path["tasks"]) == 1:  # no task waited on another
+        lines.append(f"  critical path: the longest task, {path['run_seconds']:.3f} s: {visible(path['tasks'][0])}")
+    elif path["tasks"]:
         tasks = path["tasks"] if len(path["tasks"]) <= 5 else [*path["tasks"][:2], "...", *path["tasks"][-2:]]
         lines.append(
             f"  critical path: {len(path['tasks'])} task(s), {path['run_seconds']:.3f} s running, "
