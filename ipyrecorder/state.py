@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Iterable
@@ -90,6 +91,7 @@ READ_AHEAD_FROM = 16 << 20  # logs at least this big are read and decoded on a s
 CLUSTER_STRIDE = 1_000_000  # engine keys of the n-th merged cluster start at (n - 1) * this
 # Where each kind names tasks and, with no task, an engine: what the fold notes as changed
 # for live viewers (``State.take_changes``).
+VIEW_SHIFTS_EVERY = 1.0  # seconds between a live state's estimates of its engines' clocks (each reads every task)
 _TASKS_AT = {kind.code: kind.positions("task") for kind in ev.KINDS if kind.positions("task")}
 _ENGINE_AT = {ev.ENGINE_REGISTER: REGISTER_ENGINE, ev.ENGINE_UNREGISTER: UNREGISTER_ENGINE}
 
@@ -236,7 +238,7 @@ class State:
         self.until = None  # the moment the state was rebuilt for (replay's until), if any
         self.clock_shifts: dict = {}  # engine key -> µs its times were moved by (``to_client_clock``)
         self.clock = None  # replay()'s clock; None: times as logged, put on the client's by views (a live tail)
-        self._view_shifts = (None, {})  # (events folded, view_shifts()) once asked
+        self._view_shifts = (None, 0.0, {})  # (events folded, when, view_shifts()) once asked
         self._raw_clock_bounds: dict = {}
         self.events = 0
         # running totals and recent history, so live viewers never scan every task
@@ -733,12 +735,14 @@ class State:
     def view_shifts(self) -> dict:
         """``{engine key: µs}`` a view moves each engine's times by to show them on the client's
         clock: what ``to_client_clock`` would move, for a state whose times are as logged (a live
-        viewer's, re-estimated as its log grows); none for replay()'s, on the clock it was asked for."""
+        viewer's, re-estimated as its log grows, at most every ``VIEW_SHIFTS_EVERY`` seconds: the
+        bounds read every task); none for replay()'s, on the clock it was asked for."""
         if self.clock is not None:
             return {}
-        if self._view_shifts[0] != self.events:
-            self._view_shifts = (self.events, clocks.shifts(self.clock_bounds()))
-        return self._view_shifts[1]
+        events, at, found = self._view_shifts
+        if events != self.events and (events is None or time.monotonic() - at >= VIEW_SHIFTS_EVERY):
+            self._view_shifts = (self.events, time.monotonic(), clocks.shifts(self.clock_bounds()))
+        return self._view_shifts[2]
 
     def clock_offsets(self) -> dict:
         """``{engine key: clocks.ClockOffset}``: how far each engine's clock runs ahead of the client's."""

@@ -245,3 +245,24 @@ def test_until_cuts_every_engine_at_the_client_s_moment(tmp_path, capsys):
     assert {t.status for m, t in raw.tasks.items() if m.startswith("s-1_")} == {"pending"}
     assert main(["info", str(path), "--until", moment.isoformat(), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["by_status"] == {"ok": 50, "running": 2}
+
+
+def test_a_live_state_re_estimates_its_clocks_at_most_so_often(tmp_path, monkeypatch):
+    from ipyrecorder.tail import LogTail
+
+    path = tmp_path / "live.mpk"
+    shifted_log(path, {0: 0.0, 1: 3.0}, n=10)
+    tail = LogTail(path)
+    tail.poll()
+    first = tail.state.view_shifts()
+    assert set(first) == {1}
+    shifted_log(tmp_path / "more.mpk", {0: 0.0, 1: 5.0}, n=10)  # the same tasks' engine 1 now 5 s ahead
+    with LogWriter(path, "a", new_header(t0=T0)) as log:
+        for event in ipyrecorder.read_events(tmp_path / "more.mpk"):
+            if event["kind"] in ("submit", "start", "complete"):
+                log.append({**event, "msg_id": "m" + event["msg_id"]})
+    tail.poll()
+    monkeypatch.setattr(state_module, "VIEW_SHIFTS_EVERY", 3600.0)
+    assert tail.state.view_shifts() is first  # folded more, but asked again too soon: as it was
+    monkeypatch.setattr(state_module, "VIEW_SHIFTS_EVERY", 0.0)
+    assert tail.state.view_shifts() != first  # the bounds now cross for engine 1: no shift fits
