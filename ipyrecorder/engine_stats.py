@@ -1,7 +1,7 @@
 """Each engine's identity and resources, sampled on the engine and published on its iopub socket.
 
 ``recording(view, path, engine_stats=0.5)`` runs ``start_sampler`` once on every engine (a
-one-off task, sent before the tap listens, so it is not recorded): it starts a daemon thread
+one-off task kept out of the log: at the start, and as each engine joins): it starts a daemon thread
 that says who the engine is (host, pid, CPUs, memory), then every ``interval`` seconds its
 process's CPU % and resident memory and the host's available memory, as iopub messages of
 their own type with no parent. The client ignores them (they are no reply to anything it

@@ -64,7 +64,8 @@ class Recording:
         self._exited = False
         self._stop = None  # set by close() on timeout, or at interpreter exit
         self._tap = T.ClientTap(self.client, self._queue.append, self.flush, watch_async_results=callable(names))
-        self._samplers = None  # (token, engine ids) of the engines' samplers, with engine_stats
+        self._samplers = None  # (token, engine ids, interval) of the engines' samplers, with engine_stats
+        self._samplers_lock = threading.Lock()
         if interval is not None:  # (set up before the tap attaches: the set-up is not recorded)
             self._start_samplers(interval)
         try:
@@ -91,20 +92,31 @@ class Recording:
             return  # (attaching the tap says why in a moment)
         token = secrets.token_hex(8)
         self._tap.listen_engine_stats(token)
-        ids = list(self.client.ids)
-        try:
-            for engine_id in ids:
-                self.client[engine_id].apply_async(engine_stats.start_sampler, engine_id, interval, token)
-        except Exception:  # the client cannot send: no samples, the user's work goes on
-            warn_hook_failure("engine_stats set-up")
-        self._samplers = (token, ids)
+        self._samplers = (token, [], interval)
+        for engine_id in list(self.client.ids):
+            self._start_sampler(engine_id)
+
+    def _start_sampler(self, engine_id) -> None:
+        """Start one engine's sampler (at the start, or on the recorder's thread when an engine
+        joins: then the set-up request is kept out of the log)."""
+        with self._samplers_lock:
+            if self._samplers is None:
+                return  # (stopped meanwhile)
+            token, ids, interval = self._samplers
+            try:
+                with self._tap.unrecorded():
+                    self.client[engine_id].apply_async(engine_stats.start_sampler, engine_id, interval, token)
+                ids.append(engine_id)
+            except Exception:  # the client cannot send: no samples, the user's work goes on
+                warn_hook_failure("engine_stats set-up")
 
     def _stop_samplers(self) -> None:
         """Ask the samplers to stop (each once its engine is free: nothing waits for it)."""
-        if self._samplers is None:
+        with self._samplers_lock:
+            found, self._samplers = self._samplers, None
+        if found is None:
             return
-        token, ids = self._samplers
-        self._samplers = None
+        token, ids, _ = found
         try:
             live = [] if getattr(self.client, "_closed", False) else [i for i in ids if i in self.client.ids]
             if live:  # (an engine that died took its sampler with it)
@@ -215,6 +227,8 @@ class Recording:
                 self._translator.catch_up()
                 flushed.append(record[1])
             else:
+                if record[0] == T.ENGINE and self._samplers is not None and record[2].get("event") == "register":
+                    self._start_sampler(record[2].get("id"))  # an engine that joined: sampled too
                 process(record)
         return flushed
 

@@ -9,6 +9,7 @@ here must never become a failure in the user's computation.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
@@ -227,8 +228,17 @@ class ClientTap:
         finally:
             self._call.info = None
 
+    @contextlib.contextmanager
+    def unrecorded(self):
+        """Requests sent in this block, on this thread, are not recorded (the recorder's own)."""
+        self._call.quiet = True
+        try:
+            yield
+        finally:
+            self._call.quiet = False
+
     def _send(self, original, socket, msg_type, *args, **kwargs):
-        if msg_type in TASK_REQUESTS or msg_type in HUB_REQUESTS:
+        if (msg_type in TASK_REQUESTS or msg_type in HUB_REQUESTS) and not getattr(self._call, "quiet", False):
             try:
                 chained = self._pop_hook(args, kwargs)
                 hook = partial(self._on_future, socket, msg_type, args, kwargs, chained)

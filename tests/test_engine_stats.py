@@ -119,3 +119,30 @@ def test_a_bad_interval_is_refused_before_anything_starts(rc, log_path, capsys):
     assert not log_path.exists() and "_send" not in rc.__dict__  # no log, no hooks
     assert main(["demo", "--engine-stats", "0"]) == 2  # (no cluster is started)
     assert "--engine-stats" in capsys.readouterr().err
+
+
+def test_an_engine_that_joins_during_the_recording_is_sampled_too(rc, engines, cluster, log_path):
+    before = set(rc.ids)
+
+    def body(rec):
+        cluster.start_engines_sync(n=1)
+        rc.wait_for_engines(len(before) + 1, timeout=60)
+        (joined,) = set(rc.ids) - before
+
+        def sampled():
+            rec.flush()
+            kinds = {(e["kind"], e.get("engine_id")) for e in ipyrecorder.read_events(log_path)}
+            return {("engine_info", joined), ("engine_sample", joined)} <= kinds
+
+        wait_until(sampled, message="the engine that joined to be sampled")
+        return joined
+
+    _, joined = record(rc, log_path, body, engine_stats=0.2)
+    try:
+        state = ipyrecorder.replay(log_path)
+        assert len(state.tasks) == 0  # its sampler's set-up is not the user's task
+        assert state.engines[joined].host == socket.gethostname() and state.engines[joined].samples
+        wait_until(lambda: samplers(rc, joined) == 0, message="its sampler to stop after the recording")
+    finally:
+        rc[joined].apply_async(__import__("os")._exit, 0)
+        wait_until(lambda: joined not in rc.ids, message="the engine to leave")
