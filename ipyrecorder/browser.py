@@ -53,7 +53,22 @@ NO_SUFFIX = 2**32 - 1  # msg_id stored whole in the string table
 
 # A changed task or engine as a live batch sends it (the page reads rows by these names).
 TASK_FIELDS = ("mp", "ms", "name", "fn", "engine", "status", "sub", "start", "end", "recv", "error", "stdout", "stderr")
-ENGINE_FIELDS = ("id", "registered", "unregistered", "present", "done", "errors", "busy_us", "current", "current_start")
+ENGINE_FIELDS = (
+    "id",
+    "registered",
+    "unregistered",
+    "present",
+    "done",
+    "errors",
+    "busy_us",
+    "current",
+    "current_start",
+    "host",
+    "sampled",
+    "rss",
+    "cpu",
+)
+SERIES = 240  # the resource samples per engine a dashboard's snapshot carries (the page adds the rest)
 
 
 def _plain(value):
@@ -118,8 +133,10 @@ def task_fields(task, chars: int, shifts: dict) -> list:
 
 def engine_fields(engine, shifts: dict) -> list:
     """``engine`` as a live batch row (``ENGINE_FIELDS``): the task it runs is ``current``, since
-    ``current_start`` (on the client's clock, by ``shifts`` as ``task_fields``)."""
+    ``current_start`` (on the client's clock, by ``shifts`` as ``task_fields``); its host and its
+    last resource sample, with ``engine_stats``."""
     task = engine.current
+    last = engine.samples[-1] if engine.samples else (None, None, None, None)
     return [
         engine.id,
         engine.registered_us,
@@ -130,6 +147,18 @@ def engine_fields(engine, shifts: dict) -> list:
         engine.busy_us,
         task.msg_id if task is not None else None,
         moved_us(task.start_us, shifts.get(engine.id, 0)) if task is not None else None,
+        text_or_none(engine.host),
+        moved_us(last[0], shifts.get(engine.id, 0)),
+        last[2],
+        last[1],
+    ]
+
+
+def engine_series(state, shifts: dict) -> list:
+    """``[[engine id, [[t µs, rss, cpu], ...]], ...]``: each engine's last ``SERIES`` samples."""
+    return [
+        [engine_id, [[moved_us(t, shifts.get(engine_id, 0)), rss, cpu] for t, cpu, rss, _ in samples[-SERIES:]]]
+        for engine_id, samples in state.table.samples.items()
     ]
 
 

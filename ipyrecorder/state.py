@@ -93,7 +93,12 @@ CLUSTER_STRIDE = 1_000_000  # engine keys of the n-th merged cluster start at (n
 # for live viewers (``State.take_changes``).
 VIEW_SHIFTS_EVERY = 1.0  # seconds between a live state's estimates of its engines' clocks (each reads every task)
 _TASKS_AT = {kind.code: kind.positions("task") for kind in ev.KINDS if kind.positions("task")}
-_ENGINE_AT = {ev.ENGINE_REGISTER: REGISTER_ENGINE, ev.ENGINE_UNREGISTER: UNREGISTER_ENGINE}
+_ENGINE_AT = {
+    ev.ENGINE_REGISTER: REGISTER_ENGINE,
+    ev.ENGINE_UNREGISTER: UNREGISTER_ENGINE,
+    ev.ENGINE_INFO: INFO_ENGINE,
+    ev.ENGINE_SAMPLE: SAMPLE_ENGINE,
+}
 
 
 def engine_label(engine_id) -> str:

@@ -678,3 +678,37 @@ def test_errors_are_one_line_with_their_status(tmp_path, capsys):
         timeout=60,
     )
     assert result.returncode == ExitStatus.NOT_A_LOG and "not an ipyrecorder log" in result.stderr
+
+
+def test_the_engines_table_shows_each_engine_s_host_and_memory(tmp_path, pages):
+    path = tmp_path / "live.mpk"
+    header = {"kind": "header", "format": "ipyrecorder", "version": 1, "t0": T0}
+    with ipyrecorder.LogWriter(path, "w", header) as log, serving(path) as server:
+        log.append({"kind": "engine_register", "t": T0, "engine_id": 0, "uuid": "u0", "present": True})
+        log.append({"kind": "engine_info", "t": T0, "engine_id": 0, "host": XSS_NAME, "pid": 7, "cpus": 2})
+        for i, mb in enumerate((100, 300)):
+            log.append(
+                {
+                    "kind": "engine_sample",
+                    "t": T0 + timedelta(seconds=i),
+                    "engine_id": 0,
+                    "cpu": 50.0,
+                    "rss": mb * 10**6,
+                }
+            )
+        log.flush()
+        page = pages().open(server.base + "/")
+        page.wait("() => (window.ipyrecorderLive.engines()[0] || {}).samples === 2")  # from the snapshot
+        row = page.page.locator("#engines-table tbody tr").first
+        assert XSS_NAME in row.inner_text() and "300.0 MB" in row.inner_text() and "50%" in row.inner_text()
+        assert page.page.locator("#engines-table tbody tr svg.spark polyline").count() == 1
+        log.append(
+            {"kind": "engine_sample", "t": T0 + timedelta(seconds=2), "engine_id": 0, "cpu": 90.0, "rss": 500 * 10**6}
+        )
+        log.flush()  # a live sample: the row and its line follow
+        page.wait("() => window.ipyrecorderLive.engines()[0].samples === 3")
+        page.wait("() => document.querySelector('#engines-table tbody tr').textContent.includes('500.0 MB')")
+        points = page.page.locator("svg.spark polyline").get_attribute("points").split()
+        assert len(points) == 3 and page.js("window.__xss") is None  # the host is shown as text
+        page.shot("dashboard-engine-memory.png")
+        page.assert_clean()

@@ -13,6 +13,7 @@
 
   var C = window.ipyrecorderCommon;
   var h = C.h, clear = C.clear, fmtInt = C.fmtInt, fmtDur = C.fmtDur, fmtPct = C.fmtPct, DASH = C.DASH;
+  var fmtBytes = C.fmtBytes, SERIES = 240;  // resource samples kept per engine (as the snapshot carries)
   var PALETTE = C.PALETTE, P = PALETTE.length;
   var STATUSES = C.STATUSES, ST = C.ST, isDone = C.isDone;
   var NONE = 4294967295;  // no engine / no numeric msg_id suffix, as in the report's columns
@@ -97,7 +98,7 @@
     if (r !== undefined) return r;
     r = D.engines.length;
     D.engines.push({ id: id, registered: NaN, unregistered: NaN, present: false, done: 0, errors: 0, busyUs: 0,
-      current: null, currentStart: NaN, uuid: null });
+      current: null, currentStart: NaN, uuid: null, host: null, rss: null, cpu: null, series: [] });
     S.rowOf.set(id, r);
     S.rows.push(newRow(64));
     Timeline.changed = true;
@@ -216,6 +217,31 @@
     e.registered = rel(r[EF.registered]); e.unregistered = rel(r[EF.unregistered]); e.present = !!r[EF.present];
     e.done = r[EF.done]; e.errors = r[EF.errors]; e.busyUs = r[EF.busy_us];
     e.current = r[EF.current]; e.currentStart = rel(r[EF.current_start]);
+    e.host = r[EF.host]; e.rss = r[EF.rss]; e.cpu = r[EF.cpu];
+    var t = rel(r[EF.sampled]), last = e.series[e.series.length - 1];
+    if (t === t && e.rss !== null && (!last || last[0] !== t)) {  // a new sample: the series grows
+      e.series.push([t, e.rss]);
+      if (e.series.length > SERIES) e.series.shift();
+    }
+  }
+
+  // An engine's memory over time as a small SVG line (built from numbers only: nothing from the log).
+  function sparkline(series) {
+    var NS = "http://www.w3.org/2000/svg", svg = document.createElementNS(NS, "svg"), w = 60, hgt = 14;
+    svg.setAttribute("class", "spark");
+    svg.setAttribute("width", w);
+    svg.setAttribute("height", hgt);
+    if (series.length > 1) {
+      var t0 = series[0][0], t1 = series[series.length - 1][0], top = 0;
+      series.forEach(function (p) { top = Math.max(top, p[1]); });
+      var points = series.map(function (p) {
+        return ((t1 > t0 ? (p[0] - t0) / (t1 - t0) : 0) * w).toFixed(1) + "," + (hgt - 1 - (top ? p[1] / top : 0) * (hgt - 2)).toFixed(1);
+      });
+      var line = document.createElementNS(NS, "polyline");
+      line.setAttribute("points", points.join(" "));
+      svg.appendChild(line);
+    }
+    return svg;
   }
 
   function applyLive(live) {
@@ -246,8 +272,13 @@
     meta.engines.forEach(function (e, r) {
       D.engines.push({ id: e.id, registered: finite(e.registered) ? e.registered : NaN,
         unregistered: finite(e.unregistered) ? e.unregistered : NaN, present: e.present_at_start, done: e.tasks,
-        errors: e.errors, busyUs: e.busy_seconds * 1e6, current: null, currentStart: NaN });
+        errors: e.errors, busyUs: e.busy_seconds * 1e6, current: null, currentStart: NaN,
+        host: null, rss: null, cpu: null, series: [] });
       S.rowOf.set(e.id, r);
+    });
+    (live.engine_samples || []).forEach(function (found) {  // each engine's recent resource samples
+      var r = S.rowOf.get(found[0]);
+      if (r !== undefined) D.engines[r].series = found[1].map(function (s) { return [rel(s[0]), s[1]]; });
     });
     live.engines.forEach(applyEngine);
     // function colours: C.colourIndex of each name, as every view colours them; the legend lists them sorted
@@ -523,6 +554,8 @@
         task: function (r) { return r.task; }, running: function (r) { return r.st.running; },
         done: function (r) { return r.e.done; }, errors: function (r) { return r.e.errors; },
         busy: function (r) { return r.e.busyUs; }, mean: function (r) { return r.st.mean; }, util: function (r) { return r.st.util; },
+        host: function (r) { return r.e.host || ""; }, rss: function (r) { return r.e.rss === null ? NaN : r.e.rss; },
+        cpu: function (r) { return r.e.cpu === null ? NaN : r.e.cpu; },
       }[this.sortKey];
       rows.sort(function (a, b) {
         var x = key(a), y = key(b);
@@ -539,6 +572,7 @@
         var td = h("td");
         td.appendChild(h("span", "state " + st.state, st.state));
         tr.appendChild(td);
+        tr.appendChild(h("td", "host" + (e.host ? "" : " muted"), e.host || DASH));
         var task = h("td", "task" + (r.task ? "" : " muted"), r.task || DASH);
         if (r.task) task.title = r.task;
         tr.appendChild(task);
@@ -553,6 +587,11 @@
         fill.style.width = Math.max(0, Math.min(100, 100 * (st.util || 0))) + "%";
         bar.appendChild(fill); u.appendChild(bar); u.appendChild(document.createTextNode(fmtPct(st.util)));
         tr.appendChild(u);
+        var mem = h("td", "num memory");
+        if (e.series.length > 1) mem.appendChild(sparkline(e.series));
+        mem.appendChild(document.createTextNode(e.rss === null ? DASH : fmtBytes(e.rss)));
+        tr.appendChild(mem);
+        tr.appendChild(h("td", "num", e.cpu === null ? DASH : e.cpu.toFixed(0) + "%"));
         tb.appendChild(tr);
         tot.done += e.done; tot.errors += e.errors; tot.busy += e.busyUs;
         if (!st.gone) { tot.alive++; if (st.busy) tot.busyN++; }
@@ -560,7 +599,7 @@
       });
       if (!rows.length) {
         var tr0 = h("tr"), td0 = h("td", "empty", S.exists ? "No engine has appeared in the log yet." : "Waiting for the log.");
-        td0.colSpan = 9; tr0.appendChild(td0); tb.appendChild(tr0);
+        td0.colSpan = 12; tr0.appendChild(td0); tb.appendChild(tr0);
       }
       var table = $("engines-table");
       table.replaceChild(tb, table.tBodies[0]);
@@ -572,11 +611,14 @@
         f.appendChild(h("td", null, tot.busyN + " busy of " + tot.alive));
         f.appendChild(h("td"));
         f.appendChild(h("td"));
+        f.appendChild(h("td"));
         f.appendChild(h("td", "num", fmtInt(tot.done)));
         f.appendChild(h("td", "num", fmtInt(tot.errors)));
         f.appendChild(h("td", "num", fmtDur(tot.busy)));
         f.appendChild(h("td", "num", tot.done ? fmtDur(tot.busy / tot.done) : DASH));
         f.appendChild(h("td", null, tot.utilN ? "mean " + fmtPct(tot.utilSum / tot.utilN) : DASH));
+        f.appendChild(h("td"));
+        f.appendChild(h("td"));
         foot.appendChild(f);
       }
       Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th) {
@@ -1087,7 +1129,11 @@
       stdout: D.stdout.get(i) || "", error: C.errorText(D, i) };
   };
   API.counts = function () { var o = {}; STATUSES.forEach(function (s, k) { o[s] = S.byStatus[k]; }); return o; };
-  API.engines = function () { return D.engines.map(function (e) { return { id: e.id, done: e.done, errors: e.errors, current: e.current }; }); };
+  API.engines = function () {
+    return D.engines.map(function (e) {
+      return { id: e.id, done: e.done, errors: e.errors, current: e.current, host: e.host, rss: e.rss, samples: e.series.length };
+    });
+  };
   API.view = function () { return { v0: Timeline.v0, v1: Timeline.v1, live: Timeline.live, span: Timeline.span }; };
   API.layout = function () { return Timeline.L; };
   API.barRect = function (id) { var i = findTask(id); return i < 0 ? null : Timeline.barRect(i); };
