@@ -572,7 +572,6 @@
         var td = h("td");
         td.appendChild(h("span", "state " + st.state, st.state));
         tr.appendChild(td);
-        tr.appendChild(h("td", "host" + (e.host ? "" : " muted"), e.host || DASH));
         var task = h("td", "task" + (r.task ? "" : " muted"), r.task || DASH);
         if (r.task) task.title = r.task;
         tr.appendChild(task);
@@ -587,6 +586,7 @@
         fill.style.width = Math.max(0, Math.min(100, 100 * (st.util || 0))) + "%";
         bar.appendChild(fill); u.appendChild(bar); u.appendChild(document.createTextNode(fmtPct(st.util)));
         tr.appendChild(u);
+        tr.appendChild(h("td", "host" + (e.host ? "" : " muted"), e.host || DASH));
         var mem = h("td", "num memory");
         if (e.series.length > 1) mem.appendChild(sparkline(e.series));
         mem.appendChild(document.createTextNode(e.rss === null ? DASH : fmtBytes(e.rss)));
@@ -611,12 +611,12 @@
         f.appendChild(h("td", null, tot.busyN + " busy of " + tot.alive));
         f.appendChild(h("td"));
         f.appendChild(h("td"));
-        f.appendChild(h("td"));
         f.appendChild(h("td", "num", fmtInt(tot.done)));
         f.appendChild(h("td", "num", fmtInt(tot.errors)));
         f.appendChild(h("td", "num", fmtDur(tot.busy)));
         f.appendChild(h("td", "num", tot.done ? fmtDur(tot.busy / tot.done) : DASH));
         f.appendChild(h("td", null, tot.utilN ? "mean " + fmtPct(tot.utilSum / tot.utilN) : DASH));
+        f.appendChild(h("td"));
         f.appendChild(h("td"));
         f.appendChild(h("td"));
         foot.appendChild(f);
