@@ -66,18 +66,29 @@ def critical_path(table, nil: int) -> list:
     return chain[::-1]
 
 
-def path_figures(table, rows: list, nil: int) -> dict:
+def path_figures(table, rows: list) -> dict:
     """What a summary says of a critical path: its tasks, their run time added up, and the time
     from its first start to its last completion (the client's clock, once engines' are put on it)."""
     if not rows:
         return longest_path(None)
-    run = run_times(table, nil)
-    began = table.effective_start()[rows[0]]
+    began = [table.start_of(r) for r in rows]
+    ended = [table.completed[r] for r in rows]  # (each ran: critical_path picks only those)
     return {
         "tasks": [table.msg_id(r) for r in rows],
-        "run_seconds": round(int(run[rows].sum()) / 1e6, 6),
-        "elapsed_seconds": round(int(table.view("completed")[rows[-1]] - began) / 1e6, 6),
+        "run_seconds": round(sum(e - b for b, e in zip(began, ended)) / 1e6, 6),
+        "elapsed_seconds": round((ended[-1] - began[0]) / 1e6, 6),
     }
+
+
+def longer(found, other):
+    """The longer of two tasks as ``[run µs, msg_id]`` (either None: the other; ties: the smaller
+    msg_id, as ``longest`` picks): what the writer's tally keeps, and what adding up its
+    segments' summaries keeps."""
+    if found is None:
+        return other
+    if other is None:
+        return found
+    return other if other[0] > found[0] or (other[0] == found[0] and other[1] < found[1]) else found
 
 
 def longest_path(longest) -> dict:

@@ -694,9 +694,9 @@ class State:
             damage=self.damage,
             failed_attempts=self.failed_attempts(),
             moved=self.bytes_moved(),
-            critical_path=critical.path_figures(self.table, critical.critical_path(self.table, NIL), NIL),
+            critical_path=critical.path_figures(self.table, critical.critical_path(self.table, NIL)),
             hosts={key: e.host for key, e in self.engines.items() if e.host is not None},
-            peaks={key: e.peak_rss for key, e in self.engines.items() if e.peak_rss is not None},
+            peaks={key: peak for key, e in self.engines.items() if (peak := e.peak_rss) is not None},
         )
 
     def bytes_moved(self) -> tuple:

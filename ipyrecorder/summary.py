@@ -16,7 +16,7 @@ import zlib
 from . import events as ev
 from . import payload as pl
 from .clocks import Bounds, ClockOffset
-from .critical import longest_path
+from .critical import longer, longest_path
 from .log import LogReader
 
 
@@ -186,9 +186,7 @@ def _add_up(summaries: list):
             hosts[engine_id] = host
         for engine_id, rss in s.get("peak_rss", ()):
             peaks[engine_id] = max(rss, peaks.get(engine_id, rss))
-        found = s.get("longest")
-        if found and (longest is None or found[0] > longest[0] or (found[0] == longest[0] and found[1] < longest[1])):
-            longest = found
+        longest = longer(longest, s.get("longest"))
         for status, n in s["by_status"].items():
             by_status[status] = by_status.get(status, 0) + n
         for engine_id, done, errors, busy_us in s["engines"]:

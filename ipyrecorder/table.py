@@ -124,6 +124,11 @@ class TaskTable:
         started = self.view("started")[rows]
         return np.where(started != NIL, started, self.view("start")[rows])
 
+    def start_of(self, row: int) -> int:
+        """One task's ``effective_start`` (NIL: it never started)."""
+        started = self.started[row]
+        return self.start[row] if started == NIL else started
+
     def statuses(self) -> np.ndarray:
         """Each task's status as an index into STATUS_ORDER."""
         outcome = self.view("outcome")
@@ -318,7 +323,7 @@ class TaskTable:
         """The largest resident memory of a task's engine that the samples taken while it ran
         show (to the engine's last sample, for a task that never completed: an engine that died)."""
         times, rss = self._sampled(self.engine[row])
-        began = self.started[row] if self.started[row] != NIL else self.start[row]
+        began = self.start_of(row)
         if times is None or began == NIL:
             return None
         ended = self.completed[row]
@@ -533,9 +538,7 @@ class Task:
     @property
     def effective_start_us(self) -> int | None:
         """When it started: the engine's own stamp from the reply, else the latest start (busy) seen."""
-        table, row = self._table, self.row
-        started = table.started[row]
-        return _value(table.start[row] if started == NIL else started)
+        return _value(self._table.start_of(self.row))
 
     started = property(lambda self: from_us(self.effective_start_us))
     completed = property(lambda self: from_us(self.completed_us))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import zlib
 from itertools import repeat
 
-from . import clocks
+from . import clocks, critical
 from . import events as ev
 from .msgids import MsgIds
 
@@ -278,11 +278,7 @@ class Tally:
 
     def _consider(self, msg_id: str, ended, began) -> None:
         """A task's run time, for the critical path when no task depends on another: the longest."""
-        if began is None or ended is None:
-            return
-        run, longest = ended - began, self.longest
-        if run > 0 and (longest is None or run > longest[0] or (run == longest[0] and msg_id < longest[1])):
-            self.longest = [run, msg_id]
+        self.longest = critical.longer(self.longest, _run(msg_id, ended, began))
 
     def _late_start(self, msg_id: str, t: int) -> None:
         """A start after its task's completion: the fold takes the task's run time from it when the
@@ -307,10 +303,9 @@ class Tally:
     # -- the summary -------------------------------------------------------------------------
     def _longest(self):
         """The longest task, counting the completions whose start may still have moved."""
-        kept = self.longest
+        found = self.longest
         for msg_id, (ended, began) in self.unstamped.items():
-            self._consider(msg_id, ended, began)
-        found, self.longest = self.longest, kept
+            found = critical.longer(found, _run(msg_id, ended, began))
         return found
 
     def summary(self) -> dict | None:
@@ -345,6 +340,13 @@ class Tally:
             "frames": self.frames,
             "digest": self.digest,
         }
+
+
+def _run(msg_id: str, ended, began):
+    """``[run µs, msg_id]`` of a task that ran for some time, else None."""
+    if began is None or ended is None or ended <= began:
+        return None
+    return [ended - began, msg_id]
 
 
 class _Lost(Exception):
