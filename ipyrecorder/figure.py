@@ -159,7 +159,9 @@ def draw_timeline(state, figure=None):
         ax.scatter([t for t, _ in data.leaves], [r for _, r in data.leaves], marker="x", color="black", zorder=3, s=30)
 
     ax.set_yticks(
-        range(len(data.engine_ids)), [engine_label(e) for e in data.engine_ids], fontsize=max(4, min(9, 300 / n))
+        range(len(data.engine_ids)),
+        [drawn(engine_label(e, getattr(state.engines.get(e), "host", None))) for e in data.engine_ids],
+        fontsize=max(4, min(9, 300 / n)),
     )
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlim(0, data.span * 1.01)

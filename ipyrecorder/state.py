@@ -101,13 +101,16 @@ _ENGINE_AT = {
 }
 
 
-def engine_label(engine_id) -> str:
-    """``engine 3``, or ``engine 3 (cluster 2)`` for an engine of a second merged cluster."""
+def engine_label(engine_id, host=None) -> str:
+    """``engine 3``, or ``engine 3 (cluster 2)`` for an engine of a second merged cluster; with
+    its ``host`` once known (engine_stats), ``engine 3 @ node17``."""
     if not isinstance(engine_id, int):
         return "no engine"
     if engine_id < CLUSTER_STRIDE:
-        return f"engine {engine_id}"
-    return f"engine {engine_id % CLUSTER_STRIDE} (cluster {1 + engine_id // CLUSTER_STRIDE})"
+        label = f"engine {engine_id}"
+    else:
+        label = f"engine {engine_id % CLUSTER_STRIDE} (cluster {1 + engine_id // CLUSTER_STRIDE})"
+    return label if host is None else f"{label} @ {host}"
 
 
 class Engine:
@@ -147,7 +150,7 @@ class Engine:
     cluster = property(lambda self: 1 + self.id // CLUSTER_STRIDE)
     engine_id = property(lambda self: self.id % CLUSTER_STRIDE)
 
-    label = property(lambda self: engine_label(self.id))
+    label = property(lambda self: engine_label(self.id, self.host))
 
     @property
     def samples(self) -> list:

@@ -55,12 +55,11 @@ def summary_text(logs, headers, summary, marks) -> str:
             f"  bytes: {decimal(moved['requests'])} sent in requests, {decimal(moved['replies'])} back in replies"
         )
     if summary["engines"]:
-        labels = {engine_id: engine_label(engine_id)[len("engine ") :] for engine_id in summary["engines"]}
+        labels = {  # ``3``, ``3 @ node17`` once the host is known
+            engine_id: visible(engine_label(engine_id, e["host"])[len("engine ") :])
+            for engine_id, e in summary["engines"].items()
+        }
         width = max(6, *map(len, labels.values()))
-        hosts = {engine_id: e["host"] for engine_id, e in summary["engines"].items() if e["host"] is not None}
-        for engine_id, host in hosts.items():  # ``3 @ node17`` once the host is known
-            labels[engine_id] += f" @ {visible(host)}"
-        width = max(width, *map(len, labels.values()))
         peaks = any(e["peak_rss"] is not None for e in summary["engines"].values())
         lines.append(
             f"  {'engine':>{width}}  tasks  errors  busy s   utilisation  "

@@ -56,7 +56,7 @@ def trace_events(state) -> list:
                 "name": "process_name",
                 "pid": pid,
                 "tid": 0,
-                "args": {"name": engine_label(engine_id) + (f" @ {hosts[engine_id]}" if engine_id in hosts else "")},
+                "args": {"name": engine_label(engine_id, hosts.get(engine_id))},
             }
         )
         events.append(

@@ -71,6 +71,8 @@ def test_engines_say_who_they_are_and_what_they_use(rc, engines, log_path, capsy
 
     figure = draw_timeline(state)
     assert [a.get_ylabel() for a in figure.axes][-2:] == ["memory GB", "CPU %"]
+    rows = [label.get_text() for label in figure.axes[0].get_yticklabels()]
+    assert f"engine {engines[0]} @ {engine.host}" in rows
     lines = figure.axes[-2].lines  # one per sampled engine: every engine of the client is
     assert len(lines) == len(state.table.samples) == len(rc.ids) and max(max(li.get_ydata()) for li in lines) >= 0.3
     out = log_path.with_suffix(".json")
