@@ -37,7 +37,7 @@ from importlib import resources
 import numpy as np
 
 from ._version import __version__
-from .clocks import moved_times
+from .clocks import moved_times, on_client
 from .colours import with_colours
 from .events import from_us, split_msg_id, to_us
 from .table import NIL, STATUS_ORDER, Task
@@ -99,11 +99,6 @@ def _head(chunks, chars: int):
     return "".join(out)[:chars]
 
 
-def moved_us(us, shift: int):
-    """An engine-clock time (or None) moved by its engine's shift (``State.view_shifts``)."""
-    return None if us is None else us - shift
-
-
 def task_fields(task, chars: int, shifts: dict) -> list:
     """``task`` as a live batch row (``TASK_FIELDS``); a msg_id without a numeric suffix is whole in ``mp``.
     ``shifts``: ``State.view_shifts()``, which put its engine's times on the client's clock."""
@@ -122,8 +117,8 @@ def task_fields(task, chars: int, shifts: dict) -> list:
         task.engine_id,
         status,
         task.submitted_us,
-        moved_us(task.effective_start_us, shifts.get(task.engine_id, 0)),
-        moved_us(task.completed_us, shifts.get(task.engine_id, 0)),
+        on_client(task.effective_start_us, shifts.get(task.engine_id)),
+        on_client(task.completed_us, shifts.get(task.engine_id)),
         task.received_us,
         error,
         _head(task.stdout_chunks, chars),
@@ -146,9 +141,9 @@ def engine_fields(engine, shifts: dict) -> list:
         engine.errors,
         engine.busy_us,
         task.msg_id if task is not None else None,
-        moved_us(task.start_us, shifts.get(engine.id, 0)) if task is not None else None,
+        on_client(task.start_us, shifts.get(engine.id)) if task is not None else None,
         text_or_none(engine.host),
-        moved_us(last[0], shifts.get(engine.id, 0)),
+        on_client(last[0], shifts.get(engine.id)),
         last[2],
         last[1],
     ]
@@ -157,7 +152,7 @@ def engine_fields(engine, shifts: dict) -> list:
 def engine_series(state, shifts: dict) -> list:
     """``[[engine id, [[t µs, rss, cpu], ...]], ...]``: each engine's last ``SERIES`` samples."""
     return [
-        [engine_id, [[moved_us(t, shifts.get(engine_id, 0)), rss, cpu] for t, cpu, rss, _ in samples[-SERIES:]]]
+        [engine_id, [[on_client(t, shifts.get(engine_id)), rss, cpu] for t, cpu, rss, _ in samples[-SERIES:]]]
         for engine_id, samples in state.table.samples.items()
     ]
 

@@ -9,7 +9,9 @@ engine's clock runs ``offset`` ahead of the client's with
 for every task it ran: the tightest bounds over its tasks give the offset and
 how sure we are of it (half the gap between them). Bounds that cross (no
 offset fits every task: a clock that drifted, or was set, during the run) are
-reported as such. A task that ran longer on the engine's clock than the client
+reported as such, and the engine's tasks are then split into windows, each as
+long as some offset still fits every task in it (``drift``): its times move by
+each window's own estimate. A task that ran longer on the engine's clock than the client
 waited for it is impossible under any offset; those are counted, not used.
 Resubmitted tasks are left out: their submission time is when the Hub's reply
 reached the client, after they may have started.
@@ -17,6 +19,7 @@ reached the client, after they may have started.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,22 +98,105 @@ def table_bounds(engines, submitted, started, completed, received, nil: int) -> 
     return found
 
 
-def shifts(bounds: dict) -> dict:
+class Drift:
+    """The shift of an engine whose clock drifted, or was set, during the run: one value (µs)
+    per window of its tasks, each from its first task's start (on the engine's clock) on."""
+
+    __slots__ = ("starts", "values")
+
+    def __init__(self, starts, values):
+        self.starts, self.values = list(starts), list(values)
+
+    def at(self, us: int) -> int:
+        """The shift of an engine-clock time: its window's (the first window's before it)."""
+        return self.values[max(bisect_right(self.starts, us) - 1, 0)]
+
+    def of(self, us: np.ndarray) -> np.ndarray:
+        """``at`` of many times at once."""
+        where = np.maximum(np.searchsorted(np.asarray(self.starts, np.int64), us, "right") - 1, 0)
+        return np.asarray(self.values, np.int64)[where]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Drift) and (self.starts, self.values) == (other.starts, other.values)
+
+    def __repr__(self) -> str:
+        return f"Drift(starts={self.starts}, values={self.values})"
+
+
+def drift(submitted, started, completed, received, nil: int) -> Drift:
+    """One engine's completed tasks (numpy columns, µs, nil for none) in the order they started,
+    cut into windows greedily: a window grows while some offset fits every task in it, so a
+    clock set mid-run splits exactly there and a drifting one in steps as small as its tasks'
+    bounds allow. Each window moves by its own estimate (halfway between its bounds)."""
+    at = np.where(started != nil, started, completed)
+    keep = (at != nil) & ~(
+        (started != nil)
+        & (submitted != nil)
+        & (completed != nil)
+        & (received != nil)
+        & (completed - started > received - submitted)
+    )
+    order = np.argsort(at[keep], kind="stable")
+    s, t, c, r, at = (column[keep][order].tolist() for column in (submitted, started, completed, received, at))
+    starts, values = [], []
+    low = high = first = None
+    for s_us, t_us, c_us, r_us, at_us in zip(s, t, c, r, at):
+        lo = None if c_us == nil or r_us == nil else c_us - r_us
+        hi = None if t_us == nil or s_us == nil else t_us - s_us
+        if lo is None and hi is None:
+            continue
+        new_low = lo if low is None else low if lo is None else max(low, lo)
+        new_high = hi if high is None else high if hi is None else min(high, hi)
+        if first is not None and new_low is not None and new_high is not None and new_low > new_high:
+            starts.append(first)
+            values.append(_estimate(low, high))
+            first, new_low, new_high = at_us, lo, hi
+        low, high = new_low, new_high
+        first = at_us if first is None else first
+    if first is not None:
+        starts.append(first)
+        values.append(_estimate(low, high))
+    return Drift(starts, values)
+
+
+def _estimate(low, high) -> int:
+    """A window's shift: halfway between its bounds, or the one it has."""
+    return high if low is None else low if high is None else (low + high) // 2
+
+
+def crossed(bounds: dict) -> list:
+    """The engines no one offset fits: their times move by ``drift`` windows."""
+    return [e for e, b in bounds.items() if b.low is not None and b.high is not None and b.low > b.high]
+
+
+def shifts(bounds: dict, drifts: dict | None = None) -> dict:
     """``{engine: µs}`` to take from each engine's times to put them on the client's clock: the
     estimate, for the engines whose own tasks prove their clock differs (bounds that hold and
-    leave out zero). An engine on the client's clock, or one its tasks cannot tell, stays."""
-    return {
+    leave out zero), and the ``Drift`` (from ``drifts``) of those no offset fits. An engine on
+    the client's clock, or one its tasks cannot tell, stays."""
+    found = {
         engine: (b.low + b.high) // 2
         for engine, b in bounds.items()
         if b.low is not None and b.high is not None and b.low <= b.high and (b.low > 0 or b.high < 0)
     }
+    found.update(drifts or {})
+    return found
+
+
+def on_client(us, shift):
+    """An engine-clock time (or None) on the client's clock: moved by its engine's ``shift`` (µs
+    or a ``Drift``; None or 0: unmoved)."""
+    if us is None or not shift:
+        return us
+    return us - (shift.at(us) if isinstance(shift, Drift) else shift)
 
 
 def moved_times(values: np.ndarray, engines: np.ndarray, moved: dict, nil: int) -> np.ndarray:
     """Engine-clock times (``values``, nil where none) of tasks on ``engines``, on the client's
     clock: each moved by its engine's shift (``shifts``), in place; returns ``values``."""
-    for engine, us in moved.items():
-        values[(engines == engine) & (values != nil)] -= us
+    for engine, shift in moved.items():
+        on = (engines == engine) & (values != nil)
+        values[on] -= shift.of(values[on]) if isinstance(shift, Drift) else shift
     return values
 
 
@@ -120,13 +206,13 @@ def to_client_clock(table, moved: dict, nil: int) -> None:
     engines = table.view("engine")
     for name in ("start", "started", "completed"):
         moved_times(table.view(name), engines, moved, nil)
-    for engine, us in moved.items():  # its resource samples are on its clock too
+    for engine, shift in moved.items():  # its resource samples are on its clock too
         if engine in table.samples:
-            table.samples[engine] = [(t - us, *rest) for t, *rest in table.samples[engine]]
+            table.samples[engine] = [(on_client(t, shift), *rest) for t, *rest in table.samples[engine]]
     for attempts in table.attempts.values():
-        attempts[:] = [(e, t - moved.get(e, 0)) for e, t in attempts]
+        attempts[:] = [(e, on_client(t, moved.get(e))) for e, t in attempts]
     for errors in table.attempt_errors.values():
-        errors[:] = [(e, None if t is None else t - moved.get(e, 0), *rest) for e, t, *rest in errors]
+        errors[:] = [(e, on_client(t, moved.get(e)), *rest) for e, t, *rest in errors]
 
 
 def _groups(keys: np.ndarray) -> tuple:

@@ -735,7 +735,7 @@ class State:
         if self.clock_shifts:
             return
         bounds = self.clock_bounds()
-        moved = clocks.shifts(bounds) if moved is None else moved
+        moved = self.estimated_shifts(bounds) if moved is None else moved
         if moved:
             clocks.to_client_clock(self.table, moved, NIL)
             self._raw_clock_bounds, self.clock_shifts = bounds, moved
@@ -749,8 +749,23 @@ class State:
             return {}
         events, at, found = self._view_shifts
         if events != self.events and (events is None or time.monotonic() - at >= VIEW_SHIFTS_EVERY):
-            self._view_shifts = (self.events, time.monotonic(), clocks.shifts(self.clock_bounds()))
+            self._view_shifts = (self.events, time.monotonic(), self.estimated_shifts())
         return self._view_shifts[2]
+
+    def estimated_shifts(self, bounds: dict | None = None) -> dict:
+        """``{engine key: µs or clocks.Drift}`` that put each engine's times (as logged) on the
+        client's clock (``clocks.shifts``): a ``Drift`` of windows for an engine no one offset fits."""
+        bounds = self.clock_bounds() if bounds is None else bounds
+        return clocks.shifts(bounds, {key: self._drift(key) for key in clocks.crossed(bounds)})
+
+    def _drift(self, key) -> clocks.Drift:
+        """One engine's shift window by window (``clocks.drift``), from its completed tasks."""
+        table = self.table
+        rows = (table.view("engine") == key) & (table.view("outcome") != NONE)
+        if table.resubmit_of:
+            rows[list(table.resubmit_of)] = False
+        submitted, completed, received = (table.view(n)[rows] for n in ("submitted", "completed", "received"))
+        return clocks.drift(submitted, table.effective_start()[rows], completed, received, NIL)
 
     def clock_offsets(self) -> dict:
         """``{engine key: clocks.ClockOffset}``: how far each engine's clock runs ahead of the client's."""
@@ -836,7 +851,7 @@ def replay(*paths, until=None, clock="client") -> State:
                     start = min((r.header["t0"] for r in readers if r.header), default=0)
                 origin = from_us(start)
             until = parse_until(until, origin)
-        moved = clocks.shifts(whole.clock_bounds()) if clock == "client" else {}
+        moved = whole.estimated_shifts() if clock == "client" else {}
         clip = _Clip(ev.to_us(until), moved, whole)
     damage = []
     collecting = gc.isenabled()
@@ -896,13 +911,19 @@ class _Clip:
         self.whole = whole
 
     def _shift(self, frame, a, kind) -> int:
-        """The µs an event's engine-clock times run ahead of the client's."""
+        """The µs an event's engine-clock times run ahead of the client's (at its time, for an
+        engine whose clock drifted)."""
         at = self.ENGINE_AT[kind]
         engine = a[at] if at is not None and len(a) > at else None
         if engine is None and kind != ev.ENGINE_INFO and kind != ev.ENGINE_SAMPLE:
             row = self.whole.table.find(frame.msg_ids[a[1]])
             engine = None if row is None else self.whole.table.engine[row]
-        return self.moved.get(engine, 0)
+        shift = self.moved.get(engine, 0)
+        if isinstance(shift, clocks.Drift):
+            at = COMPLETE_STARTED if kind == ev.COMPLETE else self.TIME_AT[kind]
+            t = a[at] if len(a) > at else None
+            shift = shift.values[0] if t is None else shift.at(t + frame.base)
+        return shift
 
     def __call__(self, frame):
         client = self.until - frame.base  # compared with the frame's relative times

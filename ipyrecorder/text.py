@@ -21,7 +21,8 @@ def visible(text: str) -> str:
 
 def clock_text(clock: dict | None) -> str:
     """An engine's clock offset as ``info`` shows it: ``+3.002 s ± 4.1 ms`` (ahead of the client's), or
-    ``same (-0.8 to +2.1 ms)`` when no offset at all fits its bounds (views leave it as logged)."""
+    ``same (-0.8 to +2.1 ms)`` when no offset at all fits its bounds (views leave it as logged), or
+    the bounds' crossing when no one offset fits (views move it by each window's: ``clocks.drift``)."""
     if clock is None or clock["offset_seconds"] is None:
         return "-"
     low, high = clock["low_seconds"], clock["high_seconds"]
@@ -31,7 +32,8 @@ def clock_text(clock: dict | None) -> str:
     elif clock["consistent"]:
         text = f"{clock['offset_seconds']:+.3f} s ± {spread:.1f} ms"
     else:
-        text = f"{clock['offset_seconds']:+.3f} s (no offset fits: bounds cross by {-2 * spread:.1f} ms)"
+        crossing = f"no offset fits: bounds cross by {-2 * spread:.1f} ms; moved window by window"
+        text = f"{clock['offset_seconds']:+.3f} s ({crossing})"
     if clock["impossible"]:
         text += f", {clock['impossible']} task(s) impossible under any offset"
     return text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from ipyrecorder.clocks import on_client
 from ipyrecorder.plugin import Option
 from ipyrecorder.tail import Follower, LogTail
 from ipyrecorder.viewer import Viewer
@@ -122,7 +123,7 @@ def render(tail: LogTail, now_us: int | None = None):
             what, style = "busy", "green"
         else:
             what, style = "idle", ""
-        began = None if task is None or not task.start_us else task.start_us - shifts.get(engine_id, 0)
+        began = None if task is None or not task.start_us else on_client(task.start_us, shifts.get(engine_id))
         running = "" if began is None else _seconds(max(now_us - began, 0))  # (on the client's clock)
         util = f"{engine.busy_seconds / span_s:.0%}" if span_s else ""
         table.add_row(

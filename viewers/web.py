@@ -70,10 +70,10 @@ from ipyrecorder.browser import (
     engine_fields,
     engine_series,
     fill,
-    moved_us,
     task_fields,
     text_or_none,
 )
+from ipyrecorder.clocks import on_client
 from ipyrecorder.errors import NoFile, PortInUse
 from ipyrecorder.plugin import Option, PluginError
 from ipyrecorder.tail import Follower, LogTail
@@ -374,12 +374,12 @@ class Feed:
             if task is None:
                 return None
             record = task.to_dict()
-            shift = self.tail.state.view_shifts().get(task.engine_id, 0)  # on the client's clock, as the rows are
+            shift = self.tail.state.view_shifts().get(task.engine_id)  # on the client's clock, as the rows are
             record.update(
                 engine_id=task.engine_id,
                 submitted_us=task.submitted_us,
-                completed_us=moved_us(task.completed_us, shift),
-                started_us=moved_us(task.effective_start_us, shift),
+                completed_us=on_client(task.completed_us, shift),
+                started_us=on_client(task.effective_start_us, shift),
                 received_us=task.received_us,
             )
         for key in ("stdout", "stderr"):
