@@ -463,18 +463,32 @@ def import_hub(profile, url_file, output, where):
     click.echo(f"note: {HUB_DB_NOTE}; older tasks may be missing", err=True)
 
 
+ENGINE_STATS_OPTION = click.option(
+    "--engine-stats",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
+    help="Sample each engine's CPU and memory this often (docs/recording.md, 'Engine resources').",
+)
+
+
 @cli.command()
 @_cluster_options
 @click.option("-o", "--output", required=True, help="The log to append to.")
 @click.option("--interval", default=0.5, show_default=True, help="Seconds between polls of the Hub.")
-def record(profile, url_file, output, interval):
+@ENGINE_STATS_OPTION
+def record(profile, url_file, output, interval, engine_stats):
     """Record every client's tasks on a running cluster until Ctrl-C or SIGTERM."""
     import signal
 
     from .hub import ClusterRecorder
 
     observer = ClusterRecorder(
-        lambda: _connect(profile, url_file), output, interval=interval, echo=lambda text: click.echo(text, err=True)
+        lambda: _connect(profile, url_file),
+        output,
+        interval=interval,
+        echo=lambda text: click.echo(text, err=True),
+        engine_stats=engine_stats,
     )
     stop = lambda *_: observer.stop.set()  # noqa: E731
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -512,13 +526,7 @@ def serve(log, host, port, certfile, keyfile, token, poll):
 @cli.command()
 @click.option("--output-dir", "-d", default="ipyrecorder-demo", show_default=True, help="Where the log and outputs go.")
 @click.option("--engines", "-n", default=2, show_default=True, help="Engines in the local cluster.")
-@click.option(
-    "--engine-stats",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    metavar="SECONDS",
-    help="Sample each engine's CPU and memory this often (docs/recording.md, 'Engine resources').",
-)
+@ENGINE_STATS_OPTION
 def demo(output_dir, engines, engine_stats):
     """Start a local cluster, record a varied workload, summarise it."""
     from .demo import run_demo

@@ -5,18 +5,22 @@ client. ``Observer`` connects to a running cluster as one more client and
 records everybody's tasks as they happen: starts, output and errors from the
 engines' iopub traffic (which every client receives), engine registrations,
 and submissions and completions by polling ``db_query`` from its own thread.
+With ``engine_stats`` it starts the engines' samplers (``engine_stats.py``) as a
+recording does, and keeps its own set-up tasks out of the log.
 """
 
 from __future__ import annotations
 
 import collections
+import secrets
 import threading
 import time
 from datetime import datetime, timezone
 
+from . import engine_stats as samplers
 from .errors import warn_hook_failure
 from .log import LogWriter, new_header
-from .messages import completion, engine_event, final_record_events, iopub_events, submission
+from .messages import completion, engine_event, engine_stats_event, final_record_events, iopub_events, submission
 
 HUB_DB_NOTE = "the Hub's default in-memory database (DictDB) keeps only the newest 1,024 task records"
 RECORD_KEYS = [
@@ -115,12 +119,15 @@ class ClusterRecorder:
         capture_output=True,
         echo=print,
         query_timeout: float = DB_TIMEOUT,
+        engine_stats: float | None = None,
     ):
         self.connect_client = connect_client
         self.path = path
         self.interval = interval
         self.query_timeout = query_timeout
         self.capture_output = capture_output
+        self.engine_stats = engine_stats  # seconds between the engines' samples, or None: not sampled
+        self._token = secrets.token_hex(8)  # the samplers' messages carry it
         self.echo = echo
         self.stop = threading.Event()
         self.connected = threading.Event()
@@ -139,13 +146,16 @@ class ClusterRecorder:
     def _tap(self, client):
         session = client.session
         original = session.deserialize
-        push = self._queue.append
+        push, token = self._queue.append, self._token
 
         def deserialize(*args, **kwargs):
             msg = original(*args, **kwargs)
             try:
-                if msg["header"]["msg_type"] in IOPUB_TYPES:
+                msg_type = msg["header"]["msg_type"]
+                if msg_type in IOPUB_TYPES:
                     push(("iopub", msg))
+                elif msg_type == samplers.MSG_TYPE and msg["content"].get("token") == token:
+                    push(("stats", msg["content"]))
             except Exception:
                 pass
             return msg
@@ -162,8 +172,34 @@ class ClusterRecorder:
         now = datetime.now(timezone.utc)
         for uuid, engine_id in sorted(self._engine_ids.items(), key=lambda item: item[1]):
             self._append({"kind": "engine_register", "t": now, "engine_id": engine_id, "uuid": uuid, "present": True})
+            self._start_sampler(engine_id)
         self._log.flush()
         self.connected.set()
+
+    def _start_sampler(self, engine_id) -> None:
+        """With ``engine_stats``: start one engine's sampler (a task of the observer's own client,
+        which ``_own`` keeps out of the log)."""
+        if self.engine_stats is None:
+            return
+        try:
+            self._client[engine_id].apply_async(samplers.start_sampler, engine_id, self.engine_stats, self._token)
+        except Exception:  # that engine cannot be reached: it goes unsampled
+            warn_hook_failure("engine_stats set-up")
+
+    def _stop_samplers(self) -> None:
+        """Ask the engines' samplers to stop (each once its engine is free)."""
+        client = self._client
+        if self.engine_stats is None or client is None:
+            return
+        try:
+            if client.ids:
+                client[client.ids].apply_async(samplers.stop_sampler, self._token).wait_for_send(5)  # before the close
+        except Exception:
+            warn_hook_failure("engine_stats stop")
+
+    def _own(self, session) -> bool:
+        """A message or task of the observer's own client (its samplers' set-up): not recorded."""
+        return self._client is not None and session == self._client.session.session
 
     def run(self) -> None:
         try:
@@ -243,6 +279,8 @@ class ClusterRecorder:
         self._engine_ids.update(_engine_ids(client))
         for record in sorted(records, key=lambda r: r.get("submitted") or datetime.min.replace(tzinfo=timezone.utc)):
             msg_id = record["msg_id"]
+            if self._own(record.get("client_uuid")):
+                continue
             if msg_id not in self._seen:
                 self._seen.add(msg_id)
                 self._pending.add(msg_id)
@@ -271,12 +309,17 @@ class ClusterRecorder:
             item = queue.popleft()
             if item[0] == "engine":
                 self._on_engine(*item[1:])
+            elif item[0] == "stats":
+                event = engine_stats_event(item[1])
+                if event is not None:
+                    self._append(event)
             else:
                 self._on_iopub(item[1])
 
     def _on_engine(self, t, event):
         if event.get("event") == "register":
             self._engine_ids[event.get("uuid")] = event.get("id")
+            self._start_sampler(event.get("id"))  # an engine that joined: sampled too
         engine = engine_event(t, event)
         if engine is not None:
             self._append(engine)
@@ -285,6 +328,8 @@ class ClusterRecorder:
         parent = msg.get("parent_header") or {}
         if not parent.get("msg_id") or parent.get("msg_type") not in ("apply_request", "execute_request"):
             return  # not a task: the observer's own queries, other clients' control messages
+        if self._own(parent.get("session")):
+            return  # the observer's own set-up of the samplers
         for event in iopub_events(msg, self._engine_ids.get, self.capture_output):
             self._append(event)
 
@@ -301,8 +346,9 @@ class ClusterRecorder:
                 pass
 
     def close(self):
-        """Close the log (with a close event and fsync) and the client."""
+        """Stop the samplers; close the log (with a close event and fsync) and the client."""
         if not self._log.closed:
+            self._stop_samplers()
             self._drain()
             self._log.close({"tasks": self.tasks, "pending": len(self._pending)})
         self._close_client()

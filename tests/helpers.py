@@ -355,3 +355,14 @@ class Page:
         self.page.fill("#search", text)
         self.page.wait_for_function("q => (window.ipyrecorderReport.lastSearch || {}).query === q", arg=text)
         return self.page.locator("#task-list tbody tr").all_inner_texts()
+
+
+def samplers(rc, engine_id) -> int:
+    """How many ``engine_stats`` samplers run on an engine."""
+
+    def running():
+        from IPython import get_ipython
+
+        return len(get_ipython().kernel.__dict__.get("_ipyrecorder_samplers", {}))
+
+    return rc[engine_id].apply_sync(running)

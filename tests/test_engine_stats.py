@@ -8,7 +8,7 @@ import pytest
 import ipyrecorder
 from ipyrecorder.cli import main
 
-from .helpers import record, wait_until
+from .helpers import record, samplers, wait_until
 
 MB = 1 << 20
 
@@ -28,15 +28,6 @@ def hold_then_die(megabytes, seconds):
     block = bytearray(megabytes << 20)
     time.sleep(seconds)
     os._exit(len(block) and 1)
-
-
-def samplers(rc, engine_id):
-    def running():
-        from IPython import get_ipython
-
-        return len(get_ipython().kernel.__dict__.get("_ipyrecorder_samplers", {}))
-
-    return rc[engine_id].apply_sync(running)
 
 
 def test_engines_say_who_they_are_and_what_they_use(rc, engines, log_path, capsys):

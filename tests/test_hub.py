@@ -13,7 +13,7 @@ import pytest
 import ipyrecorder
 from ipyrecorder.cli import ExitStatus, main
 
-from .helpers import echo, fail, wait_until
+from .helpers import echo, fail, samplers, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -98,6 +98,8 @@ def test_record_observes_two_client_processes(cluster, rc, engines, url_file, tm
             str(observed),
             "--interval",
             "0.2",
+            "--engine-stats",
+            "0.2",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -147,6 +149,15 @@ def test_record_observes_two_client_processes(cluster, rc, engines, url_file, tm
     assert all(e["utilisation"] is None or e["utilisation"] <= 1 for e in merged.summary()["engines"].values())
     for msg_id, task in logs[0].tasks.items():
         assert merged.tasks[msg_id].stdout == task.stdout and merged.tasks[msg_id].attempts is None
+    # --engine-stats: every engine said who it is and sampled; the observer's set-up and stop of the
+    # samplers (one task each per engine, its own client's) are all that it left out
+    for engine_id in engines:
+        engine = state.engines[engine_id]
+        assert engine.host and engine.samples, engine_id
+        wait_until(lambda e=engine_id: samplers(rc, e) == 0, message="the sampler to stop with the observer")
+    records = rc.db_query({"client_uuid": {"$ne": rc.session.session}}, keys=["msg_id", "client_uuid"])
+    unrecorded = [r for r in records if r["msg_id"] not in state.tasks]  # (this test's own, after: not observed)
+    assert len(unrecorded) == 2 * len(engines) and len({r["client_uuid"] for r in unrecorded}) == 1
 
 
 def test_record_survives_a_controller_restart(tmp_path, monkeypatch):
