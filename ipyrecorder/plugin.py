@@ -17,6 +17,9 @@ from .errors import PluginError, PluginWarning
 
 __all__ = ["Option", "Plugin", "PluginEntry", "PluginError", "PluginWarning", "discover", "get"]
 
+SINKS = "ipyrecorder.sinks"  # the entry-point group of sinks
+VIEWERS = "ipyrecorder.viewers"  # ... and of viewers
+
 
 def parse_bool(text: str) -> bool:
     value = text.strip().lower()

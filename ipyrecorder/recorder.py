@@ -20,8 +20,12 @@ import warnings
 
 from . import engine_stats, translate
 from . import tap as T
+from .display import in_notebook, state_html, t
 from .errors import RecorderWarning, TapError, warn_hook_failure
 from .log import LogWriter, new_header
+from .state import replay
+from .tail import LogTail
+from .viewer import get_viewer
 
 FLUSH_INTERVAL = 0.05  # seconds between writes while events flow (issue 2: at most 50 ms; each wake-up costs)
 FLUSH_WAIT = 5.0  # seconds the end of a block waits for the writer before warning
@@ -52,7 +56,17 @@ def _client_gone(client) -> str | None:
 class Recording:
     """A live recording of one client into one log. Use ``recording(...)``."""
 
-    def __init__(self, target, path="ipyrecorder.mpk", *, names=None, mode="a", capture_output=True, engine_stats=None):
+    def __init__(
+        self,
+        target,
+        path="ipyrecorder.mpk",
+        *,
+        names=None,
+        mode="a",
+        capture_output=True,
+        engine_stats=None,
+        progress=True,
+    ):
         interval = _stats_interval(engine_stats)
         self.client = _client_of(target)
         self.path = os.fspath(path)
@@ -85,6 +99,22 @@ class Recording:
             self._stop_samplers()
             self._tap.release()
             raise
+        if progress and in_notebook():
+            self._show_progress()
+
+    def _show_progress(self) -> None:
+        """In a notebook, the live display of ``viewers/notebook.py`` in this cell, fed by the log on a
+        thread of its own until this recording is written."""
+        try:
+            viewer = get_viewer("notebook")()
+            handle = viewer.show()
+            thread = threading.Thread(
+                target=viewer.follow, args=(LogTail(self.path), handle, self.closed), name="ipyrecorder-progress"
+            )
+            thread.daemon = True
+            thread.start()
+        except Exception:  # no display: the recording goes on
+            warn_hook_failure("progress display")
 
     def _start_samplers(self, interval: float) -> None:
         """Start a sampler on every engine (``engine_stats.py``): one task each, not waited for."""
@@ -123,6 +153,22 @@ class Recording:
                 self.client[live].apply_async(engine_stats.stop_sampler, token)
         except Exception:
             warn_hook_failure("engine_stats stop")
+
+    def _where(self) -> str:
+        if not self.closed.is_set():
+            return "recording"
+        return f"written ({self.ended})" if self.error is None else f"stopped by {self.error}"
+
+    def __repr__(self) -> str:
+        return f"<Recording of {self.path}: {self._where()}>"
+
+    def _repr_html_(self) -> str:
+        """In a notebook: where the recording is, and its log so far (``display.state_html``)."""
+        try:
+            shown = state_html(replay(self.path))
+        except Exception as exc:  # (nothing written yet, a disk that failed)
+            shown = f"<div>{t(exc)}</div>"
+        return f"<div>ipyrecorder: {t(self.path)}, {t(self._where())}</div>{shown}"
 
     @property
     def error(self) -> Exception | None:
@@ -426,7 +472,7 @@ def _stats_interval(engine_stats) -> float | None:
 
 
 def recording(
-    target, path="ipyrecorder.mpk", *, names=None, mode="a", capture_output=True, engine_stats=None
+    target, path="ipyrecorder.mpk", *, names=None, mode="a", capture_output=True, engine_stats=None, progress=True
 ) -> Recording:
     """Record everything sent through ``target``'s client into the log at ``path``.
 
@@ -437,9 +483,18 @@ def recording(
     continued). Use as a context manager; the recording outlives the block until
     every task submitted in it has finished, then closes the log. ``engine_stats``
     (seconds, or True: 0.5) samples each engine's CPU and memory that often
-    (docs/recording.md, "Engine resources").
+    (docs/recording.md, "Engine resources"). In a notebook, ``progress`` shows the recording's
+    progress in the cell, then its summary (docs/notebook.md); elsewhere it shows nothing.
     """
-    return Recording(target, path, names=names, mode=mode, capture_output=capture_output, engine_stats=engine_stats)
+    return Recording(
+        target,
+        path,
+        names=names,
+        mode=mode,
+        capture_output=capture_output,
+        engine_stats=engine_stats,
+        progress=progress,
+    )
 
 
 _shutting_down = False

@@ -18,7 +18,7 @@ from .state import State, replay
 
 __all__ = ["ENTRY_POINT_GROUP", "Log", "Option", "Sink", "SinkError", "discover", "get_sink"]  # for sink authors
 
-ENTRY_POINT_GROUP = "ipyrecorder.sinks"
+ENTRY_POINT_GROUP = plugin.SINKS
 
 
 class Log:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import os
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Iterable
 
 import numpy as np
 
-from . import batch, clocks, critical
+from . import batch, clocks, critical, plugin
 from . import events as ev
 from .clocks import CLOCKS
 from .damage import unreadable
@@ -81,7 +82,7 @@ from .events import (
 )
 from .log import LogReader
 from .summary import summarise
-from .table import NIL, NONE, SIZES, STATUS_ORDER, TASK_KEYS, Task, Tasks, TaskTable
+from .table import FAILURES_FIRST, NIL, NONE, SIZES, STATUS_ORDER, TASK_KEYS, Task, Tasks, TaskTable
 
 from_us = ev.from_us
 QUEUES = ev.QUEUES
@@ -187,7 +188,8 @@ class Engine:
         }
 
     def __repr__(self):
-        return f"<Engine {self.id} done={self.tasks_done} busy={self.busy_seconds:.3f}s>"
+        gone = ", gone" if self.unregistered_us is not None else ""
+        return f"<{repr(self.label)[1:-1]}: {self.tasks_done} tasks, {self.errors} errors{gone}>"
 
 
 class Mark:
@@ -241,6 +243,7 @@ class State:
         self.engines: dict[int, Engine] = {}
         self.marks: list[Mark] = []
         self.headers: list[dict] = []  # one per recording segment
+        self.paths: tuple = ()  # the logs replay() folded
         self.closes: list[dict] = []  # stats of each segment that closed cleanly
         self.damage: list = []
         self.until = None  # the moment the state was rebuilt for (replay's until), if any
@@ -652,8 +655,26 @@ class State:
 
         return query(self, where, keys)
 
+    @property
+    def name(self) -> str:
+        """The logs' file names, as titles say it."""
+        return ", ".join(os.path.basename(path) for path in self.paths)
+
+    def plot(self):
+        """The timeline as a matplotlib Figure: the matplotlib sink's drawing, shown inline in a
+        notebook (found through the registry, as the CLI finds it)."""
+        return plugin.get(plugin.SINKS, object, "matplotlib")().figure(self)
+
+    def report(self, path=None, **options):
+        """The interactive HTML report (the html sink's page, ``options`` as its), shown inline in a
+        notebook (a ``display.Report``), and written to ``path`` when given."""
+        report = plugin.get(plugin.SINKS, object, "html")(**options).report(self, self.name or "state")
+        if path is not None:
+            report.save(path)
+        return report
+
     def to_dataframe(self):
-        """The tasks as a pandas DataFrame (one row per task, UTC timestamps)."""
+        """The tasks as a pandas DataFrame (one row per task, UTC timestamps): the way into pandas."""
         try:
             import pandas as pd
         except ImportError:
@@ -677,10 +698,32 @@ class State:
         latest = earliest + ([int(lasts.max())] if len(lasts) else []) + ([int(firsts.max())] if len(firsts) else [])
         return min(earliest), max(latest)
 
+    def __repr__(self):
+        counts = self.counts()
+        by_status = ", ".join(f"{counts[s]} {s}" for s in FAILURES_FIRST if s in counts) or "none"
+        start, end = self.span_us()
+        span = 0.0 if start is None else (end - start) / 1e6
+        engines = len([e for e in self.engines if e is not None])
+        return f"<State: {len(self.tasks)} tasks ({by_status}) on {engines} engine(s) over {span:.3f} s>"
+
     def counts(self) -> dict:
         """How many tasks are in each status (pending, running, ok, error, aborted), those with any."""
         found = np.bincount(self.table.statuses(), minlength=len(STATUS_ORDER)).tolist()
         return {status: n for status, n in sorted(zip(STATUS_ORDER, found)) if n}
+
+    def counts_by_function(self) -> dict:
+        """``{function: counts()}`` for each function (None: tasks without one), by name."""
+        table = self.table
+        codes, which = np.unique(table.view("function"), return_inverse=True)
+        found = np.zeros((len(codes), len(STATUS_ORDER)), np.int64)
+        np.add.at(found, (which.reshape(-1), table.statuses()), 1)
+        by_name = {}
+        for code, row in zip(codes.tolist(), found.tolist()):
+            counts = by_name.setdefault(table.text(code), {})
+            for status, n in zip(STATUS_ORDER, row):
+                if n:
+                    counts[status] = counts.get(status, 0) + n
+        return dict(sorted(by_name.items(), key=lambda item: (item[0] is None, item[0] or "")))
 
     def summary(self) -> dict:
         """Tasks by state, the span, and per-engine utilisation (``summary.summarise``)."""
@@ -871,6 +914,7 @@ def replay(*paths, until=None, clock="client") -> State:
         if collecting:
             gc.enable()
     state.damage = damage
+    state.paths = tuple(str(path) for path in paths)
     if len(readers) > 1:
         state.marks.sort(key=lambda mark: mark.t_us)  # several logs: one timeline
     if clip is not None:

@@ -66,6 +66,7 @@ SPARSE = (
 )
 # where a task is, in the order the pages number them: an outcome, else running or pending
 STATUS_ORDER = (*STATUSES, "running", "pending")
+FAILURES_FIRST = ("error", "aborted", "running", "pending", "ok")  # the order a summary lists them in
 NILS = {name: NIL if code == "q" else NONE for name, code in COLUMNS.items()}
 DTYPES = {"b": np.int8, "i": np.int32, "q": np.int64}
 _NIL_ROWS = {code: array(code) for code in DTYPES}  # rows of nils to grow columns by, shared
@@ -635,7 +636,11 @@ class Task:
         }
 
     def __repr__(self):
-        return f"<Task {self.msg_id} {self.function or ''} {self.status} engine={self.engine_id}>"
+        name = self.name or self.function or ""
+        where = "" if self.engine_id is None else f" on engine {self.engine_id}"
+        took = "" if self.run_seconds is None else f", {self.run_seconds:.3f} s"
+        error = f": {self.error!r}" if self.error else ""
+        return f"<Task {repr(self.msg_id)[1:-1]} {name!r} {self.status}{where}{took}{error}>"
 
 
 def _code(names, code):

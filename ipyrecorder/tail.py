@@ -47,6 +47,7 @@ class LogTail:
 
     def _reset(self):
         self.state = State()
+        self.state.paths = (str(self.path),)
         self.offset = 0
         self._head = b""
         self._stream = FrameStream(self.path, live=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from . import plugin
 from .tail import LogTail
 
-ENTRY_POINT_GROUP = "ipyrecorder.viewers"
+ENTRY_POINT_GROUP = plugin.VIEWERS
 
 
 class Viewer(plugin.Plugin):

@@ -19,6 +19,7 @@ import zlib
 from importlib import resources
 
 from ipyrecorder.browser import build_report_data, common_css, common_js, fill
+from ipyrecorder.display import Report
 from ipyrecorder.sink import Option, Sink, SinkError
 
 
@@ -78,6 +79,13 @@ class HtmlSink(Sink):
             raise SinkError(f"bad value for option 'output_chars': {chars!r} (0 or more)")
 
     def write(self, log, out):
-        name = os.path.basename(str(log.path))
-        meta, blob = build_report_data(log.state, self.config["output_chars"], name, self.config["title"])
-        out.write(render_html(meta, blob, self.config["compress"]))
+        out.write(self.render(log.state, os.path.basename(str(log.path))))
+
+    def report(self, state, log_name: str) -> Report:
+        """The page of ``state`` to show in a notebook (``State.report``)."""
+        return Report(self.render(state, log_name))
+
+    def render(self, state, log_name: str) -> str:
+        """The page of ``state``."""
+        meta, blob = build_report_data(state, self.config["output_chars"], log_name, self.config["title"])
+        return render_html(meta, blob, self.config["compress"])

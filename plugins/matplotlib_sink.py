@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipyrecorder.display import show_figures_inline
 from ipyrecorder.figure import DPI, draw_timeline, import_matplotlib
 from ipyrecorder.sink import Option, Sink, SinkError
 
@@ -16,6 +17,11 @@ class MatplotlibSink(Sink):
     )
     binary = True
     suffix = ".png"
+
+    def figure(self, state):
+        """``state``'s timeline as a Figure (``State.plot``), shown as PNG when a notebook cell's value."""
+        show_figures_inline()
+        return draw_timeline(state)
 
     def wants_output(self):
         return not self.config["show"]

@@ -1,5 +1,6 @@
 """Shared fixtures: one real ipyparallel cluster per test session, and a headless browser."""
 
+import glob
 import os
 import shutil
 
@@ -29,6 +30,13 @@ def rc(cluster):
     client.wait_for_engines(2, timeout=60)
     yield client
     client.close()
+
+
+@pytest.fixture
+def url_file(cluster):
+    """The session cluster's connection file, for clients in other processes."""
+    (path,) = glob.glob(os.path.join(cluster.profile_dir, "security", "ipcontroller-*client.json"))
+    return path
 
 
 @pytest.fixture

@@ -18,12 +18,6 @@ from .helpers import echo, fail, samplers, wait_until
 pytestmark = pytest.mark.cluster
 
 
-@pytest.fixture
-def url_file(cluster):
-    (path,) = glob.glob(os.path.join(cluster.profile_dir, "security", "ipcontroller-*client.json"))
-    return path
-
-
 def same_task(a, b):
     """The facts a client and an observer both know, equal to the microsecond."""
     return (a.msg_id, a.engine_id, a.status, a.submitted, a.started, a.completed, a.stdout) == (
