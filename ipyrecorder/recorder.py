@@ -80,6 +80,7 @@ class Recording:
         self._tap = T.ClientTap(self.client, self._queue.append, self.flush, watch_async_results=callable(names))
         self._samplers = None  # (token, engine ids, interval) of the engines' samplers, with engine_stats
         self._samplers_lock = threading.Lock()
+        self._progress = None  # the thread of the notebook's live display, if it shows
         if interval is not None:  # (set up before the tap attaches: the set-up is not recorded)
             self._start_samplers(interval)
         try:
@@ -113,6 +114,7 @@ class Recording:
             )
             thread.daemon = True
             thread.start()
+            self._progress = thread
         except Exception:  # no display: the recording goes on
             warn_hook_failure("progress display")
 
@@ -249,6 +251,8 @@ class Recording:
             )
         elif not self._translator.pending:
             self.closed.wait(FLUSH_WAIT)
+        if self.closed.is_set() and self._progress is not None:
+            self._progress.join(FLUSH_WAIT)  # the summary shows before the cell ends (output after it may be lost)
         return False
 
     def _exit(self, ended):

@@ -107,16 +107,19 @@ def test_the_magics_say_what_is_wrong_in_one_line(rc, tmp_path):
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "ipyrecorder")
-    shell.user_ns.update(rc=rc, other=rc.load_balanced_view(), number=3)
-    with pytest.raises(UsageError, match="nothing is being recorded"):
-        shell.run_line_magic("record", "stop")
-    with pytest.raises(UsageError, match="'number' is not an ipyparallel Client or View"):
-        shell.run_line_magic("record", "start number run.mpk")
-    with pytest.raises(UsageError, match="usage: %record start"):
-        shell.run_line_magic("record", "begin")
-    with pytest.raises(UsageError, match="too many arguments"):
-        shell.run_cell_magic("record", "rc a.mpk b.mpk", "pass")
-    path = tmp_path / "magic.mpk"
-    shell.run_cell_magic("record", str(path), "rc[:].apply_sync(int)")  # the notebook's only client
-    assert sorted(t.function for t in ipyrecorder.replay(path).tasks.values()) == ["int"] * len(rc.ids)
+    try:
+        shell.run_line_magic("load_ext", "ipyrecorder")
+        shell.user_ns.update(rc=rc, other=rc.load_balanced_view(), number=3)
+        with pytest.raises(UsageError, match="nothing is being recorded"):
+            shell.run_line_magic("record", "stop")
+        with pytest.raises(UsageError, match="'number' is not an ipyparallel Client or View"):
+            shell.run_line_magic("record", "start number run.mpk")
+        with pytest.raises(UsageError, match="usage: %record start"):
+            shell.run_line_magic("record", "begin")
+        with pytest.raises(UsageError, match="too many arguments"):
+            shell.run_cell_magic("record", "rc a.mpk b.mpk", "pass")
+        path = tmp_path / "magic.mpk"
+        shell.run_cell_magic("record", str(path), "rc[:].apply_sync(int)")  # the notebook's only client
+        assert sorted(t.function for t in ipyrecorder.replay(path).tasks.values()) == ["int"] * len(rc.ids)
+    finally:
+        InteractiveShell.clear_instance()  # (ipyparallel finds its profiles through the shell: leave none behind)

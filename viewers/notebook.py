@@ -16,8 +16,8 @@ from __future__ import annotations
 import threading
 import time
 
-from ipyrecorder.display import STYLE, seconds, state_html, t, timeline_svg
-from ipyrecorder.plugin import Option
+from ipyrecorder.display import STYLE, in_notebook, seconds, state_html, t, timeline_svg
+from ipyrecorder.plugin import Option, PluginError
 from ipyrecorder.tail import LogTail
 from ipyrecorder.viewer import Viewer
 from ipyrecorder.viewers.terminal import progress
@@ -63,6 +63,8 @@ class NotebookViewer(Viewer):
 
     def run(self, tail, *, poll=False, once=False):
         """Show ``tail``'s log in the current cell until it closes (or at once, with ``once``)."""
+        if not in_notebook():
+            raise PluginError("the notebook viewer shows in a Jupyter notebook's cell; here use --viewer terminal")
         closed = threading.Event()
         if once:
             closed.set()
