@@ -196,8 +196,15 @@ def moved_times(values: np.ndarray, engines: np.ndarray, moved: dict, nil: int) 
     clock: each moved by its engine's shift (``shifts``), in place; returns ``values``."""
     for engine, shift in moved.items():
         on = (engines == engine) & (values != nil)
-        values[on] -= shift.of(values[on]) if isinstance(shift, Drift) else shift
+        values[on] = many_on_client(values[on], shift)
     return values
+
+
+def many_on_client(values: np.ndarray, shift) -> np.ndarray:
+    """``on_client`` of many times of one engine at once (a new array)."""
+    if not shift:
+        return values.copy()
+    return values - (shift.of(values) if isinstance(shift, Drift) else shift)
 
 
 def to_client_clock(table, moved: dict, nil: int) -> None:

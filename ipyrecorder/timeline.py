@@ -7,7 +7,7 @@ as numpy arrays. Drawing them is ``figure.py``'s job.
 
 from __future__ import annotations
 
-from .clocks import moved_times
+from .clocks import many_on_client, moved_times
 from .colours import STATUS_COLOURS, colour_of
 from .table import NIL, STATUS_ORDER, Selection
 
@@ -69,7 +69,7 @@ class TimelineData:
         self.samples = {}
         for engine_id, samples in table.samples.items():
             found = np.array([(t, np.nan if c is None else c, np.nan if r is None else r) for t, c, r, _ in samples])
-            found[:, 0] = sec(found[:, 0] - moving.get(engine_id, 0))
+            found[:, 0] = sec(many_on_client(np.array([s[0] for s in samples], np.int64), moving.get(engine_id)))
             self.samples[engine_id] = found.T
         self.joins = [
             (sec(e.registered_us), self.row_of[e.id])

@@ -127,6 +127,10 @@ def test_a_drifting_clock_is_corrected_window_by_window(tmp_path):
     """Engine 1 gains 1 % (40 ms over the run's 4 s): no one offset fits, each window's does."""
     path = tmp_path / "drift.mpk"
     shifted_log(path, {0: 0.0, 1: 3.0}, n=200, drift=(1, 0.01))
+    with LogWriter(path, "a", new_header(t0=T0)) as log:  # resource samples on its clock, early and late
+        for t in (0.5, 3.5):
+            sample = {"kind": "engine_sample", "engine_id": 1, "cpu": 50.0, "rss": 1 << 20, "available": 1 << 30}
+            log.append({**sample, "t": at(t + 3.0 + 0.01 * t)})
     assert not ipyrecorder.replay(path).clock_offsets()[1].consistent
     state = ipyrecorder.replay(path)
     drift = state.clock_shifts[1]
@@ -141,6 +145,9 @@ def test_a_drifting_clock_is_corrected_window_by_window(tmp_path):
         and TimelineData(tail.state).start.tolist() != shown.start.tolist()
     )
     assert TimelineData(tail.state).start.tolist() == TimelineData(state).start.tolist()
+    samples = TimelineData(tail.state).samples[1][0]  # seconds from the start, on the client's clock
+    assert samples.tolist() == TimelineData(state).samples[1][0].tolist()
+    assert samples == pytest.approx([0.5, 3.5], abs=0.004)  # each moved by its own window's shift
     cut = ipyrecorder.replay(path, until=at(2.0 + 0.004))  # task 100 started on each engine 2 ms before
     assert cut.tasks["s-1_1_100"].status == "running" and cut.tasks["s-0_1_100"].status == "running"
     assert cut.tasks["s-1_1_99"].status == "ok" and "s-1_1_101" not in cut.tasks

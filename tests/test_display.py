@@ -6,7 +6,7 @@ import re
 import pytest
 
 import ipyrecorder
-from ipyrecorder.display import state_html, task_html
+from ipyrecorder.display import engine_html, state_html, task_html
 from ipyrecorder.log import LogWriter, new_header
 from ipyrecorder.tail import LogTail
 
@@ -60,6 +60,9 @@ def test_a_state_shows_inertly_with_failures_first(tmp_path):
     inert(task_html(task))
     assert "\x1b" not in repr(task) and repr(task).startswith("<Task h_1_0 '<script>")
     assert state.counts_by_function() == {"f<i>": {"error": 1, "running": 1, "pending": 1}}
+    engine = engine_html(state.engines[0], 0.3)
+    assert "<td>engine 0</td>" in engine and "<td>80%</td>" in engine  # 0.24 s busy of the 0.3 s span
+    assert repr(state.engines[0]) == "<engine 0: 1 tasks, 1 errors>"
 
 
 def test_the_timeline_has_a_rectangle_per_run_of_pixels_at_most(tmp_path):
