@@ -347,13 +347,16 @@ def _print_records(records, fmt):
     else:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
+
+        from .text import visible
 
         table = Table(box=None, header_style="bold", pad_edge=False)
         columns = list(records[0]) if records else ["msg_id"]
         for column in columns:
             table.add_column(column, overflow="fold")
-        for record in records:
-            table.add_row(*(text(record[c]).replace("\n", " ")[:80] for c in columns))
+        for record in records:  # (as Text: a log's "[/]" or "[link=...]" is never read as markup)
+            table.add_row(*(Text(visible(text(record[c]).replace("\n", " "))[:80]) for c in columns))
         import shutil
 
         Console(width=shutil.get_terminal_size((200, 24)).columns).print(table)

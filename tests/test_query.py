@@ -163,3 +163,21 @@ def test_parse_until_forms():
     assert parse_until("1h30m", origin) == origin + timedelta(minutes=90)
     assert parse_until("250ms", origin) == origin + timedelta(milliseconds=250)
     assert parse_until("2026-01-01T00:00:05Z", origin) == origin + timedelta(seconds=5)
+
+
+def test_the_table_shows_a_log_s_text_as_text(tmp_path, capsys):
+    """Markup and escape sequences in names stay what they are (issue 15, item 2)."""
+    from ipyrecorder.log import LogWriter, new_header
+
+    from .helpers import at
+
+    path = tmp_path / "markup.mpk"
+    names = ["[/]", "[link=https://example.com]x[/link]", "\x1b]0;title\x07", "\x9b2J"]
+    with LogWriter(path, "w", new_header(t0=T0)) as log:
+        for i, name in enumerate(names):
+            log.append({"kind": "submit", "msg_id": f"m_1_{i}", "t": at(i)})
+            log.append({"kind": "label", "msg_id": f"m_1_{i}", "name": name})
+    assert main(["query", str(path), "--keys", "name"]) == 0
+    out = capsys.readouterr().out
+    assert "[/]" in out and "[link=https://example.com]x[/link]" in out and "\x1b]8;" not in out
+    assert "\\x1b]0;title\\x07" in out and "\\x9b2J" in out and "\x1b" not in out and "\x9b" not in out
