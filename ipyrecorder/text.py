@@ -41,7 +41,7 @@ def clock_text(clock: dict | None) -> str:
 
 def summary_text(logs, headers, summary, marks) -> str:
     """What `ipyrecorder info` prints: the run in a few lines (``headers``: the segments'
-    headers; ``marks``: the marks' texts)."""
+    headers; ``marks``: the marks' texts), with every control character made visible."""
     lines = [f"{', '.join(map(str, logs))}: {summary['tasks']} tasks in {summary['span_seconds']:.3f} s"]
     if headers:
         first = headers[0]
@@ -104,4 +104,4 @@ def summary_text(logs, headers, summary, marks) -> str:
         )
     for damage in summary["damage"]:
         lines.append(f"  damage: {damage}")
-    return "\n".join(lines)
+    return visible("\n".join(lines))  # (marks, hosts, damage: a log's text, shown inertly)

@@ -366,3 +366,32 @@ def samplers(rc, engine_id) -> int:
         return len(get_ipython().kernel.__dict__.get("_ipyrecorder_samplers", {}))
 
     return rc[engine_id].apply_sync(running)
+
+
+HOSTILE = "<script>alert(1)</script>\x1b]0;title\x07"
+
+
+def hostile_log(path):
+    """One task done with a hostile name and error, one running, one pending, a mark."""
+    with LogWriter(path, "w", new_header(t0=T0)) as log:
+        for i in range(3):
+            log.append({"kind": "submit", "msg_id": f"h_1_{i}", "t": at(0.01 * i), "function": "f<i>"})
+        log.append({"kind": "label", "msg_id": "h_1_0", "name": HOSTILE})
+        log.append({"kind": "mark", "t": at(0.0), "text": HOSTILE})
+        log.append({"kind": "start", "msg_id": "h_1_0", "t": at(0.05), "engine_id": 0})
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": "h_1_0",
+                "t": at(0.3),
+                "status": "error",
+                "started": at(0.05),
+                "completed": at(0.29),
+                "received": at(0.3),
+                "engine_id": 0,
+                "ename": "ValueError",
+                "evalue": HOSTILE,
+                "traceback": "Traceback\n" + HOSTILE,
+            }
+        )
+        log.append({"kind": "start", "msg_id": "h_1_1", "t": at(0.31), "engine_id": 1})

@@ -13,7 +13,7 @@ import pytest
 from ipyrecorder import framing
 from ipyrecorder.cli import ExitStatus, main
 
-from .helpers import newer_frame, write_sample
+from .helpers import hostile_log, newer_frame, write_sample
 
 
 def run(capsys, *args):
@@ -153,3 +153,12 @@ def test_a_broken_plugin_warns_and_the_others_work(tmp_path, monkeypatch, capsys
     assert status == 0 and out.startswith("msg_id,")
     status, _, err = run(capsys, "replay", str(tmp_path / "a.mpk"), "--sink", "broken")
     assert status == ExitStatus.USAGE and "failed to load" in err
+
+
+def test_info_shows_a_log_s_text_inertly(tmp_path, capsys):
+    """A mark's escape sequences reach the terminal made visible (issue 15, item 1, for info)."""
+    path = tmp_path / "hostile.mpk"
+    hostile_log(path)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "marks: <script>alert(1)</script>\\x1b]0;title\\x07" in out and "\x1b" not in out and "\x07" not in out
