@@ -75,8 +75,7 @@ def table_bounds(engines, submitted, started, completed, received, nil: int) -> 
         return found
     keys, which = _groups(engines[have])
     s, t, c, r = (column[have] for column in (submitted, started, completed, received))
-    all_four = (s != nil) & (t != nil) & (c != nil) & (r != nil)
-    impossible = all_four & (c - t > r - s)
+    impossible = impossible_tasks(s, t, c, r, nil)
     has_low = (c != nil) & (r != nil) & ~impossible
     has_high = (t != nil) & (s != nil) & ~impossible
     lows = np.full(len(keys), np.iinfo(np.int64).min)
@@ -129,13 +128,7 @@ def drift(submitted, started, completed, received, nil: int) -> Drift:
     clock set mid-run splits exactly there and a drifting one in steps as small as its tasks'
     bounds allow. Each window moves by its own estimate (halfway between its bounds)."""
     at = np.where(started != nil, started, completed)
-    keep = (at != nil) & ~(
-        (started != nil)
-        & (submitted != nil)
-        & (completed != nil)
-        & (received != nil)
-        & (completed - started > received - submitted)
-    )
+    keep = (at != nil) & ~impossible_tasks(submitted, started, completed, received, nil)
     order = np.argsort(at[keep], kind="stable")
     s, t, c, r, at = (column[keep][order].tolist() for column in (submitted, started, completed, received, at))
     starts, values = [], []
@@ -167,6 +160,13 @@ def _estimate(low, high) -> int:
 def crossed(bounds: dict) -> list:
     """The engines no one offset fits: their times move by ``drift`` windows."""
     return [e for e, b in bounds.items() if b.low is not None and b.high is not None and b.low > b.high]
+
+
+def impossible_tasks(submitted, started, completed, received, nil: int) -> np.ndarray:
+    """Which tasks (numpy columns) ran longer on their engine's clock than the client waited for
+    them: impossible under any offset (``Bounds.add`` says the same of one)."""
+    have = (submitted != nil) & (started != nil) & (completed != nil) & (received != nil)
+    return have & (completed - started > received - submitted)
 
 
 def shifts(bounds: dict, drifts: dict | None = None) -> dict:

@@ -73,10 +73,17 @@ def _table(head: list, rows: list) -> str:
     return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _traceback(traceback) -> str:
-    if not traceback:
+def _folded(summary: str, text) -> str:
+    """A log's text (a traceback, an output) one click away; nothing when there is none."""
+    if not text:
         return ""
-    return f"<details><summary>traceback</summary><pre style='font-size: 12px'>{t(traceback)}</pre></details>"
+    return f"<details><summary>{summary}</summary><pre style='font-size: 12px'>{t(text)}</pre></details>"
+
+
+def _fields(rows: list) -> str:
+    """(name, HTML) pairs as a two-column table in a display's frame."""
+    body = "".join(f"<tr><th style='text-align:left; padding-right:1em'>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
 
 
 def _status(status: str, text: str | None = None) -> str:
@@ -100,13 +107,8 @@ def task_html(task) -> str:
     ]
     if task.error:
         rows.append(("error", t(task.error)))
-    body = "".join(f"<tr><th style='text-align:left; padding-right:1em'>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    output = ""
-    for stream in ("stdout", "stderr"):
-        text = getattr(task, stream)
-        if text:
-            output += f"<details><summary>{stream}</summary><pre style='font-size: 12px'>{t(text)}</pre></details>"
-    return f"<div style='{STYLE}'><table>{body}</table>{output}{_traceback(task.traceback)}</div>"
+    output = _folded("stdout", task.stdout) + _folded("stderr", task.stderr) + _folded("traceback", task.traceback)
+    return f"<div style='{STYLE}'>{_fields(rows)}{output}</div>"
 
 
 def engine_html(engine, span_seconds: float | None = None) -> str:
@@ -122,20 +124,18 @@ def engine_html(engine, span_seconds: float | None = None) -> str:
         rows.append(("peak memory", f"{engine.peak_rss / 1e6:.1f} MB"))
     if engine.unregistered_us is not None:
         rows.append(("left", t(engine.unregistered)))
-    body = "".join(f"<tr><th style='text-align:left; padding-right:1em'>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    return f"<div style='{STYLE}'><table>{body}</table></div>"
+    return f"<div style='{STYLE}'>{_fields(rows)}</div>"
 
 
 def state_html(state, title: str | None = None) -> str:
     """A state at a glance: tasks by status, the span, a small timeline, the failures with their
     tracebacks, the engines with their utilisation, and any damage."""
     title = state.name if title is None else title
-    summary = state.summary()
-    counts = summary["by_status"]
-    span = summary["span_seconds"]
+    counts = state.counts()  # (not the whole summary: its critical path and clocks are not shown here)
+    span = state.span_seconds()
     head = f"<b>{t(title)}</b>: " if title else ""
     status = " · ".join(_status(s, f"{counts[s]} {s}") for s in FAILURES_FIRST if s in counts) or "no tasks"
-    parts = [f"<div>{head}{summary['tasks']} tasks in {span:.3f} s: {status}</div>"]
+    parts = [f"<div>{head}{len(state.tasks)} tasks in {span:.3f} s: {status}</div>"]
     if state.damage:
         parts.append(f"<div style='color:#d62728'>damage: {t('; '.join(map(str, state.damage[:3])))}</div>")
     if len(state.tasks):
@@ -174,7 +174,7 @@ def failures_html(state) -> str:
             t(task.name or task.function or task.msg_id),
             t("" if engine is None else engine),
             t(f"{ename}: {evalue}"),
-            _traceback(traceback),
+            _folded("traceback", traceback),
         ]
         for task, engine, _t_us, ename, evalue, traceback in failed[:FAILURES_SHOWN]
     ]

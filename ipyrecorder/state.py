@@ -701,10 +701,13 @@ class State:
     def __repr__(self):
         counts = self.counts()
         by_status = ", ".join(f"{counts[s]} {s}" for s in FAILURES_FIRST if s in counts) or "none"
-        start, end = self.span_us()
-        span = 0.0 if start is None else (end - start) / 1e6
         engines = len([e for e in self.engines if e is not None])
-        return f"<State: {len(self.tasks)} tasks ({by_status}) on {engines} engine(s) over {span:.3f} s>"
+        return f"<State: {len(self.tasks)} tasks ({by_status}) on {engines} engine(s) over {self.span_seconds():.3f} s>"
+
+    def span_seconds(self) -> float:
+        """How long the run took, first submission to last reply (0 with no tasks)."""
+        start, end = self.span_us()
+        return 0.0 if start is None else (end - start) / 1e6
 
     def counts(self) -> dict:
         """How many tasks are in each status (pending, running, ok, error, aborted), those with any."""
@@ -755,9 +758,7 @@ class State:
         if self.clock_shifts:
             return self._raw_clock_bounds
         table = self.table
-        done = table.view("outcome") != NONE
-        if table.resubmit_of:
-            done[list(table.resubmit_of)] = False
+        done = self._clock_rows()
         engine, submitted, completed, received = (
             table.view(n) for n in ("engine", "submitted", "completed", "received")
         )
@@ -804,11 +805,18 @@ class State:
     def _drift(self, key) -> clocks.Drift:
         """One engine's shift window by window (``clocks.drift``), from its completed tasks."""
         table = self.table
-        rows = (table.view("engine") == key) & (table.view("outcome") != NONE)
-        if table.resubmit_of:
-            rows[list(table.resubmit_of)] = False
+        rows = self._clock_rows() & (table.view("engine") == key)
         submitted, completed, received = (table.view(n)[rows] for n in ("submitted", "completed", "received"))
         return clocks.drift(submitted, table.effective_start()[rows], completed, received, NIL)
+
+    def _clock_rows(self) -> np.ndarray:
+        """The tasks whose times bound their engine's clock: completed, and not resubmissions
+        (``clocks.py`` says why)."""
+        table = self.table
+        rows = table.view("outcome") != NONE
+        if table.resubmit_of:
+            rows[list(table.resubmit_of)] = False
+        return rows
 
     def clock_offsets(self) -> dict:
         """``{engine key: clocks.ClockOffset}``: how far each engine's clock runs ahead of the client's."""
