@@ -29,6 +29,7 @@ from .errors import (
 from .log import LogReader, read_header
 from .log import repair as repair_tail
 from .status import ExitStatus
+from .text import visible
 
 # The one mapping from errors to exit statuses: the first class an error is an instance of.
 EXIT_STATUS = (
@@ -41,6 +42,11 @@ EXIT_STATUS = (
     (PortInUse, ExitStatus.PORT_IN_USE),
     (click.ClickException, ExitStatus.USAGE),
 )
+
+
+def say(text, err: bool = False) -> None:
+    """Print a line for a person to read; what it quotes (names, paths, a log's text) is shown inertly."""
+    click.echo(visible(str(text)), err=err)
 
 
 def exit_status_of(error: BaseException) -> ExitStatus:
@@ -121,7 +127,7 @@ def _warn_damage(logs, damage) -> None:
     for path, found in by_log.items():
         kinds = ", ".join(sorted({d.code for d in found}))
         size = sum(d.length for d in found)
-        click.echo(
+        say(
             f"ipyrecorder: warning: {path}: {len(found)} damaged region(s) skipped ({kinds}, {size} bytes); "
             f"what they held is missing: see `ipyrecorder check {path}`",
             err=True,
@@ -173,13 +179,35 @@ def replay(logs, sink_name, output, options, until, clock):
         sink.write(log, out)
     _warn_damage(logs, log.damage)
     if output != "-":
-        click.echo(f"wrote {output}", err=True)
+        say(f"wrote {output}", err=True)
+
+
+class _Inert:
+    """A text stream that shows control characters visibly: what text sinks write to a terminal."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(visible(text))
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def _stdout(binary: bool):
+    """Standard output for a sink or a table: inert text on a terminal, and never binary there."""
+    if not sys.stdout.isatty():
+        return sys.stdout.buffer if binary else sys.stdout
+    if binary:
+        raise UsageError("this sink writes binary data: give a file with -o FILE, or pipe the output")
+    return _Inert(sys.stdout)
 
 
 @contextlib.contextmanager
 def _output(path, binary):
     if path == "-":
-        yield sys.stdout.buffer if binary else sys.stdout
+        yield _stdout(binary)
         return
     try:
         fh = open(path, "wb") if binary else open(path, "w", newline="", encoding="utf-8")
@@ -218,15 +246,15 @@ def _list_plugins(discover, verbose):
         warnings.simplefilter("always")
         entries = discover()
     for warning in caught:
-        click.echo(f"warning: {warning.message}", err=True)
+        say(f"warning: {warning.message}", err=True)
     for name, entry in entries.items():
         if entry.cls is None:
-            click.echo(f"{name:14} (failed to load: {entry.error})")
+            say(f"{name:14} (failed to load: {entry.error})")
             continue
-        click.echo(f"{name:14} {entry.cls.description}")
+        say(f"{name:14} {entry.cls.description}")
         if verbose:
             for opt in entry.cls.options:
-                click.echo(f"{'':14}   {opt.name}={opt.type_name} (default {opt.default!r}): {opt.help}")
+                say(f"{'':14}   {opt.name}={opt.type_name} (default {opt.default!r}): {opt.help}")
 
 
 @cli.command()
@@ -304,7 +332,7 @@ def info(logs, as_json, until):
         headers = [_header_json(h) for h in headers]
         click.echo(json.dumps({"logs": list(logs), "headers": headers, **summary}, indent=2, default=str))
         return
-    click.echo(summary_text(logs, headers, summary, marks))
+    say(summary_text(logs, headers, summary, marks))
 
 
 @cli.command()
@@ -340,7 +368,7 @@ def _print_records(records, fmt):
         import csv
 
         columns = list(records[0]) if records else ["msg_id"]
-        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer = csv.writer(_stdout(binary=False), lineterminator="\n")
         writer.writerow(columns)
         for record in records:
             writer.writerow([text(record[c]) for c in columns])
@@ -348,8 +376,6 @@ def _print_records(records, fmt):
         from rich.console import Console
         from rich.table import Table
         from rich.text import Text
-
-        from .text import visible
 
         table = Table(box=None, header_style="bold", pad_edge=False)
         columns = list(records[0]) if records else ["msg_id"]
@@ -360,7 +386,7 @@ def _print_records(records, fmt):
         import shutil
 
         Console(width=shutil.get_terminal_size((200, 24)).columns).print(table)
-        click.echo(f"{len(records)} task(s)", err=True)
+        say(f"{len(records)} task(s)", err=True)
 
 
 def _header_json(header):
@@ -398,15 +424,15 @@ def failures(logs, as_json, until):
     for task, engine_id, t_us, ename, evalue, traceback in found:
         when = "" if t_us is None else f" at {from_us(t_us):%H:%M:%S.%f}"[:-3]
         outcome = "failed" if task.status != "ok" else "attempt failed, then succeeded"
-        click.echo(f"{task.display_name} ({task.msg_id}) on {engine_label(engine_id)}{when}: {outcome}")
-        click.echo(f"  {ename}: {evalue}" if evalue else f"  {ename}")
-        for line in (traceback or "(no traceback recorded)").splitlines():
-            click.echo(f"    {line}")
+        say(f"{task.display_name} ({task.msg_id}) on {engine_label(engine_id)}{when}: {outcome}")
+        say(f"  {ename}: {evalue}" if evalue else f"  {ename}")
+        for line in (traceback or "(no traceback recorded)").split("\n"):
+            say(f"    {line}")
         if task.stderr:
-            click.echo("  last stderr: " + task.stderr.rstrip().splitlines()[-1])
-        click.echo("")
+            say("  last stderr: " + task.stderr.rstrip().split("\n")[-1])
+        say("")
     tasks = len({task.msg_id for task, *_ in found})
-    click.echo(f"{len(found)} failed attempt(s) of {tasks} task(s)", err=True)
+    say(f"{len(found)} failed attempt(s) of {tasks} task(s)", err=True)
 
 
 @cli.command()
@@ -421,11 +447,11 @@ def check(log, repair):
         moved = repair_tail(log)
         if moved is not None:
             torn, aside = moved
-            click.echo(f"{log}: repaired: moved the torn last frame ({torn.length} bytes) to {aside}")
+            say(f"{log}: repaired: moved the torn last frame ({torn.length} bytes) to {aside}")
             damage = [d for d in damage if d != torn]
     for d in damage:
-        click.echo(f"{log}: {d}")
-    click.echo(f"{log}: {events} events, {'ok' if not damage else f'{len(damage)} damaged region(s)'}")
+        say(f"{log}: {d}")
+    say(f"{log}: {events} events, {'ok' if not damage else f'{len(damage)} damaged region(s)'}")
     if damage:
         raise Damaged(f"{log}: damaged")
 
@@ -462,8 +488,8 @@ def import_hub(profile, url_file, output, where):
         count = run_import(client, output, condition)
     finally:
         client.close()
-    click.echo(f"wrote {count} task records to {output}", err=True)
-    click.echo(f"note: {HUB_DB_NOTE}; older tasks may be missing", err=True)
+    say(f"wrote {count} task records to {output}", err=True)
+    say(f"note: {HUB_DB_NOTE}; older tasks may be missing", err=True)
 
 
 ENGINE_STATS_OPTION = click.option(
@@ -490,18 +516,18 @@ def record(profile, url_file, output, interval, engine_stats):
         lambda: _connect(profile, url_file),
         output,
         interval=interval,
-        echo=lambda text: click.echo(text, err=True),
+        echo=lambda text: say(text, err=True),
         engine_stats=engine_stats,
     )
     stop = lambda *_: observer.stop.set()  # noqa: E731
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        click.echo(f"recording the cluster to {output}; Ctrl-C to stop", err=True)
+        say(f"recording the cluster to {output}; Ctrl-C to stop", err=True)
         observer.run()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    click.echo(f"recorded {observer.tasks} tasks to {output}", err=True)
+    say(f"recorded {observer.tasks} tasks to {output}", err=True)
 
 
 @cli.command()
@@ -534,7 +560,7 @@ def demo(output_dir, engines, engine_stats):
     """Start a local cluster, record a varied workload, summarise it."""
     from .demo import run_demo
 
-    run_demo(output_dir, engines, echo=click.echo, engine_stats=engine_stats)
+    run_demo(output_dir, engines, echo=say, engine_stats=engine_stats)
 
 
 def main(argv=None) -> int:
@@ -545,20 +571,20 @@ def main(argv=None) -> int:
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.Abort:
-        click.echo("ipyrecorder: aborted", err=True)
+        say("ipyrecorder: aborted", err=True)
         return ExitStatus.INTERRUPTED
     except click.ClickException as exc:
-        click.echo(f"ipyrecorder: error: {exc.format_message()}", err=True)
+        say(f"ipyrecorder: error: {exc.format_message()}", err=True)
         return exit_status_of(exc)
     except IpyrecorderError as exc:
-        click.echo(f"ipyrecorder: error: {exc}", err=True)
+        say(f"ipyrecorder: error: {exc}", err=True)
         return exit_status_of(exc)
     except BrokenPipeError:
         return ExitStatus.OK
     except Exception as exc:
         if debug:
             raise
-        click.echo(
+        say(
             f"ipyrecorder: internal error: {type(exc).__name__}: {exc} (IPYRECORDER_DEBUG=1 shows a traceback)",
             err=True,
         )

@@ -3,8 +3,17 @@
 Test modules import from here (and get fixtures from conftest.py), never from each other.
 """
 
+import fcntl
+import os
+import pty
 import random
+import re
+import select
 import shutil
+import struct
+import subprocess
+import sys
+import termios
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -395,3 +404,65 @@ def hostile_log(path):
             }
         )
         log.append({"kind": "start", "msg_id": "h_1_1", "t": at(0.31), "engine_id": 1})
+
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def spawn_in_pty(args, columns=110):
+    """Run the CLI in a real pseudo-terminal of ``columns`` columns; returns (process, master fd)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = {**os.environ, "COLUMNS": str(columns), "LINES": "40", "TERM": "xterm-256color"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ipyrecorder", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+        start_new_session=True,
+    )
+    os.close(slave)
+    return proc, master
+
+
+def read_until(master, pattern, timeout=60):
+    """Read the pty until the (ANSI-stripped) output matches ``pattern``."""
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                seen += ANSI.sub("", os.read(master, 65536).decode(errors="replace"))
+            except OSError:
+                break
+            if re.search(pattern, seen):
+                return seen
+    raise AssertionError(f"pattern {pattern!r} not seen; last output:\n{seen[-2000:]}")
+
+
+def run_in_pty(args, columns=110, timeout=60):
+    """Run the CLI in a real pseudo-terminal to its end; returns (exit status, every byte it wrote)."""
+    proc, master = spawn_in_pty(args, columns)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # (EIO: the process ended and closed the terminal)
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            elif proc.poll() is not None:
+                break
+        return proc.wait(timeout=max(deadline - time.monotonic(), 1)), seen
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)

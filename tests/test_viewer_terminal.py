@@ -1,14 +1,11 @@
 """The terminal viewer, driven for real against logs that a real recording is appending to."""
 
 import os
-import pty
 import re
-import select
 import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 from rich.console import Console
@@ -18,9 +15,7 @@ from ipyrecorder.cli import ExitStatus, main
 from ipyrecorder.tail import Follower, LogTail
 from ipyrecorder.viewers.terminal import render, status_line, where_it_failed
 
-from .helpers import T0, named_sleep, wait_until, write_sample
-
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+from .helpers import T0, named_sleep, read_until, spawn_in_pty, wait_until, write_sample
 
 
 def text_of(renderable, width=120):
@@ -55,39 +50,6 @@ def test_render_follows_a_live_recording(rc, engines, log_path):
     assert "0 failed" in final and "marks: all woke" in final and "woke up" in final
     for engine_id in engines:
         assert re.search(rf"^\s*{engine_id}\s+idle", final, re.M)
-
-
-def spawn_in_pty(args):
-    """Run the CLI in a real pseudo-terminal; returns (process, master fd)."""
-    master, slave = pty.openpty()
-    env = {**os.environ, "COLUMNS": "110", "LINES": "40", "TERM": "xterm-256color"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ipyrecorder", *args],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-        close_fds=True,
-        start_new_session=True,
-    )
-    os.close(slave)
-    return proc, master
-
-
-def read_until(master, pattern, timeout=60):
-    """Read the pty until the (ANSI-stripped) output matches ``pattern``."""
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.2)
-        if ready:
-            try:
-                seen += ANSI.sub("", os.read(master, 65536).decode(errors="replace"))
-            except OSError:
-                break
-            if re.search(pattern, seen):
-                return seen
-    raise AssertionError(f"pattern {pattern!r} not seen; last output:\n{seen[-2000:]}")
 
 
 @pytest.mark.cluster

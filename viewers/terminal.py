@@ -11,6 +11,7 @@ import time
 from ipyrecorder.clocks import on_client
 from ipyrecorder.plugin import Option
 from ipyrecorder.tail import Follower, LogTail
+from ipyrecorder.text import visible
 from ipyrecorder.viewer import Viewer
 
 RATE_WINDOW_US = 30_000_000  # completion rate over the last 30 s of the log
@@ -80,7 +81,7 @@ def where_it_failed(traceback: str) -> list:
 
 
 def render(tail: LogTail, now_us: int | None = None):
-    """The rich renderable for the current state."""
+    """The rich renderable for the current state; a log's text in it is shown inertly (``visible``)."""
     from rich.console import Group
     from rich.progress_bar import ProgressBar
     from rich.table import Table
@@ -89,7 +90,7 @@ def render(tail: LogTail, now_us: int | None = None):
     state = tail.state
     now_us = now_us if now_us is not None else time.time_ns() // 1000
     p = progress(state)
-    parts = [Text(f"{tail.path}  ", style="bold") + Text(status_line(state))]
+    parts = [Text(f"{visible(str(tail.path))}  ", style="bold") + Text(status_line(state))]
     bar = Table.grid(padding=(0, 1))
     bar.add_row(
         ProgressBar(total=max(p["submitted"], 1), completed=p["done"], width=50),
@@ -129,7 +130,7 @@ def render(tail: LogTail, now_us: int | None = None):
         table.add_row(
             str(engine_id),
             Text(what, style=style),
-            Text(task.display_name) if task else "",
+            Text(visible(task.display_name)) if task else "",
             running,
             str(engine.tasks_done),
             Text(str(engine.errors), style="red" if engine.errors else ""),
@@ -142,23 +143,25 @@ def render(tail: LogTail, now_us: int | None = None):
         parts.append(Text("recent errors", style="bold red"))
         errors = list(state.recent_errors)[-5:]
         for task in errors:
-            parts.append(Text(f"  {task.display_name}: {task.error}", style="red"))
+            parts.append(Text(visible(f"  {task.display_name}: {task.error}"), style="red"))
         if errors[-1].traceback:
             for line in where_it_failed(errors[-1].traceback):
-                parts.append(Text(f"    {line}", style="dim red"))
+                parts.append(Text(visible(f"    {line}"), style="dim red"))
     if state.recent_output:
         parts.append(Text("last output", style="bold"))
         lines = []
         for task, stream, text in list(state.recent_output)[-8:]:
-            for line in text.rstrip("\n").splitlines()[-2:]:
-                lines.append(Text(f"  [{task.engine_id}] {line}", style="yellow" if stream == "stderr" else ""))
+            for line in text.rstrip("\n").split("\n")[-2:]:  # (a CR or FF is shown, not obeyed)
+                lines.append(
+                    Text(visible(f"  [{task.engine_id}] {line}"), style="yellow" if stream == "stderr" else "")
+                )
         parts.extend(lines[-8:])
     if state.marks:
-        parts.append(Text("marks: " + ", ".join(m.text for m in state.marks[-5:]), style="cyan"))
+        parts.append(Text(visible("marks: " + ", ".join(m.text for m in state.marks[-5:])), style="cyan"))
     for notice in tail.notices[-3:]:
-        parts.append(Text(notice, style="magenta"))
+        parts.append(Text(visible(notice), style="magenta"))
     for damage in tail.damage[-2:]:
-        parts.append(Text(f"damage: {damage}", style="magenta"))
+        parts.append(Text(visible(f"damage: {damage}"), style="magenta"))
     return Group(*parts)
 
 
@@ -214,7 +217,7 @@ class TerminalViewer(Viewer):
                 line = status_line(tail.state)
                 notices = tail.notices[printed:]
             for notice in notices:
-                print(notice, flush=True)
+                print(visible(notice), flush=True)
             printed += len(notices)
             if line != last:
                 print(line, flush=True)
