@@ -24,6 +24,10 @@
    Baselines, same run: the same page's frame intervals while nothing is
    appended; the server's memory before the stream starts.
 
+9f ``/api/summary``'s cost: the median time of 30 requests, one after another, to
+   the server of 9a once it has folded the backlog. Baseline, same run: the same
+   on a log of about 1,000 tasks.
+
 ``run(tmpdir, backlog_events, rate, seconds)`` returns every measurement;
 ``rows(result)`` gives the table rows in ``benchmarks.__main__``'s format.
 Standalone: ``python -m benchmarks.serve [--quick]``.
@@ -50,6 +54,8 @@ from ._util import EPOCH, ROOT, engine_registrations, log, now_us, quantile, rss
 PARAMS = {"backlog_events": (1_000_000, 200_000), "rate": (10_000, 10_000), "seconds": (15.0, 5.0)}  # (full, quick)
 FRAME_TARGET_MS = 50.0  # p95 interval between frames while streaming: at least 20 frames per second
 LATENCY_TARGET_MS = 250.0
+SUMMARY_REQUESTS = 30  # requests timed for /api/summary's cost (9f), on the backlog and on a small log
+SUMMARY_BASELINE_EVENTS = 4_000  # the small log: about 1,000 tasks
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -106,7 +112,8 @@ class Server:
         if not url.startswith("http://"):
             self.close()
             raise RuntimeError(f"the server did not start: {first}{url}{self.proc.stderr.read()}")
-        self.url = url
+        self.url = url  # with its token
+        self.base, _, self.query = url.partition("?")
 
     def rss(self) -> int:
         return rss_bytes(self.proc.pid)
@@ -115,8 +122,17 @@ class Server:
         import json
         import urllib.request
 
-        with urllib.request.urlopen(self.url + "api/summary", timeout=300) as resp:
+        with urllib.request.urlopen(f"{self.base}api/summary?{self.query}", timeout=300) as resp:
             return json.loads(resp.read())
+
+    def summary_ms(self, requests: int = SUMMARY_REQUESTS) -> float:
+        """Median milliseconds of ``/api/summary`` over ``requests`` requests, one after another."""
+        times = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            self.summary()
+            times.append(1000 * (time.perf_counter() - started))
+        return statistics.median(times)
 
     def close(self):
         self.proc.terminate()
@@ -221,6 +237,7 @@ def backlog(tmpdir, browser, wire_events: int) -> dict:
             time.sleep(0.05)
         server_fold_s = time.perf_counter() - started
         rss_folded = server.rss()
+        summary_ms = server.summary_ms()
         context, page, errors = _page(browser)
         try:
             t0 = time.perf_counter()
@@ -270,7 +287,26 @@ def backlog(tmpdir, browser, wire_events: int) -> dict:
         "page_js_heap_bytes": timing["heap"],
         "server_rss_folded": rss_folded,
         "server_rss_after_serving": rss_served,
+        "summary_ms": summary_ms,
+        **summary_baseline(tmpdir),
     }
+
+
+def summary_baseline(tmpdir) -> dict:
+    """``/api/summary``'s cost on a log of about 1,000 tasks: what the backlog's is measured against."""
+    path = os.path.join(tmpdir, "serve-small.mpk")
+    tasks = build_backlog(path, SUMMARY_BASELINE_EVENTS)["tasks"]
+    server = Server(path)
+    try:
+        deadline = time.monotonic() + 60
+        while server.summary()["progress"]["tasks"] != tasks:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not fold the small log")
+            time.sleep(0.05)
+        return {"summary_baseline_tasks": tasks, "summary_baseline_ms": server.summary_ms()}
+    finally:
+        server.close()
+        os.remove(path)
 
 
 def _writer(path, rate: float, seconds: float, stop: threading.Event, out: dict):
@@ -480,6 +516,17 @@ def rows(result: dict) -> list[tuple]:
                 _mb(s["server_rss_before"]) + " before",
                 f"{s['rss_ratio']:.2f}",
                 "max over the run, sampled every 0.25 s",
+                "",
+            )
+        )
+    if b:
+        out.append(
+            (
+                f"9f serve: /api/summary at {b['tasks'] / 1e3:.0f}k tasks",
+                f"{b['summary_ms']:.1f} ms",
+                f"{b['summary_baseline_ms']:.1f} ms at {b['summary_baseline_tasks']:,} tasks",
+                f"{b['summary_ms'] / b['summary_baseline_ms']:.2f}",
+                f"median of {SUMMARY_REQUESTS} requests, one after another, on a log that has stopped growing",
                 "",
             )
         )

@@ -536,18 +536,26 @@ def record(profile, url_file, output, interval, engine_stats):
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to bind. Any but 127.0.0.1, ::1 and localhost needs a token.",
+    help="Address to bind (127.0.0.1: this machine's users only; 0.0.0.0: every network).",
 )
 @click.option("--port", default=8181, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free port).")
 @click.option("--certfile", default=None, help="TLS certificate (PEM): serve https.")
 @click.option("--keyfile", default=None, help="TLS private key (PEM), when not in the certificate file.")
-@click.option("--token", default=None, help="Access token (default: none on loopback, generated otherwise).")
+@click.option("--token", default=None, help="Access token (default: a new one, printed in the URL).")
+@click.option(
+    "--no-token",
+    is_flag=True,
+    help="On a loopback address only: no token, so every user of this machine can read the dashboard.",
+)
 @click.option("--poll", is_flag=True, help="Poll the file instead of waiting for file events (network file systems).")
-def serve(log, host, port, certfile, keyfile, token, poll):
+def serve(log, host, port, certfile, keyfile, token, no_token, poll):
     """Serve a live web dashboard of LOG: engines, timeline, engine pages, task search (read-only)."""
     from .tail import LogTail
     from .viewer import get_viewer
 
+    if no_token and token:
+        raise UsageError("--no-token and --token contradict each other: give one")
+    token = "" if no_token else token
     viewer = get_viewer("web")(host=host, port=port, certfile=certfile, keyfile=keyfile, token=token)
     viewer.run(LogTail(log, freeze_gc=True), poll=poll)
 

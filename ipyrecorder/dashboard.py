@@ -8,7 +8,6 @@ shared login nodes, where other users can reach the loopback address too.
 from __future__ import annotations
 
 import html
-import secrets
 import threading
 
 from .display import in_notebook
@@ -22,7 +21,7 @@ class Dashboard:
     """A dashboard serving one log, until ``stop()``."""
 
     def __init__(self, path, *, host="127.0.0.1", port=0, token=None, poll=False):
-        viewer = get_viewer("web")(host=host, port=port, token=token or secrets.token_hex(24))
+        viewer = get_viewer("web")(host=host, port=port, token=token or None)  # (None: a new one)
         self.path = str(path)
         self.server = viewer.server(LogTail(path), poll=poll)  # bound here: a port in use fails here
         self.url = self.server.urls()[0]

@@ -249,7 +249,7 @@ class Recording:
             warnings.warn(
                 f"ipyrecorder: {self.path} was not written within {FLUSH_WAIT} s", RecorderWarning, stacklevel=2
             )
-        elif not self._translator.pending:
+        elif not self._translator.awaiting_replies:  # (an output still to come takes milliseconds)
             self.closed.wait(FLUSH_WAIT)
         if self.closed.is_set() and self._progress is not None:
             self._progress.join(FLUSH_WAIT)  # the summary shows before the cell ends (output after it may be lost)

@@ -9,6 +9,7 @@ out to give no events, as NFS, GPFS, SSHFS and CIFS do) by polling.
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import os
@@ -66,6 +67,14 @@ class LogTail:
 
     def poll(self) -> bool:
         """Read what was appended since the last poll; True if the state changed."""
+        try:
+            return self._poll()
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):  # the process is out of descriptors: try next time
+                return False
+            raise
+
+    def _poll(self) -> bool:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:

@@ -307,6 +307,11 @@ class Translator:
         MARK: _on_mark,
     }
 
+    @property
+    def awaiting_replies(self) -> bool:
+        """A task followed has not replied yet (not only its output is still to come)."""
+        return any(not pending.replied for pending in list(self.pending.values()))
+
     # -- at flush points and at the end ---------------------------------------------------
     def catch_up(self) -> None:
         """Handle replies and output the client already has but whose callbacks have not run yet.

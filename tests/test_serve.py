@@ -9,6 +9,7 @@ command line. All traffic stays on loopback (127.0.0.1 and 127.0.0.2).
 
 import builtins
 import contextlib
+import functools
 import http.client
 import io
 import json
@@ -47,7 +48,8 @@ READY = "() => window.ipyrecorderLive && (window.ipyrecorderLive.ready || window
 # -- helpers -----------------------------------------------------------------------------------------
 @contextlib.contextmanager
 def serving(path, **options):
-    """A WebServer for ``path`` on a thread (port 0 unless given); yields it, with ``.base`` its URL."""
+    """A WebServer for ``path`` on a thread (port 0 unless given); yields it, with ``.base`` its origin
+    and ``.url(path)`` a URL with its token."""
     options.setdefault("port", 0)
     server = WebServer(LogTail(path), **options)
     server.listen()
@@ -56,6 +58,12 @@ def serving(path, **options):
     scheme = "https" if server.ssl else "http"
     host = server.host if server.host not in ("", "0.0.0.0") else "127.0.0.1"
     server.base = f"{scheme}://{host}:{server.port}"
+
+    def url(path="/"):
+        path, hash, fragment = path.partition("#")
+        return f"{server.base}{path}{'?token=' + server.token if server.token else ''}{hash}{fragment}"
+
+    server.url = url
     wait_until(lambda: server.loop is not None, timeout=10, message="the server's loop")
     try:
         yield server
@@ -118,6 +126,8 @@ def raw_get(server, path, headers=None, method="GET"):
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
+        if server.token:
+            conn.putheader("Authorization", f"token {server.token}")
         for key, value in (headers or {}).items():
             conn.putheader(key, value)
         conn.endheaders()
@@ -131,7 +141,9 @@ class Stream:
     """An SSE connection read line by line: events as (id, event, data)."""
 
     def __init__(self, server, after=None, last_event_id=None, host="127.0.0.1", token=None):
+        """``token``: the server's unless given ("" for none)."""
         self.conn = http.client.HTTPConnection(host, server.port, timeout=20)
+        token = server.token if token is None else token
         query = {}
         if after is not None:
             query["after"] = after
@@ -181,7 +193,7 @@ def xss_task(payload, output):
 def test_dashboard_follows_a_live_recording_in_two_pages(rc, engines, log_path, pages):
     lview = rc.load_balanced_view()
     with serving(log_path) as server:
-        first = pages().open(server.base + "/")
+        first = pages().open(server.url())
         # The log does not exist yet: the page says it waits for it.
         first.wait("() => document.getElementById('notices').textContent.includes('waiting for')")
         assert "waiting" in first.page.locator("#conn").inner_text()
@@ -194,7 +206,7 @@ def test_dashboard_follows_a_live_recording_in_two_pages(rc, engines, log_path, 
                 .some(tr => /busy/.test(tr.cells[1].textContent) && /job-\\d/.test(tr.cells[2].textContent))""")
             first.wait("() => window.ipyrecorderLive.lastDraw.running > 0")
             first.shot("serve-cluster-live.png")
-            second = pages().open(server.base + "/")  # a late browser: the snapshot so far, then updates
+            second = pages().open(server.url())  # a late browser: the snapshot so far, then updates
             ar.get(timeout=60)
             rec.mark("all done")
         rec.close(timeout=60)
@@ -246,7 +258,7 @@ def test_engine_page_shows_a_tasks_output(rc, engines, log_path, pages):
     state = ipyrecorder.replay(log_path)
     task = next(t for t in state.tasks.values() if t.name == "out-2")
     with serving(log_path) as server:
-        page = pages().open(f"{server.base}/engine/{task.engine_id}")
+        page = pages().open(server.url(f"/engine/{task.engine_id}"))
         assert page.page.locator("#engine-h").inner_text() == f"Engine {task.engine_id}"
         on_engine = [t for t in state.tasks.values() if t.engine_id == task.engine_id]
         page.wait("n => document.querySelectorAll('#task-list tbody tr[data-index]').length === n", arg=len(on_engine))
@@ -261,16 +273,16 @@ def test_engine_page_shows_a_tasks_output(rc, engines, log_path, pages):
         assert "#task=" in page.page.url
         page.shot("serve-engine.png")
         # A link straight to a task opens its details.
-        other = pages().open(f"{server.base}/engine/{task.engine_id}#task={task.msg_id}")
+        other = pages().open(server.url(f"/engine/{task.engine_id}#task={task.msg_id}"))
         other.wait(
             "() => (document.querySelector('#details pre[data-stream=stdout]') || {}).textContent"
             " === 'out-2 says hello\\n'"
         )
         # The read-only JSON endpoint has the full record.
-        status, _, body = get(f"{server.base}/api/task/{task.msg_id}")
+        status, _, body = get(server.url(f"/api/task/{task.msg_id}"))
         record = json.loads(body)
         assert status == 200 and record["stdout"] == "out-2 says hello\n" and record["name"] == "out-2"
-        assert get(f"{server.base}/api/task/no-such-task")[0] == 404
+        assert get(server.url("/api/task/no-such-task"))[0] == 404
         page.assert_clean()
         other.assert_clean()
 
@@ -279,7 +291,7 @@ def test_engine_page_shows_a_tasks_output(rc, engines, log_path, pages):
 def test_log_text_is_shown_not_run(rc, engines, log_path, pages):
     lview = rc.load_balanced_view()
     with serving(log_path) as server:
-        live = pages().open(server.base + "/")  # gets the corpus through stream batches
+        live = pages().open(server.url())  # gets the corpus through stream batches
         with ipyrecorder.recording(lview, log_path, mode="w") as rec:
             ar = lview.apply_async(xss_task, XSS_ERROR, XSS_OUT)
             rec.name_tasks(ar, XSS_NAME)
@@ -288,7 +300,7 @@ def test_log_text_is_shown_not_run(rc, engines, log_path, pages):
             rec.mark(XSS_ERROR, html=XSS_NAME)
         rec.close(timeout=60)
         live.wait("() => window.ipyrecorderLive.counts().error === 1")
-        late = pages().open(server.base + "/")  # gets it through the snapshot
+        late = pages().open(server.url())  # gets it through the snapshot
         msg_id = next(iter(ipyrecorder.replay(log_path).tasks))
         for page in (live, late):
             page.wait("t => document.getElementById('marks-table').textContent.includes(t)", arg=XSS_ERROR)
@@ -326,7 +338,7 @@ def test_an_append_reaches_the_page_within_250_ms(tmp_path, pages):
     with ipyrecorder.LogWriter(path, "w", header) as log, serving(path) as server:
         log.append({"kind": "engine_register", "t": T0, "engine_id": 0, "uuid": "u0", "present": True})
         log.flush()
-        page = pages().open(server.base + "/")
+        page = pages().open(server.url())
         page.wait("() => window.ipyrecorderLive.engines().length === 1")
         delays = []
         for i in range(6):
@@ -357,7 +369,7 @@ def test_a_replaced_log_is_a_new_epoch_and_the_page_reloads_it(tmp_path, pages):
 
     write("old", 3)
     with serving(path) as server:
-        page = pages().open(server.base + "/")
+        page = pages().open(server.url())
         page.wait("() => window.ipyrecorderLive.tasks() === 3")
         epoch = page.js("window.ipyrecorderLive.epoch")
         write("new", 5)
@@ -380,7 +392,7 @@ def test_stream_resumes_from_its_cursor(tmp_path):
         wait_until(lambda: server.feed.loop_epoch is not None, timeout=10, message="the first fold")
         task(log, 0)
         wait_until(lambda: server.feed.loop_seq >= 1, timeout=10, message="a first batch")
-        status, headers, _ = get(server.base + "/api/snapshot")
+        status, headers, _ = get(server.url("/api/snapshot"))
         cursor = headers["X-Ipyrecorder-Cursor"]
         epoch, seq = cursor.split(":")
         stream = Stream(server, after=cursor)
@@ -415,7 +427,7 @@ def test_stream_resumes_from_its_cursor(tmp_path):
             assert event == "reset" and json.loads(data)["cursor"].startswith(epoch + ":"), cursor_text
             assert stream.next() is None  # the server ends that response
             stream.close()
-        status, headers, body = get(server.base + "/api/snapshot", {"Accept-Encoding": "identity"})
+        status, headers, body = get(server.url("/api/snapshot"), {"Accept-Encoding": "identity"})
         size = int.from_bytes(body[:4], "little")
         meta = json.loads(body[4 : 4 + size])
         assert meta["tasks"] == 12 and meta["live"]["cursor"] == headers["X-Ipyrecorder-Cursor"]
@@ -442,7 +454,7 @@ def test_token_is_required_off_loopback(tmp_path, pages):
         stream = Stream(server, host="127.0.0.2", token=token, after="x:0")
         assert stream.resp.status == 200 and stream.next()[1] == "reset"
         stream.close()
-        stream = Stream(server, host="127.0.0.2", after="x:0")
+        stream = Stream(server, host="127.0.0.2", after="x:0", token="")
         assert stream.resp.status == 403
         stream.close()
         page = pages().open(f"{base}/?token={token}")
@@ -454,20 +466,25 @@ def test_token_is_required_off_loopback(tmp_path, pages):
         page.assert_clean()
 
 
-def test_serve_prints_a_token_url_like_jupyter(tmp_path):
-
-    write_sample(tmp_path / "a.mpk")
+def _announced(args):
+    """Start ``ipyrecorder serve ARGS``; returns (process, the two lines it printed first)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ipyrecorder", "serve", str(tmp_path / "a.mpk"), "--host", "127.0.0.2", "--port", "0"],
+        [sys.executable, "-m", "ipyrecorder", "serve", *args, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    return proc, [proc.stdout.readline() for _ in range(2)]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.2", "127.0.0.1"])
+def test_serve_prints_a_token_url_like_jupyter(tmp_path, host):
+    write_sample(tmp_path / "a.mpk")
+    proc, lines = _announced([str(tmp_path / "a.mpk"), "--host", host])
     try:
-        lines = [proc.stdout.readline() for _ in range(2)]
         url = lines[1].strip()
         assert "access token" in lines[0]
-        assert re.fullmatch(r"http://127\.0\.0\.2:\d+/\?token=[0-9a-f]{48}", url), lines
+        assert re.fullmatch(rf"http://{re.escape(host)}:\d+/\?token=[0-9a-f]{{48}}", url), lines
         status, _, body = get(url)
         assert status == 200 and b"ipyrecorder" in body
         assert get(url.split("?")[0])[0] == 403
@@ -477,24 +494,202 @@ def test_serve_prints_a_token_url_like_jupyter(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=20)
-    given = subprocess.run(
-        [sys.executable, "-m", "ipyrecorder", "serve", str(tmp_path / "a.mpk"), "--host", "127.0.0.2", "--token", ""],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert given.returncode == ExitStatus.USAGE and "token" in given.stderr and len(given.stderr.splitlines()) == 1
+
+
+def test_no_token_is_for_loopback_only_and_says_the_risk(tmp_path):
+    write_sample(tmp_path / "a.mpk")
+    proc, lines = _announced([str(tmp_path / "a.mpk"), "--no-token"])
+    try:
+        assert "without a token: every local user can read it" in lines[0], lines
+        assert get(lines[1].strip())[0] == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=20)
+    log = str(tmp_path / "a.mpk")
+    for args in (
+        ["--host", "127.0.0.2", "--token", ""],
+        ["--host", "127.0.0.2", "--no-token"],
+        ["--no-token", "--token", "x"],
+    ):
+        given = subprocess.run(
+            [sys.executable, "-m", "ipyrecorder", "serve", log, *args], capture_output=True, text=True, timeout=60
+        )
+        assert given.returncode == ExitStatus.USAGE and "token" in given.stderr, (args, given.stderr)
+        assert len(given.stderr.splitlines()) == 1, given.stderr
 
 
 def test_loopback_refuses_foreign_host_names(tmp_path):
 
     write_sample(tmp_path / "a.mpk")
-    with serving(tmp_path / "a.mpk") as server:
+    with serving(tmp_path / "a.mpk", token="") as server:  # (no token: explicitly, on loopback only)
         assert server.token is None
         assert get(server.base + "/")[0] == 200
         assert get(server.base + "/", {"Host": f"localhost:{server.port}"})[0] == 200
         assert get(server.base + "/", {"Host": f"attacker.example:{server.port}"})[0] == 403  # DNS rebinding
         assert get(server.base + "/api/snapshot", {"Host": "attacker.example"})[0] == 403
+
+
+def test_loopback_needs_the_token_by_default(tmp_path):
+    """On a shared login node every user reaches 127.0.0.1: the token is not only for other addresses."""
+    write_sample(tmp_path / "a.mpk")
+    with serving(tmp_path / "a.mpk") as server:
+        assert re.fullmatch(r"[0-9a-f]{48}", server.token)
+        for path in ("/", "/api/summary", "/api/snapshot", "/static/dashboard.js"):
+            assert get(server.base + path)[0] == 403, path
+            assert get(server.url(path))[0] == 200, path
+
+
+def test_the_api_and_stream_answer_only_the_dashboard_s_own_pages(tmp_path):
+    write_sample(tmp_path / "a.mpk")
+    with serving(tmp_path / "a.mpk") as server:
+        own = f"http://127.0.0.1:{server.port}"
+        for path in ("/api/summary", "/api/snapshot", "/api/task/sess_1_0"):
+            assert get(server.url(path), {"Origin": own})[0] == 200, path
+            assert get(server.url(path), {"Sec-Fetch-Site": "same-origin"})[0] == 200, path
+            for headers in (
+                {"Origin": "http://evil.example"},
+                {"Origin": "null"},
+                {"Origin": f"http://127.0.0.1:{server.port + 1}"},  # another port is another origin
+                {"Sec-Fetch-Site": "cross-site"},
+                {"Sec-Fetch-Site": "same-site"},
+            ):
+                assert get(server.url(path), headers)[0] == 403, (path, headers)
+        stream = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        stream.request("GET", f"/api/stream?token={server.token}", headers={"Origin": "http://evil.example"})
+        assert stream.getresponse().status == 403
+        stream.close()
+        # A link from another site (a notebook, a chat) opens the page itself.
+        assert get(server.url("/"), {"Sec-Fetch-Site": "cross-site"})[0] == 200
+
+
+def test_another_site_s_page_cannot_read_the_dashboard_in_a_browser(tmp_path, browser):
+    """A page of another origin on this machine (another user's notebook or web app: Chromium keeps
+    public sites from loopback itself) fetches the API and opens the stream with the token:
+    Chromium sends its Origin with both, and the server refuses such requests."""
+    import http.server
+
+    write_sample(tmp_path / "a.mpk")
+    (tmp_path / "evil").mkdir()
+    (tmp_path / "evil" / "index.html").write_text("<p>evil</p>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "evil"))
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    with serving(tmp_path / "a.mpk") as server:
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.goto(f"http://127.0.0.1:{evil.server_address[1]}/")
+            with (
+                page.expect_response(lambda r: "/api/summary" in r.url) as summary,
+                page.expect_request(lambda r: "/api/stream" in r.url) as stream,
+            ):
+                page.evaluate(
+                    """([summary, stream]) => {
+                        fetch(summary, { mode: "no-cors" }).catch(() => {});
+                        new EventSource(stream);
+                    }""",
+                    [server.url("/api/summary"), server.url("/api/stream")],
+                )
+            # (a no-cors fetch sends no Origin, but Sec-Fetch-Site says it is another origin of the site)
+            assert summary.value.status == 403
+            # (an EventSource that CORS refuses shows the page no response: the server says what it answered)
+            wait_until(lambda: server.refused["/api/stream"] >= 1, timeout=20, message="the stream refused")
+            assert stream.value.url.startswith(server.base) and server.refused["/api/summary"] == 1
+        finally:
+            context.close()
+            evil.shutdown()
+            evil.server_close()
+
+
+def test_half_open_connections_cannot_lock_the_token_holder_out(tmp_path, monkeypatch):
+    """Connections whose headers never finish are closed after the header timeout, and past the cap
+    the oldest give way: a request with the token still gets in."""
+    from ipyrecorder.viewers import web_guard
+
+    monkeypatch.setattr(web_guard, "HEADER_TIMEOUT", 2.0)
+    write_sample(tmp_path / "a.mpk")
+    with serving(tmp_path / "a.mpk") as server:
+        guard = server.http
+        held = []
+        try:
+            for _ in range(web_guard.UNAUTHENTICATED_MAX * 3):
+                sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
+                held.append(sock)
+            wait_until(lambda: guard.stats["closed_oldest"] >= web_guard.UNAUTHENTICATED_MAX * 2, timeout=20)
+            status, _, body = get(server.url("/api/summary"))
+            assert status == 200 and json.loads(body)["progress"]["done"] == 3
+            assert guard.untrusted <= web_guard.UNAUTHENTICATED_MAX
+            # Left alone, a half-open connection is closed by the server once the header timeout passes.
+            newest = held[-1]
+            newest.settimeout(15)
+            assert newest.recv(1024) == b""
+        finally:
+            for sock in held:
+                sock.close()
+
+
+def test_running_out_of_file_descriptors_is_one_warning(tmp_path):
+    """A server at its descriptor limit pauses accepting and says so once, not a traceback per attempt;
+    once descriptors are free again, the token holder gets in."""
+    import resource
+
+    from ipyrecorder.viewers import web_guard
+
+    write_sample(tmp_path / "a.mpk")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ipyrecorder", "serve", str(tmp_path / "a.mpk"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    held, err = [], []
+    reader = threading.Thread(target=lambda: err.extend(proc.stderr), daemon=True)
+    try:
+        url = [proc.stdout.readline() for _ in range(2)][1].strip()
+        port = int(re.search(r":(\d+)/", url).group(1))
+        assert get(url)[0] == 200
+        reader.start()
+        limits = resource.prlimit(proc.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (len(os.listdir(f"/proc/{proc.pid}/fd")) + 4, limits[1]))
+        for _ in range(40):  # more than the descriptors left: the rest wait in the listen backlog
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        wait_until(lambda: err, timeout=30, message="the warning")
+        time.sleep(3 * web_guard.ACCEPT_PAUSE)  # (the attack goes on through a few more pauses: not synchronisation)
+        for sock in held:
+            sock.close()
+        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, limits)
+        assert wait_until(lambda: get(url)[0] == 200, timeout=30, message="the server accepting again")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+        reader.join(timeout=20)
+    finally:
+        for sock in held:
+            sock.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=20)
+    assert len(err) == 1 and "out of file descriptors" in err[0] and "ulimit -n" in err[0], "".join(err)[-3000:]
+
+
+def test_the_summary_is_computed_once_per_change(tmp_path):
+    path = tmp_path / "live.mpk"
+    header = {"kind": "header", "format": "ipyrecorder", "version": 1, "t0": T0}
+    with ipyrecorder.LogWriter(path, "w", header) as log, serving(path) as server:
+        log.append({"kind": "submit", "msg_id": "c_0", "t": T0, "function": "f"})
+        log.flush()
+        wait_until(lambda: json.loads(get(server.url("/api/summary"))[2])["summary"]["tasks"] == 1, timeout=20)
+        built = server.feed.stats["summaries_built"]
+        for _ in range(20):
+            assert json.loads(get(server.url("/api/summary"))[2])["summary"]["tasks"] == 1
+        assert server.feed.stats["summaries_built"] == built  # nothing changed: nothing recomputed
+        log.append({"kind": "submit", "msg_id": "c_1", "t": T0, "function": "f"})
+        log.flush()
+        wait_until(lambda: json.loads(get(server.url("/api/summary"))[2])["summary"]["tasks"] == 2, timeout=20)
+        assert server.feed.stats["summaries_built"] > built
 
 
 def test_paths_never_leave_the_whitelist(tmp_path, monkeypatch):
@@ -566,16 +761,16 @@ def test_tls_with_a_self_signed_certificate(tmp_path, pages):
     with serving(tmp_path / "a.mpk", certfile=str(cert), keyfile=str(key)) as server:
         assert server.base.startswith("https://127.0.0.1:")
         context = ssl.create_default_context(cafile=str(cert))
-        status, headers, body = get(server.base + "/api/summary", context=context)
+        status, headers, body = get(server.url("/api/summary"), context=context)
         assert status == 200 and json.loads(body)["progress"]["done"] == 3
         with pytest.raises((ssl.SSLError, urllib.error.URLError)):
-            get(server.base + "/", context=ssl.create_default_context())  # not trusted: refused
+            get(server.url(), context=ssl.create_default_context())  # not trusted: refused
         with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
             raw_get(server, "/")  # plain http to the TLS port
         context = pages().page.context.browser.new_context(ignore_https_errors=True)
         try:
             page = context.new_page()
-            page.goto(server.base + "/")
+            page.goto(server.url())
             page.wait_for_function(READY, timeout=30_000)
             assert page.evaluate("window.ipyrecorderLive.tasks()") == 3
         finally:
@@ -697,7 +892,7 @@ def test_the_engines_table_shows_each_engine_s_host_and_memory(tmp_path, pages):
                 }
             )
         log.flush()
-        page = pages().open(server.base + "/")
+        page = pages().open(server.url())
         page.wait("() => (window.ipyrecorderLive.engines()[0] || {}).samples === 2")  # from the snapshot
         row = page.page.locator("#engines-table tbody tr").first
         assert XSS_NAME in row.inner_text() and "300.0 MB" in row.inner_text() and "50%" in row.inner_text()

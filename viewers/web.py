@@ -17,14 +17,19 @@ never blocks it. Every browser has its own cursor:
   truncated or replaced, or the server restarted) gets a ``reset`` event: the
   page fetches a new snapshot and follows from its cursor.
 * ``GET /api/task/MSG_ID``: one task in full (stdout and stderr included).
-* ``GET /api/summary``: ``State.summary()`` and the progress figures.
+* ``GET /api/summary``: ``State.summary()`` and the progress figures; the summary is
+  computed at most once a second and only when the log changed, one at a time, so its
+  cost does not grow with requests or with the log.
 
 Read-only: only GET and HEAD, and nothing changes the cluster or the log. The
 pages and their assets come from a fixed in-package whitelist loaded at start;
-request paths never reach the file system. Binding anything but a loopback
-address needs a token (generated, or ``--token``), checked on every request;
-TLS with ``--certfile``/``--keyfile``. Every text from the log reaches the
-page through ``textContent`` or canvas ``fillText``.
+request paths never reach the file system. Every request needs the token
+(generated, or ``--token``; on loopback it can be turned off, and then ``Host``
+must be a local name); a request with an ``Origin`` must come from the
+dashboard's own, and the API and stream are same-origin only. Slow and
+half-open clients are bounded by ``web_guard``. TLS with
+``--certfile``/``--keyfile``. Every text from the log reaches the page through
+``textContent`` or canvas ``fillText``.
 """
 
 from __future__ import annotations
@@ -45,16 +50,15 @@ import struct
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import tornado.locks
 import tornado.netutil
 import tornado.web
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
@@ -79,6 +83,7 @@ from ipyrecorder.plugin import Option, PluginError
 from ipyrecorder.tail import Follower, LogTail
 from ipyrecorder.viewer import Viewer
 from ipyrecorder.viewers.terminal import progress
+from ipyrecorder.viewers.web_guard import GuardedHTTPServer
 
 BATCH_INTERVAL = 0.1  # seconds: at most ten batches a second
 RING_BATCHES = 1200  # batches kept for resuming streams (two minutes at ten a second) ...
@@ -88,6 +93,7 @@ SNAPSHOT_REUSE = 50  # a cached snapshot serves new browsers while it is at most
 OUTPUT_CHARS = 200  # characters of stdout/stderr per task in snapshots and batches
 TASK_TEXT_MAX = 4 << 20  # characters of stdout/stderr per task in /api/task
 KEEPALIVE = 15.0  # seconds between SSE comments on a quiet stream
+SUMMARY_EVERY = 1.0  # seconds: /api/summary's summary is computed at most this often
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 LOCAL_HOST_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 CSP = (
@@ -187,7 +193,9 @@ class Feed:
         self.clients: set = set()
         self._snapshot: CatchUp | None = None
         self._snapshot_future = None
-        self.stats = {"batches": 0, "resets": 0, "snapshots_built": 0}
+        self._summary = None  # (key, when, summary): the last one computed
+        self._summary_future = None
+        self.stats = {"batches": 0, "resets": 0, "snapshots_built": 0, "summaries_built": 0}
 
     # -- threads ---------------------------------------------------------------------------------
     def start(self, loop: IOLoop) -> None:
@@ -391,13 +399,43 @@ class Feed:
             record[key] = text_or_none(record[key])
         return json.dumps(record, ensure_ascii=True, default=str).encode("ascii")
 
-    def summary_json(self) -> bytes:
+    def _summary_key(self):
+        """What the summary depends on: the state (a new one on truncation) and the events it folded."""
+        state = self.tail.state
+        return id(state), state.events, state.closed
+
+    def build_summary(self):
         with self.lock:
-            state = self.tail.state
-            summary = state.summary()
-            live = self._live(state)
+            key = self._summary_key()
+            summary = self.tail.state.summary()
         summary["engines"] = {str(k): v for k, v in summary["engines"].items()}
-        return json.dumps({"log": str(self.tail.path), **live, "summary": summary}, default=str).encode("ascii")
+        self.stats["summaries_built"] += 1
+        return key, time.monotonic(), summary
+
+    async def summary_json(self) -> bytes:
+        """``/api/summary``: the cached summary while the log has not changed, or was summarised
+        less than ``SUMMARY_EVERY`` ago, or is being summarised; else a new one (one at a time)."""
+        with self.lock:
+            key, live = self._summary_key(), self._live(self.tail.state)
+        cached = self._summary
+        fresh = cached is not None and (
+            cached[0] == key
+            or (cached[0][0] == key[0] and (self._summary_future or time.monotonic() - cached[1] < SUMMARY_EVERY))
+        )
+        if not fresh:
+            if self._summary_future is None:
+                future = asyncio.ensure_future(IOLoop.current().run_in_executor(None, self.build_summary))
+                self._summary_future = future
+
+                def done(f):
+                    self._summary_future = None
+                    if not f.cancelled() and f.exception() is None:
+                        self._summary = f.result()
+
+                future.add_done_callback(done)
+            cached = await asyncio.shield(self._summary_future)
+        body = {"log": str(self.tail.path), **live, "summary": cached[2]}
+        return json.dumps(body, default=str).encode("ascii")
 
     # -- the IO loop's side ------------------------------------------------------------------------
     def _publish(self, kind, epoch, seq, body):
@@ -455,9 +493,13 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_header("Content-Security-Policy", CSP)
         self.set_header("Cache-Control", "no-store")
 
+    same_origin_only = False  # the API and the stream: only the dashboard's own pages may fetch them
+
     def prepare(self):
-        if not self.server.allowed(self.request, self.get_query_argument("token", None)):
+        if not self.server.allowed(self.request, self.get_query_argument("token", None), self.same_origin_only):
+            self.server.refused[self.request.path] += 1
             raise tornado.web.HTTPError(403)
+        self.server.http.trust(self.request.connection.stream)
 
     def write_error(self, status_code, **kwargs):
         self.set_header("Content-Type", "text/plain; charset=utf-8")
@@ -494,6 +536,8 @@ class StaticHandler(BaseHandler):
 
 
 class SnapshotHandler(BaseHandler):
+    same_origin_only = True
+
     async def get(self):
         snap = await self.feed.snapshot()
         self.set_header("Content-Type", "application/octet-stream")
@@ -506,6 +550,8 @@ class SnapshotHandler(BaseHandler):
 
 
 class TaskHandler(BaseHandler):
+    same_origin_only = True
+
     async def get(self, msg_id):
         body = await IOLoop.current().run_in_executor(None, self.feed.task_json, msg_id)
         if body is None:
@@ -515,14 +561,18 @@ class TaskHandler(BaseHandler):
 
 
 class SummaryHandler(BaseHandler):
+    same_origin_only = True
+
     async def get(self):
-        body = await IOLoop.current().run_in_executor(None, self.feed.summary_json)
+        body = await self.feed.summary_json()
         self.set_header("Content-Type", "application/json")
         self.write(body)
 
 
 class StreamHandler(BaseHandler):
     """Server-Sent Events: the batches after the client's cursor, then each new one as it comes."""
+
+    same_origin_only = True
 
     def _sse_headers(self):
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -602,9 +652,9 @@ class WebServer:
         self.feed = Feed(tail, poll=poll, **feed_options)
         if token == "" and not is_loopback(host):
             raise PluginError(f"binding {host} needs a token: give a non-empty --token, or none to get one")
-        if token is None and not is_loopback(host):
-            token = secrets.token_hex(24)
-        self.token = token or None
+        self.token = secrets.token_hex(24) if token is None else token or None  # "": none, on loopback only
+        self.http: GuardedHTTPServer | None = None
+        self.refused: Counter = Counter()  # requests answered 403, by path
         self.ssl = self._ssl_context()
         self.sockets = []
         self.loop: IOLoop | None = None
@@ -648,7 +698,12 @@ class WebServer:
         }
 
     # -- access ---------------------------------------------------------------------------------
-    def allowed(self, request, query_token) -> bool:
+    def allowed(self, request, query_token, same_origin_only=False) -> bool:
+        origin = request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc != request.host:
+            return False  # another site's page (or an opaque "null" origin), whatever it holds
+        if same_origin_only and request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            return False  # the API and stream serve the dashboard's own pages (and tools, which send neither)
         if self.token is None:
             # Loopback without a token: only for local host names, so that a web page cannot reach the
             # dashboard through a name of its own that resolves to 127.0.0.1 (DNS rebinding).
@@ -690,7 +745,7 @@ class WebServer:
         if self.token:
             print(f"ipyrecorder: serving {name}; open this URL (it holds the access token):", file=out)
         else:
-            print(f"ipyrecorder: serving {name} at", file=out)
+            print(f"ipyrecorder: serving {name} without a token: every local user can read it, at", file=out)
         for url in self.urls():
             print(f"    {url}", file=out)
         print("Ctrl-C stops the server.", file=out, flush=True)
@@ -720,7 +775,7 @@ class WebServer:
         self._asyncio_loop = asyncio.get_running_loop()
         if self._stop_requested:
             self._stopped.set()
-        http = HTTPServer(self.application(), ssl_options=self.ssl, idle_connection_timeout=3600)
+        http = self.http = GuardedHTTPServer(self.application(), ssl_options=self.ssl)
         http.add_sockets(self.sockets)
         self.feed.on_failure = lambda exc: self._stopped.set()
         self.feed.start(self.loop)
@@ -763,11 +818,11 @@ class WebViewer(Viewer):
     name = "web"
     description = "A live dashboard in the browser: engines, timeline, engine pages, task search (read-only)."
     options = (
-        Option("host", str, "127.0.0.1", "address to bind; any but 127.0.0.1, ::1 and localhost needs a token"),
+        Option("host", str, "127.0.0.1", "address to bind (127.0.0.1: this machine's users only)"),
         Option("port", int, 8181, "port to listen on (0: any free port)"),
         Option("certfile", str, None, "TLS certificate (PEM): serve https"),
         Option("keyfile", str, None, "TLS private key (PEM), when not in the certificate file"),
-        Option("token", str, None, "access token (default: none on loopback, generated otherwise)"),
+        Option("token", str, None, "access token (default: generated; empty: none, on a loopback address only)"),
     )
 
     def server(self, tail, *, poll=False) -> WebServer:
