@@ -7,13 +7,15 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint format bench bench-10m fuzz system-packages clean
 
+# pip's own output goes to $(VENV)/install.log, shown only when the install fails.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	@$(BIN)/python -m pip install --upgrade pip > $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 
 $(STAMP): $(BIN)/python pyproject.toml setup.py
-	$(BIN)/python -m pip install -q -e '.[test,plot]'
-	touch $(STAMP)
+	@echo "installing ipyrecorder with its test and plot extras into $(VENV) (pip's log: $(VENV)/install.log)"
+	@$(BIN)/python -m pip install -e '.[test,plot]' >> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/ipyrecorder demo --output-dir demo-out

@@ -116,6 +116,14 @@ def _fold_all(logs, until, clock="client"):
     _open_all(logs)
     state = fold(*logs, until=until, clock=clock)
     _warn_damage(logs, state.damage)
+    if state.until is not None and not state.tasks and not state.engines:  # nothing yet: when did it begin?
+        from .events import from_us
+
+        began = fold(*logs, clock=clock).span_us()[0]
+        if began is not None and state.until < from_us(began):
+            raise UsageError(
+                f"--until {until}: before the recording's first event, at {from_us(began):%Y-%m-%d %H:%M:%S} UTC"
+            )
     return state
 
 
@@ -342,15 +350,26 @@ def info(logs, as_json, until):
 )
 @click.option("--keys", "-k", default=None, help="Comma-separated keys to show (msg_id is always included).")
 @click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-def query(logs, where, keys, fmt, until):
-    """Find tasks with Hub-style queries: $in $nin $eq $ne $gt $gte $lt $lte $glob."""
+@click.option("--sort", "-s", "sort_key", default=None, help="Sort by this key; -KEY sorts the largest first.")
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=None, help="Show at most this many tasks.")
+def query(logs, where, keys, fmt, until, sort_key, limit):
+    """Find tasks with Hub-style queries: $in $nin $eq $ne $gt $gte $lt $lte $glob.
+
+    The ten slowest tasks: ipyrecorder query LOG --sort -run_seconds --limit 10
+    """
     from .query import query as run_query
 
     condition = _json_option("--where", where)
     state = _fold_all(logs, until)
     default_keys = ["name", "function", "engine_id", "status", "started", "run_seconds", "error"]
     wanted = [k.strip() for k in keys.split(",") if k.strip()] if keys else None
-    records = run_query(state, condition, wanted if wanted is not None else default_keys if fmt == "table" else None)
+    records = run_query(
+        state,
+        condition,
+        wanted if wanted is not None else default_keys if fmt == "table" else None,
+        sort=sort_key,
+        limit=limit,
+    )
     _print_records(records, fmt)
 
 

@@ -8,6 +8,7 @@ with its error and a warning, so the others keep working.
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -119,7 +120,18 @@ def get(group: str, base: type, name: str) -> type:
     entries = discover(group, base)
     entry = entries.get(name)
     if entry is None:
-        raise PluginError(f"unknown {kind} {name!r} (installed: {', '.join(entries) or 'none'})")
+        guess = _meant(name, entries)
+        hint = f": did you mean {' or '.join(guess)}?" if guess else ""
+        raise PluginError(f"unknown {kind} {name!r}{hint} (installed: {', '.join(entries) or 'none'})")
     if entry.cls is None:
         raise PluginError(f"{kind} {name!r} failed to load: {entry.error}")
     return entry.cls
+
+
+def _meant(name: str, entries: dict) -> list:
+    """The plugins a mistyped name may stand for: those whose name it begins (``chrome``), whose
+    output it names (``png`` for the sink that writes ``.png``), or that it nearly spells."""
+    wanted = name.lower().lstrip(".")
+    by_suffix = [n for n, e in entries.items() if e.cls is not None and getattr(e.cls, "suffix", "") == f".{wanted}"]
+    by_start = [n for n in entries if n.startswith(wanted) and wanted]
+    return list(dict.fromkeys(by_suffix + by_start + difflib.get_close_matches(wanted, list(entries), n=2)))

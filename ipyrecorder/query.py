@@ -13,6 +13,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from .errors import QueryError
+from .table import STATUS_ORDER
 
 TIME_KEYS = ("submitted", "started", "completed", "received")
 NUMBER_KEYS = (
@@ -125,6 +126,8 @@ def _operand(key, op, value):
         return value
     if not isinstance(value, str):
         raise QueryError(f"{key}: expected a string, not {value!r}")
+    if key == "status" and value not in STATUS_ORDER:
+        raise QueryError(f"status: no status {value!r} (statuses: {', '.join(STATUS_ORDER)})")
     return value
 
 
@@ -190,20 +193,26 @@ def task_record(task, engines) -> dict:
     }
 
 
-def query(state, where: dict, keys=None) -> list[dict]:
-    """The records of the tasks matching ``where``, limited to ``keys`` (msg_id always included)."""
+def query(state, where: dict, keys=None, sort: str | None = None, limit: int | None = None) -> list[dict]:
+    """The records of the tasks matching ``where``, limited to ``keys`` (msg_id always included),
+    sorted by ``sort`` (``"-run_seconds"``: largest first; tasks without a value last), at most ``limit``."""
     matches = compile_where(where)
     if keys is not None:
         unknown = [k for k in keys if k not in KEYS]
         if unknown:
             raise QueryError(f"unknown key {unknown[0]!r} in keys (keys: {', '.join(KEYS)})")
         keys = ["msg_id"] + [k for k in keys if k != "msg_id"]
-    records = []
-    for task in state.tasks.values():
-        record = task_record(task, state.engines)
-        if matches(record):
-            records.append(record if keys is None else {k: record[k] for k in keys})
-    return records
+    by = sort.lstrip("-") if sort else None
+    if by is not None and by not in KEYS:
+        raise QueryError(f"cannot sort by {by!r} (keys: {', '.join(KEYS)})")
+    records = [r for r in (task_record(task, state.engines) for task in state.tasks.values()) if matches(r)]
+    if by is not None:
+        present = [r for r in records if r[by] is not None]
+        present.sort(key=lambda r: r[by], reverse=sort.startswith("-"))
+        records = present + [r for r in records if r[by] is None]
+    if limit is not None:
+        records = records[:limit]
+    return records if keys is None else [{k: r[k] for k in keys} for r in records]
 
 
 _RELATIVE = re.compile(r"\+?((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)")
@@ -226,4 +235,8 @@ def parse_until(text: str, origin: datetime | None) -> datetime:
                 **{{"ms": "milliseconds", "h": "hours", "m": "minutes", "s": "seconds"}[unit]: float(number)}
             )
         return origin + total
+    if re.fullmatch(r"\d+(?:\.\d+)?", text.strip()):
+        raise QueryError(
+            f"--until {text.strip()}: give a unit, as in +{text.strip()}s (from the start), or an ISO 8601 time"
+        )
     return parse_time(text, "--until")

@@ -649,11 +649,12 @@ class State:
         self._rows = []
 
     # -- reading the state ---------------------------------------------------
-    def query(self, where: dict, keys=None) -> list:
-        """Tasks matching a Mongo-style ``where`` (see ``ipyrecorder.query``), as dicts."""
+    def query(self, where: dict, keys=None, sort: str | None = None, limit: int | None = None) -> list:
+        """Tasks matching a Mongo-style ``where`` (see ``ipyrecorder.query``), as dicts; ``sort`` by a
+        key (``"-run_seconds"``: the slowest first), at most ``limit`` of them."""
         from .query import query
 
-        return query(self, where, keys)
+        return query(self, where, keys, sort, limit)
 
     @property
     def name(self) -> str:

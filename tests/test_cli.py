@@ -79,6 +79,16 @@ def test_sinks_lists_builtins_with_options(capsys):
         (["replay", "{log}", "-o", "{missing_dir}/out.json"], ExitStatus.NO_FILE, "cannot write"),
         (["info", "{newer}"], ExitStatus.NOT_A_LOG, "format version 99"),
         (["bogus"], ExitStatus.USAGE, "No such command"),
+        (["replay", "{log}", "--sink", "png"], ExitStatus.USAGE, "unknown sink 'png': did you mean matplotlib?"),
+        (["replay", "{log}", "--sink", "chrome"], ExitStatus.USAGE, "did you mean chrome-trace?"),
+        (["info", "{log}", "--until", "5"], ExitStatus.USAGE, "--until 5: give a unit, as in +5s"),
+        (
+            ["info", "{log}", "--until", "2020-01-01T00:00:00"],
+            ExitStatus.USAGE,
+            "before the recording's first event, at",
+        ),
+        (["query", "{log}", "-q", '{{"status": "failed"}}'], ExitStatus.USAGE, "(statuses: ok, error, aborted, "),
+        (["query", "{log}", "--sort", "slowness"], ExitStatus.USAGE, "cannot sort by 'slowness'"),
     ],
 )
 def test_errors_are_one_line_with_documented_status(tmp_path, capsys, args, status, message):

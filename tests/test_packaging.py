@@ -13,12 +13,16 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_plain_install_ships_plugins_and_viewers(tmp_path):
     """`pip install .` (not editable) maps plugins/ and viewers/ into the package."""
     target = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(ROOT)],
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-v", "--no-deps", "--target", str(target), str(ROOT)],
         check=True,
         capture_output=True,
+        text=True,
         timeout=300,
     )
+    assert "absent from the `packages` configuration" not in built.stdout + built.stderr  # the metadata is clean
+    assert "License classifiers are deprecated" not in built.stdout + built.stderr
+    assert (target / "ipyrecorder" / "static" / "common.js").exists()
     assert (target / "ipyrecorder" / "plugins" / "json_sink.py").exists()
     assert (target / "ipyrecorder" / "viewers" / "__init__.py").exists()
     assert (target / "ipyrecorder" / "plugins" / "html_report" / "report.js").exists()

@@ -73,6 +73,22 @@ def test_invalid_queries(state, where, keys, message):
         state.query(where, keys)
 
 
+def test_sort_and_limit_answer_the_slowest_tasks(tmp_path, capsys):
+    path = tmp_path / "sweep.mpk"
+    with ipyrecorder.open_log(path, "w") as log:
+        for i, seconds in enumerate((0.3, 2.5, None, 1.1)):  # the third never started
+            log.append({"kind": "submit", "msg_id": f"s_{i}", "t": T0, "function": "f"})
+            if seconds is not None:
+                end = T0 + timedelta(seconds=seconds)
+                log.append({"kind": "complete", "msg_id": f"s_{i}", "status": "ok", "started": T0, "completed": end})
+    state = ipyrecorder.replay(path)
+    assert ids(state.query({}, sort="-run_seconds", limit=2)) == ["s_1", "s_3"]
+    assert ids(state.query({}, sort="run_seconds")) == ["s_0", "s_3", "s_1", "s_2"]  # no value: last
+    assert ids(state.query({"status": "ok"}, ["run_seconds"], sort="-msg_id", limit=0)) == []
+    assert main(["query", str(path), "--sort", "-run_seconds", "-n", "1", "-f", "csv", "-k", "run_seconds"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["msg_id,run_seconds", "s_1,2.500000"]
+
+
 def test_query_command_formats_and_errors(tmp_path, capsys):
     write_sample(tmp_path / "a.mpk", tasks=4)
     log = str(tmp_path / "a.mpk")
