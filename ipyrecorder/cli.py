@@ -156,7 +156,8 @@ def _warn_damage(logs, damage) -> None:
     "-o",
     "--output",
     default=None,
-    help="Output file ('-' for stdout; default: stdout, or LOG's name with the sink's suffix).",
+    help="Output file ('-' for stdout; default: LOG's name with the sink's suffix, or stdout for json and csv "
+    "when it is piped).",
 )
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="A sink option; repeatable.")
 @click.option(
@@ -181,8 +182,9 @@ def replay(logs, sink_name, output, options, until, clock):
         sink.write(log, None)
         _warn_damage(logs, log.damage)
         return
-    if output is None:
-        output = str(Path(logs[0]).with_suffix(sink.suffix)) if sink.suffix else "-"
+    if output is None:  # a pipe takes a streaming sink's text; a terminal, or anything else, gets a file
+        piped = sink.streams and not sys.stdout.isatty()
+        output = str(Path(logs[0]).with_suffix(sink.suffix)) if sink.suffix and not piped else "-"
     with _output_directory(output) if sink.directory else _output(output, sink.binary) as out:
         sink.write(log, out)
     _warn_damage(logs, log.damage)

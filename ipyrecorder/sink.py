@@ -54,6 +54,7 @@ class Sink(plugin.Plugin):
 
     binary: bool = False  # True: ``write`` gets a binary file
     suffix: str | None = None  # without -o, write LOG's name with this suffix; None: stdout
+    streams: bool = False  # text a pipe takes (json, csv): without -o, to stdout unless it is a terminal
     directory: bool = False  # True: ``write`` gets the path of a new, empty directory to fill
 
     def wants_output(self) -> bool:

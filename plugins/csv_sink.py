@@ -34,6 +34,8 @@ COLUMNS = (
 class CsvSink(Sink):
     name = "csv"
     description = "One row per task with times (ISO 8601 UTC) and durations in seconds."
+    suffix = ".csv"
+    streams = True
     options = (Option("output", bool, False, "add stdout and stderr columns"),)
 
     def write(self, log, out):

@@ -8,6 +8,8 @@ from ipyrecorder.sink import Option, Sink
 class JsonSink(Sink):
     name = "json"
     description = "Tasks (keyed by msg_id), engines, marks and summary as JSON."
+    suffix = ".json"
+    streams = True
     options = (Option("indent", int, 2, "spaces of indentation; 0 for one line"),)
 
     def write(self, log, out):

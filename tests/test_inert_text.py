@@ -2,6 +2,7 @@
 of text a log holds (names, functions, marks, output, errors, hosts, the file's own name), through
 every command that prints it, in a real pseudo-terminal."""
 
+import json
 import re
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from ipyrecorder.log import LogWriter, new_header
 from ipyrecorder.status import ExitStatus
 
-from .helpers import at, run_in_pty
+from .helpers import at, run_in_pty, write_sample
 
 # What a hostile text would do to a terminal that obeyed it; short ones first, so that a command
 # that cuts long text (query's table) still shows them.
@@ -99,6 +100,19 @@ def test_a_log_s_text_reaches_a_terminal_inertly(evil_path, command):
     else:
         missing = [s for s in SHOWN if s not in shown]
         assert not missing, f"not shown visibly: {missing}\n{shown[-3000:]}"
+
+
+def test_replay_to_a_terminal_writes_a_file_and_binary_never_reaches_it(tmp_path):
+    """Without -o, the json a pipe would take goes to LOG's name when stdout is a terminal."""
+    log = tmp_path / "run.mpk"
+    write_sample(log)
+    status, output = run_in_pty(["replay", str(log)])
+    shown = assert_inert(output)
+    assert status == ExitStatus.OK and shown.strip() == f"wrote {tmp_path / 'run.json'}", shown
+    assert json.loads((tmp_path / "run.json").read_text())["summary"]["tasks"] == 3
+    status, output = run_in_pty(["replay", str(log), "--sink", "matplotlib", "-o", "-"])
+    shown = assert_inert(output)
+    assert status == ExitStatus.USAGE and "binary" in shown and "\x89PNG" not in shown, shown
 
 
 def test_check_names_a_hostile_file_inertly(evil_path):
