@@ -44,6 +44,7 @@ class LogTail:
         self.notices: list[str] = []
         self._identity = None
         self._waiting_noted = False
+        self.waiting: str | None = None  # while the log is absent: what we wait for (also in ``notices``)
         self._reset()
 
     def _reset(self):
@@ -65,6 +66,11 @@ class LogTail:
     def exists(self) -> bool:
         return self._identity is not None
 
+    @property
+    def waiting_texts(self) -> tuple:
+        """The notices of a log that is absent (not yet created; deleted): over once it is there."""
+        return f"waiting for {self.path} to be created", f"{self.path} was deleted; waiting for it to reappear"
+
     def poll(self) -> bool:
         """Read what was appended since the last poll; True if the state changed."""
         try:
@@ -78,13 +84,17 @@ class LogTail:
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
+            created, reappear = self.waiting_texts
             if self._identity is not None:
-                self._notice(f"{self.path} was deleted; waiting for it to reappear")
+                self.waiting = reappear
+                self._notice(self.waiting)
                 self._identity = None
             elif not self._waiting_noted:
-                self._notice(f"waiting for {self.path} to be created")
+                self.waiting = created
+                self._notice(self.waiting)
             self._waiting_noted = True
             return False
+        self.waiting = None
         identity = (st.st_dev, st.st_ino)
         changed = False
         if self._identity is not None and identity != self._identity:

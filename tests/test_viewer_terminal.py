@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
 import pytest
 from rich.console import Console
@@ -101,7 +102,6 @@ def test_once_prints_and_exits(tmp_path, capsys):
 
 
 def test_recent_errors_show_where_the_newest_failed(tmp_path):
-    from datetime import timedelta
 
     path = tmp_path / "failed.mpk"
     with ipyrecorder.open_log(path, "w") as log:
@@ -129,3 +129,31 @@ def test_recent_errors_show_where_the_newest_failed(tmp_path):
     assert lines[at + 1 : at + 3] == ["    ---> 12     return table[p]", "    KeyError: 'x'"]
     plain = 'Traceback (most recent call last):\n  File "a.py", line 3, in f\n    raise KeyError(1)\nKeyError: 1'
     assert where_it_failed(plain) == ['  File "a.py", line 3, in f', "    raise KeyError(1)", "KeyError: 1"]
+
+
+def test_a_narrow_terminal_keeps_its_headers_and_shows_each_function_s_progress(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    tail = LogTail("later.mpk")
+    tail.poll()
+    screen = text_of(render(tail, width=50), width=50)
+    assert screen.startswith("waiting for later.mpk to be created") and "engine" not in screen
+    log = ipyrecorder.open_log("later.mpk", "w")
+    log.append({"kind": "engine_register", "t": T0, "engine_id": 0, "uuid": "u0", "present": True})
+    for i, (function, status) in enumerate([("simulate", "ok"), ("simulate", "ok"), ("simulate", "error")]):
+        t = T0 + timedelta(seconds=i)
+        log.append({"kind": "submit", "msg_id": f"n_{i}", "t": t, "function": function})
+        log.append({"kind": "start", "msg_id": f"n_{i}", "t": t, "engine_id": 0})
+        log.append({"kind": "complete", "msg_id": f"n_{i}", "status": status, "started": t, "completed": t})
+    log.append({"kind": "submit", "msg_id": "n_3", "t": T0, "function": "reduce"})
+    log.append({"kind": "start", "msg_id": "n_3", "t": T0 + timedelta(seconds=4), "engine_id": 0})
+    log.flush()
+    tail.poll()
+    screen = text_of(render(tail, width=50), width=50)
+    assert "waiting for" not in screen and "later.mpk  recording\n" in screen
+    assert re.search(r"^engine\s+state\s+task\s+running\s+done\s+errors\s*$", screen, re.M), screen  # whole words
+    assert "busy s" not in screen and "simulate: error" in screen  # (an error without a message says its status)
+    assert re.search(r"^simulate\s.*\s3/3 1 failed\s*$", screen, re.M), screen
+    assert re.search(r"^reduce\s.*\s0/1  1 running\s*$", screen, re.M), screen
+    log.close({"ended": "block exited"})
+    tail.poll()
+    assert "later.mpk  recording ended: block exited" in text_of(render(tail, width=50), width=50)

@@ -10,6 +10,7 @@ import time
 
 from ipyrecorder.clocks import on_client
 from ipyrecorder.plugin import Option
+from ipyrecorder.summary import ending
 from ipyrecorder.tail import Follower, LogTail
 from ipyrecorder.text import visible
 from ipyrecorder.viewer import Viewer
@@ -51,7 +52,7 @@ def progress(state) -> dict:
 
 
 def status_line(state) -> str:
-    """One plain line: progress, errors, busy engines, rate and ETA."""
+    """One plain line: progress, errors, busy engines, and while the run goes on, rate and ETA."""
     p = progress(state)
     live = [e for e in state.engines.values() if e.unregistered_us is None]
     parts = [
@@ -60,6 +61,8 @@ def status_line(state) -> str:
         f"{p['running']} running",
         f"{p['running']}/{len(live)} engines busy",
     ]
+    if state.closed:  # (a rate and an ETA are for a run still going)
+        return ", ".join(parts)
     if p["rate"] is not None:
         parts.append(f"{p['rate']:.1f} tasks/s")
     if p["eta"] is not None:
@@ -80,41 +83,119 @@ def where_it_failed(traceback: str) -> list:
     return [lines[frame]] + ([failing] if failing else []) + [lines[-1]]
 
 
-def render(tail: LogTail, now_us: int | None = None):
-    """The rich renderable for the current state; a log's text in it is shown inertly (``visible``)."""
+# The engines table's columns: (header, justify); below NARROW columns of terminal the last two go
+ENGINE_COLUMNS = (
+    ("engine", "right"),
+    ("state", "left"),
+    ("task", "left"),
+    ("running", "right"),
+    ("done", "right"),
+    ("errors", "right"),
+    ("busy s", "right"),
+    ("util", "right"),
+)
+NARROW = 72
+FUNCTIONS_SHOWN = 8  # functions with a progress line of their own; the rest are counted together
+_by_function: dict = {}  # the state and event count it was computed for -> counts_by_function()
+
+
+def by_function(state) -> dict:
+    """``state.counts_by_function()``, computed again only when the state folded more events."""
+    key = (id(state), state.events)
+    if key not in _by_function:
+        _by_function.clear()
+        _by_function[key] = state.counts_by_function()
+    return _by_function[key]
+
+
+def _function_rows(state, width):
+    """One progress bar per function, the most tasks first: done of all, failed, running."""
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    found = sorted(by_function(state).items(), key=lambda item: -sum(item[1].values()))
+    if len(found) < 2:
+        return None
+    table = Table.grid(padding=(0, 1))
+    for _ in range(4):
+        table.add_column(no_wrap=True)
+    for name, counts in found[:FUNCTIONS_SHOWN]:
+        total = sum(counts.values())
+        done = total - counts.get("running", 0) - counts.get("pending", 0)
+        failed = counts.get("error", 0) + counts.get("aborted", 0)
+        table.add_row(
+            Text(visible(name or "(no function)")[:24]),
+            ProgressBar(total=total, completed=done, width=max(8, min(30, width // 4 - 4))),
+            f"{done}/{total}",
+            Text(f"{failed} failed" if failed else "", style="red")
+            + Text(f" {counts['running']} running" if counts.get("running") else ""),
+        )
+    if len(found) > FUNCTIONS_SHOWN:
+        table.add_row(Text(f"(and {len(found) - FUNCTIONS_SHOWN} more functions)", style="dim"), "", "", "")
+    return table
+
+
+def _recording(state) -> tuple:
+    """What the header says of the recording: (text, style)."""
+    if state.closed:
+        ended = [ending(close) for close in state.closes if "ended" in close]
+        return "recording ended" + (f": {ended[-1]}" if ended else ""), "bold"
+    return "recording", "green"
+
+
+def render(tail: LogTail, now_us: int | None = None, width: int | None = None):
+    """The rich renderable for the current state, for a terminal ``width`` columns wide (None: wide);
+    a log's text in it is shown inertly (``visible``)."""
     from rich.console import Group
     from rich.progress_bar import ProgressBar
     from rich.table import Table
     from rich.text import Text
 
     state = tail.state
+    width = width or 200
     now_us = now_us if now_us is not None else time.time_ns() // 1000
     p = progress(state)
-    parts = [Text(f"{visible(str(tail.path))}  ", style="bold") + Text(status_line(state))]
-    bar = Table.grid(padding=(0, 1))
-    bar.add_row(
-        ProgressBar(total=max(p["submitted"], 1), completed=p["done"], width=50),
-        f"{p['done'] / max(p['submitted'], 1):.0%}",
-    )
-    parts.append(bar)
+    if tail.waiting:  # (it names the log)
+        parts = [Text(visible(tail.waiting), style="magenta")]
+    else:
+        what, style = _recording(state)
+        parts = [Text(f"{visible(str(tail.path))}  ", style="bold") + Text(visible(what), style=style)]
+    if tail.exists:
+        parts.append(Text(status_line(state)))
+        bar = Table.grid(padding=(0, 1))
+        bar.add_row(
+            ProgressBar(total=max(p["submitted"], 1), completed=p["done"], width=max(10, min(50, width - 10))),
+            f"{p['done'] / max(p['submitted'], 1):.0%}",
+        )
+        parts.append(bar)
+        functions = _function_rows(state, width)
+        if functions is not None:
+            parts.append(functions)
 
     span_s = None
     shifts = state.view_shifts()  # the engines' clocks against the client's, as the log so far says
     start, end = state.span_us()
     if start is not None:
         span_s = max((end - start) / 1e6, 1e-9)
+    columns = ENGINE_COLUMNS if width >= NARROW else ENGINE_COLUMNS[:-2]
+    # every column but the task's is as wide as its header or its widest value ("8017h32m"): the task's
+    # column gets what is left (two spaces between columns)
+    fixed = {"running": 8, "done": 5} | {
+        name: len(name) for name, _ in columns if name not in ("task", "running", "done")
+    }
+    left = width - sum(fixed.values()) - 2 * (len(columns) - 1)
     table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
-    for column, justify in (
-        ("engine", "right"),
-        ("state", "left"),
-        ("task", "left"),
-        ("running", "right"),
-        ("done", "right"),
-        ("errors", "right"),
-        ("busy s", "right"),
-        ("util", "right"),
-    ):
-        table.add_column(column, justify=justify, no_wrap=True, overflow="ellipsis", max_width=28)
+    for column, justify in columns:
+        wide = fixed.get(column)
+        table.add_column(
+            column,
+            justify=justify,
+            no_wrap=True,
+            overflow="ellipsis",
+            min_width=wide,
+            max_width=wide or max(4, min(28, left)),
+        )
     for engine_id in sorted((e for e in state.engines if e is not None)):
         engine = state.engines[engine_id]
         task = engine.current
@@ -127,7 +208,7 @@ def render(tail: LogTail, now_us: int | None = None):
         began = None if task is None or not task.start_us else on_client(task.start_us, shifts.get(engine_id))
         running = "" if began is None else _seconds(max(now_us - began, 0))  # (on the client's clock)
         util = f"{engine.busy_seconds / span_s:.0%}" if span_s else ""
-        table.add_row(
+        row = [
             str(engine_id),
             Text(what, style=style),
             Text(visible(task.display_name)) if task else "",
@@ -136,14 +217,16 @@ def render(tail: LogTail, now_us: int | None = None):
             Text(str(engine.errors), style="red" if engine.errors else ""),
             f"{engine.busy_seconds:.1f}",
             util,
-        )
-    parts.append(table)
+        ]
+        table.add_row(*row[: len(columns)])
+    if state.engines:
+        parts.append(table)
 
     if state.recent_errors:
         parts.append(Text("recent errors", style="bold red"))
         errors = list(state.recent_errors)[-5:]
         for task in errors:
-            parts.append(Text(visible(f"  {task.display_name}: {task.error}"), style="red"))
+            parts.append(Text(visible(f"  {task.display_name}: {task.error or task.status}"), style="red"))
         if errors[-1].traceback:
             for line in where_it_failed(errors[-1].traceback):
                 parts.append(Text(visible(f"    {line}"), style="dim red"))
@@ -158,7 +241,8 @@ def render(tail: LogTail, now_us: int | None = None):
         parts.extend(lines[-8:])
     if state.marks:
         parts.append(Text(visible("marks: " + ", ".join(m.text for m in state.marks[-5:])), style="cyan"))
-    for notice in tail.notices[-3:]:
+    waits = tail.waiting_texts
+    for notice in [n for n in tail.notices if n not in waits][-3:]:  # (what we wait for is in the header)
         parts.append(Text(visible(notice), style="magenta"))
     for damage in tail.damage[-2:]:
         parts.append(Text(visible(f"damage: {damage}"), style="magenta"))
@@ -180,7 +264,7 @@ class TerminalViewer(Viewer):
         if once:
             tail.poll()
             if console.is_terminal:
-                console.print(render(tail))
+                console.print(render(tail, width=console.width))
             else:
                 print(status_line(tail.state), flush=True)
             return
@@ -201,11 +285,11 @@ class TerminalViewer(Viewer):
         from rich.live import Live
 
         with lock:
-            view = render(tail)
+            view = render(tail, width=console.width)
         with Live(view, console=console, auto_refresh=False, transient=False) as live:
             while not stop.wait(self.config["refresh"]):
                 with lock:
-                    view = render(tail)
+                    view = render(tail, width=console.width)
                 live.update(view, refresh=True)
 
     def _lines(self, tail, lock, stop):
