@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 
 FUNCTION_PALETTE = ("#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#aec7e8")
-STATUS_COLOURS = {"error": "#d62728", "aborted": "#7f7f7f", "running": "#ffbf00"}
+STATUS_COLOURS = {"error": "#d62728", "aborted": "#7f7f7f", "running": "#ffbf00"}  # override any other colour
+OK = "#2ca02c"  # an ok task, where bars are coloured by status
 QUEUED = "#c6dbef"  # submitted -> started
 REPLY_LATENCY = "#fdd0a2"  # completed -> received
 BUSY = "#1f77b4"  # the busy-engines curve
@@ -33,6 +34,22 @@ def palette_index(function: str | None) -> int:
 
 def colour_of(function: str | None) -> str:
     return FUNCTION_PALETTE[palette_index(function)]
+
+
+def distinct_colours(keys) -> dict:
+    """``{key: colour}`` for the keys one picture shows: each its ``colour_of``, unless a key
+    before it (in sorted order) took that colour, then the next free one in the palette; with
+    more keys than colours, the rest share."""
+    taken, found = set(), {}
+    for key in sorted(keys, key=lambda k: (k is None, k or "")):
+        index = palette_index(key)
+        for step in range(len(FUNCTION_PALETTE)):
+            if (index + step) % len(FUNCTION_PALETTE) not in taken:
+                index = (index + step) % len(FUNCTION_PALETTE)
+                break
+        taken.add(index)
+        found[key] = FUNCTION_PALETTE[index]
+    return found
 
 
 def with_colours(js: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 
-from .colours import STATUS_COLOURS
+from .colours import OK, STATUS_COLOURS
 from .state import Engine, State
 from .table import FAILURES_FIRST, Task
 from .text import visible
@@ -88,7 +88,7 @@ def _fields(rows: list) -> str:
 
 def _status(status: str, text: str | None = None) -> str:
     """``text`` (default: the status) in the status's colour."""
-    colour = STATUS_COLOURS.get(status, "#2ca02c" if status == "ok" else "#555")
+    colour = STATUS_COLOURS.get(status, OK if status == "ok" else "#555")
     return f"<span style='color:{colour}; font-weight:bold'>{t(status if text is None else text)}</span>"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from .colours import BUSY, MARK, MEAN, QUEUED, REPLY_LATENCY, RESOURCES, STATUS_COLOURS
 from .errors import PluginError
 from .state import engine_label
+from .table import STATUS_ORDER
 from .text import visible
 from .timeline import TimelineData
 
@@ -72,20 +73,25 @@ def task_collections(data: TimelineData, edges: bool = True) -> list:
     ]
 
 
-def draw_busy(busy_ax, times, busy, mean, engines: int, clock_shifts: dict) -> None:
+def clock_text(clock_shifts: dict, clock: str = "client") -> str:
+    """Which clock the time axis is on, as its label says it."""
+    if clock == "engine":
+        return "each engine's times on its own clock, as logged"
+    if not clock_shifts:
+        return "client clock"
+    moved = ", ".join(engine_label(e) for e in sorted(clock_shifts))
+    by = "its clock offset" if len(clock_shifts) == 1 else "their clock offsets"
+    return f"client clock; {moved} moved onto it by {by}"
+
+
+def draw_busy(busy_ax, times, busy, mean, engines: int, clock_shifts: dict, clock: str = "client") -> None:
     """The busy-engines panel: a step curve and its mean, and the time axis (which clock)."""
     busy_ax.fill_between(times, busy, step="post", color=BUSY, alpha=0.35, linewidth=0)
     busy_ax.step(times, busy, where="post", color=BUSY, linewidth=0.8)
     busy_ax.axhline(mean, color=MEAN, linewidth=0.8, label=f"mean {mean:.2f}")
     busy_ax.set_ylim(0, max(engines, 1) * 1.05)
     busy_ax.set_ylabel("busy engines", fontsize=8)
-    if clock_shifts:
-        moved = ", ".join(engine_label(e) for e in sorted(clock_shifts))
-        by = "its clock offset" if len(clock_shifts) == 1 else "their clock offsets"
-        clock = f"client clock; {moved} moved onto it by {by}"
-    else:
-        clock = "client clock; bars use engine clocks"
-    busy_ax.set_xlabel(f"seconds since the first submission ({clock})", fontsize=8)
+    busy_ax.set_xlabel(f"seconds since the first submission ({clock_text(clock_shifts, clock)})", fontsize=8)
     busy_ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     busy_ax.grid(alpha=0.3)
 
@@ -105,22 +111,55 @@ def draw_resources(memory_ax, cpu_ax, samples: dict) -> None:
         axis.grid(alpha=0.3)
 
 
-def draw_mark(ax, busy_ax, t, text) -> None:
-    """A mark: a dashed line across both panels, its text along it."""
+class MarkLanes:
+    """Where marks' labels go: in lanes above the engine rows, each label in the lowest lane where
+    it overlaps no other, so labels never cover each other or a bar's text."""
+
+    FONT = 7  # points
+    LANE = 10  # points between lanes
+
+    def __init__(self, ax, fig, x0: float, x1: float):
+        self.ax = ax
+        self.px_per_s = fig.get_figwidth() * fig.dpi * 0.8 / max(x1 - x0, 1e-9)
+        self.x0, self.x1 = x0, x1
+        self.ends: list = []  # each lane's rightmost label end, px
+        self.dpi = fig.dpi
+
+    def place(self, t: float, text: str) -> int:
+        """The lane of a label starting at time ``t``."""
+        left = (t - self.x0) * self.px_per_s
+        width = (len(text) * 0.6 * self.FONT + 6) * self.dpi / 72
+        for lane, end in enumerate(self.ends):
+            if left >= end:
+                self.ends[lane] = left + width
+                return lane
+        self.ends.append(left + width)
+        return len(self.ends) - 1
+
+    @property
+    def height(self) -> float:
+        """Points above the axes the lanes take."""
+        return len(self.ends) * self.LANE
+
+
+def draw_mark(ax, busy_ax, t, text, lanes: MarkLanes) -> None:
+    """A mark: a dashed line across both panels, its text above the engine rows (``lanes``)."""
     text = drawn(text)
     for axis in (ax, busy_ax):
         axis.axvline(t, color=MARK, linewidth=0.8, linestyle="--")
+    if not lanes.x0 <= t <= lanes.x1:  # (outside the time range shown: no label to read)
+        return
     ax.annotate(
         text,
-        (t, 0.98),
+        (t, 1.0),
         xycoords=("data", "axes fraction"),
-        xytext=(2, 0),
+        xytext=(1, 2 + lanes.LANE * lanes.place(t, text)),
         textcoords="offset points",
-        fontsize=7,
-        rotation=90,
-        va="top",
+        fontsize=lanes.FONT,
+        color=MARK,
+        va="bottom",
         ha="left",
-        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+        annotation_clip=False,
     )
 
 
@@ -129,30 +168,38 @@ def figure_size(engines: int, resources: bool = False) -> tuple:
     return 12.0, min(3.0 + 0.32 * max(engines, 1), 60.0) + (2.4 if resources else 0.0)
 
 
-def draw_timeline(state, figure=None):
-    """Draw ``state`` onto a new (or the given) matplotlib Figure and return it."""
+def draw_timeline(state, figure=None, *, colour_by="function", start=None, end=None, size=None):
+    """Draw ``state`` onto a new (or the given) matplotlib Figure and return it: bars coloured by
+    ``colour_by`` (``timeline.COLOUR_BY``), the seconds from ``start`` to ``end`` (default: all),
+    ``size`` (width, height) in inches (default: ``figure_size``, either left None)."""
     import_matplotlib()
     import numpy as np
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
-    data = TimelineData(state)
+    data = TimelineData(state, colour_by=colour_by)
     n = max(len(data.engine_ids), 1)
-    fig = figure or Figure(figsize=figure_size(n, bool(data.samples)), layout="constrained")
+    width, height = size or (None, None)
+    default = figure_size(n, bool(data.samples))
+    fig = figure or Figure(figsize=(width or default[0], height or default[1]), layout="constrained")
     fig.clear()
     panels = [max(3, min(n, 30)), 2] + ([1.5, 1.5] if data.samples else [])
     ax, busy_ax, *resource_axes = fig.subplots(len(panels), 1, sharex=True, height_ratios=panels)
+    x0 = 0.0 if start is None else start
+    x1 = data.span * 1.01 if end is None else end
+    if x1 <= x0:
+        raise PluginError(f"the time range is empty: start {x0:g} s is not before end {x1:g} s")
 
     if len(data.tasks):
-        px_per_s = fig.get_figwidth() * fig.dpi * 0.8 / (data.span * 1.01)
+        px_per_s = fig.get_figwidth() * fig.dpi * 0.8 / (x1 - x0)
         edges = float(np.median(data.end - data.start)) * px_per_s >= THIN_BAR_PX
         for collection in task_collections(data, edges):
             ax.add_collection(collection, autolim=False)  # the limits are set below
-        _label_bars(ax, fig, data)
+        _mark_failures(ax, data)
+        _label_bars(ax, fig, data, x0, x1)
 
-    for t, text in data.marks:
-        draw_mark(ax, busy_ax, t, text)
+    lanes = fig.mark_lanes = MarkLanes(ax, fig, x0, x1)
+    for t, text in sorted(data.marks, key=lambda mark: mark[0]):
+        draw_mark(ax, busy_ax, t, text, lanes)
     if data.joins:
         ax.scatter([t for t, _ in data.joins], [r for _, r in data.joins], marker=">", color="green", zorder=3, s=30)
     if data.leaves:
@@ -164,7 +211,7 @@ def draw_timeline(state, figure=None):
         fontsize=max(4, min(9, 300 / n)),
     )
     ax.set_ylim(n - 0.5, -0.5)
-    ax.set_xlim(0, data.span * 1.01)
+    ax.set_xlim(x0, x1)
     ax.grid(axis="x", alpha=0.3)
     started = state.headers[0]["t0"] if state.headers else None
     summary = state.summary()
@@ -174,21 +221,11 @@ def draw_timeline(state, figure=None):
         + (f", from {started:%Y-%m-%d %H:%M:%S} UTC" if started else ""),
         fontsize=10,
         loc="left",
+        pad=6 + lanes.height,  # above the marks' lanes
     )
-    legend = [Patch(color=c, label=drawn(f) or "(unknown)") for f, c in list(data.colour_of.items())[:8]]
-    legend += [
-        Patch(color=STATUS_COLOURS["error"], label="error"),
-        Patch(color=QUEUED, label="queued"),
-        Patch(color=REPLY_LATENCY, label="reply latency"),
-    ]
-    if data.joins or data.leaves:
-        legend += [
-            Line2D([], [], marker=">", color="green", ls="", label="engine joined"),
-            Line2D([], [], marker="x", color="black", ls="", label="engine left"),
-        ]
-    ax.legend(handles=legend, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    draw_legend(ax, data, colour_by)
 
-    draw_busy(busy_ax, *data.busy_curve(), len(data.engine_ids), data.clock_shifts)
+    draw_busy(busy_ax, *data.busy_curve(), len(data.engine_ids), data.clock_shifts, data.clock)
     if resource_axes:
         draw_resources(*resource_axes, data.samples)
         resource_axes[-1].set_xlabel(busy_ax.get_xlabel(), fontsize=8)  # the time axis goes under the last panel
@@ -196,27 +233,96 @@ def draw_timeline(state, figure=None):
     return fig
 
 
-def _label_bars(ax, fig, data):
-    """Write name and duration on the bars wide enough to hold them."""
-    width_px = fig.get_figwidth() * fig.dpi * 0.8
-    px_per_s = width_px / (data.span * 1.01)
-    widths = (data.end - data.start) * px_per_s
+LEGEND_KEYS = 10  # colour keys the legend names; more are counted
+
+
+def draw_legend(ax, data, colour_by) -> None:
+    """The legend, beside the engine rows."""
+    ax.legend(handles=_legend(data, colour_by), fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+
+
+def _legend(data, colour_by) -> list:
+    """What the picture shows, and only that: the colour keys with a bar to see, the statuses
+    that stand out, the queue and reply-latency bars, engines joining and leaving."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    keys = sorted(data.key_colours.items(), key=lambda item: item[0] or "")
+    handles = [Patch(color=c, label=drawn(k) or "(unknown)") for k, c in keys[:LEGEND_KEYS]]
+    if len(keys) > LEGEND_KEYS:
+        handles.append(Patch(color="none", label=f"and {len(keys) - LEGEND_KEYS} more {colour_by}s"))
+    if colour_by != "status":
+        present = {STATUS_ORDER[code] for code in set(data.status.tolist())}
+        handles += [Patch(color=c, label=name) for name, c in STATUS_COLOURS.items() if name in present]
+    if "error" in {STATUS_ORDER[code] for code in set(data.status.tolist())}:
+        handles.append(Line2D([], [], marker="v", color=STATUS_COLOURS["error"], ls="", label="a failed task"))
+    if (data.submitted < data.start).any():  # (NaN, never submitted in the log, compares false)
+        handles.append(Patch(color=QUEUED, label="queued"))
+    if (data.received > data.end).any():
+        handles.append(Patch(color=REPLY_LATENCY, label="reply latency"))
+    if data.joins or data.leaves:
+        handles += [
+            Line2D([], [], marker=">", color="green", ls="", label="engine joined"),
+            Line2D([], [], marker="x", color="black", ls="", label="engine left"),
+        ]
+    return handles
+
+
+def _mark_failures(ax, data) -> None:
+    """A red triangle over each failed bar, so that the failures are what the eye finds first,
+    however narrow their bars."""
+    import numpy as np
+
+    failed = data.status == STATUS_ORDER.index("error")
+    if failed.any():
+        middle = (data.start[failed] + np.maximum(data.end[failed], data.start[failed])) / 2
+        ax.scatter(middle, data.row[failed] - 0.42, marker="v", s=14, color=STATUS_COLOURS["error"], zorder=4)
+
+
+def _label_bars(ax, fig, data, x0, x1):
+    """Name the bars wide enough, the widest first: the task's name (shortened to fit), then its
+    duration as its bar shows it (a running task's so far, with a +), or a failed task's exception;
+    a duration that does not fit is left out, never cut."""
+    import numpy as np
+
+    px_per_s = fig.get_figwidth() * fig.dpi * 0.8 / (x1 - x0)
+    left, right = np.maximum(data.start, x0), np.minimum(np.maximum(data.end, data.start), x1)
+    widths = (right - left) * px_per_s
     rows = max(len(data.engine_ids), 1)
     if rows > 40:
         return
-    wide = [i for i in widths.argsort()[::-1][:MAX_BAR_TEXTS] if widths[i] > 40]
+    error, running = STATUS_ORDER.index("error"), STATUS_ORDER.index("running")
+    wide = [i for i in widths.argsort()[::-1][:MAX_BAR_TEXTS] if widths[i] > 24]
     for i in wide:
         task = data.tasks[i]
-        text = f"{drawn(task.name or task.function or '')}\n{task.run_seconds or 0:.2f}s"
-        if len(text.split("\n")[0]) * 5.5 > widths[i]:
-            text = f"{task.run_seconds or 0:.2f}s"
+        fits = int(widths[i] / CHAR_PX)
+        seconds = data.end[i] - data.start[i]
+        second = f"{seconds:.2f}s" + ("+" if data.status[i] == running else "")
+        if data.status[i] == error and task.ename:
+            second = task.ename
+        lines = [_fit(drawn(task.name or task.function or ""), fits), second if len(second) <= fits else ""]
+        text = "\n".join(line for line in lines if line)
+        if not text:
+            continue
         ax.text(
-            (data.start[i] + data.end[i]) / 2,
+            (left[i] + right[i]) / 2,
             data.row[i],
             text,
             ha="center",
             va="center",
             fontsize=6.5,
             color="white",
+            fontweight="bold" if data.status[i] == error else "normal",
             clip_on=True,
         )
+
+
+CHAR_PX = 5.5  # about a character of the bars' text, in pixels at the figure's resolution
+
+
+def _fit(text: str, chars: int) -> str:
+    """``text`` cut to ``chars`` characters with an ellipsis; nothing if that keeps less than four."""
+    if len(text) <= chars:
+        return text
+    kept = text[: chars - 1].rstrip()
+    return kept + "…" if len(kept) >= 4 else ""

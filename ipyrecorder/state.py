@@ -661,10 +661,11 @@ class State:
         """The logs' file names, as titles say it."""
         return ", ".join(os.path.basename(path) for path in self.paths)
 
-    def plot(self):
-        """The timeline as a matplotlib Figure: the matplotlib sink's drawing, shown inline in a
-        notebook (found through the registry, as the CLI finds it)."""
-        return plugin.get(plugin.SINKS, object, "matplotlib")().figure(self)
+    def plot(self, **options):
+        """The timeline as a matplotlib Figure: the matplotlib sink's drawing (``options`` as its:
+        ``colour="status"``, ``start=10, end=20``, ``width``...), shown inline in a notebook
+        (found through the registry, as the CLI finds it)."""
+        return plugin.get(plugin.SINKS, object, "matplotlib")(**options).figure(self)
 
     def report(self, path=None, **options):
         """The interactive HTML report (the html sink's page, ``options`` as its), shown inline in a

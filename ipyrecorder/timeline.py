@@ -7,31 +7,46 @@ as numpy arrays. Drawing them is ``figure.py``'s job.
 
 from __future__ import annotations
 
+import re
+
 from .clocks import many_on_client, moved_times
-from .colours import STATUS_COLOURS, colour_of
+from .colours import OK, STATUS_COLOURS, distinct_colours
+from .errors import PluginError
+from .state import engine_label
 from .table import NIL, STATUS_ORDER, Selection
 
 BUSY_BINS = 2000  # the busy curve is averaged into this many slices at most
 
 
+COLOUR_BY = ("function", "status", "engine", "prefix")  # what a bar's colour says (errors are red in all)
+
+
+def name_prefix(name: str) -> str:
+    """A task name's family: what comes before its first digit (``"run 12"`` -> ``"run"``)."""
+    return re.split(r"\d", name, maxsplit=1)[0].rstrip(" _-:./#[(") or name
+
+
 class TimelineData:
     """The numbers a timeline is drawn from, in seconds since the run's start."""
 
-    def __init__(self, state, tasks=None):
-        """Place ``tasks`` (default: all of ``state``'s) on rows for ``state``'s engines."""
+    def __init__(self, state, tasks=None, colour_by: str = "function", colours: dict | None = None):
+        """Place ``tasks`` (default: all of ``state``'s) on rows for ``state``'s engines, coloured by
+        ``colour_by`` (one of ``COLOUR_BY``); ``colours``: the keys' colours of the whole picture, for
+        a part of it drawn later (a live view's new bars)."""
         import numpy as np
 
+        if colour_by not in COLOUR_BY:
+            raise PluginError(f"cannot colour bars by {colour_by!r} (by: {', '.join(COLOUR_BY)})")
         table = state.table
         start, end = state.span_us()
         self.t0 = start or 0
         moving = state.view_shifts()  # a live state's engine times, put on the client's clock here
         self.clock_shifts = dict(state.clock_shifts or moving)  # engines whose times are moved onto the client's
+        self.clock = getattr(state, "clock", "client")
         engine = table.view("engine")
         self.engine_ids = sorted(set(state.engines) | set(np.unique(engine[engine != NIL]).tolist()))
         self.row_of = {e: i for i, e in enumerate(self.engine_ids)}
         function = table.view("function")
-        names = {code: table.text(code) or "" for code in np.unique(function).tolist()}
-        self.colour_of = {f: colour_of(f) for f in sorted(set(names.values()))}
 
         rows = np.arange(len(table)) if tasks is None else np.array([t.row for t in tasks], np.int64)
         began = table.effective_start()[rows]
@@ -54,15 +69,29 @@ class TimelineData:
         self.end = seconds("completed", last)
         self.submitted = seconds("submitted", np.nan)
         self.received = seconds("received", np.nan)
-        # a status's colour where it has one, else the function's
-        status = table.statuses()[rows]
-        by_status = [STATUS_COLOURS.get(name) for name in STATUS_ORDER]
-        codes = sorted(names)
-        palette = [self.colour_of[names[c]] for c in codes]
-        by_function = np.searchsorted(np.array(codes, np.int64), function[rows])
-        choice = np.array(by_status + palette, dtype=object)
-        coloured = np.array([c is not None for c in by_status])[status]
-        self.colours = np.where(coloured, choice[status], choice[len(by_status) + by_function]).tolist()
+        # a status's colour where it has one (error, aborted, running), else its key's: a bar's key is
+        # its function, engine, name prefix or status (colour_by); ``key_colours`` what the legend shows
+        self.status = table.statuses()[rows]
+        overridden = np.array([name in STATUS_COLOURS for name in STATUS_ORDER])[self.status]
+        if colour_by == "status":
+            overridden[:] = False
+        codes, texts = self._keys(table, rows, function, colour_by)
+        unique, which = np.unique(codes, return_inverse=True)
+        which = which.reshape(-1)
+        keys = [texts(code) for code in unique.tolist()]
+        seen = np.bincount(which[~overridden], minlength=len(unique)) > 0
+        if colour_by == "status":
+            colours = {name: STATUS_COLOURS.get(name, OK) for name in keys}
+        else:  # every function of the log takes a colour, as the report and the dashboard give them
+            every = (
+                {table.text(code) or "" for code in np.unique(function).tolist()} if colour_by == "function" else keys
+            )
+            colours = {**distinct_colours(every), **(colours or {})}
+        self.key_colours = {key: colours[key] for key, shown in zip(keys, seen.tolist()) if shown}
+        choice = np.array(
+            [STATUS_COLOURS.get(name) for name in STATUS_ORDER] + [colours.get(key) for key in keys], dtype=object
+        )
+        self.colours = choice[np.where(overridden, self.status, len(STATUS_ORDER) + which)].tolist()
         self.span = max(last, float(self.end.max()) if len(self.end) else 0.0, 1e-3)
         self.marks = [(sec(m.t_us), m.text) for m in state.marks]
         # each engine's resource samples (engine_stats): seconds, CPU %, resident bytes
@@ -81,6 +110,21 @@ class TimelineData:
             for e in state.engines.values()
             if e.id in self.row_of and e.unregistered_us is not None
         ]
+
+    @staticmethod
+    def _keys(table, rows, function, colour_by):
+        """Each placed task's colour key as an int code, and the key's text for a code."""
+        import numpy as np
+
+        if colour_by == "status":
+            return table.statuses()[rows], STATUS_ORDER.__getitem__
+        if colour_by == "engine":
+            return table.view("engine")[rows], engine_label
+        if colour_by == "function":
+            return function[rows], lambda code: table.text(code) or ""
+        name = table.view("name")[rows].astype(np.int64)  # prefix: the name's, else the function's (-code - 2)
+        codes = np.where(name >= 0, name, -function[rows].astype(np.int64) - 2)
+        return codes, lambda code: name_prefix(table.text(code)) if code >= 0 else table.text(-code - 2) or ""
 
     def busy_curve(self, bins: int = BUSY_BINS):
         """(times, busy engines) as a step function, and its time-weighted mean.

@@ -14,6 +14,11 @@ class MatplotlibSink(Sink):
         Option("format", str, None, "png, svg or pdf (default: from the output file's extension)"),
         Option("dpi", int, DPI, "resolution of raster output"),
         Option("show", bool, False, "open an interactive window instead of writing a file"),
+        Option("width", float, None, "figure width in inches (default 12)"),
+        Option("height", float, None, "figure height in inches (default: from the number of engines)"),
+        Option("start", float, None, "the first second shown, since the first submission (default 0)"),
+        Option("end", float, None, "the last second shown (default: the end of the run)"),
+        Option("colour", str, "function", "colour bars by function, status, engine or prefix (of the task's name)"),
     )
     binary = True
     suffix = ".png"
@@ -21,7 +26,18 @@ class MatplotlibSink(Sink):
     def figure(self, state):
         """``state``'s timeline as a Figure (``State.plot``), shown as PNG when a notebook cell's value."""
         show_figures_inline()
-        return draw_timeline(state)
+        return self._draw(state)
+
+    def _draw(self, state, figure=None):
+        config = self.config
+        return draw_timeline(
+            state,
+            figure,
+            colour_by=config["colour"],
+            start=config["start"],
+            end=config["end"],
+            size=(config["width"], config["height"]),
+        )
 
     def wants_output(self):
         return not self.config["show"]
@@ -32,10 +48,13 @@ class MatplotlibSink(Sink):
         if self.config["show"]:
             import matplotlib.pyplot as plt
 
-            draw_timeline(state, plt.figure(figsize=(12, 6), layout="constrained"))
+            self._draw(
+                state,
+                plt.figure(figsize=(self.config["width"] or 12, self.config["height"] or 6), layout="constrained"),
+            )
             plt.show()
             return
-        fig = draw_timeline(state)
+        fig = self._draw(state)
         fmt = self.config["format"] or _extension(getattr(out, "name", "")) or "png"
         if fmt not in ("png", "svg", "pdf"):
             raise SinkError(f"cannot write a timeline as {fmt!r}; use png, svg or pdf")

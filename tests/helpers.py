@@ -4,6 +4,7 @@ Test modules import from here (and get fixtures from conftest.py), never from ea
 """
 
 import fcntl
+import math
 import os
 import pty
 import random
@@ -466,3 +467,64 @@ def run_in_pty(args, columns=110, timeout=60):
         if proc.poll() is None:
             proc.kill()
         os.close(master)
+
+
+def sweep_log(path, n=200, engines=4, seed=5, close=True):
+    """A sweep as a new user records it: named tasks of varying length on a few engines, one in 23
+    failing fast, output, two marks at the start and two close together at the end."""
+    rng = random.Random(seed)
+    with LogWriter(path, "w", new_header(t0=T0)) as log:
+        for e in range(engines):
+            log.append({"kind": "engine_register", "t": at(0), "engine_id": e, "uuid": f"u{e}", "present": True})
+        log.append({"kind": "mark", "t": at(0), "text": "setup"})
+        log.append({"kind": "mark", "t": at(0.001), "text": "simulate"})
+        free = [0.05] * engines
+        for i in range(n):
+            fn = "load" if i < 8 else "simulate"
+            mid = f"s_1_{i}"
+            sub = 0.01 + i * 0.002
+            e = min(range(engines), key=free.__getitem__)
+            start = max(free[e], sub) + 0.002
+            failed = i % 23 == 7
+            dur = 0.08 if failed else rng.lognormvariate(math.log(0.25), 0.8)
+            end = start + dur
+            free[e] = end + 0.001
+            log.append({"kind": "submit", "msg_id": mid, "t": at(sub), "function": fn})
+            log.append({"kind": "label", "msg_id": mid, "name": f"run {i}"})
+            log.append({"kind": "start", "msg_id": mid, "t": at(start), "engine_id": e})
+            log.append({"kind": "stdout", "msg_id": mid, "t": at(start), "text": f"run {i} starts\n"})
+            log.append(
+                {
+                    "kind": "complete",
+                    "msg_id": mid,
+                    "status": "error" if failed else "ok",
+                    "started": at(start),
+                    "completed": at(end),
+                    "received": at(end + 0.003),
+                    "engine_id": e,
+                    "ename": "ValueError" if failed else None,
+                    "evalue": f"simulation {i} diverged" if failed else None,
+                    "traceback": f"Traceback (most recent call last):\nValueError: simulation {i} diverged"
+                    if failed
+                    else None,
+                }
+            )
+        last = max(free)
+        log.append({"kind": "submit", "msg_id": "s_1_999", "t": at(last), "function": "summarise"})
+        log.append({"kind": "start", "msg_id": "s_1_999", "t": at(last + 0.01), "engine_id": 0})
+        log.append(
+            {
+                "kind": "complete",
+                "msg_id": "s_1_999",
+                "status": "ok",
+                "started": at(last + 0.01),
+                "completed": at(last + 0.5),
+                "received": at(last + 0.5),
+                "engine_id": 0,
+            }
+        )
+        log.append({"kind": "mark", "t": at(last), "text": "summarise"})
+        log.append({"kind": "mark", "t": at(last + 0.52), "text": "done"})
+        if close:
+            log.close({"ended": "block exited"})
+    return path

@@ -446,7 +446,7 @@ def test_empty_and_odd_logs_render(page, tmp_path, kind):
 
 
 def test_functions_have_the_same_colour_in_python_and_the_page(page, tmp_path):
-    from ipyrecorder.colours import FUNCTION_PALETTE, colour_of, palette_index
+    from ipyrecorder.colours import FUNCTION_PALETTE, colour_of, distinct_colours, palette_index
 
     write_sample(tmp_path / "a.mpk")
     report(tmp_path / "a.mpk")
@@ -457,6 +457,16 @@ def test_functions_have_the_same_colour_in_python_and_the_page(page, tmp_path):
     assert page.js("window.ipyrecorderCommon.PALETTE") == list(FUNCTION_PALETTE)
     assert colour_of("work") == FUNCTION_PALETTE[palette_index("work")]
     assert len({palette_index(f"f{i}") for i in range(100)}) == len(FUNCTION_PALETTE)  # the hash spreads names
+    # functions of one picture whose hashes meet take the next free colour, in sorted order, in both
+    meet = ["load", "simulate", "summarise", "work", "reduce", "f1", "f2"]
+    taken = page.js(
+        "names => { const t = new Set(), C = window.ipyrecorderCommon;"
+        " return names.slice().sort().map(n => C.takeColour(n, t)); }",
+        meet,
+    )
+    expected = distinct_colours(meet)
+    assert [FUNCTION_PALETTE[i] for i in taken] == [expected[name] for name in sorted(meet)]
+    assert len(set(expected.values())) == len(meet)  # (seven names, eight colours: none shared)
 
 
 def test_dependencies_are_linked_and_the_critical_path_is_a_card(page, tmp_path):

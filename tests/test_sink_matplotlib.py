@@ -8,7 +8,7 @@ import ipyrecorder
 from ipyrecorder.cli import ExitStatus, main
 from ipyrecorder.sink import Log
 
-from .helpers import T0, write_sample
+from .helpers import ARTIFACTS, T0, sweep_log, write_sample
 
 pytest.importorskip("matplotlib")
 from ipyrecorder.colours import STATUS_COLOURS  # noqa: E402
@@ -99,3 +99,91 @@ def test_timeline_data_places_each_task_on_its_engine(tmp_path):
     assert list(data.row) == [0, 1, 0]
     assert data.end[0] - data.start[0] == pytest.approx(0.5)
     assert data.colours[2] == STATUS_COLOURS["error"]
+
+
+# -- a picture read at a glance (issue 16) -----------------------------------------------------------
+def _texts(fig):
+    """(text, display bbox) of every drawn text of the engine rows' axes: marks and bars."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    ax = fig.axes[0]
+    return [(t.get_text(), t.get_window_extent(renderer)) for t in ax.texts if t.get_visible() and t.get_text()]
+
+
+def _save(fig, name):
+    ARTIFACTS.mkdir(exist_ok=True)
+    fig.savefig(ARTIFACTS / name, dpi=100)
+
+
+def test_mark_labels_never_cover_each_other_or_a_bar_s_text(tmp_path):
+    state = ipyrecorder.replay(sweep_log(tmp_path / "sweep.mpk", n=60))
+    fig = draw_timeline(state)
+    _save(fig, "timeline-sweep-60.png")
+    texts = _texts(fig)
+    marks = [(t, box) for t, box in texts if t in ("setup", "simulate", "summarise", "done")]
+    assert sorted(t for t, _ in marks) == ["done", "setup", "simulate", "summarise"]  # every mark is written
+    for i, (a, box) in enumerate(texts):
+        for b, other in texts[i + 1 :]:
+            assert not box.overlaps(other), f"{a!r} covers {b!r}"
+
+
+def test_failed_tasks_are_the_easiest_bars_to_find(tmp_path):
+    state = ipyrecorder.replay(sweep_log(tmp_path / "sweep.mpk", n=60))
+    fig = draw_timeline(state)
+    failed = [t for t in state.tasks.values() if t.status == "error"]
+    markers = [c for c in fig.axes[0].collections if c.get_offsets().size and len(c.get_offsets()) == len(failed)]
+    assert len(failed) == 3 and markers, "a marker over each failed bar"
+    bars = {text.split("\n")[0] for text, _ in _texts(fig)}
+    assert sum(1 for name in bars if name.startswith("run ")) > 30  # at 60 tasks, the bars are named
+    fig = draw_timeline(ipyrecorder.replay(tmp_path / "sweep.mpk", until="+2s"))  # (its bars are wider)
+    _save(fig, "timeline-sweep-until.png")
+    bars = {text.split("\n")[0] for text, _ in _texts(fig)}
+    assert "run 7" in bars  # a failed bar wide enough gets its name, as an ok bar of its width does
+
+
+def test_the_legend_shows_what_the_picture_shows(tmp_path):
+    path = tmp_path / "legend.mpk"
+    with ipyrecorder.open_log(path, "w") as log:
+        for i, (function, status) in enumerate([("h", None), ("f", "ok"), ("g", "error")]):
+            t = T0 + timedelta(seconds=i)
+            log.append({"kind": "submit", "msg_id": f"l_{i}", "t": t, "function": function})
+            log.append({"kind": "start", "msg_id": f"l_{i}", "t": t, "engine_id": i % 2})
+            if status:
+                end = t + timedelta(seconds=0.5)
+                log.append({"kind": "complete", "msg_id": f"l_{i}", "status": status, "started": t, "completed": end})
+    fig = draw_timeline(ipyrecorder.replay(path))
+    labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["f", "error", "running", "a failed task"]  # g's bars are all red, h's amber: not listed
+    running = [text for text, _ in _texts(fig) if text.endswith("s+")]
+    assert running and running[0].split("\n")[-1] != "0.00s+"  # a running bar says how long it has run
+
+
+def test_size_time_range_and_colours_are_options(tmp_path, capsys):
+    log = sweep_log(tmp_path / "sweep.mpk", n=60)
+    out = tmp_path / "range.png"
+    options = ["-O", "width=8", "-O", "height=4", "-O", "start=1", "-O", "end=3", "-O", "colour=status"]
+    assert main(["replay", str(log), "--sink", "matplotlib", "-o", str(out), *options]) == 0
+    from matplotlib.image import imread
+
+    height, width = imread(out).shape[:2]
+    assert (width, height) == (8 * 120, 4 * 120)
+    fig = draw_timeline(ipyrecorder.replay(log), colour_by="status", start=1, end=3)
+    assert fig.axes[0].get_xlim() == (1, 3)
+    assert [text.get_text() for text in fig.axes[0].get_legend().get_texts()][:2] == ["error", "ok"]
+    prefix = TimelineData(ipyrecorder.replay(log), colour_by="prefix")
+    assert set(prefix.key_colours) == {"run", "summarise"}
+    engine = TimelineData(ipyrecorder.replay(log), colour_by="engine")
+    assert len(set(engine.key_colours.values())) == 4  # four engines, four colours
+    _save(fig, "timeline-range-by-status.png")
+    capsys.readouterr()
+    assert main(["replay", str(log), "--sink", "matplotlib", "-o", str(out), "-O", "colour=rainbow"]) == 2
+    assert "cannot colour bars by 'rainbow' (by: function, status, engine, prefix)" in capsys.readouterr().err
+
+
+def test_functions_in_one_picture_never_share_a_colour(tmp_path):
+    state = ipyrecorder.replay(sweep_log(tmp_path / "sweep.mpk", n=60))
+    colours = TimelineData(state).key_colours
+    assert set(colours) == {"load", "simulate", "summarise"} and len(set(colours.values())) == 3

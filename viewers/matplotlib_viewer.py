@@ -18,55 +18,66 @@ from ipyrecorder.viewer import Viewer
 class LiveTimeline:
     """A figure kept in step with a growing ``State``."""
 
-    def __init__(self, figure):
+    def __init__(self, figure, colour_by: str = "function"):
         self.figure = figure
+        self.colour_by = colour_by
         self.frames = 0
         self._key = None
+        self._colours = None  # the colour of each key drawn (a new key: everything is drawn again)
 
     def update(self, state, final: bool = False) -> str:
         """Bring the figure up to date: "full", "incremental" or "none"."""
         from ipyrecorder.figure import draw_timeline
+        from ipyrecorder.timeline import TimelineData
 
         changes = state.take_changes()
         engines = tuple(sorted(e for e in state.engines if e is not None))
         key = (id(state), state.span_us()[0], engines, bool(state.table.samples))  # (resources: two more panels)
-        if final or changes.full or key != self._key:
-            draw_timeline(state, self.figure)
-            self._key = key
-            self._running = []
-            self.frames += 1
-            return "full"
-        new = changes.completed
-        running = [e.current for e in state.engines.values() if e.current is not None]
-        if not new and not running and not changes.marks and not self._running:
-            return "none"
-        self._draw_increment(state, new, running, len(changes.marks))
+        whole = None
+        if not (final or changes.full or key != self._key):
+            new = changes.completed
+            running = [e.current for e in state.engines.values() if e.current is not None]
+            if not new and not running and not changes.marks and not self._running:
+                return "none"
+            whole = TimelineData(state, colour_by=self.colour_by)
+            kept = all(whole.key_colours.get(key) == colour for key, colour in self._colours.items())
+            if kept:  # (a new key, a new colour: only the legend changes)
+                self._draw_increment(state, whole, new, running, len(changes.marks))
+                self._colours = whole.key_colours
+                self.frames += 1
+                return "incremental"
+        draw_timeline(state, self.figure, colour_by=self.colour_by)
+        self._key = key
+        self._colours = (whole or TimelineData(state, colour_by=self.colour_by)).key_colours
+        self._running = []
         self.frames += 1
-        return "incremental"
+        return "full"
 
-    def _draw_increment(self, state, new, running, new_marks):
-        from ipyrecorder.figure import draw_busy, draw_mark, draw_resources, task_collections
+    def _draw_increment(self, state, whole, new, running, new_marks):
+        from ipyrecorder.figure import draw_busy, draw_legend, draw_mark, draw_resources, task_collections
         from ipyrecorder.timeline import TimelineData
 
         ax, busy_ax, *resource_axes = self.figure.axes
         for artist in self._running:
             artist.remove()
         self._running = []
+        part = {"colour_by": self.colour_by, "colours": whole.key_colours}
         if new:
-            for collection in task_collections(TimelineData(state, new)):
+            for collection in task_collections(TimelineData(state, new, **part)):
                 ax.add_collection(collection, autolim=False)
         if running:
-            for collection in task_collections(TimelineData(state, running)):
+            for collection in task_collections(TimelineData(state, running, **part)):
                 ax.add_collection(collection, autolim=False)
                 self._running.append(collection)
-        whole = TimelineData(state)
         for t, text in whole.marks[len(whole.marks) - new_marks :]:
-            draw_mark(ax, busy_ax, t, text)
+            draw_mark(ax, busy_ax, t, text, self.figure.mark_lanes)
+        if whole.key_colours != self._colours:
+            draw_legend(ax, whole, self.colour_by)
         ax.set_xlim(0, whole.span * 1.01)
         for artist in list(busy_ax.lines) + list(busy_ax.collections):
             if artist.get_linestyle() != "--":  # keep the marks' lines
                 artist.remove()
-        draw_busy(busy_ax, *whole.busy_curve(), len(whole.engine_ids), whole.clock_shifts)
+        draw_busy(busy_ax, *whole.busy_curve(), len(whole.engine_ids), whole.clock_shifts, whole.clock)
         if resource_axes:  # (a few samples per engine-second: drawn afresh)
             label = busy_ax.get_xlabel()
             busy_ax.set_xlabel("")
@@ -82,6 +93,7 @@ class MatplotlibViewer(Viewer):
     options = (
         Option("interval", float, 0.2, "seconds between frames"),
         Option("save", str, None, "headless: write the last frame to this file and exit when the log closes"),
+        Option("colour", str, "function", "colour bars by function, status, engine or prefix (of the task's name)"),
     )
 
     def run(self, tail, *, poll=False, once=False):
@@ -105,7 +117,7 @@ class MatplotlibViewer(Viewer):
         from ipyrecorder.figure import DPI, figure_size
         from ipyrecorder.timeline import TimelineData
 
-        live = LiveTimeline(Figure(figsize=(12, 6), layout="constrained"))
+        live = LiveTimeline(Figure(figsize=(12, 6), layout="constrained"), self.config["colour"])
         if not once:
             with Follower(tail, poll=poll) as follower:
                 try:
@@ -127,7 +139,7 @@ class MatplotlibViewer(Viewer):
 
         fig = plt.figure(figsize=(12, 6), layout="constrained")
         fig.canvas.manager.set_window_title(f"ipyrecorder: {tail.path}")
-        live = LiveTimeline(fig)
+        live = LiveTimeline(fig, self.config["colour"])
         finished = False
         with Follower(tail, poll=poll) as follower:
 

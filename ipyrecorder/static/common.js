@@ -40,6 +40,14 @@
     for (var k = 0; k < bytes.length; k++) h = Math.imul(h ^ bytes[k], 0x01000193) >>> 0;
     return h % C.PALETTE.length;
   };
+  // A function's colour among those already taken (a Set of indexes, added to): its own, else the next
+  // free one, as colours.distinct_colours gives them (the functions in sorted order).
+  C.takeColour = function (name, taken) {
+    var P = C.PALETTE.length, index = C.colourIndex(name);
+    for (var step = 0; step < P && taken.has(index); step++) index = (index + 1) % P;
+    taken.add(index);
+    return index;
+  };
   C.C_GRID = "#eaeef2"; C.C_ZEBRA = "#f6f8fa"; C.C_TEXT = "#57606a"; C.C_MARK = COLOURS.mark;
   C.FONT = "12px system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif";
   var MU = (C.MU = "\u00b5"), DASH = (C.DASH = "\u2013");

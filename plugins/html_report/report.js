@@ -308,14 +308,14 @@
       this.hover = -1;
       this.selected = -1;
 
-      // Colour index per task: by function (C.colourIndex, as every view), else status.
+      // Colour index per task: by function (C.takeColour, as every view), else status.
       var used = new Map(), fnIdx = D.fn;
       for (var i = 0; i < n; i++) used.set(fnIdx[i], true);
       var names = Array.from(used.keys()).sort(function (a, b) {
         var x = D.strings[a], y = D.strings[b]; return x < y ? -1 : x > y ? 1 : 0;
       });
-      var fnColour = new Map();
-      names.forEach(function (f) { fnColour.set(f, C.colourIndex(D.strings[f])); });
+      var fnColour = new Map(), taken = new Set();
+      names.forEach(function (f) { fnColour.set(f, C.takeColour(D.strings[f], taken)); });
       this.functions = names;
       this.fnColour = fnColour;
       var P = PALETTE.length;

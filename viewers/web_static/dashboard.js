@@ -60,7 +60,7 @@
       stdout: new Map(), stderr: new Map(), errors: new Map() };
     S = { index: new Map(), strIndex: new Map([["", 0]]), origin: 0, originKnown: false, offset: 0,
       byStatus: STATUSES.map(function () { return 0; }), marks: [], notices: [], damage: [], closed: false, exists: true, progress: {},
-      log: "", rowOf: new Map(), running: new Set(), fnColour: new Map(), functions: [], rows: [], dataStart: 0,
+      log: "", rowOf: new Map(), running: new Set(), fnColour: new Map(), taken: new Set(), functions: [], rows: [], dataStart: 0,
       dataEnd: 0, failed: [], version: "", segments: 0, outputChars: 200 };
     grow(1024);
   }
@@ -110,7 +110,7 @@
     if (slot >= 0) return slot;
     var f = D.fn[i], c = S.fnColour.get(f);
     if (c === undefined) {
-      c = C.colourIndex(D.strings[f]);
+      c = C.takeColour(D.strings[f], S.taken);  // (a function that comes later: the next free colour)
       S.fnColour.set(f, c);
       S.functions.push(f);
       Legend.dirty = true;
@@ -281,11 +281,11 @@
       if (r !== undefined) D.engines[r].series = found[1].map(function (s) { return [rel(s[0]), s[1]]; });
     });
     live.engines.forEach(applyEngine);
-    // function colours: C.colourIndex of each name, as every view colours them; the legend lists them sorted
+    // function colours: C.takeColour of each name, in sorted order, as every view colours them (and the legend)
     var used = new Set();
     for (var i = 0; i < n; i++) used.add(D.fn[i]);
     Array.from(used).sort(function (a, b) { var x = D.strings[a], y = D.strings[b]; return x < y ? -1 : x > y ? 1 : 0; })
-      .forEach(function (f) { S.fnColour.set(f, C.colourIndex(D.strings[f])); S.functions.push(f); });
+      .forEach(function (f) { S.fnColour.set(f, C.takeColour(D.strings[f], S.taken)); S.functions.push(f); });
     var R = D.engines.length, counts = new Uint32Array(R);
     for (i = 0; i < n; i++) {
       S.index.set(D.mp[i] * TWO32 + D.ms[i], i);
