@@ -462,7 +462,9 @@ def failures(logs, as_json, until):
 def check(log, repair):
     """Verify LOG's frames, checksums and content; exit 5 when damage remains."""
     reader = _open_reader(log)
-    events = sum(1 for _ in reader.events())
+    kinds = [event["kind"] for event in reader.events()]
+    segments = kinds.count("header")
+    events = len(kinds) - segments  # (as info and the dashboard count them: the segments' headers apart)
     damage = reader.damage
     if repair and any(d.code == TORN for d in damage):
         moved = repair_tail(log)
@@ -472,7 +474,9 @@ def check(log, repair):
             damage = [d for d in damage if d != torn]
     for d in damage:
         say(f"{log}: {d}")
-    say(f"{log}: {events} events, {'ok' if not damage else f'{len(damage)} damaged region(s)'}")
+    say(
+        f"{log}: {events} events in {segments} segment(s), {'ok' if not damage else f'{len(damage)} damaged region(s)'}"
+    )
     if damage:
         raise Damaged(f"{log}: damaged")
 

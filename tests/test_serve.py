@@ -37,7 +37,7 @@ from ipyrecorder.tail import LogTail
 from ipyrecorder.viewers import web
 from ipyrecorder.viewers.web import WebServer
 
-from .helpers import ARTIFACTS, T0, Page, rich_log, wait_until, write_sample
+from .helpers import ARTIFACTS, T0, Page, rich_log, sweep_log, wait_until, write_sample
 
 XSS_NAME = '<img src=x onerror="window.__xss=1">'
 XSS_OUT = "<script>window.__xss=1</script>"
@@ -906,4 +906,22 @@ def test_the_engines_table_shows_each_engine_s_host_and_memory(tmp_path, pages):
         points = page.page.locator("svg.spark polyline").get_attribute("points").split()
         assert len(points) == 3 and page.js("window.__xss") is None  # the host is shown as text
         page.shot("dashboard-engine-memory.png")
+        page.assert_clean()
+
+
+def test_the_dashboard_says_when_the_recording_ended(tmp_path, pages):
+    """Waiting, the time axis has no ticks to count from; once the log closes, the page says so: closed,
+    the rate over the whole run, the whole run in view, every mark's text."""
+    path = tmp_path / "later.mpk"
+    with serving(path) as server:
+        page = pages().open(server.url())
+        page.wait("() => document.getElementById('conn').textContent.includes('waiting')")
+        assert page.js("window.ipyrecorderLive.lastDraw.marks") == 0
+        sweep_log(path, n=60)
+        page.wait("() => document.getElementById('conn').textContent.includes('recording closed')")
+        page.wait("() => window.ipyrecorderLive.lastDraw.marks === 4")
+        cards = page.page.locator("#cards").inner_text()
+        assert "over the run" in cards and "last 30 s" not in cards
+        assert page.page.locator("#view-range").inner_text().startswith("closed")
+        page.shot("serve-closed.png")
         page.assert_clean()

@@ -21,7 +21,7 @@ import ipyrecorder
 from ipyrecorder.cli import ExitStatus, main
 from ipyrecorder.sink import Log
 
-from .helpers import ARTIFACTS, T0, Page, rich_log, write_sample
+from .helpers import ARTIFACTS, T0, Page, rich_log, sweep_log, write_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 XSS = (
@@ -213,7 +213,8 @@ def x_of(layout, view, seconds):
 
 
 def y_of(layout, row):
-    return layout["top"] + (row + 0.5) * layout["rowH"]
+    """A pixel row through the bars of engine row ``row``, above the names written on them."""
+    return layout["top"] + (row + 0.5) * layout["rowH"] - layout["rowH"] * 0.25
 
 
 def test_the_page_splits_msg_ids_as_python_does(page, tmp_path):
@@ -489,7 +490,7 @@ def test_dependencies_are_linked_and_the_critical_path_is_a_card(page, tmp_path)
     # a link in the dependency colour halfway between task-2's end (engine 0) and task-3's start (engine 1)
     from ipyrecorder.colours import DEPENDENCY
 
-    x, y = (x_of(layout, view, 2.51) + x_of(layout, view, 3.01)) / 2, (y_of(layout, 0) + y_of(layout, 1)) / 2
+    x, y = (x_of(layout, view, 2.51) + x_of(layout, view, 3.01)) / 2, layout["top"] + layout["rowH"]  # (between rows)
     near = page.js(
         """([x, y]) => { const c = document.getElementById("overlay"), d = window.devicePixelRatio || 1;
         const px = c.getContext("2d").getImageData(Math.floor((x - 3) * d), Math.floor((y - 3) * d), 7 * d, 7 * d).data;
@@ -500,4 +501,38 @@ def test_dependencies_are_linked_and_the_critical_path_is_a_card(page, tmp_path)
     )
     want = tuple(int(DEPENDENCY[k : k + 2], 16) for k in (1, 3, 5))
     assert any(all(abs(a - b) <= 8 for a, b in zip(rgb, want)) for rgb in near), near[:5]
+    page.assert_clean()
+
+
+def test_a_sweep_reads_at_a_glance(page, tmp_path):
+    """Issue 16: rows tall enough to hold names, names on bars once they are wide enough, every mark's text,
+    errors grouped by exception type with examples and their tracebacks, short msg_ids."""
+    report(sweep_log(tmp_path / "sweep.mpk", n=200))
+    page.open(tmp_path / "sweep.html")
+    layout = page.js("window.ipyrecorderReport.layout()")
+    assert layout["rowH"] >= 36  # four engines on a 1400 x 900 screen
+    draw = page.js("window.ipyrecorderReport.lastDraw")
+    assert draw["marks"] == 4  # "setup" and "simulate" at 0 s, "summarise" and "done" half a second apart
+    page.js("window.ipyrecorderReport.setView(5e6, 8e6)")  # three seconds: bars some 100 px wide
+    assert page.js("window.ipyrecorderReport.lastDraw.names") > 20
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.page.locator("#timeline").screenshot(path=str(ARTIFACTS / "report-sweep-zoomed.png"))
+    groups = page.page.locator("#error-groups")
+    text = groups.inner_text()
+    assert "9 failed tasks, 1 kind of error" in text.lower() and text.count("ValueError: simulation") == 3
+    assert page.js("document.querySelectorAll('#error-groups details pre').length") == 3  # each example's traceback
+    cell = page.page.locator("#task-list tbody tr").first.locator("td").first
+    assert cell.inner_text() == "s_1_0"  # short ones stay whole
+    page.assert_clean()
+
+
+def test_long_msg_ids_are_shortened_with_the_whole_in_the_tooltip(page, tmp_path):
+    path = tmp_path / "ids.mpk"
+    long_id = "5287fcdc-61bcbc355f01423e1adc1e3d_4987_12"
+    with ipyrecorder.open_log(path, "w") as log:
+        log.append({"kind": "submit", "msg_id": long_id, "t": T0, "function": "f"})
+    report(path)
+    page.open(tmp_path / "ids.html")
+    cell = page.page.locator("#task-list tbody tr").first.locator("td").first
+    assert cell.inner_text() == "\u2026" + long_id[-12:] and cell.get_attribute("title") == long_id
     page.assert_clean()

@@ -345,6 +345,15 @@
   C.PagedTable = PagedTable;
 
   // A cell renderer: fn(i) as text (its first line, cut to max characters, when max is given).
+  // A column of msg_ids of D's tasks: each its last 12 characters (what tells one client's tasks apart), the
+  // whole in its tooltip, so that a 42-character msg_id does not squeeze the names and output beside it.
+  C.cellMsgId = function (store) {  // (store(): D, the task columns as they are now)
+    return function (i, td) {
+      var id = C.msgId(store(), i);
+      td.textContent = id.length > 14 ? "\u2026" + id.slice(-12) : id;
+      td.title = id;
+    };
+  };
   C.cellText = function (fn, max) {
     return function (i, td) {
       var t = fn(i);
@@ -503,6 +512,11 @@
   };
 
   // Marks ({t, text}) in view as dashed lines from y0 to y1, labelled at labelY where there is room.
+  // Marks in view: a dashed line from y0 to y1 each, and its text above the rows, in the first of C.MARK_LANES
+  // lanes (from baseline labelY down) where it covers no other label; with no lane free here, only its line.
+  // Returns how many labels it wrote.
+  C.MARK_LANES = 3;
+  var MARK_LANE = 13;  // pixels between lanes
   C.drawMarks = function (ctx, marks, V, y0, y1, labelY) {
     var v0 = V.v0, v1 = V.v1, left = V.left, W = V.W, scale = V.scale;
     ctx.save();
@@ -510,19 +524,57 @@
     ctx.fillStyle = C.C_MARK;
     ctx.setLineDash([4, 3]);
     ctx.lineWidth = 1;
-    var lastLabel = -Infinity;
-    var shown = marks.filter(function (mk) { return mk.t >= v0 && mk.t <= v1; });
-    shown.forEach(function (mk, j) {
+    var ends = [];
+    for (var l = 0; l < C.MARK_LANES; l++) ends.push(-Infinity);
+    var shown = marks.filter(function (mk) { return mk.t >= v0 && mk.t <= v1; }), labels = 0;
+    shown.sort(function (a, b) { return a.t - b.t; });
+    shown.forEach(function (mk) {
       var x = Math.round(left + (mk.t - v0) * scale) + 0.5;
       ctx.beginPath(); ctx.moveTo(x, y0); ctx.lineTo(x, y1); ctx.stroke();
-      if (x >= lastLabel) {
-        var next = j + 1 < shown.length ? left + (shown[j + 1].t - v0) * scale : left + W;
-        var room = Math.max(0, Math.min(next, left + W) - x - 6), text = fitText(ctx, String(mk.text).slice(0, 200), room);
-        if (text) { ctx.fillText(text, x + 3, labelY); lastLabel = x + ctx.measureText(text).width + 8; }
-      }
+      var whole = String(mk.text).slice(0, 200), width = ctx.measureText(whole).width, text = whole, lane;
+      var at = x + 3;  // right of its line, or left of it where the plot ends first
+      if (at + width > left + W && x - 3 - width >= left) at = x - 3 - width;
+      lane = ends.findIndex(function (end) { return end <= at; });
+      if (lane < 0) return;  // (every lane is taken here: the line shows the mark; zooming in makes room)
+      if (at + width > left + W) text = fitText(ctx, whole, left + W - at);
+      if (!text) return;
+      ctx.fillText(text, at, labelY + lane * MARK_LANE);
+      ends[lane] = Math.max(at + ctx.measureText(text).width, x) + 8;
+      labels++;
     });
     ctx.restore();
+    return labels;
   };
+
+  // The names of a row's bars wide enough to hold some letters (label(i): the text), in a colour that reads on
+  // the bar's; at most MAX_BAR_NAMES in a frame (sc.names counts them).
+  var MAX_BAR_NAMES = 400, BAR_NAME_MIN = 36;
+  C.drawBarNames = function (ctx, row, m, V, y, bh, cidx, colours, label, sc) {
+    if (bh < 12) return;
+    var s = row.s, e = row.e, mx = row.mx, ord = row.ord, v0 = V.v0, v1 = V.v1, scale = V.scale, W = V.W, left = V.left;
+    var lo = lowerBound(mx, v0, 0, m), hi = upperBound(s, v1, lo, m);
+    ctx.save();
+    ctx.font = "11px system-ui, -apple-system, 'Segoe UI', Roboto, Arial, sans-serif";
+    ctx.textBaseline = "middle";
+    ctx.textAlign = "center";
+    for (var k = lo; k < hi && sc.names < MAX_BAR_NAMES; k++) {
+      if (e[k] < v0) continue;
+      var x0 = Math.max(0, (s[k] - v0) * scale), x1 = Math.min(W, (e[k] - v0) * scale);
+      if (x1 - x0 < BAR_NAME_MIN) continue;
+      var text = fitText(ctx, label(ord[k]), x1 - x0 - 6), cut = text.slice(-1) === "\u2026";
+      if (cut) text = text.slice(0, -1).trimEnd() + "\u2026";
+      if (!text || (cut && text.length < 5)) continue;  // (a name cut to a few letters says nothing)
+      ctx.fillStyle = textOn(colours[cidx[ord[k]]]);
+      ctx.fillText(text, left + (x0 + x1) / 2, y + bh / 2);
+      sc.names++;
+    }
+    ctx.restore();
+  };
+  // Dark text on a light colour, white on a dark one (#rrggbb).
+  function textOn(colour) {
+    var n = parseInt(colour.slice(1), 16), r = n >> 16, g = (n >> 8) & 255, b = n & 255;
+    return 0.299 * r + 0.587 * g + 0.114 * b > 160 ? "#24292f" : "#ffffff";
+  }
 
   // The task of a row nearest to time t within tol (the narrowest on a tie), or -1.
   C.hitRow = function (row, m, t, tol) {
@@ -590,7 +642,7 @@
 
   // The row height for R rows (fixed, when given, instead of the one that fits).
   T.rowHeight = function (R, fixed) {
-    var rowH = fixed || Math.max(0.5, Math.min(26, Math.floor(440 / R)));
+    var rowH = fixed || Math.max(0.5, Math.min(40, Math.floor(480 / R)));  // (a few engines: rows that hold a name)
     if (R * rowH > 1400) rowH = 1400 / R;
     return rowH;
   };
@@ -601,7 +653,8 @@
     var ctx = this.ctx, label = 0;
     ctx.font = C.FONT;
     names.forEach(function (t) { label = Math.max(label, ctx.measureText(t).width); });
-    var L = { width: width, rowH: rowH, left: Math.ceil(Math.max(minLeft, label + 16)), right: right, top: 22, rowsH: R * rowH,
+    var top = 9 + MARK_LANE * C.MARK_LANES;  // the marks' labels, in lanes above the rows
+    var L = { width: width, rowH: rowH, left: Math.ceil(Math.max(minLeft, label + 16)), right: right, top: top, rowsH: R * rowH,
       gap: 10, busyH: busyH, axisH: 24 };
     L.plotW = Math.max(50, width - L.left - L.right);
     L.busyTop = L.top + L.rowsH + L.gap;
@@ -639,6 +692,7 @@
       if (L.busyH) ctx.fillRect(x, L.busyTop, 1, L.busyH);
     });
     this.sc.busy.fill(0);
+    this.sc.names = 0;
     ctx.save();
     ctx.beginPath();
     ctx.rect(left, 0, W, L.height);

@@ -204,7 +204,7 @@
         };
       }
       this.table = new PagedTable($("task-list"), [
-        { label: "msg_id", cls: "mono clip", cell: cellText(function (i) { return msgId(D, i); }) },
+        { label: "msg_id", cls: "mono clip", cell: C.cellMsgId(function () { return D; }) },
         { label: "name", cls: "clip", cell: cellText(function (i) { return D.strings[D.name[i]]; }) },
         { label: "function", cls: "mono clip", cell: cellText(function (i) { return D.strings[D.fn[i]]; }) },
         { label: "engine", cls: "num", key: lazy("engine", function (i) { var e = engineOf(D, i); return e === null ? NaN : e; }),
@@ -252,41 +252,55 @@
   };
 
   // ---------------------------------------------------------------- errors
+  var EXAMPLES = 3;  // tasks and distinct messages shown for each kind of error
   function renderErrors() {
     var failed = [];
     D.errors.forEach(function (s, i) { failed.push(i); });
     failed.sort(function (a, b) { return a - b; });
     if (!failed.length) { $("no-errors").hidden = false; return; }
+    // grouped by the exception's type (the text before its first ": "), the largest group first: a sweep whose
+    // tasks fail with numbers in their messages is one group, with a few of its messages as examples
     var groups = new Map();
     failed.forEach(function (i) {
-      var key = D.errors.get(i), g = groups.get(key);
-      if (g) g.count++; else groups.set(key, { text: D.strings[key], count: 1, first: i });
+      var text = D.strings[D.errors.get(i)] || "", cut = text.indexOf(": "), kind = cut > 0 ? text.slice(0, cut) : text;
+      var g = groups.get(kind);
+      if (!g) groups.set(kind, (g = { kind: kind || "(no error message)", count: 0, tasks: [], messages: new Map() }));
+      g.count++;
+      if (g.tasks.length < EXAMPLES) g.tasks.push(i);
+      if (!g.messages.has(text) && g.messages.size < EXAMPLES) g.messages.set(text, i);
     });
-    var list = Array.from(groups.values()).sort(function (a, b) { return b.count - a.count || a.first - b.first; });
+    var list = Array.from(groups.values()).sort(function (a, b) { return b.count - a.count || a.tasks[0] - b.tasks[0]; });
     var box = $("error-groups");
     box.className = "groups";
     var shown = list.slice(0, 20);
     box.appendChild(h("h3", null, fmtInt(failed.length) + " failed task" + (failed.length === 1 ? "" : "s") + ", " +
-      fmtInt(list.length) + " distinct message" + (list.length === 1 ? "" : "s")));
+      fmtInt(list.length) + " kind" + (list.length === 1 ? "" : "s") + " of error"));
     shown.forEach(function (g) {
       var row = h("div", "group");
       row.appendChild(h("div", "count", TIMES + " " + fmtInt(g.count)));
       var right = h("div");
-      right.appendChild(h("div", "msg", g.text));
-      var first = h("div", "first", "first: ");
-      var link = h("button", "link", taskTitle(D, g.first) + " (" + msgId(D, g.first) + ")");
-      link.type = "button";
-      link.addEventListener("click", function () { Tasks.show("id:" + msgId(D, g.first)); Timeline.focus(g.first, true); });
-      first.appendChild(link);
-      right.appendChild(first);
-      var tb = C.tracebackText(D, g.first);
-      if (tb) right.appendChild(C.tracebackDetails(tb));
+      right.appendChild(h("div", "msg kind", g.kind));
+      g.messages.forEach(function (i, text) {  // each example message, with its first task's traceback
+        if (text && text !== g.kind) right.appendChild(h("div", "msg example", text));
+        var tb = C.tracebackText(D, i);
+        if (tb) right.appendChild(C.tracebackDetails(tb));
+      });
+      var first = h("div", "first", g.count === 1 ? "task: " : "e.g. ");
+      g.tasks.forEach(function (i, k) {
+        if (k) first.appendChild(document.createTextNode(", "));
+        var link = h("button", "link", taskTitle(D, i) + " (" + msgId(D, i) + ", engine " + engineOf(D, i) + ")");
+        link.type = "button";
+        link.addEventListener("click", function () { Tasks.show("id:" + msgId(D, i)); Timeline.focus(i, true); });
+        first.appendChild(link);
+      });
+      if (g.count > g.tasks.length) first.appendChild(document.createTextNode(" and " + fmtInt(g.count - g.tasks.length) + " more"));
+      right.insertBefore(first, right.children[1] || null);
       row.appendChild(right);
       box.appendChild(row);
     });
-    if (list.length > shown.length) box.appendChild(h("p", "muted small", "and " + fmtInt(list.length - shown.length) + " more distinct messages (below)."));
+    if (list.length > shown.length) box.appendChild(h("p", "muted small", "and " + fmtInt(list.length - shown.length) + " more kinds of error (below)."));
     var table = new PagedTable($("error-list"), [
-      { label: "msg_id", cls: "mono clip", cell: cellText(function (i) { return msgId(D, i); }) },
+      { label: "msg_id", cls: "mono clip", cell: C.cellMsgId(function () { return D; }) },
       { label: "name", cls: "clip", cell: cellText(function (i) { return D.strings[D.name[i]]; }) },
       { label: "engine", cls: "num", cell: cellText(function (i) { return engineOf(D, i); }) },
       { label: "error", cls: "mono wrap", cell: function (i, td) {
@@ -412,7 +426,7 @@
 
     drawNow: function () {
       var t0 = performance.now();
-      var L = this.L, ctx = this.ctx, R = this.R;
+      var L = this.L, ctx = this.ctx, R = this.R, nameOf = function (i) { return taskTitle(D, i); };
       var W = L.plotW, left = L.left, v0 = this.v0, v1 = this.v1, scale = W / (v1 - v0);
       var rowH = L.rowH, top = L.top, r;
       var V = { v0: v0, v1: v1, scale: scale, W: W, left: left }, ticks = C.ticks(v0, v1, W);
@@ -456,6 +470,7 @@
         // bars: tasks with start <= v1 and end >= v0
         var done = C.drawRowBars(ctx, row, m, V, y, bh, cidx, colours, prio, sc);
         drawn += done[0]; rects += done[1];
+        C.drawBarNames(ctx, row, m, V, y, bh, cidx, colours, nameOf, sc);
       }
 
       // engines joining (triangle) and leaving (cross)
@@ -482,7 +497,7 @@
       ctx.restore();
 
       // marks
-      C.drawMarks(ctx, meta.marks, V, top - 4, bt + bH, 14);
+      var marks = C.drawMarks(ctx, meta.marks, V, top - 4, bt + bH, 14);
 
       // axes, labels
       this.drawFrame(V, R, function (j) { return "engine " + D.engines[j].id; });
@@ -490,7 +505,7 @@
 
       $("view-range").textContent = "showing " + fmtAt(v0) + " to " + fmtAt(v1) + " (" + fmtDur(v1 - v0) + ")";
       API.draws++;
-      API.lastDraw = { bars: drawn, rects: rects, ms: performance.now() - t0 };
+      API.lastDraw = { bars: drawn, rects: rects, names: sc.names, marks: marks, ms: performance.now() - t0 };
       this.drawOverlay();
     },
 

@@ -247,6 +247,7 @@
   function applyLive(live) {
     S.offset = live.now / 1000 - Date.now();
     S.progress = live.progress || {};
+    if (live.closed && !S.closed && API.ready) { Timeline.all = true; Timeline.controls(); }  // it ended: show all of it
     S.closed = !!live.closed;
     S.exists = live.exists !== false;
     S.segments = live.segments || 0;
@@ -514,8 +515,10 @@
     box.appendChild(card("Failed", fmtInt(failed), done ? fmtPct(failed / done) : null, failed ? "bad" : ""));
     box.appendChild(card("Running", fmtInt(S.byStatus[ST.running]), fmtInt(S.byStatus[ST.pending]) + " queued", S.byStatus[ST.running] ? "warn" : ""));
     box.appendChild(card("Engines busy", fmtInt(busy) + " / " + fmtInt(alive), D.engines.length > alive ? fmtInt(D.engines.length - alive) + " gone" : "alive engines"));
-    box.appendChild(card("Rate", p.rate === null || p.rate === undefined ? DASH : (p.rate < 10 ? p.rate.toFixed(2) : p.rate.toFixed(0)) + "/s",
-      p.eta === null || p.eta === undefined ? "last 30 s" : "ETA " + fmtDur(p.eta * 1e6)));
+    // the rate: over the last 30 s while the run goes on; once it is closed, over the whole run
+    var rate = S.closed ? (now > 0 ? done / (now / 1e6) : null) : p.rate;
+    box.appendChild(card("Rate", rate === null || rate === undefined ? DASH : (rate < 10 ? rate.toFixed(2) : rate.toFixed(0)) + "/s",
+      S.closed ? "over the run" : p.eta === null || p.eta === undefined ? "last 30 s" : "ETA " + fmtDur(p.eta * 1e6)));
     box.appendChild(card("Elapsed", S.originKnown && (D.n || S.marks.length) ? fmtDur(Math.max(0, now)) : DASH, S.closed ? "closed" : "since the start"));
     box.appendChild(card("Marks", fmtInt(S.marks.length), S.segments > 1 ? S.segments + " segments" : null));
     $("progress-ok").style.width = submitted ? (100 * (done - failed) / submitted) + "%" : "0";
@@ -726,7 +729,7 @@
       var self = this;
       function lazy(f) { return function () { var a = new Float64Array(D.n); for (var i = 0; i < D.n; i++) a[i] = f(i); return a; }; }
       var cols = [
-        { label: "msg_id", cls: "mono clip", cell: C.cellText(function (i) { return C.msgId(D, i); }) },
+        { label: "msg_id", cls: "mono clip", cell: C.cellMsgId(function () { return D; }) },
         { label: "name", cls: "clip", cell: C.cellText(function (i) { return D.strings[D.name[i]]; }) },
         { label: "function", cls: "mono clip", cell: C.cellText(function (i) { return D.strings[D.fn[i]]; }) },
       ];
@@ -1010,15 +1013,20 @@
       var end = this.view();
       var L = this.L, ctx = this.ctx, shown = this.rowsShown, R = shown.length;
       var W = L.plotW, left = L.left, v0 = this.v0, v1 = this.v1, scale = W / (v1 - v0), rowH = L.rowH, top = L.top;
-      var V = { v0: v0, v1: v1, scale: scale, W: W, left: left }, ticks = C.ticks(v0, v1, W), j;
+      // (before the log has a start, there is no time to count from: no ticks)
+      var V = { v0: v0, v1: v1, scale: scale, W: W, left: left }, j;
+      var ticks = S.originKnown ? C.ticks(v0, v1, W) : { ts: [], step: 1 };
       this.beginFrame(V, R, ticks);
       var bh = C.barHeight(rowH);
       var sc = this.sc, busy = sc.busy, drawn = 0, rects = 0, running = 0;
+      var nameOf = function (i) { return C.taskTitle(D, i); };
       for (j = 0; j < R; j++) {
         var row = S.rows[shown[j]];
         if (!row.m) continue;
-        var done = C.drawRowBars(ctx, row, row.m, V, top + j * rowH + (rowH - bh) / 2, bh, S.cidx, this.colours, this.priority, sc);
+        var y = top + j * rowH + (rowH - bh) / 2;
+        var done = C.drawRowBars(ctx, row, row.m, V, y, bh, S.cidx, this.colours, this.priority, sc);
         drawn += done[0]; rects += done[1];
+        C.drawBarNames(ctx, row, row.m, V, y, bh, S.cidx, this.colours, nameOf, sc);
       }
       // running tasks: from their start to now
       ctx.fillStyle = C.C_RUNNING;
@@ -1048,7 +1056,7 @@
         ctx.beginPath(); ctx.moveTo(xn, top - 2); ctx.lineTo(xn, L.busyTop + L.busyH); ctx.stroke();
       }
       ctx.restore();
-      C.drawMarks(ctx, S.marks, V, top - 4, L.busyTop + L.busyH, 14);
+      var marks = C.drawMarks(ctx, S.marks, V, top - 4, L.busyTop + L.busyH, 14);
       // frame, labels, axis
       this.drawFrame(V, R, function (k) { return "engine " + D.engines[shown[k]].id; });
       if (!R) { ctx.textAlign = "center"; ctx.fillText(S.exists ? "no engine yet" : "waiting for the log", left + W / 2, top + rowH / 2); ctx.textAlign = "right"; }
@@ -1058,14 +1066,15 @@
         ctx.fillText("now", Math.min(left + (end - v0) * scale + 4, L.width - 26), top - 10);
         ctx.fillStyle = C.C_TEXT;
       }
-      this.drawAxis(V, ticks, stats, R);
+      this.drawAxis(V, ticks, R ? stats : null, R);
       var quiet = this.live && !this.all && D.n && S.dataEnd < v0 ? " \u00b7 nothing in view: the last event was " + fmtDur(end - S.dataEnd) + " ago" : "";
-      $("view-range").textContent = (this.live ? (this.all ? "live \u00b7 whole run" : this.young ? "live \u00b7 since the start (up to " +
-        fmtDur(this.span) + ")" : "live \u00b7 last " + fmtDur(this.span)) :
+      var mode = S.closed ? "closed" : "live";  // (a closed log does not move: what it shows is all there is)
+      $("view-range").textContent = (this.live ? (this.all ? mode + " \u00b7 whole run" : this.young ? mode + " \u00b7 since the start (up to " +
+        fmtDur(this.span) + ")" : mode + " \u00b7 last " + fmtDur(this.span)) :
         "paused \u00b7 " + fmtAt(v0) + " to " + fmtAt(v1) + " (" + fmtDur(v1 - v0) + ")") + quiet;
       var ms = performance.now() - t0;
       API.draws++;
-      API.lastDraw = { bars: drawn, running: running, rects: rects, ms: ms, at: Date.now() };
+      API.lastDraw = { bars: drawn, running: running, rects: rects, names: sc.names, marks: marks, ms: ms, at: Date.now() };
       this.drawOverlay();
     },
 
