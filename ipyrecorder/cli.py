@@ -424,8 +424,11 @@ def failures(logs, as_json, until):
 
     state = _fold_all(logs, until)
     found = state.failures()
-    if as_json:
-        records = [
+    seen: dict = {}  # msg_id -> failures listed so far: which attempt this one is
+    records = []
+    for task, engine_id, t_us, ename, evalue, traceback in found:
+        seen[task.msg_id] = seen.get(task.msg_id, 0) + 1
+        records.append(
             {
                 "msg_id": task.msg_id,
                 "name": task.name,
@@ -433,24 +436,34 @@ def failures(logs, as_json, until):
                 "status": task.status,
                 "engine_id": engine_id,
                 "t": None if t_us is None else from_us(t_us).isoformat(),
+                "attempt": seen[task.msg_id],
+                "attempts": max(len(task.attempts or ()), seen[task.msg_id], 1),
+                "resubmits": state.resubmit_chain(task.msg_id),
                 "ename": ename,
                 "evalue": evalue,
                 "traceback": traceback,
+                "stdout": task.stdout or None,
                 "stderr": task.stderr or None,
             }
-            for task, engine_id, t_us, ename, evalue, traceback in found
-        ]
+        )
+    if as_json:
         click.echo(json.dumps(records, indent=2))
         return
-    for task, engine_id, t_us, ename, evalue, traceback in found:
+    for (task, engine_id, t_us, *_), record in zip(found, records):
         when = "" if t_us is None else f" at {from_us(t_us):%H:%M:%S.%f}"[:-3]
         outcome = "failed" if task.status != "ok" else "attempt failed, then succeeded"
-        say(f"{task.display_name} ({task.msg_id}) on {engine_label(engine_id)}{when}: {outcome}")
+        of = f", attempt {record['attempt']} of {record['attempts']}" if record["attempts"] > 1 else ""
+        say(f"{task.display_name} ({task.msg_id}) on {engine_label(engine_id)}{when}{of}: {outcome}")
+        ename, evalue = record["ename"], record["evalue"]
         say(f"  {ename}: {evalue}" if evalue else f"  {ename}")
-        for line in (traceback or "(no traceback recorded)").split("\n"):
+        for line in (record["traceback"] or "(no traceback recorded)").split("\n"):
             say(f"    {line}")
-        if task.stderr:
-            say("  last stderr: " + task.stderr.rstrip().split("\n")[-1])
+        chain = record["resubmits"]
+        if len(chain) > 1:  # the task was resubmitted, or is a resubmission: the whole chain, this one marked
+            say("  resubmitted: " + " -> ".join(f"[{m}]" if m == task.msg_id else m for m in chain))
+        for stream in ("stdout", "stderr"):
+            if record[stream]:
+                say(f"  last {stream}: " + record[stream].rstrip().split("\n")[-1])
         say("")
     tasks = len({task.msg_id for task, *_ in found})
     say(f"{len(found)} failed attempt(s) of {tasks} task(s)", err=True)

@@ -847,6 +847,19 @@ class State:
         found.sort(key=lambda f: (f[2] is None, f[2] or 0))
         return found
 
+    def resubmit_chain(self, msg_id: str) -> list:
+        """The msg_ids of a task's resubmissions, from the first submission to the last (one: none)."""
+        table = self.table
+        rows = {table.msg_id(row): row for row in set(table.resubmitted) | set(table.resubmit_of)}
+        first, seen = msg_id, {msg_id}
+        while first in rows and table.resubmit_of.get(rows[first]) not in (None, *seen):
+            first = table.resubmit_of[rows[first]]
+            seen.add(first)
+        chain = [first]
+        while chain[-1] in rows and table.resubmitted.get(rows[chain[-1]]) not in (None, *chain):
+            chain.append(table.resubmitted[rows[chain[-1]]])
+        return chain
+
     def failed_attempts(self) -> int:
         """How many entries ``failures()`` lists, counted without listing them."""
         table = self.table

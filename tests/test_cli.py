@@ -7,13 +7,15 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 
+import ipyrecorder
 from ipyrecorder import framing
 from ipyrecorder.cli import ExitStatus, main
 
-from .helpers import hostile_log, newer_frame, write_sample
+from .helpers import T0, hostile_log, newer_frame, write_sample
 
 
 def run(capsys, *args):
@@ -172,3 +174,34 @@ def test_info_shows_a_log_s_text_inertly(tmp_path, capsys):
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "marks: <script>alert(1)</script>\\x1b]0;title\\x07" in out and "\x1b" not in out and "\x07" not in out
+
+
+def test_failures_show_the_resubmit_chain_and_the_last_output(tmp_path, capsys):
+    path = tmp_path / "chain.mpk"
+    with ipyrecorder.open_log(path, "w") as log:
+        for i, msg_id in enumerate(("c_1", "c_2")):
+            t = T0 + timedelta(seconds=i)
+            log.append({"kind": "submit", "msg_id": msg_id, "t": t, "function": "fit"})
+            log.append({"kind": "start", "msg_id": msg_id, "t": t, "engine_id": i})
+            log.append({"kind": "stdout", "msg_id": msg_id, "t": t, "text": f"step 1\nstep {i + 2}\n"})
+            log.append(
+                {
+                    "kind": "complete",
+                    "msg_id": msg_id,
+                    "status": "error",
+                    "started": t,
+                    "completed": t + timedelta(seconds=0.5),
+                    "engine_id": i,
+                    "ename": "KeyError",
+                    "evalue": f"'x{i}'",
+                }
+            )
+            if i == 0:
+                log.append({"kind": "resubmit", "t": t, "msg_id": "c_1", "new_msg_id": "c_2"})
+    assert main(["failures", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "resubmitted: [c_1] -> c_2" in out and "resubmitted: c_1 -> [c_2]" in out
+    assert "last stdout: step 2" in out and "last stdout: step 3" in out
+    assert main(["failures", str(path), "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["resubmits"] for r in records] == [["c_1", "c_2"]] * 2 and records[1]["engine_id"] == 1

@@ -190,6 +190,7 @@ def test_every_failed_attempt_keeps_its_traceback(rc, engines, log_path, tmp_pat
     assert main(["failures", str(log_path)]) == 0
     out, err = capsys.readouterr()
     assert out.count("Traceback") >= 2 and "attempt failed, then succeeded" in out and "bad input 7" in out
+    assert "attempt 1 of 2: attempt failed, then succeeded" in out  # the retry says which attempt failed
     assert "2 failed attempt(s) of 2 task(s)" in err
     assert main(["info", str(log_path)]) == 0
     assert "failed attempts: 2" in capsys.readouterr().out
