@@ -437,7 +437,7 @@ def failures(logs, as_json, until):
                 "engine_id": engine_id,
                 "t": None if t_us is None else from_us(t_us).isoformat(),
                 "attempt": seen[task.msg_id],
-                "attempts": max(len(task.attempts or ()), seen[task.msg_id], 1),
+                "attempts": max(len(task.attempts_us or ()), seen[task.msg_id], 1),
                 "resubmits": state.resubmit_chain(task.msg_id),
                 "ename": ename,
                 "evalue": evalue,

@@ -182,7 +182,7 @@ def task_record(task, engines) -> dict:
         "ename": task.ename,
         "evalue": task.evalue,
         "traceback": task.traceback,
-        "attempts": len(task.attempts) if task.attempts else (1 if task.start_us is not None else 0),
+        "attempts": len(task.attempts_us) if task.attempts_us else (1 if task.start_us is not None else 0),
         "stdout": task.stdout,
         "stderr": task.stderr,
         "resubmitted": task.resubmitted,

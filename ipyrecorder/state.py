@@ -685,6 +685,10 @@ class State:
         frame = pd.DataFrame(rows, columns=list(TASK_KEYS))
         for column in ("submitted", "started", "completed", "received"):
             frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+        for column in ("engine_id", "chunk", "target", "request_bytes", "reply_bytes"):  # integers, or missing
+            values = frame[column]
+            if all(v is None or v != v or (isinstance(v, (int, float)) and float(v).is_integer()) for v in values):
+                frame[column] = values.astype("Int64")  # (not float64 with NaN; a target list stays as it is)
         return frame.set_index("msg_id")
 
     def span_us(self):
@@ -836,7 +840,7 @@ class State:
         found = []
         for row in sorted(rows):
             task = Task(table, row)
-            attempts = list(task.attempt_errors or ())
+            attempts = list(task.attempt_errors_us or ())
             final = task.outcome in ("error", "aborted")
             if final and not _said_by_attempt(task, attempts):
                 attempts.append((task.engine_id, task.completed_us or task.received_us, task.ename, task.evalue, None))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import warnings
 from array import array
+from collections import namedtuple
 from collections.abc import Mapping
 from functools import partial
 
@@ -75,6 +76,10 @@ FEW_TASKS = 128  # a frame naming fewer tasks finds their rows one by one
 # Rows by suffix are kept in a dense array unless the suffixes seen are this much sparser
 # than the rows they index: then in a dict.
 DENSE_SLACK = 1 << 16
+
+
+Attempt = namedtuple("Attempt", "engine_id t")
+AttemptError = namedtuple("AttemptError", "engine_id t ename evalue traceback")
 
 
 class TaskTable:
@@ -520,8 +525,21 @@ class Task:
     traceback = property(lambda self: self._table.errors.get(self.row, (None, None, None))[2])
     stdout_chunks = property(lambda self: self._table.stdout.get(self.row))
     stderr_chunks = property(lambda self: self._table.stderr.get(self.row))
-    attempts = property(lambda self: self._table.attempts.get(self.row))
-    attempt_errors = property(lambda self: self._table.attempt_errors.get(self.row))
+    attempts_us = property(lambda self: self._table.attempts.get(self.row))
+    attempt_errors_us = property(lambda self: self._table.attempt_errors.get(self.row))
+
+    @property
+    def attempts(self) -> list | None:
+        """``Attempt(engine_id, t)`` of each time it started (UTC datetimes), once it started twice."""
+        found = self.attempts_us
+        return None if found is None else [Attempt(e, from_us(t)) for e, t in found]
+
+    @property
+    def attempt_errors(self) -> list | None:
+        """``AttemptError(engine_id, t, ename, evalue, traceback)`` of each failed attempt (``t`` a UTC datetime)."""
+        found = self.attempt_errors_us
+        return None if found is None else [AttemptError(e, from_us(t), *rest) for e, t, *rest in found]
+
     resubmitted = property(lambda self: self._table.resubmitted.get(self.row))
     resubmit_of = property(lambda self: self._table.resubmit_of.get(self.row))
     broadcast = property(lambda self: self._table.broadcast.get(self.row))
@@ -596,7 +614,7 @@ class Task:
     def to_dict(self) -> dict:
         """A JSON-ready record (times as ISO 8601 UTC strings)."""
         iso = lambda us: None if us is None else from_us(us).isoformat()  # noqa: E731
-        attempt_errors, attempts = self.attempt_errors, self.attempts
+        attempt_errors, attempts = self.attempt_errors_us, self.attempts_us
         return {
             "msg_id": self.msg_id,
             "name": self.name,

@@ -49,6 +49,12 @@ def summary_text(logs, headers, summary, marks) -> str:
             f"  recorded on {first.get('host')} (pid {first.get('pid')}) from {first['t0']:%Y-%m-%d %H:%M:%S} UTC, "
             f"{summary['segments']} segment(s), {'closed' if summary['closed'] else 'not closed'}"
         )
+    made = {  # a log made after the fact (snapshot, import-hub), or by the observer, says so
+        f"  {'reconstructed' if h.get('reconstructed') else 'observed'}: {h.get('note') or 'no live events'}": None
+        for h in headers
+        if h.get("reconstructed") or h.get("observer")
+    }
+    lines.extend(made)
     status = ", ".join(f"{n} {s}" for s, n in summary["by_status"].items()) or "none"
     lines.append(f"  tasks: {status}")
     moved = summary["bytes"]

@@ -82,7 +82,20 @@ def tasks_table(state, start: int = 0, stop: int | None = None):
     }
     texts_of = records(table, rows.start, rows.stop, ("error", "traceback", "broadcast", "stdout", "stderr"))
     columns.update((key, pa.array(values, pa.string())) for key, values in texts_of.items())
-    return pa.table(columns)
+    return with_nullable_ints(pa.table(columns))
+
+
+def with_nullable_ints(table):
+    """``table`` with pandas metadata that reads its integer columns back as nullable integers
+    (``Int64``): without it pandas makes an integer column with a missing value float64 with NaN.
+    (Written when pandas is installed; any other reader sees the int64 columns either way.)"""
+    try:
+        import pandas as pd
+    except ImportError:
+        return table
+    pa = _pyarrow()
+    empty = table.slice(0, 0).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    return table.replace_schema_metadata(pa.Schema.from_pandas(empty, preserve_index=False).metadata)
 
 
 def events_table(events):

@@ -879,8 +879,11 @@ def test_fold_retry_late_output_and_busy_time(tmp_path):
     assert state.damage == []
 
     r = state.tasks[R]
-    assert r.attempts == [(0, T0_US + 100), (1, T0_US + 1000)]
-    assert r.attempt_errors == [(0, T0_US + 500, "EngineError", "engine 0 died", None)]
+    assert r.attempts_us == [(0, T0_US + 100), (1, T0_US + 1000)]
+    assert r.attempt_errors_us == [(0, T0_US + 500, "EngineError", "engine 0 died", None)]
+    assert r.attempts == [(0, at(100)), (1, at(1000))]  # as every other time of a task: UTC datetimes
+    assert r.attempt_errors == [(0, at(500), "EngineError", "engine 0 died", None)]
+    assert r.attempt_errors[0].t == at(500) and r.attempts[1].engine_id == 1
     assert r.engine_id == 1 and r.status == "ok" and r.error is None
     assert r.started == at(1000) and r.run_seconds == pytest.approx(0.0025)
 

@@ -104,6 +104,20 @@ def test_state_to_dataframe(tmp_path):
     assert str(frame["started"].dtype) == "datetime64[us, UTC]" or str(frame["started"].dtype).endswith("UTC]")
     assert frame.loc["sess_1_0", "started"].to_pydatetime() == state.tasks["sess_1_0"].started
     assert frame["status"].tolist() == ["ok", "ok", "error"]
+    for column in ("engine_id", "chunk", "target", "request_bytes", "reply_bytes"):  # integers, or missing
+        assert str(frame[column].dtype) == "Int64", column
+    assert frame["chunk"].isna().all() and frame.loc["sess_1_1", "request_bytes"] == 1_200_000
+    pytest.importorskip("pyarrow")
+    assert (
+        ipyrecorder.cli.main(
+            ["replay", str(tmp_path / "a.mpk"), "--sink", "parquet", "-o", str(tmp_path / "a.parquet")]
+        )
+        == 0
+    )
+    import pandas as pd
+
+    read = pd.read_parquet(tmp_path / "a.parquet")  # pandas reads them back as nullable integers too
+    assert str(read["chunk"].dtype) == "Int64" and str(read["reply_bytes"].dtype) == "Int64"
 
 
 def test_parquet_columns_hold_what_each_task_says(tmp_path):

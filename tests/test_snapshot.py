@@ -7,13 +7,14 @@ import ipyparallel as ipp
 import pytest
 
 import ipyrecorder
+from ipyrecorder.cli import main
 
 from .helpers import assert_matches_metadata, echo, fail, wait_until
 
 pytestmark = pytest.mark.cluster
 
 
-def test_snapshot_matches_the_async_results(rc, engines, log_path):
+def test_snapshot_matches_the_async_results(rc, engines, log_path, capsys):
     lview = rc.load_balanced_view()
     amr = lview.map_async(echo, range(4), chunksize=2)
     single = rc[engines[0]].apply_async(echo, "direct")
@@ -35,6 +36,8 @@ def test_snapshot_matches_the_async_results(rc, engines, log_path):
     assert state.tasks[failing.msg_ids[0]].ename == "ValueError"
     assert {t.function for t in state.tasks.values()} == {"echo", "fail"}
     assert set(engines) <= set(state.engines)
+    assert main(["info", str(log_path)]) == 0  # and info says the log was made after the fact
+    assert "  reconstructed: reconstructed after the fact from AsyncResult metadata" in capsys.readouterr().out
 
 
 def test_dump_is_ipy_client_usages_one_call(rc, engines):
