@@ -110,11 +110,33 @@ def _open_all(logs):
             read_header(log)
 
 
+PROGRESS_FROM = 32 << 20  # bytes of logs: reading fewer is quick enough to need no progress bar
+
+
+@contextlib.contextmanager
+def _reading(logs):
+    """A ``progress(done, total)`` for reading ``logs``: a bar on a terminal's stderr, gone when done;
+    None when stderr is not a terminal or the logs are small."""
+    size = sum(os.path.getsize(log) for log in logs if os.path.isfile(log))
+    if size < PROGRESS_FROM or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    name = visible(", ".join(os.path.basename(str(log)) for log in logs))
+    columns = (TextColumn(f"reading {name}"), BarColumn(), DownloadColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("reading", total=size)
+        yield lambda done, total: bar.update(task, completed=done)
+
+
 def _fold_all(logs, until, clock="client"):
     from .state import replay as fold
 
     _open_all(logs)
-    state = fold(*logs, until=until, clock=clock)
+    with _reading(logs) as progress:
+        state = fold(*logs, until=until, clock=clock, progress=progress)
     _warn_damage(logs, state.damage)
     if state.until is not None and not state.tasks and not state.engines:  # nothing yet: when did it begin?
         from .events import from_us
@@ -174,19 +196,22 @@ def replay(logs, sink_name, output, options, until, clock):
 
     _open_all(logs)
     sink = get_sink(sink_name).from_strings(_parse_options(options))
-    log = Log(*logs, until=until, clock=clock)
-    if until is not None:
-        log.state = _fold_all(logs, until, clock)
-        log.damage = []  # already reported
-    if not sink.wants_output():
+    if not sink.wants_output():  # (an interactive window: no progress bar under it)
+        log = Log(*logs, until=until, clock=clock)
         sink.write(log, None)
         _warn_damage(logs, log.damage)
         return
     if output is None:  # a pipe takes a streaming sink's text; a terminal, or anything else, gets a file
         piped = sink.streams and not sys.stdout.isatty()
         output = str(Path(logs[0]).with_suffix(sink.suffix)) if sink.suffix and not piped else "-"
-    with _output_directory(output) if sink.directory else _output(output, sink.binary) as out:
-        sink.write(log, out)
+    with contextlib.ExitStack() as stack:
+        if until is not None:  # (folded here, with its own progress bar)
+            log = Log(*logs, until=until, clock=clock)
+            log.state, log.damage = _fold_all(logs, until, clock), []  # (its damage already reported)
+        else:  # folded as the sink reads it: the bar shows the reading until the sink is done
+            log = Log(*logs, until=until, clock=clock, progress=stack.enter_context(_reading(logs)))
+        with _output_directory(output) if sink.directory else _output(output, sink.binary) as out:
+            sink.write(log, out)
     _warn_damage(logs, log.damage)
     if output != "-":
         say(f"wrote {output}", err=True)

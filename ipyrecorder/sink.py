@@ -24,8 +24,9 @@ ENTRY_POINT_GROUP = plugin.SINKS
 class Log:
     """What a sink is given: one or more logs, readable as raw events or as folded state."""
 
-    def __init__(self, *paths, until=None, clock="client"):
+    def __init__(self, *paths, until=None, clock="client", progress=None):
         self.paths = paths
+        self.progress = progress  # told the bytes read as ``state`` folds (``replay``'s ``progress``)
         self.path = paths[0]
         self.until = until
         self.clock = clock  # what ``state``'s times are on (``replay``'s ``clock``)
@@ -34,7 +35,7 @@ class Log:
     @cached_property
     def state(self) -> State:
         """All the logs folded into one state (as of ``until``, if given; on ``clock``)."""
-        state = replay(*self.paths, until=self.until, clock=self.clock)
+        state = replay(*self.paths, until=self.until, clock=self.clock, progress=self.progress)
         self.damage = state.damage
         return state
 

@@ -890,7 +890,7 @@ def _said_by_attempt(task: Task, attempts) -> bool:
     return any(a[2] == task.ename and a[3] == task.evalue and a[0] == task.engine_id for a in attempts)
 
 
-def replay(*paths, until=None, clock="client") -> State:
+def replay(*paths, until=None, clock="client", progress=None) -> State:
     """Fold one or more logs into one ``State`` (tasks merged by msg_id).
 
     ``until`` (a datetime, an ISO 8601 string, or a time relative to the
@@ -898,7 +898,8 @@ def replay(*paths, until=None, clock="client") -> State:
     moment: what was queued, running, done. Damage is listed in ``state.damage``.
     ``clock="client"`` puts the times of engines whose clock differs from the
     client's on the client's (``State.to_client_clock``); ``"engine"`` keeps
-    every time on the clock it came from, as the log has it.
+    every time on the clock it came from, as the log has it. ``progress(done, total)``,
+    if given, is told the bytes read of all the logs after each frame (the CLI's progress bar).
     """
     if not paths:
         raise TypeError("replay() needs at least one log")
@@ -926,12 +927,16 @@ def replay(*paths, until=None, clock="client") -> State:
     damage = []
     collecting = gc.isenabled()
     gc.disable()  # the fold makes millions of objects and no cycles: the collector only costs time
+    total, base = sum(reader.size for reader in readers), 0
     try:
         for source, reader in enumerate(readers):
             state.source = source
             before = len(state.damage)
             for offset, frame in reader.frames(ahead=reader.size >= READ_AHEAD_FROM):
                 state.fold_frame(offset, frame, None if clip is None else clip(frame))
+                if progress is not None:
+                    progress(base + offset, total)
+            base += reader.size
             found = reader.damage + state.damage[before:]
             del state.damage[before:]
             if len(readers) > 1:

@@ -410,13 +410,14 @@ def hostile_log(path):
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def spawn_in_pty(args, columns=110):
-    """Run the CLI in a real pseudo-terminal of ``columns`` columns; returns (process, master fd)."""
+def spawn_in_pty(args, columns=110, program=None):
+    """Run the CLI (or ``program``, a command line) in a real pseudo-terminal of ``columns`` columns with
+    ``args``; returns (process, master fd)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     env = {**os.environ, "COLUMNS": str(columns), "LINES": "40", "TERM": "xterm-256color"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ipyrecorder", *args],
+        [*(program or [sys.executable, "-m", "ipyrecorder"]), *args],
         stdin=slave,
         stdout=slave,
         stderr=slave,
@@ -444,9 +445,10 @@ def read_until(master, pattern, timeout=60):
     raise AssertionError(f"pattern {pattern!r} not seen; last output:\n{seen[-2000:]}")
 
 
-def run_in_pty(args, columns=110, timeout=60):
-    """Run the CLI in a real pseudo-terminal to its end; returns (exit status, every byte it wrote)."""
-    proc, master = spawn_in_pty(args, columns)
+def run_in_pty(args, columns=110, timeout=60, program=None):
+    """Run the CLI (or ``program``) in a real pseudo-terminal to its end; returns (exit status, every byte
+    it wrote)."""
+    proc, master = spawn_in_pty(args, columns, program)
     seen = b""
     deadline = time.monotonic() + timeout
     try:

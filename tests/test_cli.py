@@ -205,3 +205,25 @@ def test_failures_show_the_resubmit_chain_and_the_last_output(tmp_path, capsys):
     assert main(["failures", str(path), "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert [r["resubmits"] for r in records] == [["c_1", "c_2"]] * 2 and records[1]["engine_id"] == 1
+
+
+def test_reading_a_large_log_shows_progress_on_a_terminal_only(tmp_path):
+    """(The bar's threshold is lowered for the test: a log past it takes seconds to write.)"""
+    from .helpers import ANSI, run_in_pty, varied_log
+
+    varied_log(tmp_path / "big.mpk", n=3000)
+    program = [
+        sys.executable,
+        "-c",
+        "import sys, ipyrecorder.cli as cli; cli.PROGRESS_FROM = 1; sys.exit(cli.main(sys.argv[1:]))",
+    ]
+    status, output = run_in_pty(["replay", str(tmp_path / "big.mpk"), "-o", str(tmp_path / "a.json")], program=program)
+    shown = ANSI.sub("", output.decode())
+    assert status == 0 and "reading big.mpk" in shown and "wrote" in shown, shown
+    piped = subprocess.run(
+        [*program, "replay", str(tmp_path / "big.mpk"), "-o", str(tmp_path / "b.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert piped.returncode == 0 and piped.stderr == f"wrote {tmp_path / 'b.json'}\n"  # nothing else when piped
