@@ -752,7 +752,29 @@ class State:
             critical_path=critical.path_figures(self.table, critical.critical_path(self.table, NIL)),
             hosts={key: e.host for key, e in self.engines.items() if e.host is not None},
             peaks={key: peak for key, e in self.engines.items() if (peak := e.peak_rss) is not None},
+            **self._listed(),
         )
+
+    def _listed(self) -> dict:
+        """The slowest tasks and the first failed ones, as the writer's tally lists them (``tally.LISTED``)."""
+        table = self.table
+        outcome, completed, received = table.view("outcome"), table.view("completed"), table.view("received")
+        start = table.effective_start()
+        ran = np.flatnonzero((outcome != NONE) & (start != NIL) & (completed != NIL) & (completed > start))
+        runs = completed - start
+        slowest = [
+            [int(runs[row]), table.msg_id(row), Task(table, row).display_name]
+            for row in _first(ran, -runs[ran], lambda row: (-int(runs[row]), table.msg_id(row)))
+        ]
+        failed = np.flatnonzero((outcome != NONE) & (outcome != OK))
+        done = np.where(received != NIL, received, completed)  # when the client had it, else when it ended
+        keys = np.where(done[failed] == NIL, np.iinfo(np.int64).max, done[failed])
+        first_failed = [
+            [None if done[row] == NIL else int(done[row]), table.msg_id(row), task.display_name, task.error]
+            for row in _first(failed, keys, lambda row: (bool(done[row] == NIL), int(done[row]), table.msg_id(row)))
+            for task in (Task(table, row),)
+        ]
+        return {"slowest": slowest, "failed": first_failed}
 
     def bytes_moved(self) -> tuple:
         """(the requests' sizes, the replies' sizes), added up over the tasks where they were measured."""
@@ -888,6 +910,18 @@ def _total(values: np.ndarray) -> int:
 def _said_by_attempt(task: Task, attempts) -> bool:
     """A failed task's final error is one of its attempts' (the same error on the same engine)."""
     return any(a[2] == task.ename and a[3] == task.evalue and a[0] == task.engine_id for a in attempts)
+
+
+def _first(rows, keys, exact) -> list:
+    """The ``tally.LISTED`` of ``rows`` with the smallest ``keys`` (numbers), in the order of
+    ``exact(row)``, which also settles ties."""
+    from .tally import LISTED
+
+    if not len(rows):
+        return []
+    k = min(LISTED, len(rows))
+    near = rows[keys <= np.partition(keys, k - 1)[k - 1]]
+    return sorted(near.tolist(), key=exact)[:LISTED]
 
 
 def replay(*paths, until=None, clock="client", progress=None) -> State:

@@ -18,6 +18,7 @@ from . import payload as pl
 from .clocks import Bounds, ClockOffset
 from .critical import longer, longest_path
 from .log import LogReader
+from .tally import LISTED
 
 
 def summarise(
@@ -37,12 +38,16 @@ def summarise(
     critical_path,
     hosts,
     peaks,
+    slowest,
+    failed,
 ) -> dict:
     """The summary: ``span_us`` is (first, last) or (None, None); ``engines`` maps an engine's
     key to (tasks done, errors, busy µs), ``clocks`` to its ``clocks.Bounds``; ``closes`` are the
     segments' close statistics; ``moved`` is (request bytes, reply bytes), added up;
     ``critical_path`` as ``critical.path_figures`` gives it; ``hosts`` and ``peaks`` map an engine's
-    key to its host and its largest resident memory, where its samples said (engine_stats)."""
+    key to its host and its largest resident memory, where its samples said (engine_stats);
+    ``slowest`` is ``[[run µs, msg_id, name], ...]`` (the slowest first) and ``failed``
+    ``[[done µs, msg_id, name, error], ...]`` (the first failed tasks), ``tally.LISTED`` of each."""
     start, end = span_us
     span = (end - start) / 1e6 if start is not None else 0.0
     known = [key for key in engines if key is not None]
@@ -85,6 +90,8 @@ def summarise(
             "efficiency": round(all_busy / capacity, 4) if capacity > 0 else None,
         },
         "critical_path": critical_path,
+        "slowest": [{"msg_id": m, "name": name, "run_seconds": run / 1e6} for run, m, name in slowest],
+        "failed": [{"msg_id": m, "name": name, "error": error} for _, m, name, error in failed],
     }
 
 
@@ -174,8 +181,12 @@ def _add_up(summaries: list):
         return None
     tasks, failed, by_status, engines, clocks, marks, moved, longest = 0, 0, {}, {}, {}, [], [0, 0], None
     hosts, peaks = {}, {}
-    firsts, lasts = [], []
+    firsts, lasts, slowest, first_failed = [], [], [], []
     for s in summaries:
+        if "slowest" not in s:  # (a summary written before info named tasks: the fold names them)
+            return None
+        slowest += s["slowest"]
+        first_failed += s["failed"]
         tasks += s["tasks"]
         failed += s["failed_attempts"]
         for i, size in enumerate(
@@ -217,6 +228,8 @@ def _add_up(summaries: list):
         "critical_path": longest_path(longest),
         "hosts": {e: h for e, h in hosts.items() if h is not None},
         "peaks": peaks,
+        "slowest": sorted(slowest, key=lambda e: (-e[0], e[1]))[:LISTED],
+        "failed": sorted(first_failed, key=lambda e: (e[0] is None, e[0] or 0, e[1]))[:LISTED],
     }
     return figures, [text for _, text in marks]
 

@@ -16,6 +16,7 @@ summary to the fold.
 
 from __future__ import annotations
 
+import bisect
 import zlib
 from itertools import repeat
 
@@ -30,6 +31,7 @@ MAX_ALONE = 1 << 12  # msg_ids with no numeric suffix
 MAX_MARKS = 1 << 12
 MAX_REGISTERED = 1 << 14
 MAX_FAILURES = 1 << 12  # failed completions remembered, for an attempt's error that comes after its reply
+LISTED = 5  # the slowest tasks and the first failed ones a summary names (``info``)
 
 
 def _fields(kind: str, *keys) -> tuple:
@@ -40,7 +42,8 @@ def _fields(kind: str, *keys) -> tuple:
 # The fields the tally reads of each kind (the others it does not read: ``_frame_flights``
 # counts the tasks they name).
 _READ = {
-    ev.SUBMIT: _fields("submit", "msg_id", "t", "request_bytes"),
+    ev.SUBMIT: _fields("submit", "msg_id", "t", "request_bytes", "label", "function"),
+    ev.LABEL: _fields("label", "msg_id", "name"),
     ev.START: _fields("start", "msg_id", "t", "engine_id"),
     ev.COMPLETE: _fields("complete", "msg_id", "status", "started", "completed", "received", "engine_id")
     + _fields("complete", "ename", "evalue", "reply_bytes"),
@@ -58,7 +61,7 @@ _READ = {
 class _Flight:
     """A task the segment named, until it completes: what its completion will need."""
 
-    __slots__ = ("start", "engine", "submitted", "attempts", "done", "resubmitted")
+    __slots__ = ("start", "engine", "submitted", "attempts", "done", "resubmitted", "name", "called")
 
     def __init__(self):
         self.start = None  # the latest start seen, µs
@@ -67,6 +70,8 @@ class _Flight:
         self.resubmitted = False  # a resubmission (its submission time is the Hub's reply's)
         self.attempts = None  # [(engine_id, ename, evalue)] of its failed attempts
         self.done = False  # completed in the frame being folded
+        self.name = None  # the name a label event gave it (the last one)
+        self.called = None  # what views call it without a name: its ipyparallel label, else its function
 
 
 class Tally:
@@ -87,8 +92,12 @@ class Tally:
         self.marks: list = []  # [t µs, text]
         self.bytes = [0, 0]  # the requests' and the replies' sizes, added up
         self.longest = None  # [run µs, msg_id] of the longest task (ties: the smallest msg_id)
-        self.unstamped: dict = {}  # msg_id -> [completed, latest start] of the last completions without ``started``
+        # msg_id -> [completed, latest start, name] of the last completions without ``started``
+        self.unstamped: dict = {}
         self.forgot_unstamped = False  # some such completion is no longer in ``unstamped``
+        self.slowest: list = []  # [-run µs, msg_id, name] of the LISTED slowest stamped completions, sorted
+        self.first_failed: list = []  # [done µs, msg_id, name, error] of the LISTED first failed tasks, sorted
+        self.listed: dict = {}  # msg_id -> its entries in those lists and in ``unstamped`` (a later label renames it)
         self.failed = 0  # failed attempts of completed tasks
         self.failures: dict = {}  # msg_id -> [(engine, ename, evalue), counted apart] of the last failed completions
         self.forgot = False  # some failed completion is no longer in ``failures``
@@ -125,6 +134,7 @@ class Tally:
         order, msg_ids = frame.order, list(frame.tasks)
         flights = self._frame_flights(msg_ids, frame.split_tasks())  # by the frame's task index
         base = frame.base or 0
+        strings = list(frame.strings)  # (a symbol field holds an index into them)
         rows = {}  # kind -> its events, as the fields ``_READ`` names
         for code in set(order):
             columns = frame.columns[code]
@@ -139,10 +149,12 @@ class Tally:
                     continue  # output, labels, resubmits, close: ``_frame_flights`` counted their tasks
                 kind = a[0]
                 if kind == SUBMIT:
-                    _, task, t, size = a
+                    _, task, t, size, label, function = a
                     flight = flights[task]
                     if flight is None or flight.done or flight.submitted is not None:
                         raise _Lost("a task submitted twice")
+                    if label is not None or function is not None:
+                        flight.called = strings[label if label is not None else function]
                     if size is not None and size >= 0:  # (a negative size is not measured, as the fold reads it)
                         self.bytes[0] += size
                     t += base
@@ -181,6 +193,14 @@ class Tally:
                     if flight.attempts is None:
                         flight.attempts = []
                     flight.attempts.append((engine_id, ename, evalue))
+                elif kind == ev.LABEL:
+                    _, task, name = a
+                    flight = flights[task]
+                    if flight is not None and not flight.done:
+                        flight.name = name
+                    else:
+                        for entry in self.listed.get(msg_ids[task], ()):
+                            entry[2] = name
                 elif kind == ev.RESUBMIT:
                     flight = flights[a[1]]
                     if flight is not None:
@@ -254,14 +274,21 @@ class Tally:
                 if bounds is None:
                     bounds = self.clocks[engine_id] = clocks.Bounds()
                 bounds.add(flight.submitted, began, ended, received)
+        name = flight.name or flight.called or msg_id
         if a[3] is None and ended is not None:  # its run time is from the latest start, which may come later
-            self.unstamped[msg_id] = [ended, flight.start]
+            self.unstamped[msg_id] = entry = [ended, flight.start, name]
+            self.listed.setdefault(msg_id, []).append(entry)
             if len(self.unstamped) > MAX_FAILURES:
                 oldest = next(iter(self.unstamped))
-                self._consider(oldest, *self.unstamped.pop(oldest))
+                entry = self.unstamped.pop(oldest)
+                self._unlist(oldest, entry)
+                self._consider(oldest, *entry)
                 self.forgot_unstamped = True
         else:
-            self._consider(msg_id, ended, began)
+            self._consider(msg_id, ended, began, name)
+        if status != OK:  # the first failed tasks, by when the client had them (else when they ended)
+            error = (f"{ename}: {evalue}" if evalue else ename) if ename is not None else None
+            self._list(self.first_failed, [_when(done), msg_id, name, error])
         # failed attempts as ``State.failures`` lists them: each attempt, and the final error
         # unless an attempt on its engine already said the same
         attempts = flight.attempts or ()
@@ -276,9 +303,29 @@ class Tally:
                 self.forgot = True
         return done
 
-    def _consider(self, msg_id: str, ended, began) -> None:
-        """A task's run time, for the critical path when no task depends on another: the longest."""
-        self.longest = critical.longer(self.longest, _run(msg_id, ended, began))
+    def _consider(self, msg_id: str, ended, began, name) -> None:
+        """A task's run time: for the critical path when no task depends on another (the longest),
+        and for the slowest tasks."""
+        run = _run(msg_id, ended, began)
+        self.longest = critical.longer(self.longest, run)
+        if run is not None:
+            self._list(self.slowest, [-run[0], msg_id, name])
+
+    def _list(self, entries: list, entry: list) -> None:
+        """Keep ``entry`` in ``entries`` (sorted, at most LISTED) if it is among the first."""
+        if len(entries) == LISTED and entry >= entries[-1]:
+            return
+        bisect.insort(entries, entry)
+        self.listed.setdefault(entry[1], []).append(entry)
+        if len(entries) > LISTED:
+            gone = entries.pop()
+            self._unlist(gone[1], gone)
+
+    def _unlist(self, msg_id: str, entry: list) -> None:
+        found = self.listed.get(msg_id, [])
+        found[:] = [e for e in found if e is not entry]
+        if not found:
+            self.listed.pop(msg_id, None)
 
     def _late_start(self, msg_id: str, t: int) -> None:
         """A start after its task's completion: the fold takes the task's run time from it when the
@@ -304,7 +351,7 @@ class Tally:
     def _longest(self):
         """The longest task, counting the completions whose start may still have moved."""
         found = self.longest
-        for msg_id, (ended, began) in self.unstamped.items():
+        for msg_id, (ended, began, _) in self.unstamped.items():
             found = critical.longer(found, _run(msg_id, ended, began))
         return found
 
@@ -334,12 +381,31 @@ class Tally:
             "failed_attempts": self.failed + sum(len(f.attempts) for f in self.flights.values() if f.attempts),
             "bytes": self.bytes,
             "longest": self._longest(),
+            "slowest": slowest_of(self.slowest, self.unstamped),
+            "failed": [
+                [None if when[0] else when[1], msg_id, name, error] for when, msg_id, name, error in self.first_failed
+            ],
             "marks": self.marks,
             "msg_ids": [[prefix, runs.bounds()] for prefix, runs in self.named.runs.items()],
             "alone": sorted(self.named.alone),
             "frames": self.frames,
             "digest": self.digest,
         }
+
+
+def _when(done) -> list:
+    """The order of the first failed tasks: by time, the ones with no time last."""
+    return [1, 0] if done is None else [0, done]
+
+
+def slowest_of(stamped: list, unstamped: dict) -> list:
+    """``[[run µs, msg_id, name], ...]``: the LISTED slowest, the longest first (ties: the smallest msg_id)."""
+    found = list(stamped)
+    for msg_id, (ended, began, name) in unstamped.items():
+        run = _run(msg_id, ended, began)
+        if run is not None:
+            found.append([-run[0], msg_id, name])
+    return [[-neg, msg_id, name] for neg, msg_id, name in sorted(found)[:LISTED]]
 
 
 def _run(msg_id: str, ended, began):

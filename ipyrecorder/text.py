@@ -99,6 +99,14 @@ def summary_text(logs, headers, summary, marks) -> str:
             f"  critical path: {len(path['tasks'])} task(s), {path['run_seconds']:.3f} s running, "
             f"{path['elapsed_seconds']:.3f} s from its first start to its last end: {' -> '.join(map(visible, tasks))}"
         )
+    if summary["slowest"]:
+        slowest = (f"{t['name']} {t['run_seconds']:.3f} s" for t in summary["slowest"])
+        lines.append(f"  slowest: {', '.join(slowest)}")
+    failed = summary["by_status"].get("error", 0) + summary["by_status"].get("aborted", 0)
+    if summary["failed"]:
+        named = ", ".join(f"{t['name']} ({t['error'] or 'no message'})" for t in summary["failed"])
+        more = f", and {failed - len(summary['failed'])} more" if failed > len(summary["failed"]) else ""
+        lines.append(f"  failed: {named}{more}")
     if marks:
         lines.append("  marks: " + ", ".join(marks))
     for ended in dict.fromkeys(summary["ended"]):

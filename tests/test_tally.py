@@ -317,3 +317,38 @@ def test_msg_ids_as_runs_hold_exactly_the_msg_ids_added():
         assert all(a <= b for a, b in zip(bounds, bounds[1:])) and all(
             hi + 1 < lo for hi, lo in zip(bounds[1::2], bounds[2::2])
         )
+
+
+def test_the_slowest_and_first_failed_tasks_are_named_as_the_fold_names_them(tmp_path):
+    """A label that comes after its task's completion still names it, and info says the same from both."""
+    path = tmp_path / "named.mpk"
+    with LogWriter(path, "w", new_header(t0=T0)) as log:
+        for i in range(12):
+            msg_id = f"n_1_{i}"
+            log.append({"kind": "submit", "msg_id": msg_id, "t": at(i), "function": "fit"})
+            if i % 3 == 0:
+                log.append({"kind": "label", "msg_id": msg_id, "name": f"early {i}"})
+            log.append({"kind": "start", "msg_id": msg_id, "t": at(i + 0.1), "engine_id": i % 2})
+            failed = i in (2, 7)
+            log.append(
+                {
+                    "kind": "complete",
+                    "msg_id": msg_id,
+                    "status": "error" if failed else "ok",
+                    "started": at(i + 0.1),
+                    "completed": at(i + 0.2 + i / 10),
+                    "received": at(i + 0.3 + i / 10),
+                    "engine_id": i % 2,
+                    "ename": "KeyError" if failed else None,
+                    "evalue": "'x'" if failed else None,
+                }
+            )
+            if i in (7, 11):
+                log.flush()  # (the late label in a frame of its own)
+                log.append({"kind": "label", "msg_id": msg_id, "name": f"late {i}"})
+    summary = agree(path)
+    assert [t["name"] for t in summary["slowest"]] == ["late 11", "fit", "early 9", "fit", "late 7"]
+    assert [(t["name"], t["error"]) for t in summary["failed"]] == [
+        ("fit", "KeyError: 'x'"),
+        ("late 7", "KeyError: 'x'"),
+    ]
