@@ -307,9 +307,12 @@ class Tally:
         """A task's run time: for the critical path when no task depends on another (the longest),
         and for the slowest tasks."""
         run = _run(msg_id, ended, began)
+        if run is None:
+            return
         self.longest = critical.longer(self.longest, run)
-        if run is not None:
-            self._list(self.slowest, [-run[0], msg_id, name])
+        slowest = self.slowest
+        if len(slowest) < LISTED or -run[0] <= slowest[-1][0]:  # (most tasks are not among them: no list made)
+            self._list(slowest, [-run[0], msg_id, name])
 
     def _list(self, entries: list, entry: list) -> None:
         """Keep ``entry`` in ``entries`` (sorted, at most LISTED) if it is among the first."""
