@@ -32,6 +32,7 @@ MAX_MARKS = 1 << 12
 MAX_REGISTERED = 1 << 14
 MAX_FAILURES = 1 << 12  # failed completions remembered, for an attempt's error that comes after its reply
 LISTED = 5  # the slowest tasks and the first failed ones a summary names (``info``)
+UNKNOWN = object()  # a resubmission's function, when its task completed in an earlier frame (no summary)
 
 
 def _fields(kind: str, *keys) -> tuple:
@@ -51,7 +52,7 @@ _READ = {
     ev.ENGINE_REGISTER: _fields("engine_register", "engine_id", "uuid"),
     ev.ENGINE_UNREGISTER: _fields("engine_unregister", "engine_id"),
     ev.MARK: _fields("mark", "t", "text"),
-    ev.RESUBMIT: _fields("resubmit", "new_msg_id"),
+    ev.RESUBMIT: _fields("resubmit", "msg_id", "new_msg_id"),
     ev.DEPEND: _fields("depend", "msg_id"),
     ev.ENGINE_INFO: _fields("engine_info", "engine_id", "host"),
     ev.ENGINE_SAMPLE: _fields("engine_sample", "engine_id", "rss"),
@@ -61,7 +62,7 @@ _READ = {
 class _Flight:
     """A task the segment named, until it completes: what its completion will need."""
 
-    __slots__ = ("start", "engine", "submitted", "attempts", "done", "resubmitted", "name", "called")
+    __slots__ = ("start", "engine", "submitted", "attempts", "done", "resubmitted", "name", "label", "function")
 
     def __init__(self):
         self.start = None  # the latest start seen, µs
@@ -70,8 +71,9 @@ class _Flight:
         self.resubmitted = False  # a resubmission (its submission time is the Hub's reply's)
         self.attempts = None  # [(engine_id, ename, evalue)] of its failed attempts
         self.done = False  # completed in the frame being folded
-        self.name = None  # the name a label event gave it (the last one)
-        self.called = None  # what views call it without a name: its ipyparallel label, else its function
+        # what views call it (as the fold has them): the last label event's name (else the submission's
+        # label), its ipyparallel label, its function (a resubmission's: the task it resubmits', or UNKNOWN)
+        self.name = self.label = self.function = None
 
 
 class Tally:
@@ -153,8 +155,12 @@ class Tally:
                     flight = flights[task]
                     if flight is None or flight.done or flight.submitted is not None:
                         raise _Lost("a task submitted twice")
-                    if label is not None or function is not None:
-                        flight.called = strings[label if label is not None else function]
+                    if function is not None:
+                        flight.function = strings[function]
+                    if label is not None:
+                        flight.label = strings[label]
+                        if flight.name is None:
+                            flight.name = flight.label
                     if size is not None and size >= 0:  # (a negative size is not measured, as the fold reads it)
                         self.bytes[0] += size
                     t += base
@@ -202,9 +208,11 @@ class Tally:
                         for entry in self.listed.get(msg_ids[task], ()):
                             entry[2] = name
                 elif kind == ev.RESUBMIT:
-                    flight = flights[a[1]]
+                    old, flight = flights[a[1]], flights[a[2]]
                     if flight is not None:
                         flight.resubmitted = True
+                        if flight.function is None:  # (the Hub re-sends the same request)
+                            flight.function = UNKNOWN if old is None else old.function
                 elif kind == ev.ENGINE_SAMPLE or kind == ev.ENGINE_INFO:
                     _, engine_id, value = a
                     if engine_id not in engines:
@@ -274,7 +282,9 @@ class Tally:
                 if bounds is None:
                     bounds = self.clocks[engine_id] = clocks.Bounds()
                 bounds.add(flight.submitted, began, ended, received)
-        name = flight.name or flight.called or msg_id
+        name = flight.name or flight.label or flight.function or msg_id
+        if name is UNKNOWN:
+            raise _Lost("a resubmission named by the function of a task that completed in an earlier frame")
         if a[3] is None and ended is not None:  # its run time is from the latest start, which may come later
             self.unstamped[msg_id] = entry = [ended, flight.start, name]
             self.listed.setdefault(msg_id, []).append(entry)

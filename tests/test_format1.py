@@ -24,7 +24,7 @@ def as_json(value):
 
 
 # what summaries and tasks have that 0.1's had not
-NEW_SUMMARY_KEYS = ("damage", "failed_attempts", "clocks", "bytes", "parallelism", "critical_path")
+NEW_SUMMARY_KEYS = ("damage", "failed_attempts", "clocks", "bytes", "parallelism", "critical_path", "slowest", "failed")
 NEW_TASK_KEYS = ("request_bytes", "reply_bytes", "after", "follow", "peak_rss")
 NEW_ENGINE_KEYS = ("host", "pid", "cpus", "memory", "samples", "peak_rss")
 
