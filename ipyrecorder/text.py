@@ -91,8 +91,10 @@ def summary_text(logs, headers, summary, marks) -> str:
             f"over {parallel['engines']} engine(s))"
         )
     path = summary["critical_path"]
-    if len(path["tasks"]) == 1:  # no task waited on another
-        lines.append(f"  critical path: the longest task, {path['run_seconds']:.3f} s: {visible(path['tasks'][0])}")
+    names = {t["msg_id"]: t["name"] for t in summary["failed"] + summary["slowest"]}  # (the tasks it names)
+    if len(path["tasks"]) == 1:  # no task waited on another: the slowest, named as it is there
+        task = path["tasks"][0]
+        lines.append(f"  critical path: the longest task, {path['run_seconds']:.3f} s: {names.get(task, task)}")
     elif path["tasks"]:
         tasks = path["tasks"] if len(path["tasks"]) <= 5 else [*path["tasks"][:2], "...", *path["tasks"][-2:]]
         lines.append(
