@@ -536,3 +536,20 @@ def test_long_msg_ids_are_shortened_with_the_whole_in_the_tooltip(page, tmp_path
     cell = page.page.locator("#task-list tbody tr").first.locator("td").first
     assert cell.inner_text() == "\u2026" + long_id[-12:] and cell.get_attribute("title") == long_id
     page.assert_clean()
+
+
+def test_the_legend_lists_the_functions_whose_colour_a_bar_shows(page, tmp_path):
+    path = tmp_path / "legend.mpk"
+    with ipyrecorder.open_log(path, "w") as log:
+        for i, (function, status) in enumerate([("f", "ok"), ("g", "error"), ("h", None)]):
+            t = T0 + timedelta(seconds=i)
+            log.append({"kind": "submit", "msg_id": f"l_{i}", "t": t, "function": function})
+            if status:
+                log.append({"kind": "start", "msg_id": f"l_{i}", "t": t, "engine_id": 0})
+                end = t + timedelta(seconds=0.5)
+                log.append({"kind": "complete", "msg_id": f"l_{i}", "status": status, "started": t, "completed": end})
+    report(path)
+    page.open(tmp_path / "legend.html")
+    legend = page.page.locator("#legend").inner_text()
+    assert "f" in legend.split() and "g" not in legend.split() and "h" not in legend.split()  # g's is red, h never ran
+    page.assert_clean()

@@ -330,17 +330,19 @@
       });
       var fnColour = new Map(), taken = new Set();
       names.forEach(function (f) { fnColour.set(f, C.takeColour(D.strings[f], taken)); });
-      this.functions = names;
       this.fnColour = fnColour;
       var P = PALETTE.length;
       var cidx = new Uint8Array(n), status = D.status;
       var lut = new Uint8Array(D.strings.length);
       fnColour.forEach(function (c, f) { lut[f] = c; });
+      var visible = new Set();  // functions with a bar in their colour: what the legend lists, as the picture's
       for (i = 0; i < n; i++) {
         var st = status[i];
         var slot = C.statusSlot(st);
         cidx[i] = slot < 0 ? lut[fnIdx[i]] : slot;
+        if (slot < 0 && D.start[i] === D.start[i] && D.row[i] !== D.noEngine) visible.add(fnIdx[i]);
       }
+      this.functions = names.filter(function (f) { return visible.has(f); });
       this.cidx = cidx;
 
       // Full extent of the data.
