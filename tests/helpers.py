@@ -381,13 +381,14 @@ def samplers(rc, engine_id) -> int:
 HOSTILE = "<script>alert(1)</script>\x1b]0;title\x07"
 
 
-def hostile_log(path):
-    """One task done with a hostile name and error, one running, one pending, a mark."""
+def hostile_log(path, text=HOSTILE, function="f<i>", extra=()):
+    """One task done with a hostile (``text``) name and error, one running, one pending, a mark;
+    then the ``extra`` events."""
     with LogWriter(path, "w", new_header(t0=T0)) as log:
         for i in range(3):
-            log.append({"kind": "submit", "msg_id": f"h_1_{i}", "t": at(0.01 * i), "function": "f<i>"})
-        log.append({"kind": "label", "msg_id": "h_1_0", "name": HOSTILE})
-        log.append({"kind": "mark", "t": at(0.0), "text": HOSTILE})
+            log.append({"kind": "submit", "msg_id": f"h_1_{i}", "t": at(0.01 * i), "function": function})
+        log.append({"kind": "label", "msg_id": "h_1_0", "name": text})
+        log.append({"kind": "mark", "t": at(0.0), "text": text})
         log.append({"kind": "start", "msg_id": "h_1_0", "t": at(0.05), "engine_id": 0})
         log.append(
             {
@@ -400,11 +401,13 @@ def hostile_log(path):
                 "received": at(0.3),
                 "engine_id": 0,
                 "ename": "ValueError",
-                "evalue": HOSTILE,
-                "traceback": "Traceback\n" + HOSTILE,
+                "evalue": text,
+                "traceback": "Traceback\n" + text,
             }
         )
         log.append({"kind": "start", "msg_id": "h_1_1", "t": at(0.31), "engine_id": 1})
+        for event in extra:
+            log.append(event)
 
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -7,10 +7,9 @@ import re
 
 import pytest
 
-from ipyrecorder.log import LogWriter, new_header
 from ipyrecorder.status import ExitStatus
 
-from .helpers import at, run_in_pty, write_sample
+from .helpers import at, hostile_log, run_in_pty, write_sample
 
 # What a hostile text would do to a terminal that obeyed it; short ones first, so that a command
 # that cuts long text (query's table) still shows them.
@@ -35,33 +34,20 @@ RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u
 
 
 def evil_log(path):
-    """Two engines on a hostile host, a failed task and a running one whose every text is EVIL."""
-    with LogWriter(path, "w", new_header(t0=at(0))) as log:
-        log.append({"kind": "engine_register", "t": at(0), "engine_id": 0, "uuid": EVIL, "present": True})
-        log.append({"kind": "engine_info", "t": at(0), "engine_id": 0, "host": EVIL, "pid": 7})
-        for i in range(2):
-            log.append({"kind": "submit", "msg_id": f"e_1_{i}", "t": at(0.01 * i), "function": EVIL})
-            log.append({"kind": "label", "msg_id": f"e_1_{i}", "name": EVIL})
-        log.append({"kind": "mark", "t": at(0.0), "text": EVIL})
-        log.append({"kind": "start", "msg_id": "e_1_0", "t": at(0.05), "engine_id": 0})
-        for stream in ("stdout", "stderr"):
-            log.append({"kind": stream, "msg_id": "e_1_0", "t": at(0.1), "text": EVIL + "\n"})
-        log.append(
-            {
-                "kind": "complete",
-                "msg_id": "e_1_0",
-                "t": at(0.3),
-                "status": "error",
-                "started": at(0.05),
-                "completed": at(0.29),
-                "received": at(0.3),
-                "engine_id": 0,
-                "ename": EVIL,
-                "evalue": EVIL,
-                "traceback": f"Traceback (most recent call last):\n  File {EVIL}, line 1\n    {EVIL}\n{EVIL}",
-            }
-        )
-        log.append({"kind": "start", "msg_id": "e_1_1", "t": at(0.31), "engine_id": 0})
+    """Hostile text everywhere: a failed task, a running one and a mark (``hostile_log``), and an engine
+    on a hostile host whose task printed it."""
+    hostile_log(
+        path,
+        EVIL,
+        EVIL,
+        extra=[
+            {"kind": "engine_info", "t": at(0), "engine_id": 0, "host": EVIL, "pid": 7},
+            *(
+                {"kind": stream, "msg_id": "h_1_0", "t": at(0.1), "text": EVIL + "\n"}
+                for stream in ("stdout", "stderr")
+            ),
+        ],
+    )
 
 
 @pytest.fixture(scope="module")

@@ -144,6 +144,32 @@ class CatchUp:
         return f"{self.epoch}:{self.seq}"
 
 
+class Shared:
+    """A value built on an executor thread, one build at a time: whoever asks while it is being
+    built awaits that build (a snapshot, a summary); ``value`` is the last one built."""
+
+    def __init__(self, build):
+        self._build = build
+        self.value = None
+        self._future = None
+
+    @property
+    def building(self) -> bool:
+        return self._future is not None
+
+    def build(self):
+        """An awaitable of a new value (the build under way, if one is)."""
+        if self._future is None:
+            self._future = asyncio.ensure_future(IOLoop.current().run_in_executor(None, self._build))
+            self._future.add_done_callback(self._done)
+        return asyncio.shield(self._future)
+
+    def _done(self, future) -> None:
+        self._future = None
+        if not future.cancelled() and future.exception() is None:
+            self.value = future.result()
+
+
 class Feed:
     """Follows one log and hands its changes to any number of browsers, each with its own cursor.
 
@@ -191,10 +217,8 @@ class Feed:
         self.cond = None
         self.closing = False
         self.clients: set = set()
-        self._snapshot: CatchUp | None = None
-        self._snapshot_future = None
-        self._summary = None  # (key, when, summary): the last one computed
-        self._summary_future = None
+        self.snapshots = Shared(self.build_snapshot)  # its value: the last CatchUp built
+        self.summaries = Shared(self.build_summary)  # its value: (key, when, summary), the last one computed
         self.stats = {"batches": 0, "resets": 0, "snapshots_built": 0, "summaries_built": 0}
 
     # -- threads ---------------------------------------------------------------------------------
@@ -356,7 +380,7 @@ class Feed:
 
     async def snapshot(self) -> CatchUp:
         """A snapshot for a new browser: the cached one while it is recent, else a new one (one at a time)."""
-        cached = self._snapshot
+        cached = self.snapshots.value
         if (
             cached is not None
             and cached.epoch == self.loop_epoch
@@ -364,17 +388,7 @@ class Feed:
             and self.loop_seq - cached.seq <= SNAPSHOT_REUSE
         ):
             return cached
-        if self._snapshot_future is None:
-            future = asyncio.ensure_future(IOLoop.current().run_in_executor(None, self.build_snapshot))
-            self._snapshot_future = future
-
-            def done(f):
-                self._snapshot_future = None
-                if not f.cancelled() and f.exception() is None:
-                    self._snapshot = f.result()
-
-            future.add_done_callback(done)
-        return await asyncio.shield(self._snapshot_future)
+        return await self.snapshots.build()
 
     def task_json(self, msg_id: str) -> bytes | None:
         with self.lock:
@@ -417,23 +431,13 @@ class Feed:
         less than ``SUMMARY_EVERY`` ago, or is being summarised; else a new one (one at a time)."""
         with self.lock:
             key, live = self._summary_key(), self._live(self.tail.state)
-        cached = self._summary
+        cached = self.summaries.value
         fresh = cached is not None and (
             cached[0] == key
-            or (cached[0][0] == key[0] and (self._summary_future or time.monotonic() - cached[1] < SUMMARY_EVERY))
+            or (cached[0][0] == key[0] and (self.summaries.building or time.monotonic() - cached[1] < SUMMARY_EVERY))
         )
         if not fresh:
-            if self._summary_future is None:
-                future = asyncio.ensure_future(IOLoop.current().run_in_executor(None, self.build_summary))
-                self._summary_future = future
-
-                def done(f):
-                    self._summary_future = None
-                    if not f.cancelled() and f.exception() is None:
-                        self._summary = f.result()
-
-                future.add_done_callback(done)
-            cached = await asyncio.shield(self._summary_future)
+            cached = await self.summaries.build()
         body = {"log": str(self.tail.path), **live, "summary": cached[2]}
         return json.dumps(body, default=str).encode("ascii")
 
