@@ -99,12 +99,14 @@ def table_bounds(engines, submitted, started, completed, received, nil: int) -> 
 
 class Drift:
     """The shift of an engine whose clock drifted, or was set, during the run: one value (µs)
-    per window of its tasks, each from its first task's start (on the engine's clock) on."""
+    per window of its tasks, each from its first task's start (on the engine's clock) on, and
+    how far each may be off (``spreads``, µs: half its bounds' width; None where one bound lacks)."""
 
-    __slots__ = ("starts", "values")
+    __slots__ = ("starts", "values", "spreads")
 
-    def __init__(self, starts, values):
+    def __init__(self, starts, values, spreads=None):
         self.starts, self.values = list(starts), list(values)
+        self.spreads = list(spreads) if spreads is not None else [None] * len(self.values)
 
     def at(self, us: int) -> int:
         """The shift of an engine-clock time: its window's (the first window's before it)."""
@@ -131,7 +133,7 @@ def drift(submitted, started, completed, received, nil: int) -> Drift:
     keep = (at != nil) & ~impossible_tasks(submitted, started, completed, received, nil)
     order = np.argsort(at[keep], kind="stable")
     s, t, c, r, at = (column[keep][order].tolist() for column in (submitted, started, completed, received, at))
-    starts, values = [], []
+    starts, values, spreads = [], [], []
     low = high = first = None
     for s_us, t_us, c_us, r_us, at_us in zip(s, t, c, r, at):
         lo = None if c_us == nil or r_us == nil else c_us - r_us
@@ -143,13 +145,20 @@ def drift(submitted, started, completed, received, nil: int) -> Drift:
         if first is not None and new_low is not None and new_high is not None and new_low > new_high:
             starts.append(first)
             values.append(_estimate(low, high))
+            spreads.append(_spread(low, high))
             first, new_low, new_high = at_us, lo, hi
         low, high = new_low, new_high
         first = at_us if first is None else first
     if first is not None:
         starts.append(first)
         values.append(_estimate(low, high))
-    return Drift(starts, values)
+        spreads.append(_spread(low, high))
+    return Drift(starts, values, spreads)
+
+
+def _spread(low, high):
+    """How far a window's estimate may be off: half its bounds' width (None with one bound)."""
+    return None if low is None or high is None else (high - low) // 2
 
 
 def _estimate(low, high) -> int:

@@ -269,7 +269,9 @@ def test_an_engine_whose_clock_runs_fast_is_corrected_window_by_window(rc, engin
     assert isinstance(drift, clocks.Drift) and len(drift.values) >= 3
     submitted = sorted(task.submitted_us for task in state.tasks.values())
     gained, expected = (drift.values[-1] - drift.values[0]) / 1e6, 0.05 * (submitted[-1] - submitted[0]) / 1e6
-    assert expected - 0.020 < gained < expected + 0.020, (gained, expected)
+    # within what the first and last windows' own bounds allow (wide on a loaded machine), and 20 ms
+    allowed = 0.020 + (drift.spreads[0] + drift.spreads[-1]) / 1e6
+    assert expected - allowed < gained < expected + allowed, (gained, expected, allowed)
     assert 1.0 < drift.values[0] / 1e6 < 1.5  # 1 s, and 5 % of the engine's life before the run
     assert inside_their_client_times(state, fast) == 150
 
