@@ -75,7 +75,7 @@ class TimelineData:
         overridden = np.array([name in STATUS_COLOURS for name in STATUS_ORDER])[self.status]
         if colour_by == "status":
             overridden[:] = False
-        codes, texts = self._keys(table, rows, function, colour_by)
+        codes, texts = self._keys(table, rows, function, colour_by)  # (several codes may share a text: a prefix)
         unique, which = np.unique(codes, return_inverse=True)
         which = which.reshape(-1)
         keys = [texts(code) for code in unique.tolist()]
@@ -84,7 +84,9 @@ class TimelineData:
             colours = {name: STATUS_COLOURS.get(name, OK) for name in keys}
         else:  # every function of the log takes a colour, as the report and the dashboard give them
             every = (
-                {table.text(code) or "" for code in np.unique(function).tolist()} if colour_by == "function" else keys
+                {table.text(code) or "" for code in np.unique(function).tolist()}
+                if colour_by == "function"
+                else set(keys)
             )
             colours = {**distinct_colours(every), **(colours or {})}
         self.key_colours = {key: colours[key] for key, shown in zip(keys, seen.tolist()) if shown}
@@ -111,13 +113,12 @@ class TimelineData:
             if e.id in self.row_of and e.unregistered_us is not None
         ]
 
-    @staticmethod
-    def _keys(table, rows, function, colour_by):
+    def _keys(self, table, rows, function, colour_by):
         """Each placed task's colour key as an int code, and the key's text for a code."""
         import numpy as np
 
         if colour_by == "status":
-            return table.statuses()[rows], STATUS_ORDER.__getitem__
+            return self.status, STATUS_ORDER.__getitem__
         if colour_by == "engine":
             return table.view("engine")[rows], engine_label
         if colour_by == "function":

@@ -11,7 +11,7 @@ from ipyrecorder.sink import Log
 from .helpers import ARTIFACTS, T0, sweep_log, write_sample
 
 pytest.importorskip("matplotlib")
-from ipyrecorder.colours import STATUS_COLOURS  # noqa: E402
+from ipyrecorder.colours import STATUS_COLOURS, distinct_colours  # noqa: E402
 from ipyrecorder.figure import draw_timeline  # noqa: E402
 from ipyrecorder.timeline import BUSY_BINS, TimelineData  # noqa: E402
 
@@ -175,6 +175,24 @@ def test_size_time_range_and_colours_are_options(tmp_path, capsys):
     assert [text.get_text() for text in fig.axes[0].get_legend().get_texts()][:2] == ["error", "ok"]
     prefix = TimelineData(ipyrecorder.replay(log), colour_by="prefix")
     assert set(prefix.key_colours) == {"run", "summarise"}
+    few = tmp_path / "few.mpk"
+    with ipyrecorder.open_log(few, "w") as out:
+        for i, name in enumerate(["run 1", "run 2", "fit 1"]):
+            t = T0 + timedelta(seconds=i)
+            out.append({"kind": "submit", "msg_id": f"p_{i}", "t": t, "function": "f"})
+            out.append({"kind": "label", "msg_id": f"p_{i}", "name": name})
+            out.append({"kind": "start", "msg_id": f"p_{i}", "t": t, "engine_id": 0})
+            out.append(
+                {
+                    "kind": "complete",
+                    "msg_id": f"p_{i}",
+                    "status": "ok",
+                    "started": t,
+                    "completed": t + timedelta(seconds=1),
+                }
+            )
+    prefix = TimelineData(ipyrecorder.replay(few), colour_by="prefix")
+    assert prefix.key_colours == distinct_colours({"run", "fit"})  # (two names, one prefix: one colour, its own)
     engine = TimelineData(ipyrecorder.replay(log), colour_by="engine")
     assert len(set(engine.key_colours.values())) == 4  # four engines, four colours
     _save(fig, "timeline-range-by-status.png")
