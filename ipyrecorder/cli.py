@@ -500,9 +500,12 @@ def failures(logs, as_json, until):
 def check(log, repair):
     """Verify LOG's frames, checksums and content; exit 5 when damage remains."""
     reader = _open_reader(log)
-    kinds = [event["kind"] for event in reader.events()]
-    segments = kinds.count("header")
-    events = len(kinds) - segments  # (as info and the dashboard count them: the segments' headers apart)
+    events = segments = 0  # (counted as info and the dashboard count them: the segments' headers apart)
+    for event in reader.events():
+        if event["kind"] == "header":
+            segments += 1
+        else:
+            events += 1
     damage = reader.damage
     if repair and any(d.code == TORN for d in damage):
         moved = repair_tail(log)

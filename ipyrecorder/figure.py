@@ -18,6 +18,7 @@ from .timeline import TimelineData
 DPI = 120
 THIN_BAR_PX = 3  # bars narrower than this (median) get no white edges: they would wash out
 MAX_BAR_TEXTS = 400  # names on bars beyond this many would be unreadable anyway
+CHAR_PX = 5.5  # about a character of the bars' text, in pixels at the figure's resolution
 
 
 def drawn(text: str) -> str:
@@ -315,9 +316,6 @@ def _label_bars(ax, fig, data, x0, x1):
             fontweight="bold" if data.status[i] == error else "normal",
             clip_on=True,
         )
-
-
-CHAR_PX = 5.5  # about a character of the bars' text, in pixels at the figure's resolution
 
 
 def _fit(text: str, chars: int) -> str:

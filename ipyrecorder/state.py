@@ -756,25 +756,27 @@ class State:
         )
 
     def _listed(self) -> dict:
-        """The slowest tasks and the first failed ones, as the writer's tally lists them (``tally.LISTED``)."""
+        """The slowest tasks and the first failed ones, as the writer's tally lists them (``tally.LISTED``,
+        in ``slowest_order`` and ``failed_order``)."""
+        from .tally import LISTED, failed_order, slowest_order
+
         table = self.table
         outcome, completed, received = table.view("outcome"), table.view("completed"), table.view("received")
         start = table.effective_start()
         ran = np.flatnonzero((outcome != NONE) & (start != NIL) & (completed != NIL) & (completed > start))
         runs = completed - start
-        slowest = [
-            [int(runs[row]), table.msg_id(row), Task(table, row).display_name]
-            for row in _first(ran, -runs[ran], lambda row: (-int(runs[row]), table.msg_id(row)))
-        ]
+        slowest = [[int(runs[row]), table.msg_id(row), Task(table, row).display_name] for row in _near(ran, -runs[ran])]
         failed = np.flatnonzero((outcome != NONE) & (outcome != OK))
         done = np.where(received != NIL, received, completed)  # when the client had it, else when it ended
-        keys = np.where(done[failed] == NIL, np.iinfo(np.int64).max, done[failed])
         first_failed = [
             [None if done[row] == NIL else int(done[row]), table.msg_id(row), task.display_name, task.error]
-            for row in _first(failed, keys, lambda row: (bool(done[row] == NIL), int(done[row]), table.msg_id(row)))
+            for row in _near(failed, np.where(done[failed] == NIL, np.iinfo(np.int64).max, done[failed]))
             for task in (Task(table, row),)
         ]
-        return {"slowest": slowest, "failed": first_failed}
+        return {
+            "slowest": sorted(slowest, key=slowest_order)[:LISTED],
+            "failed": sorted(first_failed, key=failed_order)[:LISTED],
+        }
 
     def bytes_moved(self) -> tuple:
         """(the requests' sizes, the replies' sizes), added up over the tasks where they were measured."""
@@ -876,14 +878,15 @@ class State:
     def resubmit_chain(self, msg_id: str) -> list:
         """The msg_ids of a task's resubmissions, from the first submission to the last (one: none)."""
         table = self.table
-        rows = {table.msg_id(row): row for row in set(table.resubmitted) | set(table.resubmit_of)}
-        first, seen = msg_id, {msg_id}
-        while first in rows and table.resubmit_of.get(rows[first]) not in (None, *seen):
-            first = table.resubmit_of[rows[first]]
-            seen.add(first)
-        chain = [first]
-        while chain[-1] in rows and table.resubmitted.get(rows[chain[-1]]) not in (None, *chain):
-            chain.append(table.resubmitted[rows[chain[-1]]])
+
+        def step(links, msg_id):
+            return links.get(table.find(msg_id))
+
+        chain = [msg_id]
+        while step(table.resubmit_of, chain[0]) not in (None, *chain):
+            chain.insert(0, step(table.resubmit_of, chain[0]))
+        while step(table.resubmitted, chain[-1]) not in (None, *chain):
+            chain.append(step(table.resubmitted, chain[-1]))
         return chain
 
     def failed_attempts(self) -> int:
@@ -912,16 +915,14 @@ def _said_by_attempt(task: Task, attempts) -> bool:
     return any(a[2] == task.ename and a[3] == task.evalue and a[0] == task.engine_id for a in attempts)
 
 
-def _first(rows, keys, exact) -> list:
-    """The ``tally.LISTED`` of ``rows`` with the smallest ``keys`` (numbers), in the order of
-    ``exact(row)``, which also settles ties."""
+def _near(rows, keys) -> list:
+    """The ``rows`` whose ``keys`` (numbers) are among the ``tally.LISTED`` smallest, ties included."""
     from .tally import LISTED
 
     if not len(rows):
         return []
     k = min(LISTED, len(rows))
-    near = rows[keys <= np.partition(keys, k - 1)[k - 1]]
-    return sorted(near.tolist(), key=exact)[:LISTED]
+    return rows[keys <= np.partition(keys, k - 1)[k - 1]].tolist()
 
 
 def replay(*paths, until=None, clock="client", progress=None) -> State:

@@ -18,7 +18,7 @@ from . import payload as pl
 from .clocks import Bounds, ClockOffset
 from .critical import longer, longest_path
 from .log import LogReader
-from .tally import LISTED
+from .tally import LISTED, failed_order, slowest_order
 
 
 def summarise(
@@ -228,8 +228,8 @@ def _add_up(summaries: list):
         "critical_path": longest_path(longest),
         "hosts": {e: h for e, h in hosts.items() if h is not None},
         "peaks": peaks,
-        "slowest": sorted(slowest, key=lambda e: (-e[0], e[1]))[:LISTED],
-        "failed": sorted(first_failed, key=lambda e: (e[0] is None, e[0] or 0, e[1]))[:LISTED],
+        "slowest": sorted(slowest, key=slowest_order)[:LISTED],
+        "failed": sorted(first_failed, key=failed_order)[:LISTED],
     }
     return figures, [text for _, text in marks]
 

@@ -78,6 +78,13 @@ FEW_TASKS = 128  # a frame naming fewer tasks finds their rows one by one
 DENSE_SLACK = 1 << 16
 
 
+def error_text(ename: str | None, evalue: str | None) -> str | None:
+    """How a task's error reads: ``"ename: evalue"``, the name alone, or None (no error)."""
+    if ename is None:
+        return None
+    return f"{ename}: {evalue}" if evalue else ename
+
+
 Attempt = namedtuple("Attempt", "engine_id t")
 AttemptError = namedtuple("AttemptError", "engine_id t ename evalue traceback")
 
@@ -569,9 +576,7 @@ class Task:
     def error(self) -> str | None:
         """``"ename: evalue"`` for a task that failed, else None."""
         ename, evalue, _ = self._table.errors.get(self.row, (None, None, None))
-        if ename is None:
-            return None
-        return f"{ename}: {evalue}" if evalue else ename
+        return error_text(ename, evalue)
 
     @property
     def display_name(self) -> str:

@@ -23,6 +23,7 @@ from itertools import repeat
 from . import clocks, critical
 from . import events as ev
 from .msgids import MsgIds
+from .table import error_text
 
 OK = ev.STATUS_CODES["ok"]
 # What a tally holds at most besides the tasks in flight; past it the segment gets no summary.
@@ -297,8 +298,7 @@ class Tally:
         else:
             self._consider(msg_id, ended, began, name)
         if status != OK:  # the first failed tasks, by when the client had them (else when they ended)
-            error = (f"{ename}: {evalue}" if evalue else ename) if ename is not None else None
-            self._list(self.first_failed, [_when(done), msg_id, name, error])
+            self._list(self.first_failed, [_when(done), msg_id, name, error_text(ename, evalue)])
         # failed attempts as ``State.failures`` lists them: each attempt, and the final error
         # unless an attempt on its engine already said the same
         attempts = flight.attempts or ()
@@ -407,8 +407,19 @@ class Tally:
 
 
 def _when(done) -> list:
-    """The order of the first failed tasks: by time, the ones with no time last."""
+    """The order of the first failed tasks (``failed_order``'s, as a sortable list head)."""
     return [1, 0] if done is None else [0, done]
+
+
+def slowest_order(entry) -> tuple:
+    """How ``[run µs, msg_id, ...]`` entries are listed: the longest first, ties to the smallest msg_id."""
+    return -entry[0], entry[1]
+
+
+def failed_order(entry) -> tuple:
+    """How ``[done µs or None, msg_id, ...]`` entries are listed: the first done first, those with no
+    time last, ties to the smallest msg_id."""
+    return entry[0] is None, entry[0] or 0, entry[1]
 
 
 def slowest_of(stamped: list, unstamped: dict) -> list:
