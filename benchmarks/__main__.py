@@ -177,6 +177,26 @@ def rows(results: dict) -> list[tuple]:
                     "",
                 )
             )
+        for key, label in (
+            ("map", "1j recorder thread by stage, map"),
+            ("apply", "1j recorder thread by stage, apply"),
+        ):
+            stages = ov["workloads"][key].get("stages")
+            if stages is None:
+                continue  # (a run saved before the stages were measured)
+            parts = sorted(stages["us_per_task"].items(), key=lambda kv: -kv[1])
+            out.append(
+                (
+                    label,
+                    _num(stages["thread_us_per_task"], "us/task"),
+                    "",
+                    "",
+                    ", ".join(f"{k} {v:.1f}" for k, v in parts)
+                    + f", the rest (wake-ups, drain loop) {stages['rest_us_per_task']:.1f} us/task; "
+                    f"instrumented runs, {stages['clock_read_ns'] / 1e3:.2f} us a clock read, two a call included",
+                    "",
+                )
+            )
         idle = ov.get("idle_recording")
         if idle:  # (runs saved before it was measured have none)
             opened, ended = (idle[k]["median"] * 1e3 for k in ("open_seconds", "end_seconds"))

@@ -27,6 +27,7 @@ meanwhile by processes that are not ours ("other load", in cores).
 from __future__ import annotations
 
 import collections
+import contextlib
 import gc
 import json
 import os
@@ -211,6 +212,58 @@ class Bench:
         return out
 
 
+STAGE_RUNS = 3  # instrumented recorded runs per workload (figure 1j), after the pairs
+
+
+@contextlib.contextmanager
+def _stage_clock(stages: collections.Counter, calls: collections.Counter):
+    """Time the recorder thread's stages with its own clock: each record kind's translation and
+    encoding (``Translator.process``), and each write (``LogWriter.flush``: the summary's fold,
+    packing, the write). Two clock reads a call are included; ``clock_read_ns`` is their cost."""
+    from ipyrecorder.log import LogWriter
+    from ipyrecorder.translate import Translator
+
+    process, flush, clock = Translator.process, LogWriter.flush, time.thread_time_ns
+
+    def timed_process(self, record):
+        t = clock()
+        process(self, record)
+        stages[record[0]] += clock() - t
+        calls[record[0]] += 1
+
+    def timed_flush(self):
+        t = clock()
+        flush(self)
+        stages["write"] += clock() - t
+        calls["write"] += 1
+
+    Translator.process, LogWriter.flush = timed_process, timed_flush
+    try:
+        yield
+    finally:
+        Translator.process, LogWriter.flush = process, flush
+
+
+def _stages(bench, name: str) -> dict:
+    """Figure 1j: where the recorder thread's CPU goes in a live run, per task, without a profiler."""
+    stages, calls = collections.Counter(), collections.Counter()
+    thread_total = 0.0
+    with _stage_clock(stages, calls):
+        for _ in range(STAGE_RUNS):
+            thread_total += bench.run(name, "recorded")["recorder_cpu_us_per_task"]
+    tasks = STAGE_RUNS * bench.tasks
+    reads = [time.thread_time_ns() for _ in range(10_001)]
+    clock_ns = statistics.median(b - a for a, b in zip(reads, reads[1:]))
+    per_task = {k: v / 1e3 / tasks for k, v in stages.items()}
+    return {
+        "us_per_task": per_task,
+        "calls_per_task": {k: v / tasks for k, v in calls.items()},
+        "thread_us_per_task": thread_total / STAGE_RUNS,
+        "rest_us_per_task": thread_total / STAGE_RUNS - sum(per_task.values()),  # wake-ups, the drain loop, the clocks
+        "clock_read_ns": clock_ns,
+    }
+
+
 QUIET = 0.25  # a pair is "quiet" if other processes used less than this many cores
 IDLE_CYCLES = 30  # recordings opened and ended with nothing in them (figure 1g)
 
@@ -308,6 +361,7 @@ def run(tmpdir, tasks: int, pairs: int) -> dict:
                     f"{pair['hooks']['client_cpu_us_per_task'] / pair['baseline']['client_cpu_us_per_task']:.3f})  "
                     f"other load {pair['baseline']['foreign_cores']:.2f}/{pair['recorded']['foreign_cores']:.2f} cores"
                 )
+        stages = {name: _stages(bench, name) for name in WORKLOADS}
         idle = bench.open_close(IDLE_CYCLES)
     finally:
         bench.stop()
@@ -318,6 +372,7 @@ def run(tmpdir, tasks: int, pairs: int) -> dict:
         "cluster_startup_seconds": bench.startup_seconds,
         "quiet_threshold": QUIET,
         "workloads": {
-            name: {"code": WORKLOADS[name].__doc__, "runs": runs, **_summarise(runs)} for name, runs in results.items()
+            name: {"code": WORKLOADS[name].__doc__, "runs": runs, "stages": stages[name], **_summarise(runs)}
+            for name, runs in results.items()
         },
     }

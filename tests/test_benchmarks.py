@@ -1,6 +1,8 @@
 """The benchmarks' own code runs (their figures are measured by ``python -m benchmarks``, not here)."""
 
-from benchmarks import memory
+import collections
+
+from benchmarks import cluster, memory
 
 
 def test_the_memory_benchmark_sends_its_tasks_through_the_recorders_path(tmp_path):
@@ -8,3 +10,18 @@ def test_the_memory_benchmark_sends_its_tasks_through_the_recorders_path(tmp_pat
     assert result["tasks"] == 2000 and result["in_flight"] == 0 and result["tally_runs"] == 1
     (row,) = memory.rows(result)
     assert row[0] == "11 recorder memory, 2,000 tasks" and "B/task" in row[1]
+
+
+def test_the_stage_clock_times_each_record_kind_and_write_then_puts_the_recorder_back(tmp_path):
+    from ipyrecorder.log import LogWriter
+    from ipyrecorder.translate import Translator
+
+    process, flush = Translator.process, LogWriter.flush
+    stages, calls = collections.Counter(), collections.Counter()
+    with cluster._stage_clock(stages, calls):
+        memory._drive(500, memory.now_us(), str(tmp_path / "staged.mpk"))
+    assert (Translator.process, LogWriter.flush) == (process, flush)
+    assert {k: calls[k] for k in ("submit", "iopub", "reply", "output")} == dict.fromkeys(
+        ("submit", "iopub", "reply", "output"), 500
+    )
+    assert calls["write"] >= 4 and all(stages[k] > 0 for k in calls)
