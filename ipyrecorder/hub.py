@@ -137,7 +137,9 @@ class ClusterRecorder:
         )
         self._client = None
         self._pending: set = set()  # msg_ids submitted and not yet completed
-        self._seen: set = set()
+        # msg_id -> submitted of the records at or after ``_since`` (what the next poll returns again);
+        # older ones are dropped each poll, so the observer's memory follows the tasks in flight
+        self._seen: dict = {}
         self._since = None  # submitted time of the newest record seen
         self.tasks = 0
         self.dropped = 0  # events that could not be written
@@ -281,8 +283,8 @@ class ClusterRecorder:
             msg_id = record["msg_id"]
             if self._own(record.get("client_uuid")):
                 continue
-            if msg_id not in self._seen:
-                self._seen.add(msg_id)
+            if msg_id not in self._seen and msg_id not in self._pending:
+                self._seen[msg_id] = record.get("submitted")
                 self._pending.add(msg_id)
                 self._append(submission(record))
                 self.tasks += 1
@@ -302,6 +304,9 @@ class ClusterRecorder:
                             "new_msg_id": record["resubmitted"],
                         }
                     )
+        since = self._since
+        if since is not None:
+            self._seen = {m: t for m, t in self._seen.items() if t is not None and t >= since}
 
     def _drain(self):
         queue = self._queue

@@ -202,3 +202,39 @@ def test_record_survives_a_controller_restart(tmp_path, monkeypatch):
     state = ipyrecorder.replay(path)
     assert [m.text for m in state.marks] == ["observer: connection lost", "observer: reconnected"]
     assert state.closes
+
+
+def test_the_observer_forgets_the_tasks_it_has_finished_with(rc, engines, url_file, tmp_path):
+    """A long observer run holds the tasks in flight, not every msg_id it ever saw (issue 12)."""
+    import threading
+
+    from ipyrecorder.hub import ClusterRecorder
+
+    path = tmp_path / "observer.mpk"
+    observer = ClusterRecorder(
+        lambda: ipp.Client(url_file, timeout=30), path, interval=0.1, mode="w", echo=lambda text: None
+    )
+    thread = threading.Thread(target=observer.run, daemon=True)
+    thread.start()
+    try:
+        assert observer.connected.wait(60)
+        view = rc.load_balanced_view()
+        ars = [view.map_async(abs, range(-20, 0)) for _ in range(3)]
+        for ar in ars:
+            ar.get(timeout=60)
+        wanted = {m for ar in ars for m in ar.msg_ids}
+
+        def forgotten():
+            state = ipyrecorder.replay(path)
+            done = all(m in state.tasks and state.tasks[m].status == "ok" for m in wanted)
+            return done and not observer._pending and len(observer._seen) < 20
+
+        wait_until(forgotten, timeout=60, message="the observer to see every task end and forget the older ones")
+    finally:
+        observer.stop.set()
+        thread.join(timeout=30)
+    newest = max(observer._seen.values())
+    assert all(t == newest for t in observer._seen.values())  # only what the next poll returns again
+    events = ipyrecorder.read_events(path)
+    submits = [e["msg_id"] for e in events if e["kind"] == "submit" and e["msg_id"] in wanted]
+    assert sorted(submits) == sorted(wanted)  # each task once: none seen again as new
