@@ -18,7 +18,7 @@ SECTIONS = ("overhead", "writer", "replay", "size", "tail", "sustained", "render
 # (full, quick) parameters; the full default run takes about 10 minutes on 2 cores.
 PARAMS = {
     "overhead_tasks": (500, 200),  # tasks per timed run
-    "overhead_pairs": (16, 3),  # rounds (baseline, hooks alone, recorded) per workload
+    "overhead_pairs": (16, 3),  # rounds (baseline, hooks alone, recorded, observer) per workload
     "writer_tasks": (100_000, 20_000),  # x3 events
     "writer_repeats": (5, 3),
     "replay_events": (1_000_000, 200_000),  # events in the log
@@ -157,6 +157,24 @@ def rows(results: dict) -> list[tuple]:
                     f"{over['ci95'][0]:.3f}-{over['ci95'][1]:.3f}; CI95 of 1c/1d 2 % wide needs about "
                     f"{_pairs_for(w['client_cpu_ratio_ci95'], ov['pairs'])} pairs",
                     "",
+                )
+            )
+        for key, label in (("map", "1k recorded from outside, map"), ("apply", "1k recorded from outside, apply")):
+            w = ov["workloads"][key]
+            if "observed_client_cpu_ratio" not in w:
+                continue  # (a run saved before the observer was measured)
+            client, total = w["observed_client_cpu_ratio"], w["observed_total_cpu_ratio"]
+            out.append(
+                (
+                    label,
+                    f"{client['median']:.3f}",
+                    "client CPU, observer / unrecorded",
+                    f"{total['median']:.3f}",
+                    f"client CPU CI95 {client['ci95'][0]:.3f}-{client['ci95'][1]:.3f}; client+cluster+observer CPU "
+                    f"CI95 {total['ci95'][0]:.3f}-{total['ci95'][1]:.3f}; the observer's own "
+                    f"{w['observer_cpu_us_per_task']['median']:.0f} us/task; tasks/s x"
+                    f"{w['observed_tasks_per_s_ratio']['median']:.3f}",
+                    f"<= {CPU_TARGET}: " + _ci_verdict_at_most(*client["ci95"], CPU_TARGET),
                 )
             )
         for key, label in (("map", "1e extra CPU by thread, map"), ("apply", "1f extra CPU by thread, apply")):
@@ -400,7 +418,9 @@ def header(results: dict) -> str:
             f for w in ov["workloads"].values() for f in (w["foreign_cores"]["median"], w["foreign_cores"]["max"])
         ]
         floor = all("hooks_client_cpu_ratio" in w for w in ov["workloads"].values())
-        arms = "rounds (unrecorded, hooks alone, recorded; order rotating)" if floor else "interleaved pairs"
+        observer = all("observed_client_cpu_ratio" in w for w in ov["workloads"].values())
+        arms = "rounds (unrecorded, hooks alone, recorded" + (", observer" if observer else "") + "; order rotating)"
+        arms = arms if floor else "interleaved pairs"
         lines.append(
             f"overhead: {ov['pairs']} {arms} x "
             f"{p['overhead_tasks']} tasks per run and "

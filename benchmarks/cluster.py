@@ -1,10 +1,12 @@
 """Figures 1 and 5: recording overhead on a real cluster, and what it wrote.
 
 One local cluster of 2 engines is started for the whole section. For each
-workload, each round runs three arms: the baseline (nothing recorded), the
+workload, each round runs four arms: the baseline (nothing recorded), the
 tap's hooks alone (every record handed to a deque that nothing reads: the
-floor of any recorder that sees the client's messages) and a recording, in an
-order that rotates from round to round, so that slow drifts of the machine
+floor of any recorder that sees the client's messages), a recording, and the
+observer (``ipyrecorder record`` in a process of its own, started and
+connected before the run's clocks start, its CPU and the cluster's counted
+until its log holds every task done), in an order that rotates from round to round, so that slow drifts of the machine
 (other processes, thermal, the Hub's state) and the place in the round hit
 every arm alike; the arms of one round are compared with each other (a pair).
 
@@ -29,9 +31,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import gc
+import glob
 import json
 import os
+import signal
 import statistics
+import subprocess
+import sys
 import time
 
 import psutil
@@ -84,6 +90,7 @@ class Bench:
         self.counter = 0
         # The controller (with its scheduler processes), the engines and their nannies.
         self.procs = psutil.Process().children(recursive=True)
+        (self.url_file,) = glob.glob(os.path.join(self.cluster.profile_dir, "security", "ipcontroller-*client.json"))
 
     def cpu(self) -> tuple:
         """(client CPU s, cluster CPU s, whole machine busy CPU s), cumulative."""
@@ -124,6 +131,26 @@ class Bench:
             os.remove(path)
         return {"open_seconds": spread(opens), "end_seconds": spread(ends)}
 
+    def start_observer(self, path) -> subprocess.Popen:
+        """``ipyrecorder record -o path`` in a process of its own, once it has connected."""
+        import ipyrecorder
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ipyrecorder", "record", "--url-file", self.url_file, "-o", path],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _until(lambda: os.path.exists(path) and ipyrecorder.replay(path).engines, proc, "connect")
+        return proc
+
+    def observed(self, proc, path) -> float:
+        """Wait until the observer's log has every task of the run done; its CPU seconds by then."""
+        import ipyrecorder
+
+        _until(lambda: ipyrecorder.replay(path).summary()["by_status"].get("ok") == self.tasks, proc, "see the run")
+        return _cpu_seconds(psutil.Process(proc.pid))
+
     def stop(self):
         try:
             self.client.close()
@@ -136,9 +163,12 @@ class Bench:
 
         workload = WORKLOADS[name]
         lview, n = self.lview, self.tasks
-        recorded = arm == "recorded"
+        recorded, observed = arm == "recorded", arm == "observed"
         self.counter += 1
         path = os.path.join(self.tmpdir, f"run{self.counter:03d}-{name}.mpk")
+        if observed:  # (its start and connection come before the clocks: it would run all along)
+            observer = self.start_observer(path)
+            observer_cpu0 = _cpu_seconds(psutil.Process(observer.pid))
         gc.collect()
         collections0 = [g["collections"] for g in gc.get_stats()]
         cpu0, threads0 = self.cpu(), self.thread_cpu()
@@ -160,17 +190,21 @@ class Bench:
         if arm == "hooks":
             tap.release()
             dropped.clear()
+        out, observer_cpu = {}, 0.0
         if recorded:  # CPU is counted until the recorder has closed the log
             closed = rec.close(timeout=60)
             out = {
                 "close_seconds": time.perf_counter() - t0 - elapsed,
                 "recorder_cpu_us_per_task": 1e6 * rec._channel.cpu_seconds / n,
             }
-        else:
-            out = {}
+        client_end = self.cpu()[0], self.thread_cpu()  # (waiting for the observer is not the client's work)
+        if observed:  # its CPU and the cluster's are counted until its log has every task done
+            observer_cpu = self.observed(observer, path) - observer_cpu0
+            out = {"observer_cpu_us_per_task": 1e6 * observer_cpu / n}
         window = time.perf_counter() - t0
-        own, cluster, busy = (b - a for a, b in zip(cpu0, self.cpu()))
-        user, io = (b - a for a, b in zip(threads0, self.thread_cpu()))
+        _, cluster, busy = (b - a for a, b in zip(cpu0, self.cpu()))
+        own = client_end[0] - cpu0[0]
+        user, io = (b - a for a, b in zip(threads0, client_end[1]))
         out.update(
             # the collector's runs during the run, by generation (the recorder's objects count towards them)
             gc_collections=[g["collections"] - c for g, c in zip(gc.get_stats(), collections0)],
@@ -179,15 +213,21 @@ class Bench:
             seconds=elapsed,
             tasks_per_s=n / elapsed,
             client_cpu_us_per_task=1e6 * own / n,
-            total_cpu_us_per_task=1e6 * (own + cluster) / n,
+            total_cpu_us_per_task=1e6 * (own + cluster + observer_cpu) / n,
             # cores kept busy by processes not ours (other users, other clusters)
-            foreign_cores=max(0.0, busy - own - cluster) / window,
+            foreign_cores=max(0.0, busy - own - cluster - observer_cpu) / window,
         )
 
         if ok is None:
             ok = [ar.get() for ar in ars] == list(range(n))
         if not ok:
             raise RuntimeError(f"{name} run returned wrong results")
+        if observed:
+            observer.send_signal(signal.SIGTERM)
+            _, err = observer.communicate(timeout=60)
+            if observer.returncode != 0 or not ipyrecorder.replay(path).closes:
+                raise RuntimeError(f"the observer of {name} run failed: {err}")
+            os.remove(path)
         if recorded:
             state = ipyrecorder.replay(path)
             summary = state.summary()
@@ -213,6 +253,30 @@ class Bench:
 
 
 STAGE_RUNS = 3  # instrumented recorded runs per workload (figure 1j), after the pairs
+
+
+def _cpu_seconds(proc) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
+def _until(condition, proc, what: str, timeout: float = 120) -> None:
+    """Poll ``condition`` until it holds; the observer ``proc`` exiting or the deadline is an error."""
+    deadline = time.monotonic() + timeout
+    while not _holds(condition):
+        if proc.poll() is not None:
+            raise RuntimeError(f"the observer exited before it could {what}: {proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"the observer did not {what} within {timeout:g} s")
+        time.sleep(0.05)
+
+
+def _holds(condition) -> bool:
+    try:
+        return bool(condition())
+    except Exception:  # (a log the observer is still making)
+        return False
 
 
 @contextlib.contextmanager
@@ -268,7 +332,7 @@ QUIET = 0.25  # a pair is "quiet" if other processes used less than this many co
 IDLE_CYCLES = 30  # recordings opened and ended with nothing in them (figure 1g)
 
 
-ARMS = ("baseline", "hooks", "recorded")
+ARMS = ("baseline", "hooks", "recorded", "observed")
 
 
 def _paired(runs, key, arm="recorded", against="baseline"):
@@ -319,6 +383,11 @@ def _summarise(runs: list[dict]) -> dict:
         # the floor: the tap's hooks alone against nothing, and the recording against the hooks
         "hooks_client_cpu_ratio": _ratio(runs, "client_cpu_us_per_task", "hooks", "baseline"),
         "client_cpu_ratio_over_hooks": _ratio(runs, "client_cpu_us_per_task", "recorded", "hooks"),
+        # recording from outside the client (figure 1k): ``ipyrecorder record`` in its own process
+        "observed_client_cpu_ratio": _ratio(runs, "client_cpu_us_per_task", "observed", "baseline"),
+        "observed_total_cpu_ratio": _ratio(runs, "total_cpu_us_per_task", "observed", "baseline"),
+        "observed_tasks_per_s_ratio": _ratio(runs, "tasks_per_s", "observed", "baseline"),
+        "observer_cpu_us_per_task": spread(r["observed"]["observer_cpu_us_per_task"] for r in runs),
         "close_seconds": spread(r["recorded"]["close_seconds"] for r in runs),
         # where the recorded run's extra client CPU goes, per task: each thread's paired difference
         "user_cpu_us_per_task": _thread_costs(runs, "user_cpu_us_per_task"),

@@ -275,8 +275,8 @@ class ClusterRecorder:
         # "$ne" first: the Hub's DictDB tests in order, and cannot compare a record without a time
         query = {"submitted": {"$ne": None, "$gte": self._since}} if self._since is not None else {}
         records = self._query(query)
-        if self._pending:
-            records += self._query({"msg_id": {"$in": sorted(self._pending)}})
+        if self._pending:  # (only the finished ones: the Hub copies every record it returns, buffers and all)
+            records += self._query({"completed": {"$ne": None}, "msg_id": {"$in": sorted(self._pending)}})
         client = self._client
         self._engine_ids.update(_engine_ids(client))
         for record in sorted(records, key=lambda r: r.get("submitted") or datetime.min.replace(tzinfo=timezone.utc)):

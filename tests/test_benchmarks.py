@@ -25,3 +25,19 @@ def test_the_stage_clock_times_each_record_kind_and_write_then_puts_the_recorder
         ("submit", "iopub", "reply", "output"), 500
     )
     assert calls["write"] >= 4 and all(stages[k] > 0 for k in calls)
+
+
+def test_the_observer_arm_records_the_run_from_another_process(tmp_path, monkeypatch):
+    """Figure 1k's arm: ``ipyrecorder record`` in its own process sees every task (a cluster of its own)."""
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    bench = cluster.Bench(str(tmp_path), 20)
+    try:
+        observed = bench.run("map", "observed")  # (raises unless the observer's log holds all 20, ok, closed)
+        baseline = bench.run("map", "baseline")
+    finally:
+        bench.stop()
+    assert observed["observer_cpu_us_per_task"] > 0 and "observer_cpu_us_per_task" not in baseline
+    assert (
+        observed["total_cpu_us_per_task"] >= observed["client_cpu_us_per_task"] + observed["observer_cpu_us_per_task"]
+    )
+    assert not list(tmp_path.glob("run*.mpk"))  # each run's log checked and removed
