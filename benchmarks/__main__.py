@@ -174,7 +174,7 @@ def rows(results: dict) -> list[tuple]:
                     f"CI95 {total['ci95'][0]:.3f}-{total['ci95'][1]:.3f}; the observer's own "
                     f"{w['observer_cpu_us_per_task']['median']:.0f} us/task; tasks/s x"
                     f"{w['observed_tasks_per_s_ratio']['median']:.3f}",
-                    f"<= {CPU_TARGET}: " + _ci_verdict_at_most(*client["ci95"], CPU_TARGET),
+                    "(nothing of it in the client: its noise)",
                 )
             )
         for key, label in (("map", "1e extra CPU by thread, map"), ("apply", "1f extra CPU by thread, apply")):
