@@ -48,7 +48,7 @@ RENDER_TARGET_S = 3.0  # draw_timeline + savefig of 100,000 tasks
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="a smaller run (about 1 minute)")
+    p.add_argument("--quick", action="store_true", help="a smaller run (about 2 minutes)")
     p.add_argument("--json", metavar="FILE", help="also save every measurement to FILE")
     p.add_argument(
         "--only", nargs="+", choices=SECTIONS, metavar="SECTION", help=f"run only these sections: {', '.join(SECTIONS)}"
