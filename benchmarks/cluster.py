@@ -6,9 +6,10 @@ tap's hooks alone (every record handed to a deque that nothing reads: the
 floor of any recorder that sees the client's messages), a recording, and the
 observer (``ipyrecorder record`` in a process of its own, started and
 connected before the run's clocks start, its CPU and the cluster's counted
-until its log holds every task done), in an order that rotates from round to round, so that slow drifts of the machine
-(other processes, thermal, the Hub's state) and the place in the round hit
-every arm alike; the arms of one round are compared with each other (a pair).
+until its log holds every task done), in an order that rotates from round to
+round, so that slow drifts of the machine (other processes, thermal, the Hub's
+state) and the place in the round hit every arm alike; the arms of one round
+are compared with each other (a pair).
 
 A run is timed from before the work is submitted (for a recorded run: before
 ``recording()`` is entered) to the moment the results are in (the end of the
