@@ -98,6 +98,17 @@ def _ci_verdict_at_most(lo: float, hi: float, target: float) -> str:
     return "inconclusive (CI spans it)"
 
 
+def _ci95(ratio: dict) -> str:
+    """A ratio's confidence interval, as the rows print it."""
+    lo, hi = ratio["ci95"]
+    return f"{lo:.3f}-{hi:.3f}"
+
+
+def _ratios_row(label: str, first: dict, baseline: str, second: dict, detail: str, target: str = "") -> tuple:
+    """A row of two ratios (medians with CI95s): the first as measured, the second as the ratio."""
+    return (label, f"{first['median']:.3f}", baseline, f"{second['median']:.3f}", detail, target)
+
+
 def _pairs_for(ci95, pairs: int, width: float = 0.02) -> int:
     """How many pairs would narrow a confidence interval to ``width`` (it shrinks as 1/sqrt(pairs))."""
     lo, hi = ci95
@@ -147,36 +158,23 @@ def rows(results: dict) -> list[tuple]:
             if "hooks_client_cpu_ratio" not in w:
                 continue  # (a run saved before the floor was measured)
             hooks, over = w["hooks_client_cpu_ratio"], w["client_cpu_ratio_over_hooks"]
-            out.append(
-                (
-                    label,
-                    f"{hooks['median']:.3f}",
-                    "hooks alone / unrecorded",
-                    f"{over['median']:.3f}",
-                    f"hooks CI95 {hooks['ci95'][0]:.3f}-{hooks['ci95'][1]:.3f}; recorded / hooks alone CI95 "
-                    f"{over['ci95'][0]:.3f}-{over['ci95'][1]:.3f}; CI95 of 1c/1d 2 % wide needs about "
-                    f"{_pairs_for(w['client_cpu_ratio_ci95'], ov['pairs'])} pairs",
-                    "",
-                )
+            detail = (
+                f"hooks CI95 {_ci95(hooks)}; recorded / hooks alone CI95 {_ci95(over)}; "
+                f"CI95 of 1c/1d 2 % wide needs about {_pairs_for(w['client_cpu_ratio_ci95'], ov['pairs'])} pairs"
             )
+            out.append(_ratios_row(label, hooks, "hooks alone / unrecorded", over, detail))
         for key, label in (("map", "1k recorded from outside, map"), ("apply", "1k recorded from outside, apply")):
             w = ov["workloads"][key]
             if "observed_client_cpu_ratio" not in w:
                 continue  # (a run saved before the observer was measured)
             client, total = w["observed_client_cpu_ratio"], w["observed_total_cpu_ratio"]
-            out.append(
-                (
-                    label,
-                    f"{client['median']:.3f}",
-                    "client CPU, observer / unrecorded",
-                    f"{total['median']:.3f}",
-                    f"client CPU CI95 {client['ci95'][0]:.3f}-{client['ci95'][1]:.3f}; client+cluster+observer CPU "
-                    f"CI95 {total['ci95'][0]:.3f}-{total['ci95'][1]:.3f}; the observer's own "
-                    f"{w['observer_cpu_us_per_task']['median']:.0f} us/task; tasks/s x"
-                    f"{w['observed_tasks_per_s_ratio']['median']:.3f}",
-                    "(nothing of it in the client: its noise)",
-                )
+            detail = (
+                f"client CPU CI95 {_ci95(client)}; client+cluster+observer CPU CI95 {_ci95(total)}; the observer's "
+                f"own {w['observer_cpu_us_per_task']['median']:.0f} us/task; "
+                f"tasks/s x{w['observed_tasks_per_s_ratio']['median']:.3f}"
             )
+            noise = "(nothing of it in the client: its noise)"
+            out.append(_ratios_row(label, client, "client CPU, observer / unrecorded", total, detail, noise))
         for key, label in (("map", "1e extra CPU by thread, map"), ("apply", "1f extra CPU by thread, apply")):
             w = ov["workloads"][key]
             if "user_cpu_us_per_task" not in w:
