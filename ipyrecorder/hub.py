@@ -281,15 +281,17 @@ class ClusterRecorder:
         self._engine_ids.update(_engine_ids(client))
         for record in sorted(records, key=lambda r: r.get("submitted") or datetime.min.replace(tzinfo=timezone.utc)):
             msg_id = record["msg_id"]
+            submitted = record.get("submitted")
             if self._own(record.get("client_uuid")):
                 continue
             if msg_id not in self._seen and msg_id not in self._pending:
-                self._seen[msg_id] = record.get("submitted")
+                if submitted is None:  # not (yet) a task: what the Hub made of iopub alone, such as the
+                    continue  # parts of a coalescing broadcast (it is one task); a later poll has it once sent
+                self._seen[msg_id] = submitted
                 self._pending.add(msg_id)
                 self._append(submission(record))
                 self.tasks += 1
-                if record.get("submitted") is not None:
-                    self._since = max(self._since or record["submitted"], record["submitted"])
+                self._since = max(self._since or submitted, submitted)
             if msg_id in self._pending:
                 done = completion(record, self._engine_ids.get)
                 if done is not None:
