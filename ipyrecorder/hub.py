@@ -141,6 +141,7 @@ class ClusterRecorder:
         # older ones are dropped each poll, so the observer's memory follows the tasks in flight
         self._seen: dict = {}
         self._since = None  # submitted time of the newest record seen
+        self._part_errors: dict = {}  # broadcast part -> its attempt_error, until its engine is idle
         self.tasks = 0
         self.dropped = 0  # events that could not be written
 
@@ -338,7 +339,33 @@ class ClusterRecorder:
         if self._own(parent.get("session")):
             return  # the observer's own set-up of the samplers
         for event in iopub_events(msg, self._engine_ids.get, self.capture_output):
+            if event["kind"] == "attempt_error" and self._broadcast_part(event["msg_id"]):
+                self._part_errors[event["msg_id"]] = event
             self._append(event)
+        if msg["header"]["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+            if self._broadcast_part(parent["msg_id"]):
+                self._append(self._part_done(msg))
+
+    def _broadcast_part(self, msg_id) -> bool:
+        """An engine's part of a broadcast (``<request>_<engine uuid>``): the Hub keeps no record of it."""
+        return msg_id.rpartition("_")[2] in self._engine_ids
+
+    def _part_done(self, msg) -> dict:
+        """A broadcast part ends when its engine goes idle: ok, or the error its engine published."""
+        msg_id = msg["parent_header"]["msg_id"]
+        error = self._part_errors.pop(msg_id, {})
+        return {
+            "kind": "complete",
+            "msg_id": msg_id,
+            "status": "error" if error else "ok",
+            "started": None,
+            "completed": msg["header"]["date"],
+            "received": None,
+            "engine_id": self._engine_ids.get(msg_id.rpartition("_")[2]),
+            "ename": error.get("ename"),
+            "evalue": error.get("evalue"),
+            "traceback": error.get("traceback"),
+        }
 
     def _append(self, event) -> None:
         if not _append(self._log, event):

@@ -1,11 +1,13 @@
 """The whole cluster: import-hub and the record observer, with separate client processes."""
 
+import contextlib
 import glob
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 
 import ipyparallel as ipp
 import pytest
@@ -204,12 +206,26 @@ def test_record_survives_a_controller_restart(tmp_path, monkeypatch):
     assert state.closes
 
 
-def test_the_observer_forgets_the_tasks_it_has_finished_with(rc, engines, url_file, tmp_path):
-    """A long observer run holds the tasks in flight, not every msg_id it ever saw (issue 12)."""
-    import threading
-
+@contextlib.contextmanager
+def observing(url_file, path):
+    """A ``ClusterRecorder`` on its own thread, connected; stopped (its log closed) on leaving."""
     from ipyrecorder.hub import ClusterRecorder
 
+    observer = ClusterRecorder(
+        lambda: ipp.Client(url_file, timeout=30), path, interval=0.1, mode="w", echo=lambda text: None
+    )
+    thread = threading.Thread(target=observer.run, daemon=True)
+    thread.start()
+    try:
+        assert observer.connected.wait(60)
+        yield observer
+    finally:
+        observer.stop.set()
+        thread.join(timeout=30)
+
+
+def test_the_observer_forgets_the_tasks_it_has_finished_with(rc, engines, url_file, tmp_path):
+    """A long observer run holds the tasks in flight, not every msg_id it ever saw (issue 12)."""
     # a coalescing broadcast that prints leaves the Hub a record of each engine's part, without a submission
     printed = rc.broadcast_view(targets=engines, is_coalescing=True).apply_async(print, "to the Hub alone")
     printed.get(timeout=60)
@@ -219,13 +235,7 @@ def test_the_observer_forgets_the_tasks_it_has_finished_with(rc, engines, url_fi
         lambda: len(rc.db_query(query, keys=["submitted"])) == len(parts), message="the Hub's records of the parts"
     )
     path = tmp_path / "observer.mpk"
-    observer = ClusterRecorder(
-        lambda: ipp.Client(url_file, timeout=30), path, interval=0.1, mode="w", echo=lambda text: None
-    )
-    thread = threading.Thread(target=observer.run, daemon=True)
-    thread.start()
-    try:
-        assert observer.connected.wait(60)
+    with observing(url_file, path) as observer:
         view = rc.load_balanced_view()
         ars = [view.map_async(abs, range(-20, 0)) for _ in range(3)]
         for ar in ars:
@@ -239,12 +249,37 @@ def test_the_observer_forgets_the_tasks_it_has_finished_with(rc, engines, url_fi
             return done and not wanted & observer._pending and len(observer._seen) < 20
 
         wait_until(forgotten, timeout=60, message="the observer to see every task end and forget the older ones")
-    finally:
-        observer.stop.set()
-        thread.join(timeout=30)
     assert not set(parts) & (observer._pending | set(observer._seen))  # records without a submission: no tasks
     newest = max(observer._seen.values())
     assert all(t == newest for t in observer._seen.values())  # only what the next poll returns again
     events = ipyrecorder.read_events(path)
     submits = [e["msg_id"] for e in events if e["kind"] == "submit" and e["msg_id"] in wanted]
     assert sorted(submits) == sorted(wanted)  # each task once: none seen again as new
+
+
+def test_the_observer_ends_each_broadcast_part_when_its_engine_goes_idle(rc, engines, url_file, tmp_path):
+    """The Hub keeps no record of a broadcast's parts: the observer follows them on iopub alone."""
+    path = tmp_path / "observer.mpk"
+    with observing(url_file, path):
+        said = rc.broadcast_view(targets=engines).apply_async(print, "from every engine")
+        failed = rc.broadcast_view(targets=engines, is_coalescing=True).apply_async(fail, 3)
+        said.get(timeout=60)
+        with pytest.raises(ipp.error.RemoteError):
+            failed.get(timeout=60)
+        parts = {said: list(said.msg_ids), failed: [f"{failed.msg_ids[0]}_{rc._engines[e]}" for e in engines]}
+        everything = [m for ms in parts.values() for m in ms]
+
+        def ended():
+            tasks = ipyrecorder.replay(path).tasks
+            return all(m in tasks and tasks[m].outcome for m in everything)
+
+        wait_until(ended, message="the observer to end every part")
+    state = ipyrecorder.replay(path)
+    for msg_id, engine_id in zip(parts[said], engines):
+        task = state.tasks[msg_id]
+        assert (task.status, task.engine_id, task.stdout) == ("ok", engine_id, "from every engine\n")
+    for msg_id, engine_id in zip(parts[failed], engines):
+        task = state.tasks[msg_id]
+        assert (task.status, task.engine_id, task.ename) == ("error", engine_id, "ValueError"), task
+        assert task.started <= task.completed
+    assert not [t for t in state.tasks.values() if t.msg_id in everything and t.status == "running"]
