@@ -260,9 +260,12 @@ def test_the_observer_forgets_the_tasks_it_has_finished_with(rc, engines, url_fi
 def test_the_observer_ends_each_broadcast_part_when_its_engine_goes_idle(rc, engines, url_file, tmp_path):
     """The Hub keeps no record of a broadcast's parts: the observer follows them on iopub alone."""
     path = tmp_path / "observer.mpk"
-    with observing(url_file, path):
-        said = rc.broadcast_view(targets=engines).apply_async(print, "from every engine")
-        failed = rc.broadcast_view(targets=engines, is_coalescing=True).apply_async(fail, 3)
+    # (a client of its own: ipyparallel 9 never takes a plain broadcast's request out of
+    # client.outstanding, so a later rc.wait() would wait for it forever)
+    client = ipp.Client(url_file, timeout=30)
+    with observing(url_file, path), contextlib.closing(client):
+        said = client.broadcast_view(targets=engines).apply_async(print, "from every engine")
+        failed = client.broadcast_view(targets=engines, is_coalescing=True).apply_async(fail, 3)
         said.get(timeout=60)
         with pytest.raises(ipp.error.RemoteError):
             failed.get(timeout=60)
