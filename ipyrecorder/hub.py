@@ -286,8 +286,8 @@ class ClusterRecorder:
             if self._own(record.get("client_uuid")):
                 continue
             if msg_id not in self._seen and msg_id not in self._pending:
-                if submitted is None:  # not (yet) a task: what the Hub made of iopub alone, such as the
-                    continue  # parts of a coalescing broadcast (it is one task); a later poll has it once sent
+                if submitted is None:  # not (yet) a task: what the Hub made of iopub alone, such as a
+                    continue  # broadcast's parts (followed on iopub: _part_done); a later poll has a task once sent
                 self._seen[msg_id] = submitted
                 self._pending.add(msg_id)
                 self._append(submission(record))
