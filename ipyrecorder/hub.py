@@ -339,29 +339,30 @@ class ClusterRecorder:
         if self._own(parent.get("session")):
             return  # the observer's own set-up of the samplers
         for event in iopub_events(msg, self._engine_ids.get, self.capture_output):
-            if event["kind"] == "attempt_error" and self._broadcast_part(event["msg_id"]):
+            if event["kind"] == "attempt_error" and self._part_engine(event["msg_id"]) is not None:
                 self._part_errors[event["msg_id"]] = event
             self._append(event)
         if msg["header"]["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
-            if self._broadcast_part(parent["msg_id"]):
-                self._append(self._part_done(msg))
+            engine_id = self._part_engine(parent["msg_id"])
+            if engine_id is not None:
+                self._append(self._part_done(parent["msg_id"], engine_id, msg["header"]["date"]))
 
-    def _broadcast_part(self, msg_id) -> bool:
-        """An engine's part of a broadcast (``<request>_<engine uuid>``): the Hub keeps no record of it."""
-        return msg_id.rpartition("_")[2] in self._engine_ids
+    def _part_engine(self, msg_id):
+        """The engine of a broadcast's part (``<request>_<engine uuid>``, which the Hub keeps no record
+        of), or None: not a broadcast part."""
+        return self._engine_ids.get(msg_id.rpartition("_")[2])
 
-    def _part_done(self, msg) -> dict:
+    def _part_done(self, msg_id, engine_id, t) -> dict:
         """A broadcast part ends when its engine goes idle: ok, or the error its engine published."""
-        msg_id = msg["parent_header"]["msg_id"]
         error = self._part_errors.pop(msg_id, {})
         return {
             "kind": "complete",
             "msg_id": msg_id,
             "status": "error" if error else "ok",
             "started": None,
-            "completed": msg["header"]["date"],
+            "completed": t,
             "received": None,
-            "engine_id": self._engine_ids.get(msg_id.rpartition("_")[2]),
+            "engine_id": engine_id,
             "ename": error.get("ename"),
             "evalue": error.get("evalue"),
             "traceback": error.get("traceback"),

@@ -157,62 +157,13 @@ def test_record_observes_two_client_processes(cluster, rc, engines, url_file, tm
     assert len(unrecorded) == 2 * len(engines) and len({r["client_uuid"] for r in unrecorded}) == 1
 
 
-def test_record_survives_a_controller_restart(tmp_path, monkeypatch):
-    """A cluster of its own: restarting the session's controller would break the other tests."""
-    import threading
-
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    import ipyparallel as ipp
-
-    from ipyrecorder.hub import ClusterRecorder
-
-    cluster = ipp.Cluster(n=1, controller_args=["--HeartMonitor.period=500"], log_level=40)
-    cluster.start_cluster_sync()
-    path = tmp_path / "observer.mpk"
-    try:
-        (url,) = glob.glob(os.path.join(cluster.profile_dir, "security", "ipcontroller-*client.json"))
-        observer = ClusterRecorder(
-            lambda: ipp.Client(url, timeout=30), path, interval=0.2, mode="w", query_timeout=2, echo=lambda text: None
-        )
-        with_marks = lambda *texts: lambda: set(texts) <= {m.text for m in ipyrecorder.replay(path).marks}  # noqa: E731
-        thread = threading.Thread(target=observer.run, daemon=True)
-        thread.start()
-        assert observer.connected.wait(60)
-        cluster.stop_controller_sync()
-        wait_until(with_marks("observer: connection lost"), timeout=60, message="the lost connection to be noted")
-        observer.connected.clear()
-        cluster.start_controller_sync()
-        cluster.start_engines_sync(n=1)
-        assert observer.connected.wait(60)
-        client = ipp.Client(url, timeout=30)
-        client.wait_for_engines(1, timeout=60)
-        ar = client[:].apply_async(os.getpid)
-        ar.get(timeout=60)
-        wait_until(
-            lambda: (
-                ar.msg_ids[0] in ipyrecorder.replay(path).tasks
-                and ipyrecorder.replay(path).tasks[ar.msg_ids[0]].status == "ok"
-            ),
-            timeout=60,
-            message="a task after the restart",
-        )
-        client.close()
-        observer.stop.set()
-        thread.join(timeout=30)
-    finally:
-        cluster.stop_cluster_sync()
-    state = ipyrecorder.replay(path)
-    assert [m.text for m in state.marks] == ["observer: connection lost", "observer: reconnected"]
-    assert state.closes
-
-
 @contextlib.contextmanager
-def observing(url_file, path):
+def observing(url_file, path, interval=0.1, **options):
     """A ``ClusterRecorder`` on its own thread, connected; stopped (its log closed) on leaving."""
     from ipyrecorder.hub import ClusterRecorder
 
     observer = ClusterRecorder(
-        lambda: ipp.Client(url_file, timeout=30), path, interval=0.1, mode="w", echo=lambda text: None
+        lambda: ipp.Client(url_file, timeout=30), path, interval=interval, mode="w", echo=lambda text: None, **options
     )
     thread = threading.Thread(target=observer.run, daemon=True)
     thread.start()
@@ -222,6 +173,42 @@ def observing(url_file, path):
     finally:
         observer.stop.set()
         thread.join(timeout=30)
+
+
+def test_record_survives_a_controller_restart(tmp_path, monkeypatch):
+    """A cluster of its own: restarting the session's controller would break the other tests."""
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    cluster = ipp.Cluster(n=1, controller_args=["--HeartMonitor.period=500"], log_level=40)
+    cluster.start_cluster_sync()
+    path = tmp_path / "observer.mpk"
+    with_marks = lambda *texts: lambda: set(texts) <= {m.text for m in ipyrecorder.replay(path).marks}  # noqa: E731
+    try:
+        (url,) = glob.glob(os.path.join(cluster.profile_dir, "security", "ipcontroller-*client.json"))
+        with observing(url, path, interval=0.2, query_timeout=2) as observer:
+            cluster.stop_controller_sync()
+            wait_until(with_marks("observer: connection lost"), timeout=60, message="the lost connection to be noted")
+            observer.connected.clear()
+            cluster.start_controller_sync()
+            cluster.start_engines_sync(n=1)
+            assert observer.connected.wait(60)
+            client = ipp.Client(url, timeout=30)
+            client.wait_for_engines(1, timeout=60)
+            ar = client[:].apply_async(os.getpid)
+            ar.get(timeout=60)
+            wait_until(
+                lambda: (
+                    ar.msg_ids[0] in ipyrecorder.replay(path).tasks
+                    and ipyrecorder.replay(path).tasks[ar.msg_ids[0]].status == "ok"
+                ),
+                timeout=60,
+                message="a task after the restart",
+            )
+            client.close()
+    finally:
+        cluster.stop_cluster_sync()
+    state = ipyrecorder.replay(path)
+    assert [m.text for m in state.marks] == ["observer: connection lost", "observer: reconnected"]
+    assert state.closes
 
 
 def test_the_observer_forgets_the_tasks_it_has_finished_with(rc, engines, url_file, tmp_path):
@@ -285,4 +272,3 @@ def test_the_observer_ends_each_broadcast_part_when_its_engine_goes_idle(rc, eng
         task = state.tasks[msg_id]
         assert (task.status, task.engine_id, task.ename) == ("error", engine_id, "ValueError"), task
         assert task.started <= task.completed
-    assert not [t for t in state.tasks.values() if t.msg_id in everything and t.status == "running"]
