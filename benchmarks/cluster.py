@@ -207,7 +207,7 @@ class Bench:
                 "close_seconds": time.perf_counter() - t0 - elapsed,
                 "recorder_cpu_us_per_task": 1e6 * rec._channel.cpu_seconds / n,
             }
-        client_end = self.cpu()[0], self.thread_cpu()  # (waiting for the observer is not the client's work)
+        client_end = time.process_time(), self.thread_cpu()  # (waiting for the observer is not the client's)
         if observed:  # its CPU and the cluster's are counted until its log has every task done
             observer_cpu = self.observed(observer, path, ars) - observer_cpu0
             out = {"observer_cpu_us_per_task": 1e6 * observer_cpu / n}
